@@ -45,6 +45,14 @@ def workdir_of(value: Optional[Path]) -> Path:
 # Each stage's command lives below; its body calls into pipeline.<stage>.
 
 
+@app.command()
+def version() -> None:
+    """Print docpipe's version."""
+    from pipeline import __version__
+
+    print(__version__)
+
+
 def main() -> None:
     """Console entry point: the single place user-facing errors become one line and an exit status."""
     try:

@@ -23,6 +23,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """Keep Google Docs as git history and publish them as workshops with lab desktops."""
+
 WorkdirOpt = typer.Option(None, "--workdir", envvar="DOCPIPE_WORKDIR", help="Working directory [default: .docpipe].")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON summary object on stdout.")
 
@@ -65,17 +70,11 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors come through here too
-        import click
-
-        if isinstance(exc, click.exceptions.UsageError):
-            print(f"docpipe: error: {exc.format_message()}", file=sys.stderr)
-            sys.exit(EXIT_BAD_INPUT)
-        if isinstance(exc, click.exceptions.ClickException):
-            print(f"docpipe: error: {exc.format_message()}", file=sys.stderr)
-            sys.exit(exc.exit_code)
-        raise
-
+    except typer.TyperException as exc:  # usage errors (bad flags, missing arguments)
+        fmt = getattr(exc, "format_message", None)
+        text = fmt() if fmt else str(exc)
+        print(f"docpipe: error: {' '.join(text.split())}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", EXIT_BAD_INPUT) or EXIT_BAD_INPUT)
 
 if __name__ == "__main__":
     main()

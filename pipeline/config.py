@@ -1,20 +1,129 @@
 """Settings: command-line flags > DOCPIPE_* environment > docpipe.toml > built-in defaults.
 
-Typer reads the environment for each flag (its `envvar`), so a value that reaches this module
-from the CLI already has the first two levels applied; `value()` adds the file and the default.
+The file is declarative and validated against SCHEMA: every problem is reported at once with its
+key and line, and an unknown key gets a "did you mean" hint. One file may describe several Drive
+folders (`[[folders]]`), each overriding any section for itself.
+
+Environment variables are `DOCPIPE_<SECTION>_<KEY>` (e.g. DOCPIPE_GITEA_URL, DOCPIPE_LAB_REGISTRY),
+`DOCPIPE_WORKDIR` for the top level, plus the short aliases in ENV_ALIASES.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from pipeline.errors import BadInput
 
 DEFAULT_WORKDIR = ".docpipe"
+DEFAULT_ENDPOINT = "https://www.googleapis.com/"
+# Drive allows 12,000 requests a minute per user (200/s). 50/s leaves room for the other tools
+# and people sharing the same account's quota.
+DEFAULT_MAX_QPS = 50.0
+
+
+@dataclass(frozen=True)
+class Key:
+    kind: str  # "str", "int", "float", "bool", "list", "table"
+    default: Any
+    help: str
+    check: Callable[[Any], str | None] | None = None
+
+
+def _between(lo: float, hi: float) -> Callable[[Any], str | None]:
+    return lambda v: None if lo <= v <= hi else f"must be between {lo:g} and {hi:g}"
+
+
+def _url(v: Any) -> str | None:
+    return None if re.match(r"^https?://[^\s/]+", str(v)) else "must be an http(s) URL"
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "": {
+        "workdir": Key("str", DEFAULT_WORKDIR, "where the store, archive and site live"),
+    },
+    "drive": {
+        "folder": Key("str", None, "the Drive folder id to pull"),
+        "endpoint": Key("str", DEFAULT_ENDPOINT, "Drive API root URL (the emulator's URL in tests)", _url),
+        "credentials": Key("str", None, "service-account or authorized-user JSON file"),
+        "jobs": Key("int", 8, "parallel downloads", _between(1, 64)),
+        "max_qps": Key("float", DEFAULT_MAX_QPS, "client-side request rate limit", _between(0.1, 200)),
+    },
+    "replay": {
+        "authors": Key("str", None, "TOML map of display name to 'Name <email>'"),
+    },
+    "gitea": {
+        "url": Key("str", None, "Gitea base URL; push is skipped when unset", _url),
+        "owner": Key("str", None, "user or organisation that owns the repository"),
+        "repo": Key("str", None, "repository name [default: slug of the folder name]"),
+        "private": Key("bool", True, "create the repository as private"),
+        "token": Key("str", None, "API token (prefer the GITEA_TOKEN environment variable)"),
+    },
+    "render": {
+        "templates": Key("str", None, "directory of templates overriding docpipe's, file by file"),
+    },
+    "publish": {
+        "enabled": Key("bool", True, "build the static site with MkDocs"),
+        "site_branch": Key("bool", False, "commit the rendered site to the archive's `site` branch"),
+    },
+    "hooks": {
+        "enabled": Key("bool", True, "run hooks at all"),
+        "builtin": Key("bool", True, "run docpipe's built-in hooks (the lab desktop provisioner)"),
+        "dirs": Key("list", [], "more directories to look for hooks in"),
+        "timeout": Key("float", 1800.0, "seconds before a hook is killed", _between(1, 86400)),
+        "pass_env": Key("list", [], "secret environment variables hooks may see"),
+    },
+    "lab": {
+        "registry": Key("str", None, "registry HOST:PORT to push lab images to"),
+        "prefix": Key("str", "docpipe", "image name prefix"),
+        "allowed_bases": Key("table", None, "alias = image reference; replaces the default allow-list"),
+        "max_seats": Key("int", 30, "most seats `lab up` may start", _between(1, 500)),
+        "bind": Key("str", "127.0.0.1", "address seats publish their ports on"),
+        "allow_shell_steps": Key("bool", False, "let docs run shell setup steps in their image"),
+        "build_timeout": Key("float", 1800.0, "seconds an image build may take", _between(10, 86400)),
+        "dry_run": Key("bool", False, "plan lab images without building them"),
+    },
+}
+SECTIONS = tuple(s for s in SCHEMA if s)
+FOLDER_KEYS = {"id": Key("str", None, "Drive folder id"), "name": Key("str", None, "label for logs"),
+               "workdir": Key("str", None, "this folder's working directory")}
+
+ENV_ALIASES: dict[str, tuple[str, str]] = {
+    "DOCPIPE_FOLDER": ("drive", "folder"),
+    "DOCPIPE_JOBS": ("drive", "jobs"),
+    "DOCPIPE_MAX_QPS": ("drive", "max_qps"),
+    "DOCPIPE_CREDENTIALS": ("drive", "credentials"),
+    "GITEA_TOKEN": ("gitea", "token"),
+    "DOCPIPE_REGISTRY": ("lab", "registry"),
+}
+
+
+@dataclass
+class FolderSettings:
+    """Everything one folder's run needs, fully resolved."""
+
+    id: str | None
+    name: str | None
+    workdir: Path
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key]
+
+
+@dataclass
+class Settings:
+    path: Path | None
+    folders: list[FolderSettings]
+
+
+# ----------------------------------------------------------------------------- reading
 
 
 def config_path() -> Path | None:
@@ -44,7 +153,7 @@ def file_settings() -> dict[str, Any]:
 
 
 def value(section: str | None, key: str, cli_value: Any, default: Any) -> Any:
-    """The effective value of one setting (cli_value already includes the environment)."""
+    """One setting for a single-stage command (cli_value already includes the environment)."""
     if cli_value is not None:
         return cli_value
     data = file_settings()
@@ -57,3 +166,303 @@ def value(section: str | None, key: str, cli_value: Any, default: Any) -> Any:
 
 def workdir(cli_value: Path | None) -> Path:
     return Path(value(None, "workdir", cli_value, DEFAULT_WORKDIR))
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Dotted key path -> line number, found by reading the TOML text (tomllib keeps no lines)."""
+    lines: dict[str, int] = {}
+    table = ""
+    folder_index = -1
+    for no, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[["):
+            name = line.strip("[] ")
+            if name == "folders":
+                folder_index += 1
+                table = f"folders[{folder_index}]"
+            else:
+                table = name
+            lines.setdefault(table, no)
+            continue
+        if line.startswith("["):
+            name = line.strip("[] ")
+            if name.startswith("folders.") and folder_index >= 0:
+                name = f"folders[{folder_index}]." + name[len("folders."):]
+            table = name
+            lines.setdefault(table, no)
+            continue
+        m = re.match(r'^([A-Za-z0-9_\-."]+)\s*=', line)
+        if m:
+            key = m.group(1).replace('"', "")
+            lines.setdefault(f"{table}.{key}" if table else key, no)
+    return lines
+
+
+def _coerce(kind: str, raw: Any) -> tuple[Any, str | None]:
+    if kind == "str":
+        return (raw, None) if isinstance(raw, str) else (raw, "must be a string")
+    if kind == "bool":
+        return (raw, None) if isinstance(raw, bool) else (raw, "must be true or false")
+    if kind == "int":
+        ok = isinstance(raw, int) and not isinstance(raw, bool)
+        return (raw, None) if ok else (raw, "must be a whole number")
+    if kind == "float":
+        ok = isinstance(raw, (int, float)) and not isinstance(raw, bool)
+        return (float(raw), None) if ok else (raw, "must be a number")
+    if kind == "list":
+        ok = isinstance(raw, list) and all(isinstance(x, str) for x in raw)
+        return (raw, None) if ok else (raw, "must be a list of strings")
+    if kind == "table":
+        ok = isinstance(raw, dict) and all(isinstance(v, str) for v in raw.values())
+        return (raw, None) if ok else (raw, "must be a table of strings")
+    raise AssertionError(kind)
+
+
+def _parse_env(kind: str, raw: str) -> tuple[Any, str | None]:
+    try:
+        if kind == "int":
+            return int(raw), None
+        if kind == "float":
+            return float(raw), None
+        if kind == "bool":
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True, None
+            if low in ("0", "false", "no", "off", ""):
+                return False, None
+            return raw, "must be true or false"
+        if kind == "list":
+            return [p.strip() for p in raw.split(",") if p.strip()], None
+        if kind == "table":
+            pairs = [p.split("=", 1) for p in raw.split(",") if p.strip()]
+            return {k.strip(): v.strip() for k, v in pairs}, None
+    except ValueError:
+        return raw, {"int": "must be a whole number", "float": "must be a number"}.get(kind, "is malformed")
+    return raw, None
+
+
+def _hint(key: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(key, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class _Problems:
+    def __init__(self, path: Path | None, lines: dict[str, int]) -> None:
+        self.path, self.lines, self.items = path, lines, []
+
+    def add(self, dotted: str, message: str) -> None:
+        where = f"{self.path}:{self.lines[dotted]}" if dotted in self.lines and self.path else str(self.path or "settings")
+        self.items.append(f"{where}: {dotted}: {message}")
+
+
+def _check_section(section: str, table: Any, prefix: str, problems: _Problems) -> dict[str, Any]:
+    dotted_section = f"{prefix}{section}" if section else prefix.rstrip(".")
+    if not isinstance(table, dict):
+        problems.add(dotted_section, "must be a table")
+        return {}
+    out: dict[str, Any] = {}
+    schema = SCHEMA[section]
+    for key, raw in table.items():
+        dotted = f"{dotted_section}.{key}" if dotted_section else key
+        if key not in schema:
+            problems.add(dotted, f"unknown key{_hint(key, list(schema))}")
+            continue
+        spec = schema[key]
+        val, err = _coerce(spec.kind, raw)
+        if err is None and spec.check is not None:
+            err = spec.check(val)
+        if err:
+            problems.add(dotted, f"{err} (got {raw!r})")
+            continue
+        out[key] = val
+    return out
+
+
+def _check_file(data: dict[str, Any], problems: _Problems) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    base: dict[str, dict[str, Any]] = {s: {} for s in SCHEMA}
+    folders: list[dict[str, Any]] = []
+    top_keys = list(SCHEMA[""]) + list(SECTIONS) + ["folders"]
+    for key, raw in data.items():
+        if key in SCHEMA[""]:
+            base[""].update(_check_section("", {key: raw}, "", problems))
+        elif key in SECTIONS:
+            base[key] = _check_section(key, raw, "", problems)
+        elif key == "folders":
+            if not isinstance(raw, list):
+                problems.add("folders", "must be an array of tables ([[folders]])")
+                continue
+            for i, entry in enumerate(raw):
+                folders.append(_check_folder(entry, i, problems))
+        else:
+            problems.add(key, f"unknown key{_hint(key, top_keys)}")
+    return base, folders
+
+
+def _check_folder(entry: Any, index: int, problems: _Problems) -> dict[str, Any]:
+    prefix = f"folders[{index}]"
+    if not isinstance(entry, dict):
+        problems.add(prefix, "must be a table")
+        return {}
+    out: dict[str, Any] = {"sections": {}}
+    for key, raw in entry.items():
+        if key in FOLDER_KEYS:
+            if not isinstance(raw, str) or not raw:
+                problems.add(f"{prefix}.{key}", f"must be a non-empty string (got {raw!r})")
+            else:
+                out[key] = raw
+        elif key in SECTIONS:
+            out["sections"][key] = _check_section(key, raw, f"{prefix}.", problems)
+        else:
+            problems.add(f"{prefix}.{key}", f"unknown key{_hint(key, list(FOLDER_KEYS) + list(SECTIONS))}")
+    if "id" not in out:
+        problems.add(prefix, "needs an id (the Drive folder id)")
+    return out
+
+
+def _env_values(env: Mapping[str, str], problems: _Problems) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {s: {} for s in SCHEMA}
+    wanted: dict[str, tuple[str, str]] = {"DOCPIPE_WORKDIR": ("", "workdir")}
+    for section in SECTIONS:
+        for key in SCHEMA[section]:
+            wanted[f"DOCPIPE_{section.upper()}_{key.upper()}"] = (section, key)
+    wanted.update(ENV_ALIASES)
+    for name in sorted(wanted):
+        if name not in env:
+            continue
+        section, key = wanted[name]
+        if out[section].get(key) is not None:  # canonical name wins over an alias
+            continue
+        spec = SCHEMA[section][key]
+        val, err = _parse_env(spec.kind, env[name])
+        if err is None and spec.check is not None:
+            err = spec.check(val)
+        if err:
+            problems.items.append(f"environment: {name}: {err}")
+            continue
+        out[section][key] = val
+    return out
+
+
+def load_settings(path: Path | None = None, *, cli: Mapping[tuple[str, str], Any] | None = None,
+                  env: Mapping[str, str] | None = None, strict: bool = True) -> tuple[Settings, list[str]]:
+    """Resolve every setting for every folder. Returns the settings and the list of problems;
+    with strict=True any problem raises BadInput listing them all."""
+    env = os.environ if env is None else env
+    if path is None:
+        path = config_path()
+    text = ""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BadInput(f"config file {path} does not exist") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise BadInput(f"config file {path} is not valid TOML: {exc}") from None
+    problems = _Problems(Path(path) if path else None, _key_lines(text))
+    base, folder_entries = _check_file(data, problems)
+    env_vals = _env_values(env, problems)
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+
+    def resolve(overrides: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        values: dict[str, dict[str, Any]] = {}
+        for section, keys in SCHEMA.items():
+            values[section] = {}
+            for key, spec in keys.items():
+                v = spec.default
+                for layer in (base.get(section, {}), overrides.get(section, {}), env_vals[section]):
+                    if key in layer:
+                        v = layer[key]
+                if (section, key) in cli:
+                    v = cli[(section, key)]
+                values[section][key] = v
+        return values
+
+    folders: list[FolderSettings] = []
+    if folder_entries:
+        many = len(folder_entries) > 1
+        for entry in folder_entries:
+            values = resolve(entry.get("sections", {}))
+            root = Path(values[""]["workdir"])
+            wd = Path(entry["workdir"]) if entry.get("workdir") else (
+                root / _slug(entry.get("name") or entry.get("id", "folder")) if many else root)
+            values["drive"]["folder"] = entry.get("id") or values["drive"]["folder"]
+            folders.append(FolderSettings(id=values["drive"]["folder"], name=entry.get("name"), workdir=wd, values=values))
+        if ("drive", "folder") in cli:  # a folder named on the command line picks one of them
+            folders = [f for f in folders if f.id == cli[("drive", "folder")]] or folders[:1]
+            folders[0].values["drive"]["folder"] = folders[0].id = cli[("drive", "folder")]
+    else:
+        values = resolve({})
+        folders.append(FolderSettings(id=values["drive"]["folder"], name=None,
+                                      workdir=Path(values[""]["workdir"]), values=values))
+    settings = Settings(path=Path(path) if path else None, folders=folders)
+    if strict and problems.items:
+        raise BadInput(f"{len(problems.items)} problem(s) in the configuration: " + "; ".join(problems.items))
+    return settings, problems.items
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.").lower()
+    return s or "folder"
+
+
+STARTER = '''\
+# docpipe configuration. Every key can also come from the command line or from an environment
+# variable DOCPIPE_<SECTION>_<KEY> (e.g. DOCPIPE_GITEA_URL); flags win over the environment,
+# which wins over this file, which wins over the defaults shown here.
+
+# Where the store, the git archive, the site and the lab state live.
+workdir = ".docpipe"
+
+[drive]
+# The Drive folder to sync: the id at the end of its URL (drive.google.com/drive/folders/<id>).
+folder = "REPLACE-WITH-FOLDER-ID"
+# Credentials: a service-account or authorized-user JSON file. Unset: Application Default
+# Credentials (GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login`), or an
+# access token in DOCPIPE_ACCESS_TOKEN.
+# credentials = "service-account.json"
+jobs = 8
+# Requests per second. Drive allows 12,000 a minute per user; 50/s leaves room for others.
+max_qps = 50
+
+[gitea]
+# Push is skipped while url is unset. The token comes from GITEA_TOKEN (scopes: write:repository,
+# read:user, read:organization).
+# url = "https://gitea.example.org"
+# owner = "cswg"
+# repo = "design-docs"
+private = true
+
+[render]
+# A directory of templates that replace docpipe's own, file by file.
+# templates = "my-templates"
+
+[publish]
+site_branch = false
+
+[hooks]
+enabled = true
+# dirs = ["ci/hooks"]
+timeout = 1800
+
+[lab]
+# registry = "registry.example.org:5000"
+prefix = "docpipe"
+max_seats = 30
+bind = "127.0.0.1"
+# allowed_bases = { debian-novnc = "docpipe/debian-novnc:latest" }
+
+# Several folders? Replace [drive].folder with one table per folder:
+# [[folders]]
+# id = "FOLDER-ID-1"
+# name = "design-docs"
+# [folders.gitea]
+# repo = "design-docs"
+'''

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import STARTER, load_settings
+from pipeline.errors import BadInput
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "docpipe.toml"
+    path.write_text(text)
+    return path
+
+
+def test_precedence_flag_over_env_over_file_over_default(tmp_path: Path) -> None:
+    path = write(tmp_path, '[drive]\nfolder = "F1"\njobs = 4\nmax_qps = 20\n')
+    settings, problems = load_settings(path, env={"DOCPIPE_DRIVE_JOBS": "6", "DOCPIPE_MAX_QPS": "30"},
+                                       cli={("drive", "jobs"): 12})
+    folder = settings.folders[0]
+    assert problems == []
+    assert folder.get("drive", "jobs") == 12          # flag
+    assert folder.get("drive", "max_qps") == 30.0     # environment (alias)
+    assert folder.get("drive", "folder") == "F1"      # file
+    assert folder.get("drive", "endpoint") == "https://www.googleapis.com/"  # default
+    assert folder.workdir == Path(".docpipe")
+
+
+def test_every_problem_reported_at_once_with_line_and_hint(tmp_path: Path) -> None:
+    path = write(tmp_path, "\n".join([
+        "workdir = 'w'",
+        "[drive]",
+        "folder = 'F'",
+        "jobz = 3",             # line 4: typo
+        "max_qps = 'fast'",     # line 5: wrong type
+        "[gita]",               # line 6: unknown section
+        "url = 'x'",
+        "[lab]",
+        "max_seats = 0",        # line 9: out of range
+    ]) + "\n")
+    with pytest.raises(BadInput) as err:
+        load_settings(path, env={})
+    msg = err.value.message
+    assert "4 problem(s)" in msg
+    assert f"{path}:4: drive.jobz: unknown key (did you mean 'jobs'?)" in msg
+    assert f"{path}:5: drive.max_qps: must be a number" in msg
+    assert f"{path}:6: gita: unknown key (did you mean 'gitea'?)" in msg
+    assert f"{path}:9: lab.max_seats: must be between 1 and 500" in msg
+
+
+def test_several_folders_each_with_overrides_and_own_workdir(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+workdir = "wd"
+[gitea]
+url = "https://git.example.org"
+owner = "cswg"
+[[folders]]
+id = "AAA"
+name = "Design docs"
+[folders.gitea]
+repo = "design"
+[[folders]]
+id = "BBB"
+name = "Workshops"
+[folders.lab]
+registry = "127.0.0.1:5000"
+""")
+    settings, _ = load_settings(path, env={})
+    a, b = settings.folders
+    assert (a.id, a.workdir, a.get("gitea", "repo"), a.get("gitea", "owner")) == ("AAA", Path("wd/design-docs"), "design", "cswg")
+    assert (b.id, b.workdir, b.get("gitea", "repo"), b.get("lab", "registry")) == ("BBB", Path("wd/workshops"), None, "127.0.0.1:5000")
+    assert a.get("lab", "registry") is None
+
+
+def test_folder_without_id_and_unknown_folder_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "[[folders]]\nname = 'x'\nworkdri = 'y'\n")
+    _, problems = load_settings(path, env={}, strict=False)
+    assert any("folders[0]: needs an id" in p for p in problems)
+    assert any("folders[0].workdri: unknown key (did you mean 'workdir'?)" in p for p in problems)
+
+
+def test_bad_environment_value_is_reported(tmp_path: Path) -> None:
+    _, problems = load_settings(None, env={"DOCPIPE_DRIVE_JOBS": "many"}, strict=False)
+    assert problems == ["environment: DOCPIPE_DRIVE_JOBS: must be a whole number"]
+
+
+def test_starter_config_is_valid(tmp_path: Path) -> None:
+    settings, problems = load_settings(write(tmp_path, STARTER), env={})
+    assert problems == []
+    assert settings.folders[0].id == "REPLACE-WITH-FOLDER-ID"
+
+
+def test_invalid_toml_is_one_line_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="not valid TOML"):
+        load_settings(write(tmp_path, "[drive\n"), env={})

@@ -1,0 +1,123 @@
+"""`docpipe demo`: the whole job on the shipped sample data, with no credentials and no servers.
+
+The Drive emulator serves sample-data/ in-process, a local bare repository stands in for Gitea,
+and lab images are built for real when a Docker Engine answers (planned with --dry-run otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import FolderSettings, load_settings
+from pipeline.errors import DocpipeError
+from pipeline.progress import log
+
+
+@dataclass
+class DemoResult:
+    workdir: Path
+    run: Any
+    standin: Path
+    engine: bool
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"workdir": str(self.workdir), "gitea_standin": str(self.standin), "docker_engine": self.engine,
+                "seconds": round(self.seconds, 3), "run": self.run.to_json(), "notes": self.notes}
+
+    def text(self) -> str:
+        wd = self.workdir
+        lines = [
+            self.run.text(),
+            "",
+            "Where everything is:",
+            f"  store (every revision and comment):  {wd / 'store'}",
+            f"  git history:                         git -C {wd / 'archive'} log --stat --format=fuller main",
+            f"  pushed copy (stands in for Gitea):   git clone {self.standin} /tmp/docpipe-demo-clone",
+            f"  MkDocs project:                      {wd / 'site'}  (cd {wd / 'site'} && mkdocs serve)",
+            f"  built site:                          python3 -m http.server -d {wd / 'public'} 8000",
+            "  lab desktops:                        "
+            + ("built; start seats with `docpipe lab up ws-go-promisegrid --seats 2 --workdir "
+               f"{wd}`" if self.engine else "planned only (no Docker Engine answered); "
+               f"see `docpipe provision --dry-run --workdir {wd}`"),
+        ]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        client.close()
+        return True
+    except Exception:  # any failure to reach an engine means "no engine" for the demo
+        return False
+
+
+def push_to_local(workdir: Path, standin: Path) -> str:
+    """Push the archive's main to a local bare repository, as `docpipe push` does to Gitea."""
+    import pygit2
+
+    if not standin.exists():
+        pygit2.init_repository(str(standin), bare=True, initial_head="main")
+    repo = pygit2.Repository(str(workdir / "archive"))
+    remote = repo.remotes.create_anonymous(str(standin.resolve()))
+    remote.push(["+refs/heads/main:refs/heads/main"])
+    return str(repo.references["refs/heads/main"].target)
+
+
+def demo(workdir: Path, *, dry_run_lab: bool | None = None, hooks_enabled: bool = True) -> DemoResult:
+    from pipeline.emulator import Emulator, load_dataset
+    from pipeline.resources import shipped
+    from pipeline.run import RunResult, StageResult, run_folder, workdir_lock
+    from pipeline.hooks import HookRunner, default_dirs
+
+    start = time.monotonic()
+    notes: list[str] = []
+    engine = docker_engine_answers() if dry_run_lab is None else not dry_run_lab
+    if not engine and dry_run_lab is None:
+        notes.append("no Docker Engine answered, so lab images were planned (--dry-run), not built")
+    token = secrets.token_urlsafe(24)
+    dataset = load_dataset(shipped("sample-data"))
+    with Emulator(dataset, token=token) as emu:
+        settings, _ = load_settings(None, env={}, cli={
+            ("", "workdir"): str(workdir), ("drive", "folder"): emu.root_folder_id,
+            ("drive", "endpoint"): emu.url, ("lab", "dry_run"): not engine,
+        })
+        folder: FolderSettings = settings.folders[0]
+        folder.workdir = workdir
+        previous = os.environ.get("DOCPIPE_ACCESS_TOKEN")
+        os.environ["DOCPIPE_ACCESS_TOKEN"] = token
+        try:
+            hooks = HookRunner(dirs=default_dirs(workdir), enabled=hooks_enabled)
+            with workdir_lock(workdir):
+                # Gitea is not here: push runs against a local bare repository below instead.
+                result = run_folder(folder, only={"pull", "replay", "render", "publish", "provision"},
+                                    hooks=hooks, dry_run_lab=not engine)
+        finally:
+            if previous is None:
+                os.environ.pop("DOCPIPE_ACCESS_TOKEN", None)
+            else:
+                os.environ["DOCPIPE_ACCESS_TOKEN"] = previous
+    standin = workdir / "gitea-standin.git"
+    if all(s.status != "failed" for s in result.stages if s.stage == "replay"):
+        t = time.monotonic()
+        try:
+            head = push_to_local(workdir, standin)
+            result.stages.insert(2, StageResult("push", "changed", time.monotonic() - t,
+                                                summary={"remote": str(standin), "head": head}))
+        except Exception as exc:  # pygit2 raises its own error types
+            raise DocpipeError(f"demo push to {standin} failed: {exc}") from None
+    log(f"demo finished in {time.monotonic() - start:.1f}s")
+
+    return DemoResult(workdir=workdir, run=RunResult([result], time.monotonic() - start), standin=standin,
+                      engine=engine, seconds=time.monotonic() - start, notes=notes)

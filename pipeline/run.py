@@ -1,0 +1,352 @@
+"""`docpipe run`: every stage for every configured folder, doing only what changed.
+
+Each stage still reads the previous one's output from disk; this module only decides what to
+run, fires the events between stages, and gathers one summary. Nothing here knows a wire format.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from pipeline.config import FolderSettings, Settings
+from pipeline.errors import DocpipeError
+from pipeline.hooks import HookRunner, default_dirs
+from pipeline.progress import log
+
+STAGES = ("pull", "replay", "push", "render", "publish", "provision")
+
+
+@dataclass
+class StageResult:
+    stage: str
+    status: str  # "changed", "unchanged", "skipped", "failed"
+    seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"stage": self.stage, "status": self.status, "seconds": round(self.seconds, 3)}
+        if self.summary:
+            out["summary"] = self.summary
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class FolderResult:
+    folder: str | None
+    workdir: Path
+    stages: list[StageResult] = field(default_factory=list)
+    workshops: list[dict[str, Any]] = field(default_factory=list)
+    hooks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status != "failed" for s in self.stages) and all(w.get("ok", True) for w in self.workshops)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"folder": self.folder, "workdir": str(self.workdir), "ok": self.ok,
+                "stages": [s.to_json() for s in self.stages], "workshops": self.workshops, "hooks": self.hooks}
+
+
+@dataclass
+class RunResult:
+    folders: list[FolderResult]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.folders)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "seconds": round(self.seconds, 3), "folders": [f.to_json() for f in self.folders]}
+
+    def text(self) -> str:
+        lines = []
+        for f in self.folders:
+            lines.append(f"folder {f.folder} ({f.workdir}): {'ok' if f.ok else 'FAILED'}")
+            for s in f.stages:
+                detail = f" — {s.error}" if s.error else ""
+                lines.append(f"  {s.stage:<9} {s.status:<9} {s.seconds:6.2f}s{detail}")
+            for w in f.workshops:
+                state = "ok" if w.get("ok", True) else f"FAILED — {w.get('error')}"
+                lines.append(f"  workshop {w.get('name')}: {state}")
+        lines.append(f"{'all good' if self.ok else 'some work failed'} in {self.seconds:.2f}s")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- state and lock
+
+
+def _state_path(workdir: Path) -> Path:
+    return workdir / "run-state.json"
+
+
+def load_state(workdir: Path) -> dict[str, Any]:
+    try:
+        return json.loads(_state_path(workdir).read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def save_state(workdir: Path, state: dict[str, Any]) -> None:
+    from pipeline.store import atomic_write
+
+    atomic_write(_state_path(workdir), (json.dumps(state, sort_keys=True, indent=1) + "\n").encode())
+
+
+@contextmanager
+def workdir_lock(workdir: Path, *, wait: bool = False) -> Iterator[None]:
+    """Keep two runs on one workdir from overlapping."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / ".lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise DocpipeError(f"another docpipe run is using {workdir} (pid {holder}); "
+                               "wait for it or pass --wait") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def tree_digest(root: Path) -> str:
+    """A digest of a directory's files (names and bytes), to notice whether it changed."""
+    h = hashlib.sha256()
+    if root.is_dir():
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0")
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def archive_head(workdir: Path) -> str | None:
+    import pygit2
+
+    path = workdir / "archive"
+    if not path.exists():
+        return None
+    try:
+        repo = pygit2.Repository(str(path))
+        return str(repo.references["refs/heads/main"].target)
+    except (KeyError, pygit2.GitError):
+        return None
+
+
+def _pull(f: FolderSettings) -> dict[str, Any]:
+    from pipeline.pull import pull
+
+    if not f.id:
+        raise DocpipeError("no Drive folder configured: set [drive] folder in docpipe.toml or pass --folder")
+    creds = f.get("drive", "credentials")
+    summary = pull(f.id, workdir=f.workdir, endpoint=f.get("drive", "endpoint"),
+                   credentials=Path(creds) if creds else None, jobs=f.get("drive", "jobs"),
+                   max_qps=f.get("drive", "max_qps"))
+    return summary.to_json()
+
+
+def _replay(f: FolderSettings) -> dict[str, Any]:
+    from pipeline.replay import replay
+
+    authors = f.get("replay", "authors")
+    return replay(f.workdir, authors=Path(authors) if authors else None).to_json()
+
+
+def _push(f: FolderSettings) -> dict[str, Any]:
+    from pipeline.push import push
+
+    token = f.get("gitea", "token")
+    if not token:
+        raise DocpipeError("no Gitea token: set GITEA_TOKEN")
+    return push(f.workdir, gitea_url=f.get("gitea", "url"), owner=f.get("gitea", "owner"),
+                repo=f.get("gitea", "repo"), token=token, private=f.get("gitea", "private")).to_json()
+
+
+def _render(f: FolderSettings) -> dict[str, Any]:
+    from pipeline.render import render
+
+    templates = f.get("render", "templates")
+    return render(f.workdir, templates=Path(templates) if templates else None).to_json()
+
+
+def _publish(f: FolderSettings) -> dict[str, Any]:
+    from pipeline.publish import publish
+
+    return publish(f.workdir, site_branch=f.get("publish", "site_branch")).to_json()
+
+
+def _lab_settings(f: FolderSettings, dry_run: bool) -> dict[str, Any]:
+    return {"registry": f.get("lab", "registry"), "prefix": f.get("lab", "prefix"),
+            "allowed_bases": f.get("lab", "allowed_bases"), "dry_run": dry_run or f.get("lab", "dry_run"),
+            "allow_shell_steps": f.get("lab", "allow_shell_steps"), "build_timeout": f.get("lab", "build_timeout"),
+            "templates": f.get("render", "templates"), "gitea_url": f.get("gitea", "url"),
+            "gitea_owner": f.get("gitea", "owner"), "gitea_repo": f.get("gitea", "repo")}
+
+
+def _timed(stage: str, fn: Callable[[], dict[str, Any]]) -> StageResult:
+    start = time.monotonic()
+    try:
+        summary = fn()
+    except DocpipeError as exc:
+        log(f"{stage}: failed: {exc.message}")
+        return StageResult(stage, "failed", time.monotonic() - start, error=exc.message)
+    return StageResult(stage, "changed", time.monotonic() - start, summary=summary)
+
+
+def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_lab: bool = False,
+               force: bool = False) -> FolderResult:
+    result = FolderResult(folder=f.id, workdir=f.workdir)
+    state = load_state(f.workdir) if not force else {}
+    base_payload = {"workdir": str(f.workdir.resolve()), "folder": f.id}
+
+    def fire(event: str, payload: dict[str, Any]) -> None:
+        for r in hooks.fire(event, {**base_payload, "commit": archive_head(f.workdir), **payload}):
+            result.hooks.append(r.to_json())
+
+    def stage(name: str, fn: Callable[[], dict[str, Any]], changed: Callable[[dict[str, Any]], bool],
+              event: str | None) -> StageResult | None:
+        if name not in only:
+            return None
+        log(f"{name}: {f.id or ''} {f.workdir}".rstrip())
+        res = _timed(name, fn)
+        if res.status == "changed" and not changed(res.summary):
+            res.status = "unchanged"
+        if res.status == "changed" and event:
+            try:
+                fire(event, {"summary": res.summary})
+            except DocpipeError as exc:
+                res.status, res.error = "failed", exc.message
+        result.stages.append(res)
+        return res
+
+    failed = lambda: any(s.status == "failed" for s in result.stages)  # noqa: E731
+
+    stage("pull", lambda: _pull(f), lambda s: bool(s.get("new_revisions") or s.get("changed", True)), "pulled")
+    if failed():
+        return result
+    before = archive_head(f.workdir)
+    stage("replay", lambda: _replay(f), lambda s: archive_head(f.workdir) != before, "replayed")
+    if failed():
+        return result
+    head = archive_head(f.workdir)
+
+    if "push" in only:
+        target = [f.get("gitea", "url"), f.get("gitea", "owner"), f.get("gitea", "repo")]
+        if not f.get("gitea", "url"):
+            result.stages.append(StageResult("push", "skipped", summary={"reason": "no [gitea] url configured"}))
+        elif state.get("pushed") == {"head": head, "target": target}:
+            result.stages.append(StageResult("push", "unchanged"))
+        else:
+            res = stage("push", lambda: _push(f), lambda s: True, "pushed")
+            if res and res.status != "failed":
+                state["pushed"] = {"head": head, "target": target}
+
+    templates = f.get("render", "templates")
+    render_key = {"head": head, "templates": tree_digest(Path(templates)) if templates else None}
+    rendered: dict[str, Any] | None = None
+    if "render" in only or "provision" in only:
+        if state.get("rendered", {}).get("key") == render_key and (f.workdir / "site").is_dir():
+            result.stages.append(StageResult("render", "unchanged"))
+            rendered = state["rendered"]["summary"]
+        else:
+            res = stage("render", lambda: _render(f), lambda s: True, "rendered")
+            if res and res.status != "failed":
+                rendered = res.summary
+                state["rendered"] = {"key": render_key, "summary": rendered}
+    if failed():
+        save_state(f.workdir, state)
+        return result
+
+    if "publish" in only and f.get("publish", "enabled"):
+        site = tree_digest(f.workdir / "site")
+        if state.get("published") == site and (f.workdir / "public").is_dir():
+            result.stages.append(StageResult("publish", "unchanged"))
+        else:
+            res = stage("publish", lambda: _publish(f), lambda s: True, None)
+            if res and res.status != "failed":
+                state["published"] = site
+
+    if "provision" in only and rendered is not None:
+        _provision(f, rendered, result, fire, state, dry_run_lab, hooks)
+    save_state(f.workdir, state)
+    return result
+
+
+def _provision(f: FolderSettings, rendered: dict[str, Any], result: FolderResult,
+               fire: Callable[[str, dict[str, Any]], None], state: dict[str, Any], dry_run: bool,
+               hooks: HookRunner) -> None:
+    """One `workshop` event per workshop doc; the built-in hook builds its desktop image.
+    A workshop whose spec is unchanged since its last successful event is not fired again."""
+    start = time.monotonic()
+    done = state.setdefault("workshops", {})
+    settings = _lab_settings(f, dry_run)
+    fired = 0
+    for ws in rendered.get("workshops", []):
+        key = json.dumps([ws.get("lab"), ws.get("lab_error"), settings], sort_keys=True)
+        name = ws.get("name") or ws.get("slug") or ws.get("id")
+        if done.get(name) == key:
+            result.workshops.append({"name": name, "ok": True, "status": "unchanged"})
+            continue
+        entry: dict[str, Any] = {"name": name, "ok": True, "status": "changed"}
+        try:
+            if ws.get("lab_error"):
+                raise DocpipeError(ws["lab_error"])
+            before = len(result.hooks)
+            fire("workshop", {"doc": ws, "settings": settings})
+            entry["outputs"] = [h["output"] for h in result.hooks[before:]]
+            fired += 1
+            if not settings["dry_run"]:
+                done[name] = key
+        except DocpipeError as exc:
+            log(f"workshop {name}: {exc.message}")
+            entry.update(ok=False, error=exc.message)
+        result.workshops.append(entry)
+    status = "changed" if fired else "unchanged"
+    if any(not w["ok"] for w in result.workshops):
+        status = "failed"
+    result.stages.append(StageResult("provision", status, time.monotonic() - start,
+                                     summary={"workshops": len(result.workshops), "fired": fired}))
+
+
+def run(settings: Settings, *, only: set[str] | None = None, hooks_enabled: bool = True,
+        extra_hook_dirs: list[Path] | None = None, wait: bool = False, dry_run_lab: bool = False) -> RunResult:
+    only = set(only or STAGES)
+    unknown = only - set(STAGES)
+    if unknown:
+        from pipeline.errors import BadInput
+
+        raise BadInput(f"--only: unknown stage(s) {', '.join(sorted(unknown))}; choose from {', '.join(STAGES)}")
+    start = time.monotonic()
+    results = []
+    for f in settings.folders:
+        hooks = HookRunner(
+            dirs=default_dirs(f.workdir, [*(Path(d) for d in f.get("hooks", "dirs")), *(extra_hook_dirs or [])],
+                              builtin=f.get("hooks", "builtin")),
+            timeout=f.get("hooks", "timeout"), enabled=hooks_enabled and f.get("hooks", "enabled"),
+            pass_env=tuple(f.get("hooks", "pass_env")),
+        )
+        with workdir_lock(f.workdir, wait=wait):
+            results.append(run_folder(f, only=only, hooks=hooks, dry_run_lab=dry_run_lab))
+    return RunResult(results, time.monotonic() - start)

@@ -139,6 +139,264 @@ def demo(
         raise typer.Exit(EXIT_FAILURE)
 
 
+@app.command()
+def pull(
+    folder: Optional[str] = typer.Option(None, "--folder", envvar="DOCPIPE_FOLDER", help="Drive folder id to pull."),
+    endpoint: Optional[str] = typer.Option(None, "--drive-endpoint", envvar="DOCPIPE_DRIVE_ENDPOINT",
+                                           help="Drive API root URL (default https://www.googleapis.com/)."),
+    workdir: Optional[Path] = WorkdirOpt,
+    credentials: Optional[Path] = typer.Option(None, "--credentials", envvar="DOCPIPE_CREDENTIALS",
+                                               help="Service-account or authorized-user JSON (default: DOCPIPE_ACCESS_TOKEN, then ADC)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", envvar="DOCPIPE_JOBS", help="Parallel requests (default 8)."),
+    max_qps: Optional[float] = typer.Option(None, "--max-qps", envvar="DOCPIPE_MAX_QPS",
+                                            help="Client-side rate limit in requests/s (default 50; Drive allows 200 per user)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Pull every revision and comment of the Docs in a Drive folder into WORKDIR/store."""
+    from pipeline import config
+    from pipeline.drive import DEFAULT_ENDPOINT, DEFAULT_MAX_QPS
+    from pipeline.errors import BadInput
+    from pipeline.pull import pull as run_pull
+
+    folder_id = config.value("drive", "folder", folder, None)
+    if not folder_id:
+        raise BadInput("no Drive folder: pass --folder, set DOCPIPE_FOLDER, or set [drive] folder in docpipe.toml")
+    creds = config.value("drive", "credentials", credentials, None)
+    try:
+        n_jobs = int(config.value("drive", "jobs", jobs, 8))
+        qps = float(config.value("drive", "max_qps", max_qps, DEFAULT_MAX_QPS))
+    except (TypeError, ValueError):
+        raise BadInput("[drive] jobs must be an integer and max_qps a number") from None
+    summary = run_pull(
+        str(folder_id), workdir=workdir_of(workdir),
+        endpoint=str(config.value("drive", "endpoint", endpoint, DEFAULT_ENDPOINT)),
+        credentials=Path(creds) if creds else None, jobs=n_jobs, max_qps=qps, quiet=as_json,
+    )
+    emit(summary.to_json(), as_json, summary.text())
+
+
+@app.command()
+def render(
+    workdir: Optional[Path] = WorkdirOpt,
+    templates: Optional[Path] = typer.Option(
+        None, "--templates", help="Directory of templates that replace the shipped ones file by file."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Render the archive (branch main) as an MkDocs project in WORKDIR/site."""
+    from pipeline import config
+    from pipeline.render import render as run_render
+
+    tpl = config.value("render", "templates", templates, None)
+    summary = run_render(workdir_of(workdir), templates=Path(tpl) if tpl else None,
+                         allowed_bases=config.value("lab", "allowed_bases", None, None))
+    emit(summary.to_json(), as_json,
+         f"rendered {len(summary.pages)} pages ({len(summary.workshops)} tutorials) into {summary.site}")
+
+
+@app.command()
+def publish(
+    workdir: Optional[Path] = WorkdirOpt,
+    site_branch: Optional[bool] = typer.Option(
+        None, "--site-branch/--no-site-branch",
+        help="Also commit the site source to the archive's `site` branch (default: publish.site_branch in docpipe.toml, else off)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Build WORKDIR/site with `mkdocs build --strict` into WORKDIR/public."""
+    from pipeline import config
+    from pipeline.publish import publish as run_publish
+
+    summary = run_publish(workdir_of(workdir), site_branch=bool(config.value("publish", "site_branch", site_branch, False)))
+    extra = f"; site branch at {summary.site_commit[:12]}" if summary.site_commit else ""
+    emit(summary.to_json(), as_json, f"published {summary.html_files} HTML files into {summary.public}{extra}")
+
+
+@app.command()
+def push(
+    gitea: Optional[str] = typer.Option(None, "--gitea", envvar="DOCPIPE_GITEA_URL", help="Gitea base URL, e.g. https://git.example.org."),
+    owner: Optional[str] = typer.Option(None, "--owner", envvar="DOCPIPE_GITEA_OWNER", help="User or organisation that owns the repository."),
+    repo: Optional[str] = typer.Option(None, "--repo", help="Repository name (default: slug of the Drive folder name)."),
+    private: Optional[bool] = typer.Option(None, "--private/--public", help="Visibility of a repository docpipe creates (default: private)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a remote main that has commits the archive lacks."),
+    workdir: Optional[Path] = WorkdirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create the Gitea repository if missing and push the archive's main to it (token: GITEA_TOKEN)."""
+    import os
+
+    from pipeline import config
+    from pipeline.errors import BadInput
+    from pipeline.push import push as run_push
+
+    url = config.value("gitea", "url", gitea, None)
+    who = config.value("gitea", "owner", owner, None)
+    if not url:
+        raise BadInput("no Gitea URL: pass --gitea, set DOCPIPE_GITEA_URL, or set [gitea] url in docpipe.toml")
+    if not who:
+        raise BadInput("no Gitea owner: pass --owner or set [gitea] owner in docpipe.toml")
+    token = config.value("gitea", "token", os.environ.get("GITEA_TOKEN") or None, None)
+    if not token:
+        raise BadInput("no Gitea token: set GITEA_TOKEN (or [gitea] token in docpipe.toml)")
+    summary = run_push(
+        workdir_of(workdir), gitea_url=str(url), owner=str(who), repo=config.value("gitea", "repo", repo, None),
+        token=str(token), private=bool(config.value("gitea", "private", private, True)), force=force,
+    )
+    emit(summary.to_json(), as_json, summary.text())
+
+
+@app.command("drive-emulator")
+def drive_emulator(
+    data_dir: Path = typer.Argument(..., help="A folder in the sample-data format (see sample-data/README.md)."),
+    port: int = typer.Option(8765, "--port", help="TCP port (0 picks a free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", help="Delay added to every request."),
+    fault_rate: float = typer.Option(0.0, "--fault-rate", help="Share of requests answered with a fault (0..1)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fault sequence."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="DOCPIPE_EMULATOR_TOKEN", help="The access token to accept (default: any bearer token)."),
+) -> None:
+    """Serve DATA_DIR as a Google Drive API v3 folder until interrupted."""
+    from pipeline.emulator import Emulator, load_dataset
+    from pipeline.errors import BadInput
+
+    if not 0.0 <= fault_rate <= 1.0:
+        raise BadInput(f"--fault-rate must be between 0 and 1, not {fault_rate}")
+    if latency_ms < 0:
+        raise BadInput("--latency-ms must not be negative")
+    emu = Emulator(load_dataset(data_dir), latency=latency_ms / 1000, fault_rate=fault_rate, seed=seed, token=token, host=host, port=port)
+    try:
+        emu.start()
+    except OSError as exc:
+        raise DocpipeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    print(f"Drive emulator serving {data_dir} at {emu.url} (API endpoint {emu.api_endpoint}, root folder {emu.root_folder_id})", flush=True)
+    try:
+        emu.serve_forever()
+    finally:
+        emu.stop()
+
+
+@app.command()
+def replay(
+    workdir: Optional[Path] = WorkdirOpt,
+    authors: Optional[Path] = typer.Option(None, "--authors", envvar="DOCPIPE_AUTHORS",
+                                           help='TOML map of Drive display name to "Name <email>".'),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write the store's revisions and comment events as commits on main of WORKDIR/archive (bare git)."""
+    from pipeline import config
+    from pipeline.replay import replay as run_replay
+
+    authors_file = config.value("replay", "authors", authors, None)
+    summary = run_replay(workdir_of(workdir), authors=Path(authors_file) if authors_file else None, quiet=as_json)
+    emit(summary.to_json(), as_json, summary.text())
+
+
+@app.command()
+def convert(
+    source: str = typer.Argument(..., metavar="FILE|-", help="A Google Docs HTML export, or - for stdin."),
+    title: Optional[str] = typer.Option(None, "--title", help="Title for the front matter when the doc has no Title: header."),
+    comments_href: Optional[str] = typer.Option(None, "--comments-href", help="Link comment marks ([a]) here; dropped if unset."),
+) -> None:
+    """Convert a Google Docs HTML export to Markdown (with YAML front matter) on stdout."""
+    from pipeline.convert import convert_with_warnings
+    from pipeline.errors import BadInput
+
+    if source == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise BadInput(f"cannot read {source}: {exc.strerror or exc}") from None
+    try:
+        html = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadInput(f"{source} is not UTF-8 text; expected a Google Docs HTML export") from None
+    if not html.strip():
+        raise BadInput(f"{source} is empty; expected a Google Docs HTML export")
+    markdown, warnings = convert_with_warnings(html, title=title, comments_href=comments_href)
+    for warning in warnings:
+        print(f"docpipe: warning: {warning}", file=sys.stderr)
+    sys.stdout.write(markdown)
+
+
+@app.command()
+def provision(
+    workdir: Optional[Path] = WorkdirOpt,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and Dockerfiles; no engine needed."),
+    registry: Optional[str] = typer.Option(None, "--registry", help="Registry HOST:PORT to push lab images to."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Build (and push) the lab desktop image of every workshop doc in the archive."""
+    from pipeline.lab import provision as lab_provision
+    from pipeline.lab import settings as lab_settings
+    from pipeline.progress import log
+
+    wd, settings = lab_settings.load(workdir, registry=registry)
+    commit, results = lab_provision.provision(wd, settings, dry_run=dry_run or settings.dry_run)
+    lines = []
+    for r in results:
+        if r.error:
+            log(f"docpipe: workshop {r.workshop}: {r.error}")
+            lines.append(f"{r.workshop}: FAILED: {r.error}")
+        elif r.dockerfile is not None:
+            lines.append(f"{r.workshop}: would build {r.tags[0]} (and :latest)\n" +
+                         "\n".join(f"    {line}" for line in r.dockerfile.rstrip("\n").split("\n")))
+        else:
+            state = f"built in {r.seconds:.1f}s" if r.built else "unchanged"
+            lines.append(f"{r.workshop}: {state}: {r.digest}" + (" (pushed)" if r.pushed else ""))
+    if not results:
+        lines.append(f"no workshop docs (no \"Lab desktop\" heading) at {commit[:12]}")
+    emit({"commit": commit, "dry_run": bool(dry_run or settings.dry_run),
+          "workshops": [r.to_json() for r in results]}, as_json, "\n".join(lines))
+    failed = [r for r in results if r.error]
+    if failed:
+        raise DocpipeError(f"{len(failed)} of {len(results)} workshops failed ({failed[0].error})")
+
+
+lab_app = typer.Typer(help="Lab desktops: start, list and remove seats of a workshop.", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+
+@lab_app.command("up")
+def lab_up(
+    workshop: str = typer.Argument(..., help="Workshop Name: header or path slug, or a Google Docs link / file id."),
+    seats: int = typer.Option(1, "--seats", help="How many desktops to start."),
+    workdir: Optional[Path] = WorkdirOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Start N desktops of a workshop and print their URLs and passwords."""
+    from pipeline.lab import instructor
+    from pipeline.lab import settings as lab_settings
+
+    wd, settings = lab_settings.load(workdir)
+    name, started = instructor.up(wd, workshop, seats, settings)
+    rows = [f"{'seat':<5} {'url':<60} {'password':<22} container"]
+    rows += [f"{s.index:<5} {s.url:<60} {s.password:<22} {s.container}" for s in started]
+    emit({"workshop": name, "seats": [{"url": s.url, "password": s.password, "container": s.container}
+                                       for s in started]}, as_json, "\n".join(rows))
+
+
+@lab_app.command("down")
+def lab_down(workshop: str = typer.Argument(..., help="Workshop name (as `lab status` shows it).")) -> None:
+    """Remove every seat of a workshop."""
+    from pipeline.lab import engine, seats as lab_seats
+    from pipeline.lab.spec import workshop_slug
+
+    name = workshop_slug(workshop)
+    removed = lab_seats.down(engine.client(), name)
+    print(f"removed {removed} seat(s) of {name}")
+
+
+@lab_app.command("status")
+def lab_status(as_json: bool = JsonOpt) -> None:
+    """List the running seats of every workshop."""
+    from pipeline.lab import engine, seats as lab_seats
+
+    found = lab_seats.list_seats(engine.client())
+    rows = [f"{'workshop':<28} {'seat':<5} {'status':<9} {'url':<60} password"]
+    rows += [f"{s.workshop:<28} {s.index:<5} {s.status:<9} {s.url:<60} {s.password}" for s in found]
+    emit({"seats": [s.to_json() for s in found]}, as_json, "\n".join(rows) if found else "no seats running")
+
+
 def main() -> None:
     """Console entry point: the single place user-facing errors become one line and an exit status."""
     try:

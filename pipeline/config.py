@@ -466,3 +466,21 @@ bind = "127.0.0.1"
 # [folders.gitea]
 # repo = "design-docs"
 '''
+
+
+def reference_markdown() -> str:
+    """The config reference table for README.md (a test keeps the README in step with SCHEMA)."""
+    rows = ["| key | environment | default | meaning |", "|---|---|---|---|"]
+    for section, keys in SCHEMA.items():
+        for key, spec in keys.items():
+            dotted = f"{section}.{key}" if section else key
+            env = f"DOCPIPE_{section.upper()}_{key.upper()}" if section else f"DOCPIPE_{key.upper()}"
+            aliases = [a for a, target in ENV_ALIASES.items() if target == (section, key)]
+            env_text = ", ".join(f"`{e}`" for e in [env, *aliases])
+            default = "—" if spec.default in (None, [], {}) else f"`{spec.default!r}`".replace("'", '"')
+            rows.append(f"| `{dotted}` | {env_text} | {default} | {spec.help} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(reference_markdown())

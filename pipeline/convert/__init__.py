@@ -1,0 +1,10 @@
+"""Google Docs export HTML -> Markdown with YAML front matter. Pure: no I/O.
+
+Public API: `convert_html` and `front_matter`.
+"""
+
+from __future__ import annotations
+
+from pipeline.convert.core import convert_html, convert_with_warnings, front_matter
+
+__all__ = ["convert_html", "convert_with_warnings", "front_matter"]

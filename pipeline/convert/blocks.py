@@ -1,0 +1,352 @@
+"""The pre-pass: Google's export HTML -> a small semantic HTML tree markdownify can convert.
+
+Google's export is flat: list nesting lives only in `lst-kix_<id>-<level>` class names, code is
+monospace text (or text between U+EC03 and U+EC02), tables have a malformed `<thead>`, comment
+bodies sit at the end. This module resolves all of that into p, hN, ul/ol/li, pre, table, hr
+and the inline tags of `inline.py`; nothing from the input but text and checked URLs survives.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bs4 import BeautifulSoup, NavigableString, Tag
+
+from pipeline.convert.inline import (
+    ANCHOR, BREAK, CODE_BLOCK_END, CODE_BLOCK_START, IMAGE, TEXT, Context, Item, build_inline,
+    clean_text, is_code_line, items_of, iter_text, split_lines,
+)
+from pipeline.convert.styles import Look, StyleSheet
+
+_LIST_CLASS = re.compile(r"lst-kix_(\S+)-(\d+)")
+_HEADING = re.compile(r"^h([1-6])$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+_BLOCK_TAGS = frozenset({"p", "ul", "ol", "table", "div", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "blockquote"})
+# `Name: value` lines at the top of MCP docs; keys are one to three words.
+HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9]*(?:[ _-][A-Za-z0-9]+){0,2}):[ \t]*(.*)$")
+_KNOWN_HEADERS = frozenset({"name", "title", "status"})
+_NO_LOOK = Look()
+
+
+@dataclass
+class Document:
+    """The semantic tree plus what the pre-pass learned about the doc."""
+
+    soup: BeautifulSoup
+    headers: dict[str, str] = field(default_factory=dict)
+    title: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def restructure(html: str, images: dict[str, str] | None, comments_href: str | None) -> Document:
+    try:
+        src = BeautifulSoup(html, "lxml")
+    except Exception:  # lxml missing or refusing the input: the slower pure-Python parser
+        src = BeautifulSoup(html, "html.parser")
+    sheet = StyleSheet.parse("\n".join(s.get_text() for s in src.find_all("style")))
+    body = src.body or src
+    _drop_comment_bodies(body)
+    ctx = Context(sheet, images, comments_href)
+    out = BeautifulSoup("", "html.parser")
+    doc = Document(out)
+    doc.headers = _take_headers(body, ctx)
+    builder = _Builder(ctx, out)
+    builder.blocks(body, out)
+    builder.finish()
+    doc.title = builder.title or (clean_text(src.title.get_text()).strip() if src.title else None) or None
+    if sheet.undefined:
+        names = ", ".join(sorted(sheet.undefined, key=lambda n: (len(n), n)))
+        doc.warnings.append(f"the document uses classes its stylesheet does not define ({names}); their styling is lost")
+    return doc
+
+
+def _drop_comment_bodies(body: Tag) -> None:
+    """Comment threads live in their own file: drop the `[a] text` notes Google appends."""
+    for a in body.find_all("a", href=re.compile(r"^#cmnt_ref\d+$")):
+        holder = a.find_parent("div") or a.find_parent("p")
+        if holder is not None and holder.parent is not None:
+            holder.decompose()
+
+
+def _take_headers(body: Tag, ctx: Context) -> dict[str, str]:
+    """Remove the `Name:`/`Title:`/`Status:` lines at the top of the body and return them."""
+    found: list[tuple[Tag, list[tuple[str, str]]]] = []
+    for node in body.children:
+        if not isinstance(node, Tag):
+            if str(node).strip():
+                break
+            continue
+        classes = node.get("class") or []
+        if node.name != "p":
+            break
+        text = "".join(iter_text(items_of(node, _NO_LOOK, ctx))).strip()
+        if not text or "title" in classes or "subtitle" in classes:
+            continue
+        pairs = [HEADER_LINE.match(line.strip()) for line in text.split("\n") if line.strip()]
+        if not all(pairs):
+            break
+        found.append((node, [(m.group(1), m.group(2).strip()) for m in pairs]))
+    headers: dict[str, str] = {}
+    for _, pairs in found:
+        for key, value in pairs:
+            headers.setdefault(re.sub(r"[^a-z0-9]+", "_", key.lower()), value)
+    if not _KNOWN_HEADERS & headers.keys():
+        return {}  # an ordinary first paragraph such as "Note: ..." is body text
+    for node, _ in found:
+        node.decompose()
+    return headers
+
+
+@dataclass
+class _ListLevel:
+    level: int
+    list_id: str
+    tag: Tag
+
+
+class _Builder:
+    """Walks Google's blocks in order, appending semantic blocks; owns the open code block."""
+
+    def __init__(self, ctx: Context, out: BeautifulSoup) -> None:
+        self.ctx = ctx
+        self.out = out
+        self.title: str | None = None
+        self.code: list[str] | None = None  # lines of the open code block
+        self.code_parent: Tag | None = None
+        self.code_blanks = 0  # blank monospace paragraphs held until the run goes on
+        self.in_marker = False  # inside Google's U+EC03 ... U+EC02 code block
+        self.anchors: list[Item] = []  # bookmarks waiting for the next block
+        self.lists: list[_ListLevel] = []
+
+    # ------------------------------------------------------------ blocks
+    def blocks(self, container: Tag, parent: Tag) -> None:
+        for node in list(container.children):
+            if isinstance(node, NavigableString):
+                if type(node) is NavigableString and node.strip():
+                    self.paragraph_items([Item(TEXT, clean_text(str(node)))], parent, _NO_LOOK)
+                continue
+            name = node.name
+            if name in ("ul", "ol"):
+                self.list_block(node, parent)
+                continue
+            if not (name == "p" and _is_empty(node)):
+                self.lists = []
+            if name == "p" or name == "li":
+                self.paragraph(node, parent)
+            elif _HEADING.match(name):
+                self.heading(node, int(name[1]), parent)
+            elif name == "table":
+                self.table(node, parent)
+            elif name == "hr":
+                style = (node.get("style") or "").replace(" ", "")
+                if "display:none" not in style:  # Google's page breaks are hidden rules
+                    self.emit(parent, self.out.new_tag("hr"))
+            elif name == "a" and not node.get_text(strip=True) and not node.find("img"):
+                anchor = node.get("id")
+                if anchor and _SAFE_ID.match(anchor):
+                    self.anchors.append(Item(ANCHOR, attrs={"id": anchor}))
+            elif name in ("script", "style", "head", "meta", "title", "link"):
+                continue
+            elif node.find(_BLOCK_TAGS):
+                self.blocks(node, parent)
+            else:
+                self.paragraph(node, parent)
+
+    def finish(self) -> None:
+        self.flush_code()
+        if self.anchors:
+            para = self.out.new_tag("p")
+            build_inline(self.out, para, self.anchors)
+            self.out.append(para)
+            self.anchors = []
+
+    def emit(self, parent: Tag, tag: Tag) -> None:
+        self.flush_code()
+        parent.append(tag)
+
+    # ------------------------------------------------------------ code
+    def flush_code(self) -> None:
+        if self.code is not None and self.code_parent is not None:
+            lines = self.code
+            while lines and not lines[-1].strip():
+                lines.pop()
+            if lines:
+                pre = self.out.new_tag("pre")
+                pre.append(NavigableString("\n".join(line.rstrip() for line in lines)))
+                self.code_parent.append(pre)
+        self.code, self.code_parent, self.code_blanks = None, None, 0
+
+    def add_code(self, lines: list[str], parent: Tag) -> None:
+        if self.code is None or self.code_parent is not parent:
+            self.flush_code()
+            self.code, self.code_parent = [], parent
+        else:
+            self.code.extend([""] * self.code_blanks)
+        self.code_blanks = 0
+        self.code.extend(lines)
+
+    # ------------------------------------------------------------ paragraphs
+    def look(self, node: Tag) -> Look:
+        return self.ctx.sheet.look(" ".join(node.get("class") or ()), node.get("style") or "")
+
+    def paragraph(self, node: Tag, parent: Tag, in_li: bool = False) -> None:
+        look = self.look(node)
+        if look.hidden:
+            return
+        raw = node.get_text()
+        items = items_of(node, look, self.ctx)
+        classes = node.get("class") or ()
+        if "title" in classes and self.title is None:
+            self.title = "".join(iter_text(items)).strip() or None
+        if CODE_BLOCK_START in raw or self.in_marker:
+            self.marker_paragraph(raw, items, parent)
+            return
+        self.paragraph_items(items, parent, look, in_li)
+
+    def marker_paragraph(self, raw: str, items: list[Item], parent: Tag) -> None:
+        """Inside Google's code block every paragraph is a code line, whatever its font."""
+        if CODE_BLOCK_START in raw and not self.in_marker:
+            self.flush_code()
+            self.in_marker = True
+            self.code, self.code_parent = [], parent
+        text = "".join(iter_text(items))
+        ends = CODE_BLOCK_END in raw
+        if text.strip() or not ends:
+            assert self.code is not None
+            self.code.extend(text.split("\n"))
+        if ends:
+            self.in_marker = False
+            self.flush_code()
+
+    def paragraph_items(self, items: list[Item], parent: Tag, look: Look, in_li: bool = False) -> None:
+        visible = any(i.kind == IMAGE or (i.kind == TEXT and i.text.strip()) for i in items)
+        if not visible:
+            # An empty monospace paragraph inside a run of code is a blank line of that code.
+            if self.code is not None and (look.mono or any("code" in i.fmts for i in items)):
+                self.code_blanks += 1
+            elif not any(i.kind == ANCHOR for i in items):
+                self.flush_code()
+            self.anchors.extend(i for i in items if i.kind == ANCHOR)
+            return
+        lines = split_lines(items)
+        while lines and not any(i.kind != BREAK and (i.kind != TEXT or i.text.strip()) for i in lines[-1]):
+            lines.pop()  # a trailing <br> adds nothing
+        kinds = [is_code_line(line) for line in lines]
+        if in_li and len(lines) == 1 and kinds[0]:
+            kinds = [False]  # a one-line code list item reads best as inline code
+        start = 0
+        for end in range(1, len(lines) + 1):
+            if end < len(lines) and kinds[end] == kinds[start]:
+                continue
+            segment = lines[start:end]
+            if kinds[start]:
+                self.add_code(["".join(i.text for i in line if i.kind == TEXT) for line in segment], parent)
+            else:
+                # A list item's only paragraph goes straight into the <li>: a tight list.
+                alone = in_li and start == 0 and end == len(lines)
+                para = parent if alone else self.out.new_tag("p")
+                flat: list[Item] = self.anchors
+                self.anchors = []
+                for k, line in enumerate(segment):
+                    if k:
+                        flat.append(Item(BREAK))
+                    flat.extend(line)
+                build_inline(self.out, para, flat)
+                if not alone:
+                    self.emit(parent, para)
+            start = end
+
+    def heading(self, node: Tag, level: int, parent: Tag) -> None:
+        items = items_of(node, self.look(node), self.ctx)
+        if not any(i.kind == TEXT and i.text.strip() for i in items):
+            return  # an empty heading would render as a stray `#`
+        items = [i if i.kind != BREAK else Item(TEXT, " ") for i in items]
+        tag = self.out.new_tag(f"h{level}")
+        build_inline(self.out, tag, self.anchors + items)
+        self.anchors = []
+        anchor = node.get("id")
+        if anchor and _SAFE_ID.match(anchor):  # keeps `#h.xxx` links working
+            tag.append(self.out.new_tag("a", attrs={"id": anchor}))
+        self.emit(parent, tag)
+
+    # ------------------------------------------------------------ lists
+    def list_block(self, node: Tag, parent: Tag) -> None:
+        self.flush_code()
+        m = _LIST_CLASS.search(" ".join(node.get("class") or ()))
+        level, list_id = (int(m.group(2)), m.group(1)) if m else (0, "")
+        if not m:
+            self.lists = []
+        while self.lists and (self.lists[-1].level > level or (
+                self.lists[-1].level == level and (self.lists[-1].list_id != list_id or self.lists[-1].tag.name != node.name))):
+            self.lists.pop()
+        if self.lists and self.lists[-1].level == level:
+            target = self.lists[-1].tag
+        else:
+            target = self.out.new_tag(node.name)
+            start = node.get("start")
+            if node.name == "ol" and start and start.isdigit() and int(start) != 1:
+                target["start"] = start
+            holder = parent
+            if self.lists:
+                items = self.lists[-1].tag.find_all("li", recursive=False)
+                if items:
+                    holder = items[-1]
+                else:
+                    holder = self.out.new_tag("li")
+                    self.lists[-1].tag.append(holder)
+            holder.append(target)
+            self.lists.append(_ListLevel(level, list_id, target))
+        for li in node.find_all("li", recursive=False):
+            item = self.out.new_tag("li")
+            target.append(item)
+            saved, self.lists = self.lists, []
+            if li.find(_BLOCK_TAGS):
+                self.blocks(li, item)
+            else:
+                self.paragraph_items(items_of(li, self.look(li), self.ctx), item, self.look(li), in_li=True)
+            self.flush_code()
+            self.lists = saved
+
+    # ------------------------------------------------------------ tables
+    def table(self, node: Tag, parent: Tag) -> None:
+        rows = [tr for tr in node.find_all("tr") if tr.find_parent("table") is node]
+        if not rows:
+            return
+        table = self.out.new_tag("table")
+        simple = True
+        for tr in rows:
+            row = self.out.new_tag("tr")
+            for cell in tr.find_all(["td", "th"]):
+                if cell.find_parent("tr") is not tr:
+                    continue
+                td = self.out.new_tag("td")
+                sub = _Builder(self.ctx, self.out)
+                sub.blocks(cell, td)
+                sub.finish()
+                for attr in ("colspan", "rowspan"):
+                    value = cell.get(attr)
+                    if value and value.isdigit() and int(value) > 1:
+                        td[attr] = value
+                        simple = False
+                blocks = [c for c in td.children if isinstance(c, Tag)]
+                if len(blocks) > 1 or (blocks and blocks[0].name != "p"):
+                    simple = False
+                first = cell.find("p")
+                align = self.look(first).align if first is not None else None
+                if align in ("right", "center"):
+                    td["data-align"] = align
+                row.append(td)
+            table.append(row)
+        if simple:
+            for td in table.find_all("td"):
+                p = td.find("p")
+                if p is not None:
+                    p.unwrap()
+        else:
+            table["data-html"] = "1"
+        self.emit(parent, table)
+
+
+def _is_empty(node: Tag) -> bool:
+    return not node.get_text(strip=True) and node.find("img") is None

@@ -1,0 +1,258 @@
+"""Inline runs: flatten a Google paragraph into styled items, then nest formats as semantic tags.
+
+Google writes every change of style as a new `<span>`, so `**bold _both_** _italic_` arrives as
+three sibling spans. We flatten a paragraph into items (text, break, image, anchor), each with the
+set of formats its CSS gives it, and rebuild the nesting greedily: at each position the format
+whose run reaches furthest becomes the outer tag. Whitespace-only items take the formats their
+neighbours share, so a bold run never breaks on a space and markers never hug a space.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+from urllib.parse import parse_qs, quote, urlsplit
+
+from bs4 import BeautifulSoup, NavigableString, Tag
+
+from pipeline.convert.styles import CODE, DEL, EM, STRONG, SUB, SUP, Look, StyleSheet
+
+TEXT, BREAK, IMAGE, ANCHOR = "text", "br", "img", "anchor"
+LINK = "a:"  # prefix of a link's format key: "a:" + href
+
+# Tie-break when two formats' runs are equally long (outermost first); links wrap formats.
+_ORDER = {STRONG: 1, EM: 2, DEL: 3, SUP: 4, SUB: 5, CODE: 6}
+
+# Tags older exports (and copy/paste HTML) use for formats, instead of CSS.
+_TAG_FORMATS = {
+    "b": STRONG, "strong": STRONG, "i": EM, "em": EM, "s": DEL, "strike": DEL, "del": DEL,
+    "sup": SUP, "sub": SUB, "code": CODE, "tt": CODE, "kbd": CODE, "samp": CODE,
+}
+CODE_BLOCK_START, CODE_BLOCK_END = "\uec03", "\uec02"
+# Control characters (never meaningful in a Doc) and Google's code-block markers are dropped.
+_JUNK = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\uec02\uec03]")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+_COMMENT_REF = re.compile(r"^#cmnt\d+$")
+_SAFE_SCHEMES = ("http", "https", "mailto", "ftp")
+
+
+class LineStart(NavigableString):
+    """Text that begins a Markdown line: block markers (`#`, `-`, `1.`, `>`) in it get escaped."""
+
+
+@dataclass
+class Item:
+    kind: str
+    text: str = ""
+    fmts: frozenset[str] = frozenset()
+    attrs: dict[str, str] | None = None
+
+    @property
+    def blank(self) -> bool:
+        return self.kind == TEXT and not self.text.strip()
+
+
+def clean_text(text: str) -> str:
+    """Doc text as Markdown wants it: nbsp as space, no control or code-marker characters."""
+    return _JUNK.sub("", text.replace("\xa0", " "))
+
+
+def safe_href(href: str | None) -> str | None:
+    """Unwrap Google's redirect; keep only web, mail and in-document links (never `javascript:`)."""
+    if not href:
+        return None
+    href = href.strip()
+    if href.startswith("https://www.google.com/url?") or href.startswith("http://www.google.com/url?"):
+        target = parse_qs(urlsplit(href).query).get("q")
+        if target:
+            href = target[0]
+    if href.startswith("#"):
+        return "#" + quote(href[1:], safe="._:-=/")
+    scheme = urlsplit(href).scheme.lower()
+    if scheme not in _SAFE_SCHEMES:
+        return None
+    # Markdown link destinations end at whitespace or an unbalanced parenthesis.
+    return quote(href, safe="/:?#[]@!$&'*+,;=%~.-_")
+
+
+def safe_src(src: str, images: dict[str, str] | None) -> str | None:
+    mapped = images.get(src) if images else None
+    if mapped is not None:
+        return quote(mapped, safe="/.-_~")
+    if src.startswith("data:image/") and ";base64," in src:
+        return None  # embedded images belong in files beside the doc, not inline in the text
+    return safe_href(src)
+
+
+@dataclass
+class Context:
+    sheet: StyleSheet
+    images: dict[str, str] | None
+    comments_href: str | None
+
+
+def items_of(block: Tag, base: Look, ctx: Context) -> list[Item]:
+    """Flatten a block's inline content into styled items."""
+    out: list[Item] = []
+    _walk(block, base, frozenset(), ctx, out)
+    return out
+
+
+def _walk(node: Tag, look: Look, extra: frozenset[str], ctx: Context, out: list[Item]) -> None:
+    for child in node.children:
+        if isinstance(child, NavigableString):
+            if type(child) is not NavigableString:
+                continue  # comments, doctypes, script/style text
+            text = clean_text(str(child))
+            if text:
+                out.append(Item(TEXT, text, look.formats() | extra))
+            continue
+        name = child.name
+        if name == "br":
+            out.append(Item(BREAK))
+        elif name == "img":
+            src = safe_src(child.get("src") or "", ctx.images)
+            if src:
+                out.append(Item(IMAGE, clean_text(child.get("alt") or ""), attrs={"src": src}))
+        elif name == "a":
+            _walk_link(child, look, extra, ctx, out)
+        elif name in ("script", "style", "head"):
+            continue
+        else:
+            sub = ctx.sheet.look(" ".join(child.get("class") or ()), child.get("style") or "")
+            if sub.hidden:
+                continue
+            fmt = _TAG_FORMATS.get(name)
+            _walk(child, sub.over(look), extra | {fmt} if fmt else extra, ctx, out)
+
+
+def _walk_link(a: Tag, look: Look, extra: frozenset[str], ctx: Context, out: list[Item]) -> None:
+    raw_href = a.get("href") or ""
+    if _COMMENT_REF.match(raw_href):
+        # A comment mark ([a]): its thread lives in the comments file, or nowhere.
+        if ctx.comments_href:
+            key = LINK + (safe_href(ctx.comments_href) or ctx.comments_href)
+            out.append(Item(TEXT, clean_text(a.get_text()), look.formats() | extra | {key}))
+        return
+    anchor = a.get("id")
+    if anchor and _SAFE_ID.match(anchor):
+        out.append(Item(ANCHOR, attrs={"id": anchor}))
+    href = safe_href(raw_href)
+    # The link's own class carries Google's underline and colour: not emphasis, so not read.
+    _walk(a, look, extra | {LINK + href} if href else extra, ctx, out)
+
+
+def split_lines(items: list[Item]) -> list[list[Item]]:
+    lines: list[list[Item]] = [[]]
+    for item in items:
+        if item.kind == BREAK:
+            lines.append([])
+        else:
+            lines[-1].append(item)
+    return lines
+
+
+def is_code_line(line: list[Item]) -> bool:
+    """A line whose every visible character is monospace (and that has some)."""
+    seen = False
+    for item in line:
+        if item.kind == IMAGE:
+            return False
+        if item.kind == TEXT and item.text.strip():
+            if CODE not in item.fmts:
+                return False
+            seen = True
+    return seen
+
+
+def line_text(line: list[Item]) -> str:
+    return "".join(i.text for i in line if i.kind == TEXT)
+
+
+def _share_neighbours(items: list[Item]) -> None:
+    """Give blanks, breaks and anchors the formats both neighbours share (links excepted)."""
+    n = len(items)
+    for i, item in enumerate(items):
+        if not (item.blank or item.kind in (BREAK, ANCHOR)):
+            continue
+        prev = next((items[j] for j in range(i - 1, -1, -1) if not items[j].blank and items[j].kind == TEXT), None)
+        nxt = next((items[j] for j in range(i + 1, n) if not items[j].blank and items[j].kind == TEXT), None)
+        own_links = {f for f in item.fmts if f.startswith(LINK)}
+        shared = (prev.fmts & nxt.fmts) if prev and nxt else frozenset()
+        if item.kind != TEXT:
+            shared = frozenset(f for f in shared if f != CODE and not f.startswith(LINK))
+        else:
+            shared = frozenset(f for f in shared if not f.startswith(LINK))
+        item.fmts = shared | own_links if item.kind == TEXT else shared
+
+
+def build_inline(soup: BeautifulSoup, parent: Tag, items: list[Item]) -> None:
+    """Append `items` to `parent` as nested semantic tags (strong, em, del, sup, sub, code, a)."""
+    if not items:
+        return
+    _share_neighbours(items)
+    _nest(soup, parent, items, frozenset(), line_start=True)
+
+
+def _nest(soup: BeautifulSoup, parent: Tag, items: list[Item], applied: frozenset[str], line_start: bool) -> bool:
+    i, n = 0, len(items)
+    while i < n:
+        item = items[i]
+        todo = item.fmts - applied
+        if not todo:
+            line_start = _leaf(soup, parent, item, line_start)
+            i += 1
+            continue
+        best, best_end = None, i
+        for fmt in sorted(todo, key=lambda f: (_ORDER.get(f, 0), f)):
+            j = i + 1
+            while j < n and fmt in items[j].fmts:
+                j += 1
+            if j > best_end:
+                best, best_end = fmt, j
+        wrapper = _wrapper(soup, best, items, i, best_end)
+        line_start = _nest(soup, wrapper, items[i:best_end], applied | {best}, line_start)
+        parent.append(wrapper)
+        i = best_end
+    return line_start
+
+
+def _wrapper(soup: BeautifulSoup, fmt: str, items: list[Item], start: int, end: int) -> Tag:
+    if fmt.startswith(LINK):
+        return soup.new_tag("a", attrs={"href": fmt[len(LINK):]})
+    tag = soup.new_tag(fmt)
+    if fmt == EM:
+        # `_x_` is not emphasis inside a word; `*x*` is.
+        inside = "".join(i.text for i in items[start:end] if i.kind == TEXT)
+        before = items[start - 1].text[-1:] if start and items[start - 1].kind == TEXT else ""
+        after = items[end].text[:1] if end < len(items) and items[end].kind == TEXT else ""
+        if (before.isalnum() and not inside[:1].isspace()) or (after.isalnum() and not inside[-1:].isspace()):
+            tag["data-sym"] = "*"
+    return tag
+
+
+def _leaf(soup: BeautifulSoup, parent: Tag, item: Item, line_start: bool) -> bool:
+    if item.kind == TEXT:
+        if line_start and item.text.strip():
+            parent.append(LineStart(item.text))
+            return False
+        parent.append(NavigableString(item.text))
+        return line_start
+    if item.kind == BREAK:
+        parent.append(soup.new_tag("br"))
+        return True
+    if item.kind == IMAGE:
+        parent.append(soup.new_tag("img", attrs={"src": item.attrs["src"], "alt": item.text}))
+        return False
+    if item.kind == ANCHOR:
+        parent.append(soup.new_tag("a", attrs={"id": item.attrs["id"]}))
+    return line_start
+
+
+def iter_text(items: Iterable[Item]) -> Iterator[str]:
+    for item in items:
+        if item.kind == TEXT:
+            yield item.text
+        elif item.kind == BREAK:
+            yield "\n"

@@ -1,0 +1,181 @@
+"""markdownify, taught the semantic tree of `blocks.py`: escaping, anchors, fences, GFM tables.
+
+Doc text is untrusted. Every character that could start Markdown or HTML syntax is escaped in a
+form both CommonMark and Python-Markdown (MkDocs) read as text: `<` becomes `&lt;` (Python-Markdown
+does not honour `\\<`), so text that looks like `<script>` never becomes a tag.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+from bs4 import NavigableString, Tag
+from markdownify import ATX, BACKSLASH, MarkdownConverter
+
+from pipeline.convert.inline import LineStart
+
+_INLINE_SPECIALS = re.compile(r"([\\`*_\[\]])")
+_ENTITY_LIKE = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
+_TILDES = re.compile(r"~(?=~)|(?<=~)~")
+_LINE_START = re.compile(r"^(\s*)(#{1,6}(?=\s|$)|>|[-+](?=\s|$)|=+\s*$|\d{1,9}(?=[.)](?:\s|$)))")
+_WS = re.compile(r"[\t \r\n]+")
+_BACKTICKS = re.compile(r"`+")
+# Table assembly markers: control characters the pre-pass strips from doc text.
+_CELL, _ROW = "\x01", "\x02"
+_HTML_TAGS = frozenset({"p", "br", "strong", "em", "del", "sup", "sub", "code", "pre", "a", "img",
+                        "ul", "ol", "li", "table", "tr", "td", "h1", "h2", "h3", "h4", "h5", "h6", "hr"})
+_HTML_ATTRS = frozenset({"href", "src", "alt", "id", "start", "colspan", "rowspan"})
+
+
+def escape_text(text: str, line_start: bool, in_table: bool) -> str:
+    text = _INLINE_SPECIALS.sub(r"\\\1", text)
+    text = _ENTITY_LIKE.sub("&amp;", text)
+    text = text.replace("<", "&lt;")
+    text = _TILDES.sub(r"\\~", text)
+    if in_table:
+        text = text.replace("|", r"\|")
+    if line_start:
+        m = _LINE_START.match(text)
+        if m:
+            marker = m.group(2)
+            if marker[0].isdigit():
+                # `1.` -> `1\.`: the digits stay, the dot stops being a list marker
+                end = m.end(2)
+                text = text[:end] + "\\" + text[end:]
+            else:
+                text = text[: m.start(2)] + "\\" + text[m.start(2):]
+    return text
+
+
+def display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+class GDocConverter(MarkdownConverter):
+    """Converts the pre-pass's semantic tree (not raw Google HTML) to GitHub-flavoured Markdown."""
+
+    def __init__(self, **options):
+        options.setdefault("heading_style", ATX)
+        options.setdefault("bullets", "-")
+        options.setdefault("newline_style", BACKSLASH)
+        options.setdefault("sup_symbol", "<sup>")
+        options.setdefault("sub_symbol", "<sub>")
+        options.setdefault("autolinks", False)
+        options.setdefault("escape_asterisks", False)
+        options.setdefault("escape_underscores", False)
+        options.setdefault("escape_misc", False)
+        super().__init__(**options)
+
+    def process_text(self, el, parent_tags=None):
+        parent_tags = parent_tags or set()
+        text = str(el)
+        if "pre" in parent_tags:
+            return text
+        text = _WS.sub(" ", text)
+        if "_noformat" not in parent_tags:
+            text = escape_text(text, isinstance(el, LineStart), "td" in parent_tags)
+        # Whitespace at the edges of a block means nothing (markdownify's rule, kept).
+        parent = el.parent
+        if el.previous_sibling is None and parent is not None and parent.name in ("p", "li", "td", "h1", "h2", "h3", "h4", "h5", "h6"):
+            text = text.lstrip(" ")
+        if el.next_sibling is None and parent is not None and parent.name in ("p", "li", "td", "h1", "h2", "h3", "h4", "h5", "h6"):
+            text = text.rstrip(" ")
+        return text
+
+    def convert_em(self, el, text, parent_tags):
+        symbol = el.get("data-sym") or "_"
+        if "_noformat" in parent_tags:
+            return text
+        stripped = text.strip()
+        if not stripped:
+            return text
+        lead = " " if text[:1].isspace() else ""
+        trail = " " if text[-1:].isspace() else ""
+        return f"{lead}{symbol}{stripped}{symbol}{trail}"
+
+    convert_i = convert_em
+
+    def convert_a(self, el, text, parent_tags):
+        href = el.get("href")
+        if not href:
+            anchor = el.get("id")
+            return f'<a id="{html.escape(anchor, quote=True)}"></a>' if anchor else text
+        if "_noformat" in parent_tags:
+            return text
+        lead = " " if text[:1] == " " else ""
+        trail = " " if text[-1:] == " " else ""
+        text = text.strip()
+        if not text:
+            return lead or trail
+        return f"{lead}[{text}]({href}){trail}"
+
+    def convert_img(self, el, text, parent_tags):
+        alt = escape_text(el.get("alt") or "", False, "td" in parent_tags)
+        return f"![{alt}]({el.get('src')})"
+
+    def convert_pre(self, el, text, parent_tags):
+        if not text:
+            return ""
+        longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
+        fence = "`" * max(3, longest + 1)
+        return f"\n\n{fence}\n{text}\n{fence}\n\n"
+
+    # ------------------------------------------------------------ tables
+    def convert_td(self, el, text, parent_tags):
+        return _CELL + " ".join(text.split("\n")).strip()
+
+    convert_th = convert_td
+
+    def convert_tr(self, el, text, parent_tags):
+        return _ROW + text
+
+    def convert_table(self, el, text, parent_tags):
+        if el.get("data-html"):
+            # One line: a blank line would end the HTML block; &#10; keeps a <pre>'s line breaks.
+            return "\n\n" + _to_html(el).replace("\n", "&#10;") + "\n\n"
+        rows = [row.split(_CELL)[1:] for row in text.split(_ROW)[1:]]
+        tags = [tr.find_all("td", recursive=False) for tr in el.find_all("tr", recursive=False)]
+        width = max(len(r) for r in rows)
+        rows = [r + [""] * (width - len(r)) for r in rows]
+        aligns = []
+        for col in range(width):
+            votes: dict[str, int] = {}
+            for tr in tags:
+                if col < len(tr):
+                    a = tr[col].get("data-align") or "left"
+                    votes[a] = votes.get(a, 0) + 1
+            aligns.append(max(sorted(votes), key=lambda a: votes[a]) if votes else "left")
+        widths = [max(3, *(display_width(r[c]) for r in rows)) for c in range(width)]
+
+        def cell(value: str, col: int) -> str:
+            pad = widths[col] - display_width(value)
+            if aligns[col] == "right":
+                return " " * pad + value
+            if aligns[col] == "center":
+                return " " * ((pad + 1) // 2) + value + " " * (pad // 2)
+            return value + " " * pad
+
+        def rule(col: int) -> str:
+            w = widths[col]
+            return {"right": "-" * (w - 1) + ":", "center": ":" + "-" * (w - 2) + ":"}.get(aligns[col], "-" * w)
+
+        lines = ["| " + " | ".join(cell(v, c) for c, v in enumerate(r)) + " |" for r in rows]
+        lines.insert(1, "| " + " | ".join(rule(c) for c in range(width)) + " |")
+        return "\n\n" + "\n".join(lines) + "\n\n"
+
+
+def _to_html(node) -> str:
+    """A table whose cells hold blocks, as HTML: only our own tags and checked attributes."""
+    if isinstance(node, NavigableString):
+        return html.escape(str(node), quote=False)
+    inner = "".join(_to_html(c) for c in node.children)
+    if not isinstance(node, Tag) or node.name not in _HTML_TAGS:
+        return inner
+    attrs = "".join(f' {k}="{html.escape(str(v), quote=True)}"' for k, v in sorted(node.attrs.items()) if k in _HTML_ATTRS)
+    if node.name in ("br", "hr", "img"):
+        return f"<{node.name}{attrs}>"
+    if node.name == "a" and not node.get("href"):
+        return f"<a{attrs}></a>{inner}"
+    return f"<{node.name}{attrs}>{inner}</{node.name}>"

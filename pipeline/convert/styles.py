@@ -1,0 +1,155 @@
+"""Google's export stylesheet: `.cN` class rules and inline `style=` resolved to text formats.
+
+The stylesheet is parsed once per document; flags are cached per (class attribute, style attribute)
+pair, so a 200 KB export with thousands of spans parses CSS a few dozen times, not per node.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# Fonts Google Docs offers (or imports) whose text reads as code. Anything whose family name
+# contains "mono" or "code" also counts (e.g. "Noto Sans Mono", "Source Code Pro").
+MONOSPACE_FONTS = frozenset(
+    {
+        "courier", "courier new", "consolas", "monaco", "menlo", "inconsolata", "lucida console",
+        "andale mono", "cousine", "anonymous pro", "monospace", "ocr a std", "nanum gothic coding",
+    }
+)
+
+_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+_SIMPLE_CLASS = re.compile(r"^\.([A-Za-z0-9_-]+)$")
+# Class names that carry structure rather than style: they need no stylesheet rule.
+_STRUCTURAL = re.compile(r"^(doc-content|title|subtitle|start|lst-kix_.*|li-bullet-\d+)$")
+
+# Text formats, in the tie-break order used when nesting them (outermost first).
+STRONG, EM, DEL, SUP, SUB, CODE = "strong", "em", "del", "sup", "sub", "code"
+
+
+def parse_declarations(text: str) -> dict[str, str]:
+    """`a:b; c:d` -> {"a": "b", "c": "d"} (lower-cased names, last one wins as in CSS)."""
+    out: dict[str, str] = {}
+    for part in text.split(";"):
+        name, sep, value = part.partition(":")
+        if sep:
+            out[name.strip().lower()] = value.strip()
+    return out
+
+
+def is_monospace(family: str) -> bool:
+    for name in family.split(","):
+        name = name.strip().strip("\"'").lower()
+        if name in MONOSPACE_FONTS or "mono" in name or " code" in name:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Look:
+    """What a run's CSS says about its text. None means "not set here" (inherit)."""
+
+    bold: bool | None = None
+    italic: bool | None = None
+    mono: bool | None = None
+    strike: bool = False
+    valign: str | None = None  # "super" | "sub" | None
+    align: str | None = None  # paragraph text-align: left/right/center/justify
+    hidden: bool = False
+
+    def over(self, parent: "Look") -> "Look":
+        """This look on top of its parent's, the way CSS inherits (line-through propagates)."""
+        return Look(
+            bold=self.bold if self.bold is not None else parent.bold,
+            italic=self.italic if self.italic is not None else parent.italic,
+            mono=self.mono if self.mono is not None else parent.mono,
+            strike=self.strike or parent.strike,
+            valign=self.valign if self.valign is not None else parent.valign,
+            align=self.align if self.align is not None else parent.align,
+            hidden=self.hidden or parent.hidden,
+        )
+
+    def formats(self) -> frozenset[str]:
+        fmts = set()
+        if self.bold:
+            fmts.add(STRONG)
+        if self.italic:
+            fmts.add(EM)
+        if self.strike:
+            fmts.add(DEL)
+        if self.valign == "super":
+            fmts.add(SUP)
+        elif self.valign == "sub":
+            fmts.add(SUB)
+        if self.mono:
+            fmts.add(CODE)
+        return frozenset(fmts)
+
+
+def look_of(decls: dict[str, str]) -> Look:
+    bold = italic = mono = None
+    valign = align = None
+    weight = decls.get("font-weight")
+    if weight:
+        if weight.isdigit():
+            bold = int(weight) >= 600
+        else:
+            bold = weight in ("bold", "bolder")
+    style = decls.get("font-style")
+    if style:
+        italic = style in ("italic", "oblique")
+    family = decls.get("font-family")
+    if family:
+        mono = is_monospace(family)
+    va = decls.get("vertical-align")
+    if va:
+        valign = va if va in ("super", "sub") else ""
+    ta = decls.get("text-align")
+    if ta:
+        align = ta
+    strike = "line-through" in decls.get("text-decoration", "") or "line-through" in decls.get(
+        "text-decoration-line", ""
+    )
+    hidden = decls.get("display") == "none"
+    return Look(bold, italic, mono, strike, valign, align, hidden)
+
+
+@dataclass
+class StyleSheet:
+    """The `.cN` rules of one export, and every class the body used but the sheet lacks."""
+
+    classes: dict[str, dict[str, str]]
+    _cache: dict[tuple[str, str], Look] = field(default_factory=dict)
+    undefined: set[str] = field(default_factory=set)
+
+    @classmethod
+    def parse(cls, css: str) -> "StyleSheet":
+        classes: dict[str, dict[str, str]] = {}
+        css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+        css = re.sub(r"@import[^;]*;", "", css)
+        for selectors, body in _RULE.findall(css):
+            decls = None
+            for selector in selectors.split(","):
+                m = _SIMPLE_CLASS.match(selector.strip())
+                if m:
+                    decls = decls if decls is not None else parse_declarations(body)
+                    classes.setdefault(m.group(1), {}).update(decls)
+        return cls(classes)
+
+    def look(self, class_attr: str, style_attr: str = "") -> Look:
+        """The look of an element from its `class` and `style` attributes (cached)."""
+        key = (class_attr, style_attr)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        decls: dict[str, str] = {}
+        for name in class_attr.split():
+            rule = self.classes.get(name)
+            if rule is not None:
+                decls.update(rule)
+            elif not _STRUCTURAL.match(name):
+                self.undefined.add(name)
+        if style_attr:
+            decls.update(parse_declarations(style_attr))
+        result = self._cache[key] = look_of(decls)
+        return result

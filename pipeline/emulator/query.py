@@ -1,0 +1,158 @@
+"""The subset of Drive's files.list `q` language the emulator understands.
+
+Terms: `'<id>' in parents`, `trashed = true|false`, `mimeType = | != '<type>'`,
+`name = | != | contains '<text>'`, `modifiedTime > | >= | < | <= | = '<RFC3339>'`,
+`'<id>' in owners` is rejected (unsupported); combined with `and`, `or`, `not` and parentheses.
+Anything else is a 400 "Invalid Value" on `q`, like Google answers a malformed query.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from pipeline.emulator.model import DriveFile
+
+Predicate = Callable[[DriveFile], bool]
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+    (?P<str>'(?:[^'\\]|\\.)*')
+  | (?P<op>!=|<=|>=|=|<|>)
+  | (?P<paren>[()])
+  | (?P<word>[A-Za-z_][A-Za-z_0-9]*)
+    )""",
+    re.X,
+)
+
+
+class QueryError(ValueError):
+    pass
+
+
+def _tokens(q: str) -> list[tuple[str, str]]:
+    out = []
+    pos = 0
+    q = q.rstrip()
+    while pos < len(q):
+        m = _TOKEN.match(q, pos)
+        if not m or m.end() == pos:
+            raise QueryError(f"bad query at {pos}")
+        kind = m.lastgroup or ""
+        val = m.group(kind)
+        if kind == "str":
+            val = re.sub(r"\\(.)", r"\1", val[1:-1])
+        out.append((kind, val))
+        pos = m.end()
+    return out
+
+
+def parse(q: str) -> Predicate:
+    toks = _tokens(q)
+    pos = 0
+
+    def peek(kind: str, val: str | None = None) -> bool:
+        if pos < len(toks) and toks[pos][0] == kind:
+            return val is None or toks[pos][1].lower() == val
+        return False
+
+    def take(kind: str, val: str | None = None) -> str:
+        nonlocal pos
+        if not peek(kind, val):
+            raise QueryError("bad query")
+        pos += 1
+        return toks[pos - 1][1]
+
+    def expr() -> Predicate:
+        left = conj()
+        while peek("word", "or"):
+            take("word")
+            right = conj()
+            left = (lambda a, b: lambda f: a(f) or b(f))(left, right)
+        return left
+
+    def conj() -> Predicate:
+        left = unary()
+        while peek("word", "and"):
+            take("word")
+            right = unary()
+            left = (lambda a, b: lambda f: a(f) and b(f))(left, right)
+        return left
+
+    def unary() -> Predicate:
+        if peek("word", "not"):
+            take("word")
+            inner = unary()
+            return lambda f: not inner(f)
+        if peek("paren", "("):
+            take("paren")
+            inner = expr()
+            take("paren", ")")
+            return inner
+        return term()
+
+    def term() -> Predicate:
+        if peek("str"):
+            value = take("str")
+            take("word", "in")
+            coll = take("word")
+            if coll == "parents":
+                return lambda f: value in f.parents
+            raise QueryError(f"unsupported collection {coll}")
+        name = take("word")
+        op = take("op")
+        if name == "trashed":
+            lit = take("word").lower()
+            if lit not in ("true", "false") or op not in ("=", "!="):
+                raise QueryError("bad trashed term")
+            want = lit == "true"
+            return (lambda f: f.trashed == want) if op == "=" else (lambda f: f.trashed != want)
+        if name in ("mimeType", "name", "modifiedTime", "createdTime"):
+            if peek("word", "contains"):
+                raise QueryError("bad term")
+            value = take("str")
+            return _compare(name, op, value)
+        raise QueryError(f"unsupported field {name}")
+
+    # `contains` is a word, not an op: handle `name contains 'x'` before the general path.
+    def term_with_contains() -> Predicate:
+        nonlocal pos
+        if pos + 2 < len(toks) and toks[pos] == ("word", "name") and toks[pos + 1][0] == "word" and toks[pos + 1][1].lower() == "contains":
+            pos += 2
+            value = take("str").lower()
+            return lambda f: value in f.name.lower()
+        return _term_plain()
+
+    _term_plain = term
+    term = term_with_contains  # noqa: F811 - rebinding so unary() sees the extended term
+
+    result = expr()
+    if pos != len(toks):
+        raise QueryError("trailing tokens in query")
+    return result
+
+
+def _compare(name: str, op: str, value: str) -> Predicate:
+    ops: dict[str, Callable[[str, str], bool]] = {
+        "=": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
+    }
+    if name in ("mimeType", "name") and op not in ("=", "!="):
+        raise QueryError("bad operator")
+    cmp = ops[op]
+    if name.endswith("Time"):
+        value = _norm_time(value)
+        return lambda f: cmp(_norm_time(getattr(f, name)), value)
+    return lambda f: cmp(getattr(f, name), value)
+
+
+def _norm_time(t: str) -> str:
+    # Compare times textually in one shape: 2024-01-02T03:04:05.000Z
+    t = t.replace("+00:00", "Z")
+    if "." not in t:
+        t = t.replace("Z", ".000Z") if t.endswith("Z") else t + ".000Z"
+    return t

@@ -1,0 +1,656 @@
+"""The Drive API v3 emulator's HTTP server.
+
+A stdlib ThreadingHTTPServer speaking HTTP/1.1 keep-alive. Routes live at Google's paths
+(`/drive/v3/...`, the docs export links `/feeds/download/...`, images `/docsz/...`, OAuth
+`/token`); the API is also answered without the `/drive/v3` prefix so a client whose
+`api_endpoint` is the bare emulator URL works too. Nothing here imports Google client code:
+the emulator must agree with Google, not with itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import secrets
+import socket
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterable, Optional
+
+from pipeline.emulator import fields as fieldsel
+from pipeline.emulator import query as qlang
+from pipeline.emulator import resources as res
+from pipeline.emulator.model import DOC_MIME, Dataset, DriveFile, NotFound
+
+FAULT_KINDS = ("429", "403", "500", "503", "drop")
+
+
+class ApiError(Exception):
+    """An error answered in Google's JSON error shape."""
+
+    def __init__(self, code: int, message: str, reason: str, domain: str = "global", location: str | None = None, location_type: str = "parameter", headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.reason, self.domain = code, message, reason, domain
+        self.location, self.location_type = location, location_type
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"message": self.message, "domain": self.domain, "reason": self.reason}
+        if self.location:
+            err["location"] = self.location
+            err["locationType"] = self.location_type
+        return {"error": {"code": self.code, "message": self.message, "errors": [err], "status": _STATUS.get(self.code, "UNKNOWN")}}
+
+
+_STATUS = {
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
+}
+
+
+def invalid(param: str, message: str = "Invalid Value") -> ApiError:
+    return ApiError(400, message, "invalid", location=param)
+
+
+def file_not_found(file_id: str) -> ApiError:
+    return ApiError(404, f"File not found: {file_id}.", "notFound", location="fileId")
+
+
+@dataclass
+class _Tokens:
+    """Access tokens the emulator accepts: the configured one plus those /token issued."""
+
+    fixed: Optional[str]
+    issued: set[str]
+
+    def ok(self, token: str, revoked: set[str]) -> bool:
+        if not token:
+            return False
+        if self.fixed is None or token == self.fixed or token in self.issued:
+            return True
+        # A service account may skip the token endpoint and send a self-signed JWT, which
+        # Google's APIs accept (google-auth does this with always_use_jwt_access).
+        claims = _jwt_claims(token)
+        return bool(
+            claims and claims.get("iss") and claims["iss"] not in revoked
+            and isinstance(claims.get("exp"), (int, float)) and claims["exp"] > time.time()
+            and claims.get("aud")
+        )
+
+
+class Emulator:
+    """A running (or startable) Drive emulator over one `Dataset`."""
+
+    def __init__(
+        self,
+        ds: Dataset,
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        faults: Iterable[str] = FAULT_KINDS,
+        seed: int = 0,
+        token: Optional[str] = "test-token",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        retry_after: int = 1,
+    ) -> None:
+        self.ds = ds
+        self.latency = latency
+        self.fault_rate = fault_rate
+        self.faults = tuple(faults)
+        for kind in self.faults:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown fault {kind!r}; choose from {', '.join(FAULT_KINDS)}")
+        self.seed = seed
+        self.host, self.port = host, port
+        self.retry_after = retry_after
+        self.tokens = _Tokens(token, set())
+        self.revoked: set[str] = set()  # service-account emails / refresh tokens /token refuses
+        self._lock = threading.Lock()
+        self._rng = random.Random(seed)
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.faults_injected: list[tuple[int, str]] = []  # (request number, fault kind)
+        self._server: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+        self._conns: set[socket.socket] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def url(self) -> str:
+        if not self._server:
+            raise RuntimeError("emulator not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    @property
+    def api_endpoint(self) -> str:
+        """The `client_options={"api_endpoint": ...}` value for googleapiclient.discovery.build."""
+        return self.url + "drive/v3/"
+
+    @property
+    def root_folder_id(self) -> str:
+        return self.ds.root_id
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.faults_injected.clear()
+
+    def start(self) -> "Emulator":
+        handler = type("BoundHandler", (_Handler,), {"emu": self})
+        server = _Server((self.host, self.port), handler)
+        server.emu = self
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="drive-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Start (unless started) and block until interrupted (the CLI)."""
+        if self._server is None:
+            self.start()
+        assert self._thread is not None
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:  # idle keep-alive connections would otherwise hold their threads
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread:
+            self._thread.join(5)
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ per request
+    def _record(self, method: str, path: str, q: dict[str, str], faultable: bool = True) -> Optional[str]:
+        """Log the request and draw its fault (None = serve it) from the seeded sequence."""
+        with self._lock:
+            self.requests.append((method, path, q))
+            n = len(self.requests)
+            if faultable and self.fault_rate > 0 and self.faults and self._rng.random() < self.fault_rate:
+                kind = self.faults[self._rng.randrange(len(self.faults))]
+                self.faults_injected.append((n, kind))
+                return kind
+        return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    allow_reuse_address = True
+    emu: Emulator
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.emu._lock:
+            self.emu._conns.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.emu._lock:
+            self.emu._conns.discard(request)
+        super().shutdown_request(request)
+
+
+def _int_param(q: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    if name not in q:
+        return default
+    try:
+        v = int(q[name])
+    except ValueError:
+        raise invalid(name, f"Invalid value '{q[name]}'. Values must be within the range: [{lo}, {hi}]") from None
+    if not lo <= v <= hi:
+        raise invalid(name, f"Invalid value '{v}'. Values must be within the range: [{lo}, {hi}]")
+    return v
+
+
+def _bool_param(q: dict[str, str], name: str, default: bool = False) -> bool:
+    v = q.get(name)
+    if v is None:
+        return default
+    if v.lower() not in ("true", "false"):
+        raise invalid(name, f"Invalid value '{v}'. Boolean expected.")
+    return v.lower() == "true"
+
+
+def _page_token(kind: str, offset: int, key: str = "") -> str:
+    # Opaque like Google's, and bound to the query it continues (a token from another query is a 400).
+    raw = json.dumps([kind, offset, _digest(key)], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _page_offset(q: dict[str, str], kind: str, key: str = "") -> int:
+    tok = q.get("pageToken")
+    if not tok:
+        return 0
+    try:
+        k, offset, tkey = json.loads(base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4)))
+        if k != kind or tkey != _digest(key) or not isinstance(offset, int) or offset < 0:
+            raise ValueError
+        return offset
+    except ValueError:
+        raise invalid("pageToken") from None
+
+
+def _select(body: dict[str, Any], q: dict[str, str], default: str, known: dict[str, Any]) -> dict[str, Any]:
+    text = q.get("fields") or default
+    try:
+        sel = fieldsel.parse(text)
+    except fieldsel.FieldsError:
+        raise ApiError(400, f"Invalid field selection {text}", "invalidParameter", location="fields") from None
+    bad = fieldsel.unknown_fields(sel, known)
+    if bad:
+        raise ApiError(400, f"Invalid field selection {bad.rsplit('.', 1)[-1]}", "invalidParameter", location="fields")
+    return fieldsel.apply(body, sel)
+
+
+def _schema(keys: set[str], **nested: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {k: None for k in keys}
+    out.update(nested)
+    return out
+
+
+_USER = _schema(res.USER_KEYS)
+_FILE = _schema(res.FILE_KEYS, owners=_USER, lastModifyingUser=_USER, trashingUser=_USER, sharingUser=_USER)
+_REVISION = _schema(res.REVISION_KEYS, lastModifyingUser=_USER)
+_REPLY = _schema(res.REPLY_KEYS, author=_USER)
+_COMMENT = _schema(res.COMMENT_KEYS, author=_USER, replies=_REPLY)
+_CHANGE = _schema(res.CHANGE_KEYS, file=_FILE)
+_FILE_LIST = {"kind": None, "nextPageToken": None, "incompleteSearch": None, "files": _FILE}
+_REVISION_LIST = {"kind": None, "nextPageToken": None, "revisions": _REVISION}
+_COMMENT_LIST = {"kind": None, "nextPageToken": None, "comments": _COMMENT}
+_CHANGE_LIST = {"kind": None, "nextPageToken": None, "newStartPageToken": None, "changes": _CHANGE}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ESF"  # what Google's frontends call themselves
+    sys_version = ""
+    timeout = 60  # idle keep-alive connections are closed after this
+    emu: Emulator
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # requests are counted, not logged: logs would carry tokens in URLs of some clients
+
+    # ---------------------------------------------------------------- plumbing
+    def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Vary", "Origin, X-Origin, Referer")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj, indent=2, ensure_ascii=False).encode() + b"\n", "application/json; charset=UTF-8", headers)
+
+    def _error(self, err: ApiError) -> None:
+        self._json(err.code, err.body(), err.headers)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        emu = self.emu
+        parsed = urllib.parse.urlsplit(self.path)
+        path = parsed.path
+        q = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
+        body = b""
+        if self.command == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+        # Faults hit the API, exports and images; the token endpoint stays reliable so that
+        # fault tests exercise the client's retries, not google-auth's.
+        fault = emu._record(self.command, path, q, faultable=path != "/token")
+        if emu.latency:
+            time.sleep(emu.latency)
+        try:
+            if fault:
+                self._fault(fault)
+                return
+            if path == "/token" and self.command == "POST":
+                self._token(body)
+                return
+            if path.startswith("/docsz/"):
+                self._image(path, q)
+                return
+            self._check_auth()
+            if path == "/feeds/download/documents/export/Export":
+                self._export_link(q)
+                return
+            api = path[len("/drive/v3"):] if path.startswith("/drive/v3/") else path
+            self._api(api, q)
+        except ApiError as err:
+            self._error(err)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _fault(self, kind: str) -> None:
+        emu = self.emu
+        if kind == "drop":
+            # Close without answering: the client sees a reset / empty reply.
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if kind == "429":
+            raise ApiError(429, "Rate Limit Exceeded", "rateLimitExceeded", domain="usageLimits", headers={"Retry-After": str(emu.retry_after)})
+        if kind == "403":
+            raise ApiError(403, "User Rate Limit Exceeded", "userRateLimitExceeded", domain="usageLimits")
+        if kind == "500":
+            raise ApiError(500, "Internal Error", "internalError")
+        raise ApiError(503, "Service Unavailable", "backendError")
+
+    def _check_auth(self) -> None:
+        auth = self.headers.get("Authorization", "")
+        if not auth:
+            raise ApiError(
+                401,
+                "Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+                "required", location="Authorization", location_type="header",
+                headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'},
+            )
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not self.emu.tokens.ok(token.strip(), self.emu.revoked):
+            raise ApiError(
+                401,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+                "authError", location="Authorization", location_type="header",
+                headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'},
+            )
+
+    # ---------------------------------------------------------------- OAuth
+    def _token(self, body: bytes) -> None:
+        form = {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace")).items()}
+        grant = form.get("grant_type", "")
+        emu = self.emu
+
+        def refuse(error: str, description: str, status: int = 400) -> None:
+            self._json(status, {"error": error, "error_description": description})
+
+        if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            claims = _jwt_claims(form.get("assertion", ""))
+            if claims is None:
+                return refuse("invalid_grant", "Invalid JWT: malformed assertion.")
+            now = time.time()
+            aud = claims.get("aud")
+            if not isinstance(aud, str) or urllib.parse.urlsplit(aud).path != "/token":
+                return refuse("invalid_grant", "Invalid JWT: audience is not this token endpoint.")
+            if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] < now - 60:
+                return refuse("invalid_grant", "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.")
+            if not claims.get("iss"):
+                return refuse("invalid_grant", "Invalid JWT: no issuer.")
+            if claims["iss"] in emu.revoked:
+                return refuse("invalid_grant", "Invalid JWT Signature.")
+            if not claims.get("scope") and not claims.get("target_audience"):
+                return refuse("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+        elif grant == "refresh_token":
+            rt = form.get("refresh_token", "")
+            if not rt or not form.get("client_id"):
+                return refuse("invalid_request", "Missing required parameter: refresh_token or client_id.")
+            if rt in emu.revoked:
+                return refuse("invalid_grant", "Token has been expired or revoked.")
+        else:
+            return refuse("unsupported_grant_type", f"Invalid grant_type: {grant}")
+        token = "ya29.emu-" + secrets.token_urlsafe(24)
+        with emu._lock:
+            emu.tokens.issued.add(token)
+        self._json(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
+
+    # ---------------------------------------------------------------- downloads
+    def _image(self, path: str, q: dict[str, str]) -> None:
+        parts = path.split("/")
+        if len(parts) != 4:
+            raise ApiError(404, "Not Found", "notFound")
+        file_id, name = parts[2], urllib.parse.unquote(parts[3])
+        ds = self.emu.ds
+        with ds.lock:
+            f = ds.files.get(file_id)
+            img = f.images.get(name) if f else None
+        if img is None or q.get("key") != res.image_key(file_id, name):
+            raise ApiError(404, "Not Found", "notFound")
+        mime, data = img
+        self._send(200, data, mime, {"Cache-Control": "private, max-age=86400"})
+
+    def _revision_for_export(self, f: DriveFile, revision: Optional[str]):
+        if not f.revisions:
+            raise ApiError(404, "Revision not found.", "notFound", location="revisionId")
+        if revision is None:
+            return f.revisions[-1]
+        for r in f.revisions:
+            if r.id == revision:
+                return r
+        raise ApiError(404, f"Revision not found: {revision}.", "notFound", location="revisionId")
+
+    def _export_link(self, q: dict[str, str]) -> None:
+        ds = self.emu.ds
+        file_id = q.get("id", "")
+        fmt = q.get("exportFormat", "html")
+        with ds.lock:
+            f = ds.files.get(file_id)
+            if f is None or f.mimeType != DOC_MIME:
+                raise file_not_found(file_id)
+            if "revision" in q and f.deny_revisions:
+                raise ApiError(403, "The user does not have sufficient permissions for this file.", "insufficientFilePermissions")
+            r = self._revision_for_export(f, q.get("revision"))
+            self._send_export(f, r, {"html": "text/html", "txt": "text/plain"}.get(fmt, ""))
+
+    def _send_export(self, f: DriveFile, r: Any, mime: str) -> None:
+        if mime == "text/html":
+            data = res.export_html(f, r, self.emu.url)
+            self._send(200, data, "text/html; charset=utf-8", {"Content-Disposition": f'attachment; filename="{_ascii(f.name)}.html"'})
+        elif mime == "text/plain":
+            self._send(200, res.export_text(r), "text/plain; charset=utf-8", {"Content-Disposition": f'attachment; filename="{_ascii(f.name)}.txt"'})
+        else:
+            raise ApiError(400, "The requested conversion is not supported.", "badRequest", location="mimeType")
+
+    # ---------------------------------------------------------------- API
+    def _api(self, path: str, q: dict[str, str]) -> None:
+        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+        ds = self.emu.ds
+        with ds.lock:  # a consistent snapshot per request, even while tests mutate the Drive
+            if parts == ["files"]:
+                return self._files_list(q)
+            if parts == ["changes", "startPageToken"]:
+                return self._json(200, {"kind": "drive#startPageToken", "startPageToken": str(len(ds.changes) + 1)})
+            if parts == ["changes"]:
+                return self._changes_list(q)
+            if len(parts) >= 2 and parts[0] == "files":
+                f = ds.files.get(parts[1])
+                if f is None:
+                    raise file_not_found(parts[1])
+                rest = parts[2:]
+                if rest == []:
+                    if q.get("alt") == "media":
+                        return self._media(f)
+                    return self._json(200, _select(res.file_json(ds, f, self.emu.url), q, res.FILE_DEFAULT, _FILE))
+                if rest == ["export"]:
+                    if f.mimeType != DOC_MIME:
+                        raise ApiError(403, "Export only supports Docs Editors files.", "fileNotExportable")
+                    if "mimeType" not in q:
+                        raise ApiError(400, "Required parameter: mimeType", "required", location="mimeType")
+                    return self._send_export(f, self._revision_for_export(f, None), q["mimeType"])
+                if rest == ["revisions"]:
+                    return self._revisions_list(f, q)
+                if len(rest) == 2 and rest[0] == "revisions":
+                    return self._revision_get(f, rest[1], q)
+                if rest == ["comments"]:
+                    return self._comments_list(f, q)
+                if len(rest) == 2 and rest[0] == "comments":
+                    return self._comment_get(f, rest[1], q)
+        raise ApiError(404, "Not Found", "notFound")
+
+    def _files_list(self, q: dict[str, str]) -> None:
+        ds = self.emu.ds
+        size = _int_param(q, "pageSize", 100, 1, 1000)
+        text = q.get("q", "")
+        try:
+            pred = qlang.parse(text) if text.strip() else (lambda f: True)
+        except qlang.QueryError:
+            raise invalid("q") from None
+        order = q.get("orderBy", "")
+        items = [f for f in ds.files.values() if f.id != ds.root_id and pred(f)]
+        items.sort(key=lambda f: (f.name.lower(), f.id))  # Drive's order is stable; ours is name, id
+        for spec in reversed([s.strip() for s in order.split(",") if s.strip()]):
+            key, _, direction = spec.partition(" ")
+            if key not in ("name", "modifiedTime", "createdTime", "folder", "name_natural"):
+                raise invalid("orderBy", f"Invalid Value")
+            getter = {
+                "name": lambda f: f.name.lower(), "name_natural": lambda f: f.name.lower(),
+                "modifiedTime": lambda f: res.rfc3339(f.modifiedTime), "createdTime": lambda f: res.rfc3339(f.createdTime),
+                "folder": lambda f: 0 if f.mimeType.endswith(".folder") else 1,
+            }[key]
+            items.sort(key=getter, reverse=direction.strip().lower() == "desc")
+        key = f"{text}|{order}"
+        offset = _page_offset(q, "files", key)
+        page = items[offset:offset + size]
+        body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False, "files": [res.file_json(ds, f, self.emu.url) for f in page]}
+        if offset + size < len(items):
+            body["nextPageToken"] = _page_token("files", offset + size, key)
+        self._json(200, _select(body, q, res.FILES_LIST_DEFAULT, _FILE_LIST))
+
+    def _media(self, f: DriveFile) -> None:
+        if f.is_google:
+            raise ApiError(403, "Only files with binary content can be downloaded. Use Export with Docs Editors files.", "fileNotDownloadable", location="alt")
+        self._send(200, f.content, f.mimeType)
+
+    def _revisions_list(self, f: DriveFile, q: dict[str, str]) -> None:
+        if f.deny_revisions:
+            raise ApiError(403, "The user does not have sufficient permissions for this file.", "insufficientFilePermissions")
+        if f.mimeType != DOC_MIME and f.is_google:
+            raise ApiError(403, "The file does not support revisions.", "revisionsNotSupported")
+        size = _int_param(q, "pageSize", 200, 1, 1000)
+        offset = _page_offset(q, "revisions", f.id)
+        revs = f.revisions[offset:offset + size]
+        body: dict[str, Any] = {"kind": "drive#revisionList", "revisions": [res.revision_json(self.emu.ds, f, r, self.emu.url) for r in revs]}
+        if offset + size < len(f.revisions):
+            body["nextPageToken"] = _page_token("revisions", offset + size, f.id)
+        self._json(200, _select(body, q, res.REVISIONS_LIST_DEFAULT, _REVISION_LIST))
+
+    def _revision_get(self, f: DriveFile, rid: str, q: dict[str, str]) -> None:
+        if f.deny_revisions:
+            raise ApiError(403, "The user does not have sufficient permissions for this file.", "insufficientFilePermissions")
+        for r in f.revisions:
+            if r.id == rid:
+                return self._json(200, _select(res.revision_json(self.emu.ds, f, r, self.emu.url), q, res.REVISION_DEFAULT, _REVISION))
+        raise ApiError(404, f"Revision not found: {rid}.", "notFound", location="revisionId")
+
+    def _require_fields(self, q: dict[str, str]) -> None:
+        if not q.get("fields"):
+            raise ApiError(400, "The 'fields' parameter is required for this method.", "required", location="fields")
+
+    def _comments_list(self, f: DriveFile, q: dict[str, str]) -> None:
+        self._require_fields(q)
+        size = _int_param(q, "pageSize", 20, 1, 100)
+        include_deleted = _bool_param(q, "includeDeleted")
+        since = q.get("startModifiedTime")
+        comments = sorted(f.comments, key=lambda c: (res.rfc3339(c.createdTime), c.id))
+        comments = [c for c in comments if (include_deleted or not c.deleted) and (not since or res.rfc3339(c.modifiedTime) >= res.rfc3339(since))]
+        offset = _page_offset(q, "comments", f"{f.id}|{include_deleted}|{since}")
+        page = comments[offset:offset + size]
+        body: dict[str, Any] = {"kind": "drive#commentList", "comments": [res.comment_json(self.emu.ds, c, include_deleted) for c in page]}
+        if offset + size < len(comments):
+            body["nextPageToken"] = _page_token("comments", offset + size, f"{f.id}|{include_deleted}|{since}")
+        self._json(200, _select(body, q, "", _COMMENT_LIST))
+
+    def _comment_get(self, f: DriveFile, cid: str, q: dict[str, str]) -> None:
+        self._require_fields(q)
+        include_deleted = _bool_param(q, "includeDeleted")
+        for c in f.comments:
+            if c.id == cid and (include_deleted or not c.deleted):
+                return self._json(200, _select(res.comment_json(self.emu.ds, c, include_deleted), q, "", _COMMENT))
+        raise ApiError(404, f"Comment not found: {cid}.", "notFound", location="commentId")
+
+    def _changes_list(self, q: dict[str, str]) -> None:
+        ds = self.emu.ds
+        if not q.get("pageToken"):
+            raise ApiError(400, "Required parameter: pageToken", "required", location="pageToken")
+        try:
+            start = int(q["pageToken"])
+        except ValueError:
+            raise invalid("pageToken") from None
+        if start < 1 or start > len(ds.changes) + 1:
+            raise invalid("pageToken")
+        size = _int_param(q, "pageSize", 100, 1, 1000)
+        include_removed = _bool_param(q, "includeRemoved", True)
+        window = ds.changes[start - 1:start - 1 + size]
+        out = []
+        for ch in window:
+            f = ds.files.get(ch.fileId)
+            removed = ch.removed or f is None
+            if removed and not include_removed:
+                continue
+            item: dict[str, Any] = {"kind": "drive#change", "changeType": "file", "type": "file", "time": res.rfc3339(ch.time), "removed": removed, "fileId": ch.fileId}
+            if not removed and f is not None:
+                item["file"] = res.file_json(ds, f, self.emu.url)
+            out.append(item)
+        body: dict[str, Any] = {"kind": "drive#changeList", "changes": out}
+        nxt = start + len(window)
+        if nxt <= len(ds.changes):
+            body["nextPageToken"] = str(nxt)
+        else:
+            body["newStartPageToken"] = str(nxt)
+        self._json(200, _select(body, q, res.CHANGES_LIST_DEFAULT, _CHANGE_LIST))
+
+
+def _ascii(name: str) -> str:
+    return "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in name)
+
+
+def _jwt_claims(assertion: str) -> Optional[dict[str, Any]]:
+    """The payload of a JWT (the signature is not checked: the emulator has no key registry)."""
+    parts = assertion.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict) or header.get("alg") not in ("RS256", "ES256") or not isinstance(claims, dict):
+        return None
+    return claims
+
+
+__all__ = ["Emulator", "ApiError", "FAULT_KINDS", "NotFound", "HTTPStatus"]

@@ -1,0 +1,127 @@
+"""The Docker Engine, through the docker SDK: build from a hand-made context, tag, push, look up.
+
+Only this module knows the engine's wire format (build/push JSON chunks).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pipeline.errors import DocpipeError
+
+DEFAULT_BUILD_TIMEOUT = 1800.0
+LOG_TAIL = 15
+
+
+def client() -> Any:
+    """A connected docker client, or a one-line error saying no engine answers."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        c = docker.from_env(timeout=120)
+        c.ping()
+        return c
+    except DockerException as exc:
+        raise DocpipeError(f"no Docker Engine answers ({_short(exc)}); start dockerd or set DOCKER_HOST") from None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) < 200 else text[:197] + "..."
+
+
+def image_exists(c: Any, ref: str) -> bool:
+    from docker.errors import ImageNotFound
+
+    try:
+        c.images.get(ref)
+        return True
+    except ImageNotFound:
+        return False
+
+
+def remote_digest(c: Any, ref: str) -> str | None:
+    """The manifest digest of ref in its registry, or None when the registry lacks it."""
+    from docker.errors import APIError
+
+    try:
+        return c.api.inspect_distribution(ref)["Descriptor"]["digest"]
+    except (APIError, KeyError):
+        return None
+
+
+@dataclass
+class BuildLog:
+    lines: deque[str]
+
+    def tail(self) -> str:
+        return " | ".join(line for line in self.lines if line)[-1500:]
+
+
+def build(c: Any, context_tar: bytes, tags: list[str], *, timeout: float = DEFAULT_BUILD_TIMEOUT,
+          on_line: Callable[[str], None] | None = None, what: str = "image") -> str:
+    """Build and tag; return the image id. Any `error` chunk, or the deadline, fails the build
+    with the last log lines in the message."""
+    from docker.errors import APIError
+
+    log = BuildLog(deque(maxlen=LOG_TAIL))
+    deadline = time.monotonic() + timeout
+    image_id = ""
+    try:
+        stream = c.api.build(fileobj=io.BytesIO(context_tar), custom_context=True, tag=tags[0],
+                             rm=True, forcerm=True, decode=True, pull=False, timeout=timeout)
+        for chunk in stream:
+            if "error" in chunk or "errorDetail" in chunk:
+                detail = chunk.get("error") or chunk.get("errorDetail", {}).get("message", "")
+                raise DocpipeError(f"building {what} failed: {' '.join(str(detail).split())} "
+                                   f"(last log lines: {log.tail()})")
+            text = chunk.get("stream") or chunk.get("status") or ""
+            for line in str(text).splitlines():
+                log.lines.append(line.strip())
+                if on_line and line.strip():
+                    on_line(line.rstrip())
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                image_id = aux["ID"]
+            if time.monotonic() > deadline:
+                stream.close()  # dropping the connection makes the engine cancel the build
+                raise DocpipeError(f"building {what} timed out after {timeout:g}s (last log lines: {log.tail()})")
+    except APIError as exc:
+        raise DocpipeError(f"building {what} failed: {_short(exc)}") from None
+    except Exception as exc:  # read timeouts from the HTTP layer
+        if isinstance(exc, DocpipeError):
+            raise
+        raise DocpipeError(f"building {what} failed: {_short(exc)} (last log lines: {log.tail()})") from None
+    if not image_id:
+        image_id = c.images.get(tags[0]).id
+    image = c.images.get(image_id)
+    for ref in tags[1:]:
+        repo, _, tag = ref.rpartition(":")
+        image.tag(repo, tag)
+    return image_id
+
+
+def push(c: Any, ref: str) -> str:
+    """Push one tag; return the manifest digest (sha256:...) the registry reports."""
+    from docker.errors import APIError
+
+    repo, _, tag = ref.rpartition(":")
+    digest = ""
+    try:
+        for chunk in c.api.push(repo, tag=tag, stream=True, decode=True):
+            if "error" in chunk or "errorDetail" in chunk:
+                detail = chunk.get("error") or chunk.get("errorDetail", {}).get("message", "")
+                raise DocpipeError(f"pushing {ref} failed: {' '.join(str(detail).split())}")
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and aux.get("Digest"):
+                digest = aux["Digest"]
+    except APIError as exc:
+        raise DocpipeError(f"pushing {ref} failed: {_short(exc)}") from None
+    if not digest:
+        raise DocpipeError(f"pushing {ref} failed: the registry reported no digest")
+    return digest

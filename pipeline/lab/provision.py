@@ -1,0 +1,217 @@
+"""Provision lab desktops: workshop docs -> Dockerfile + context -> image -> registry.
+
+An image's tag is the hash of its Dockerfile and context, so an unchanged spec finds its tag
+(locally or in the registry) and builds nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+from pipeline.errors import BadInput, DocpipeError
+from pipeline.lab import dockerfile
+from pipeline.lab.bases import NOVNC_REPO
+from pipeline.lab.settings import LabSettings
+from pipeline.lab.spec import LabSpec, LabSpecError, has_lab_section, parse_lab_spec, workshop_slug
+
+
+@dataclass(frozen=True)
+class Workshop:
+    """One workshop doc of the archive (spec None and error set when its spec is invalid)."""
+
+    name: str  # slug: the Name: header, else the path's stem
+    title: str
+    path: str
+    doc_id: str
+    spec: LabSpec | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    workshop: str
+    title: str
+    repo: str
+    tag: str
+    context: dockerfile.Context
+    base_ref: str  # FROM (docpipe's own base is built first when missing)
+
+    @property
+    def tags(self) -> list[str]:
+        return [f"{self.repo}:{self.tag}", f"{self.repo}:latest"]
+
+
+@dataclass
+class Result:
+    workshop: str
+    image: str = ""
+    tags: list[str] = field(default_factory=list)
+    digest: str = ""
+    built: bool = False
+    pushed: bool = False
+    seconds: float = 0.0
+    error: str | None = None
+    dockerfile: str | None = None  # dry runs only
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if v is not None}
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+# ------------------------------------------------------------------ finding workshops
+
+
+def _front_matter(text: str) -> dict[str, Any]:
+    import yaml
+
+    if not text.startswith("---\n"):
+        return {}
+    end = text.find("\n---", 4)
+    try:
+        data = yaml.safe_load(text[4:end]) if end > 0 else None
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def workshop_of(markdown: str, path: str, settings: LabSettings) -> Workshop | None:
+    """The workshop a Markdown doc describes, or None when it has no "Lab desktop" heading."""
+    if not has_lab_section(markdown):
+        return None
+    meta = _front_matter(markdown)
+    name = str(meta.get("name") or "") or PurePosixPath(path).stem
+    title = str(meta.get("title") or name)
+    doc_id = str(meta.get("drive_id") or "")
+    slug = workshop_slug(name)
+    try:
+        spec = parse_lab_spec(markdown, doc=name, allowed_bases=settings.allowed_bases,
+                              allow_setup=settings.allow_setup)
+    except LabSpecError as exc:
+        return Workshop(slug, title, path, doc_id, None, exc.message)
+    return Workshop(slug, title, path, doc_id, spec)
+
+
+def archive_workshops(workdir: Path, settings: LabSettings) -> tuple[str, list[Workshop]]:
+    """(tip commit, workshops) from WORKDIR/archive's main branch."""
+    import pygit2
+
+    path = Path(workdir) / "archive"
+    try:
+        repo = pygit2.Repository(str(path))
+    except (pygit2.GitError, KeyError):
+        raise BadInput(f"no archive at {path}; run `docpipe replay` first") from None
+    ref = repo.references.get("refs/heads/main")
+    if ref is None:
+        if repo.head_is_unborn:
+            raise BadInput(f"the archive at {path} has no commits yet; run `docpipe replay` first")
+        commit = repo.head.peel(pygit2.Commit)
+    else:
+        commit = ref.peel(pygit2.Commit)
+    found: list[Workshop] = []
+
+    def walk(tree: Any, prefix: str) -> None:
+        for entry in tree:
+            name = f"{prefix}{entry.name}"
+            if entry.type_str == "tree":
+                if not name.startswith(".docpipe"):
+                    walk(repo[entry.id], name + "/")
+            elif name.endswith(".md") and not name.endswith(".comments.md"):
+                text = repo[entry.id].data.decode("utf-8", errors="replace")
+                ws = workshop_of(text, name, settings)
+                if ws is not None:
+                    found.append(ws)
+
+    walk(commit.tree, "")
+    found.sort(key=lambda w: (w.name, w.path))
+    return str(commit.id), found
+
+
+# ------------------------------------------------------------------ planning and building
+
+
+def plan(ws: Workshop, settings: LabSettings, *, revision: str = "") -> Plan:
+    assert ws.spec is not None
+    ctx = dockerfile.render(ws.spec, workshop=ws.name, title=ws.title, revision=revision,
+                            source=settings.source, tdir=settings.templates)
+    base_ref = ctx.dockerfile.split("\n", 1)[0].removeprefix("FROM ").strip()
+    return Plan(ws.name, ws.title, settings.repo(ws.name), ctx.tag, ctx, base_ref)
+
+
+def ensure_novnc_base(client: Any, settings: LabSettings, on_line: Callable[[str], None] | None = None) -> str:
+    """Build docpipe's debian-novnc base from its recipe when this exact recipe is missing."""
+    from pipeline.lab import engine
+
+    files, modes, ref = dockerfile.novnc_context(settings.templates)
+    if not engine.image_exists(client, ref):
+        engine.build(client, dockerfile.make_tar(files, modes), [ref, f"{NOVNC_REPO}:latest"],
+                     timeout=settings.build_timeout, on_line=on_line, what="the debian-novnc base")
+    return ref
+
+
+def build_plan(client: Any, p: Plan, settings: LabSettings,
+               on_line: Callable[[str], None] | None = None) -> Result:
+    from pipeline.lab import engine
+
+    start = time.monotonic()
+    result = Result(workshop=p.workshop, image=p.repo, tags=p.tags)
+    ref = p.tags[0]
+    image_repo, _, _ = p.tags[1].rpartition(":")
+    local = engine.image_exists(client, ref)
+    remote = engine.remote_digest(client, ref) if settings.registry else None
+    if not local and remote is None:
+        if p.base_ref.split(":")[0] == NOVNC_REPO:
+            ensure_novnc_base(client, settings, on_line)
+        engine.build(client, p.context.tar(), p.tags, timeout=settings.build_timeout, on_line=on_line,
+                     what=f"workshop {p.workshop}")
+        result.built = True
+    elif local:
+        client.images.get(ref).tag(image_repo, "latest")
+    if settings.registry and engine.image_exists(client, ref):
+        # Pushing layers the registry already has costs only a manifest check.
+        result.digest = f"{p.repo}@{engine.push(client, ref)}"
+        engine.push(client, p.tags[1])
+        result.pushed = True
+    elif remote is not None:
+        result.digest = f"{p.repo}@{remote}"
+    else:
+        result.digest = client.images.get(ref).id
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def provision_workshop(ws: Workshop, settings: LabSettings, *, revision: str = "", dry_run: bool = False,
+                       client: Any = None, on_line: Callable[[str], None] | None = None) -> Result:
+    """Plan (dry run) or build and push one workshop. Raises for an invalid spec."""
+    if ws.spec is None:
+        raise BadInput(ws.error or f"{ws.name}: invalid lab spec")
+    p = plan(ws, settings, revision=revision)
+    if dry_run:
+        return Result(workshop=ws.name, image=p.repo, tags=p.tags, dockerfile=p.context.dockerfile)
+    if client is None:
+        from pipeline.lab import engine
+
+        client = engine.client()
+    return build_plan(client, p, settings, on_line)
+
+
+def provision(workdir: Path, settings: LabSettings, *, dry_run: bool = False,
+              on_line: Callable[[str], None] | None = None) -> tuple[str, list[Result]]:
+    """Every workshop of the archive's tip. One workshop's failure never stops the others."""
+    commit, workshops = archive_workshops(workdir, settings)
+    results: list[Result] = []
+    client = None
+    for ws in workshops:
+        try:
+            if not dry_run and client is None and ws.spec is not None:
+                from pipeline.lab import engine
+
+                client = engine.client()
+            results.append(provision_workshop(ws, settings, revision=commit, dry_run=dry_run,
+                                              client=client, on_line=on_line))
+        except DocpipeError as exc:
+            results.append(Result(workshop=ws.name, error=exc.message))
+    return commit, results

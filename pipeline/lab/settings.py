@@ -1,0 +1,104 @@
+"""The lab's slice of the configuration, from docpipe.toml/env/flags or from a hook event."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from pipeline.errors import BadInput
+from pipeline.lab.spec import DEFAULT_BASES
+
+_REGISTRY = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
+_PREFIX = re.compile(r"[a-z0-9]+(?:[._\-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._\-][a-z0-9]+)*)*")
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    registry: str | None = None
+    prefix: str = "docpipe"
+    allowed_bases: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASES))
+    allow_setup: bool = False
+    build_timeout: float = 1800.0
+    templates: Path | None = None
+    source: str = ""  # the Gitea repo URL, for org.opencontainers.image.source
+    bind: str = "127.0.0.1"
+    max_seats: int = 30
+    dry_run: bool = False
+
+    def repo(self, workshop_slug: str) -> str:
+        path = f"{self.prefix}/{workshop_slug}"
+        return f"{self.registry}/{path}" if self.registry else path
+
+
+def _public_url(url: str | None) -> str:
+    """A URL without credentials: it ends up in an image label anyone can read."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.removesuffix(".git"), "", ""))
+
+
+def source_url(gitea_url: str | None, owner: str | None, repo: str | None) -> str:
+    if not (gitea_url and owner and repo):
+        return ""
+    return _public_url(f"{gitea_url.rstrip('/')}/{owner}/{repo}")
+
+
+def _templates(value: Any) -> Path | None:
+    """A render templates dir may hold desktop/Dockerfile.j2, or be the desktop dir itself."""
+    if not value:
+        return None
+    path = Path(value)
+    return path / "desktop" if (path / "desktop").is_dir() else path
+
+
+def from_values(values: Mapping[str, Any], *, registry: str | None = None) -> LabSettings:
+    """From a flat mapping (a hook event's `settings`, or the [lab] section plus gitea keys)."""
+    reg = registry if registry is not None else values.get("registry")
+    if reg and not _REGISTRY.fullmatch(str(reg)):
+        raise BadInput(f"lab registry {reg!r} must be HOST or HOST:PORT")
+    prefix = values.get("prefix") or "docpipe"
+    if not _PREFIX.fullmatch(str(prefix)):
+        raise BadInput(f"lab prefix {prefix!r} must be lowercase path components like 'docpipe'")
+    bases = values.get("allowed_bases") or DEFAULT_BASES
+    if not isinstance(bases, Mapping):
+        raise BadInput("lab allowed_bases must be a table of alias = image reference")
+    return LabSettings(
+        registry=str(reg) if reg else None,
+        prefix=str(prefix),
+        allowed_bases={str(k): str(v) for k, v in bases.items()},
+        allow_setup=bool(values.get("allow_shell_steps") or values.get("allow_setup")),
+        build_timeout=float(values.get("build_timeout") or 1800.0),
+        templates=_templates(values.get("templates")),
+        source=values.get("source") or source_url(values.get("gitea_url"), values.get("gitea_owner"),
+                                                   values.get("gitea_repo")),
+        bind=str(values.get("bind") or "127.0.0.1"),
+        max_seats=int(values.get("max_seats") or 30),
+        dry_run=bool(values.get("dry_run")),
+    )
+
+
+def load(workdir: Path | None, *, registry: str | None = None) -> tuple[Path, LabSettings]:
+    """The workdir and lab settings from docpipe.toml / DOCPIPE_* / flags."""
+    from pipeline import config
+
+    cli: dict[tuple[str, str], Any] = {}
+    if workdir is not None:
+        cli[("", "workdir")] = str(workdir)
+    if registry is not None:
+        cli[("lab", "registry")] = registry
+    settings, _ = config.load_settings(cli=cli)
+    folder = settings.folders[0]
+    if workdir is not None:
+        folder = next((f for f in settings.folders if Path(f.workdir) == Path(workdir)), folder)
+    lab = dict(folder.values.get("lab", {}))
+    gitea = folder.values.get("gitea", {})
+    lab.update(templates=folder.values.get("render", {}).get("templates"), gitea_url=gitea.get("url"),
+               gitea_owner=gitea.get("owner"), gitea_repo=gitea.get("repo"))
+    return Path(workdir) if workdir is not None else Path(folder.workdir), from_values(lab)

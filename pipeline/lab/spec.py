@@ -1,0 +1,572 @@
+"""The lab spec: a workshop doc's "Lab desktop" section, parsed and validated. Pure, no I/O.
+
+Docs are editable by anyone, so every value here is hostile until proven otherwise. Validation
+is by allow-list (character sets, bounded sizes, operator-controlled base aliases); values that
+pass are later placed only in JSON-array / quoted positions of a Dockerfile or in build-context
+files, never parsed by a shell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from pipeline.errors import BadInput
+
+# alias -> image reference. The doc names an alias; only the operator (config) names images.
+# Debian/Ubuntu only: `packages` are Debian package names installed with apt.
+DEFAULT_BASES: dict[str, str] = {
+    "debian-novnc": "docpipe/debian-novnc",  # docpipe's own recipe, templates/desktop/debian-novnc
+    "debian-xfce": "lscr.io/linuxserver/webtop:debian-xfce",
+    "debian-kde": "lscr.io/linuxserver/webtop:debian-kde",
+    "debian-mate": "lscr.io/linuxserver/webtop:debian-mate",
+    "ubuntu-xfce": "lscr.io/linuxserver/webtop:ubuntu-xfce",
+    "ubuntu-kde": "lscr.io/linuxserver/webtop:ubuntu-kde",
+    "ubuntu-mate": "lscr.io/linuxserver/webtop:ubuntu-mate",
+}
+DEFAULT_BASE = "debian-novnc"
+
+# Bounds. Generous for a teaching desktop, small enough that one doc cannot take the host.
+MAX_PACKAGES = 100
+MAX_PIP = 100
+MAX_PORTS = 16
+MAX_ENV = 32
+MAX_ENV_VALUE = 256
+MAX_FILES = 32
+MAX_FILE_BYTES = 64 * 1024
+MAX_FILES_TOTAL = 256 * 1024
+MAX_PATH = 200
+MAX_PATH_DEPTH = 6
+MAX_AUTOSTART = 8
+MAX_SETUP_LINES = 50
+MIN_MEMORY = 256 * 1024**2
+MAX_MEMORY = 16 * 1024**3
+DEFAULT_MEMORY = 2 * 1024**3
+MIN_CPUS = 0.1
+MAX_CPUS = 8.0
+DEFAULT_CPUS = 1.0
+
+KEYS = ("base", "packages", "pip", "ports", "env", "files", "memory", "cpus", "autostart", "setup")
+_ALIASES = {"package": "packages", "apt": "packages", "port": "ports", "file": "files",
+            "cpu": "cpus", "mem": "memory", "ram": "memory", "environment": "env"}
+_LIST_KEYS = {"packages", "pip", "ports", "env", "files", "autostart", "setup"}
+
+_DEBIAN_NAME = re.compile(r"[a-z0-9][a-z0-9+.\-]{1,99}")
+_ALIAS = re.compile(r"[a-z0-9][a-z0-9._\-]{0,63}")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+# No quotes, backslash, $, backtick, ;, |, &, <, >, (, ), newline: inert in any quoted position.
+_ENV_VALUE = re.compile(r"[A-Za-z0-9 ._,:/@%+=~^#\-]*")
+_PATH_PART = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+# argv tokens for autostart: no shell metacharacters, no glob characters, no '=' first.
+_ARGV_TOKEN = re.compile(r"[A-Za-z0-9_./:@%+,\-][A-Za-z0-9_./:@%+,=\-]{0,199}")
+_PIP_CHARS = re.compile(r"[A-Za-z0-9._\-\[\],<>=!~* ]+")
+_RESERVED_ENV = {"PATH", "HOME", "USER", "SHELL", "DISPLAY", "HOSTNAME", "TERM", "PWD"}
+_RESERVED_ENV_PREFIXES = ("LD_", "DOCPIPE_", "VNC_", "PYTHON", "PIP_", "APT_", "DEBIAN_")
+
+
+class LabSpecError(BadInput):
+    """An invalid lab spec: one line naming the doc, the key and the bad value."""
+
+    def __init__(self, doc: str, key: str, value: Any, reason: str) -> None:
+        shown = _show(value)
+        super().__init__(f"{doc}: lab desktop {key} {shown}: {reason}")
+        self.doc, self.key, self.value, self.reason = doc, key, value, reason
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    # repr() escapes newlines and control characters so the message stays one honest line.
+    text = repr(value if isinstance(value, str) else str(value))
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    base: str = DEFAULT_BASE
+    base_image: str = DEFAULT_BASES[DEFAULT_BASE]
+    packages: tuple[str, ...] = ()
+    pip: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    files: tuple[tuple[str, str], ...] = ()  # (path relative to home, text content)
+    memory: int = DEFAULT_MEMORY  # bytes
+    cpus: float = DEFAULT_CPUS
+    autostart: tuple[tuple[str, ...], ...] = ()  # argv lists
+    setup: tuple[str, ...] = ()  # shell lines; only present when the operator allowed them
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["env"] = {k: v for k, v in self.env}
+        data["files"] = [{"path": p, "content": c} for p, c in self.files]
+        data["autostart"] = [list(argv) for argv in self.autostart]
+        for key in ("packages", "pip", "ports", "setup"):
+            data[key] = list(getattr(self, key))
+        return data
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON: equal specs hash equal, whatever the doc's layout."""
+        blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+# ------------------------------------------------------------------ Markdown section extraction
+
+_FRONT_MATTER = re.compile(r"\A---\n.*?\n(?:---|\.\.\.)\n", re.S)
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*#*[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _heading_text(text: str) -> str:
+    text = re.sub(r"[*_`\\]", "", text or "")
+    return " ".join(text.split()).rstrip(":").strip().lower()
+
+
+def _is_lab_heading(text: str) -> bool:
+    return _heading_text(text) == "lab desktop"
+
+
+def _headings(lines: list[str]) -> list[tuple[int, int, str, int]]:
+    """(line index, level, text, lines the heading spans), skipping fenced code."""
+    found: list[tuple[int, int, str, int]] = []
+    fence: str | None = None
+    for i, line in enumerate(lines):
+        m = _FENCE.match(line)
+        if m:
+            mark = m.group(1)
+            if fence is None:
+                fence = mark
+            elif mark[0] == fence[0] and len(mark) >= len(fence):
+                fence = None
+            continue
+        if fence is not None:
+            continue
+        atx = _ATX.match(line)
+        if atx:
+            found.append((i, len(atx.group(1)), atx.group(2) or "", 1))
+            continue
+        if (i + 1 < len(lines) and line.strip() and not line.lstrip().startswith(("-", "*", "|", ">"))
+                and _SETEXT.match(lines[i + 1])):
+            level = 1 if lines[i + 1].strip()[0] == "=" else 2
+            found.append((i, level, line.strip(), 2))
+    return found
+
+
+def extract_lab_section(markdown: str) -> str | None:
+    """The body of the first "Lab desktop" heading, up to the next heading of the same or a
+    higher level; None when the doc has no such heading."""
+    text = _FRONT_MATTER.sub("", markdown.replace("\r\n", "\n").replace("\r", "\n"), count=1)
+    lines = text.split("\n")
+    heads = _headings(lines)
+    for n, (idx, level, title, span) in enumerate(heads):
+        if not _is_lab_heading(title):
+            continue
+        end = len(lines)
+        for idx2, level2, _t, _s in heads[n + 1:]:
+            if level2 <= level:
+                end = idx2
+                break
+        return "\n".join(lines[idx + span:end]).strip("\n") + "\n"
+    return None
+
+
+def has_lab_section(markdown: str) -> bool:
+    return extract_lab_section(markdown) is not None
+
+
+# ------------------------------------------------------------------ section -> raw key/values
+
+_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~=&$])")
+_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)\)")
+_AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]*)>")
+_LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
+_KEY_LINE = re.compile(
+    r"^(?:\*\*|__)?`?(?P<key>[A-Za-z][A-Za-z _\-]{0,30}?)`?(?:(?:\*\*|__)\s*:|:\s*(?:\*\*|__)|:)\s*(?P<value>.*)$"
+)
+
+
+def _clean(value: str) -> str:
+    """Undo what a Docs-to-Markdown converter adds: HTML entities, backslash escapes, links,
+    emphasis markers and code spans wrapping a whole value."""
+    value = html.unescape(value)
+    value = _LINK.sub(lambda m: m.group(2) if m.group(1) in (m.group(2), "") else m.group(1), value)
+    value = _AUTOLINK.sub(r"\1", value)
+    value = _MD_ESCAPE.sub(r"\1", value)
+    value = value.replace("\u00a0", " ").strip()
+    for mark in ("**", "__", "`"):
+        if len(value) >= 2 * len(mark) and value.startswith(mark) and value.endswith(mark):
+            value = value[len(mark): -len(mark)].strip()
+    return value
+
+
+def _split_row(line: str) -> list[str]:
+    body = line.strip()
+    if body.startswith("|"):
+        body = body[1:]
+    if body.endswith("|") and not body.endswith("\\|"):
+        body = body[:-1]
+    return [c.strip() for c in re.split(r"(?<!\\)\|", body)]
+
+
+def _normal_key(raw: str) -> str:
+    key = " ".join(_clean(raw).replace("*", "").replace("_", " ").split()).lower().replace(" ", "_")
+    return _ALIASES.get(key, key)
+
+
+def _raw_entries(section: str, doc: str) -> list[tuple[str, str]]:
+    """(key, value) pairs in document order. A key line with an empty value takes the nested
+    list items or the fenced block that follow it as its values."""
+    entries: list[tuple[str, str]] = []
+    lines = section.split("\n")
+    i = 0
+    current: str | None = None  # key awaiting nested items / a code block
+    while i < len(lines):
+        line = lines[i]
+        fence = _FENCE.match(line)
+        if fence:
+            mark = fence.group(1)
+            block: list[str] = []
+            i += 1
+            while i < len(lines) and not (lines[i].strip().startswith(mark[0] * len(mark))
+                                          and lines[i].strip().strip(mark[0]) == ""):
+                block.append(lines[i])
+                i += 1
+            i += 1
+            if current is not None:
+                entries.append((current, "\x00block\x00" + "\n".join(block)))
+                current = None
+            continue
+        stripped = line.strip()
+        if not stripped:
+            i += 1
+            continue
+        if stripped.startswith("|"):
+            cells = _split_row(stripped)
+            if all(re.fullmatch(r":?-{1,}:?", c.replace(" ", "")) for c in cells if c):
+                i += 1
+                continue
+            if len(cells) >= 2:
+                key = _normal_key(cells[0])
+                if key in KEYS:
+                    entries.append((key, cells[1]))
+                elif re.fullmatch(r"[a-z]{2,20}", _clean(cells[0])) and key not in {"key", "setting", "name", "option", "field", "value"}:
+                    raise LabSpecError(doc, key, cells[1], f"unknown key (known: {', '.join(KEYS)})")
+            i += 1
+            current = None
+            continue
+        indented = line[: len(line) - len(line.lstrip())]
+        is_item = bool(_LIST_MARK.match(line))
+        body = _LIST_MARK.sub("", line, count=1) if is_item else stripped
+        m = _KEY_LINE.match(body.strip())
+        if m and not (current is not None and indented and is_item and _normal_key(m.group("key")) not in KEYS):
+            key = _normal_key(m.group("key"))
+            value = m.group("value").strip()
+            if key in KEYS:
+                if value in ("", "**", "__"):
+                    current = key
+                else:
+                    entries.append((key, value))
+                    current = key if key == "files" else None
+            else:
+                current = None
+                # Lowercase one-word keys look like a typo of a real key; prose ("Note:") passes.
+                if re.fullmatch(r"[a-z]{2,20}", m.group("key").strip()):
+                    raise LabSpecError(doc, key, value, f"unknown key (known: {', '.join(KEYS)})")
+            i += 1
+            continue
+        if current is not None and is_item:
+            entries.append((current, body.strip()))
+        i += 1
+    return entries
+
+
+# ------------------------------------------------------------------ field validators
+
+
+def _items(value: str, pattern: str = r"[,\s]+") -> list[str]:
+    return [v for v in (s.strip() for s in re.split(pattern, value)) if v]
+
+
+def _check_no_controls(doc: str, key: str, value: str) -> None:
+    if any(ord(c) < 32 and c not in "\t" for c in value) or "\x7f" in value:
+        raise LabSpecError(doc, key, value, "control characters and newlines are not allowed")
+
+
+def validate_base(doc: str, value: str, bases: Mapping[str, str]) -> tuple[str, str]:
+    alias = _clean(value).lower()
+    if not _ALIAS.fullmatch(alias) or alias not in bases:
+        raise LabSpecError(doc, "base", value, f"not an allowed base (allowed: {', '.join(sorted(bases))})")
+    return alias, bases[alias]
+
+
+def validate_package(doc: str, value: str) -> str:
+    name = _clean(value)
+    if not _DEBIAN_NAME.fullmatch(name):
+        raise LabSpecError(doc, "packages", value, "not a Debian package name")
+    return name
+
+
+def validate_pip(doc: str, value: str) -> str:
+    text = _clean(value)
+    _check_no_controls(doc, "pip", text)
+    if not text or not _PIP_CHARS.fullmatch(text) or text.startswith("-") or " - " in text:
+        raise LabSpecError(doc, "pip", value, "not a PEP 508 name with version specifiers")
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        raise LabSpecError(doc, "pip", value, "not a PEP 508 name with version specifiers") from None
+    if req.url or req.marker:
+        raise LabSpecError(doc, "pip", value, "URLs and markers are not allowed")
+    return str(req)
+
+
+def validate_port(doc: str, value: str) -> int:
+    text = _clean(value)
+    text = text[:-4] if text.lower().endswith("/tcp") else text
+    if not re.fullmatch(r"[0-9]{1,5}", text) or not 1 <= int(text) <= 65535:
+        raise LabSpecError(doc, "ports", value, "not a port number 1-65535")
+    return int(text)
+
+
+def validate_env(doc: str, name: str, value: str) -> tuple[str, str]:
+    name = _clean(name)
+    if not _ENV_NAME.fullmatch(name):
+        raise LabSpecError(doc, "env", name, "names must match [A-Z_][A-Z0-9_]*")
+    if name in _RESERVED_ENV or name.startswith(_RESERVED_ENV_PREFIXES):
+        raise LabSpecError(doc, "env", name, "this variable is reserved")
+    _check_no_controls(doc, "env", value)
+    if len(value) > MAX_ENV_VALUE or not _ENV_VALUE.fullmatch(value) or "&&" in value:
+        raise LabSpecError(doc, "env", f"{name}={value}",
+                           "values may hold only letters, digits, spaces and ._,:/@%+=~^#-")
+    return name, value
+
+
+def validate_file_path(doc: str, value: str) -> str:
+    path = _clean(value)
+    _check_no_controls(doc, "files", path)
+    parts = path.split("/")
+    if (not path or len(path) > MAX_PATH or path.startswith("/") or len(parts) > MAX_PATH_DEPTH
+            or any(p in ("", ".", "..") or not _PATH_PART.fullmatch(p) for p in parts)):
+        raise LabSpecError(doc, "files", value, "file names must be relative paths inside the home")
+    return path
+
+
+def validate_file_content(doc: str, path: str, content: str) -> str:
+    if "\x00" in content:
+        raise LabSpecError(doc, "files", path, "file content must be text")
+    if len(content.encode("utf-8")) > MAX_FILE_BYTES:
+        raise LabSpecError(doc, "files", path, f"file is larger than {MAX_FILE_BYTES} bytes")
+    return content
+
+
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(i?b?)", re.I)
+
+
+def validate_memory(doc: str, value: str) -> int:
+    text = _clean(value)
+    m = _SIZE.fullmatch(text)
+    if not m:
+        raise LabSpecError(doc, "memory", value, "not a size such as 512m or 2g")
+    unit = {"": 1024**2 if not m.group(3) else 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
+    size = int(float(m.group(1)) * unit)
+    if not MIN_MEMORY <= size <= MAX_MEMORY:
+        raise LabSpecError(doc, "memory", value, f"must be between {MIN_MEMORY // 1024**2}m and {MAX_MEMORY // 1024**3}g")
+    return size
+
+
+def validate_cpus(doc: str, value: str) -> float:
+    text = _clean(value)
+    if not re.fullmatch(r"[0-9]{1,2}(?:\.[0-9]{1,2})?", text) or not MIN_CPUS <= float(text) <= MAX_CPUS:
+        raise LabSpecError(doc, "cpus", value, f"must be a number between {MIN_CPUS} and {MAX_CPUS:g}")
+    return float(text)
+
+
+def validate_autostart(doc: str, value: str) -> tuple[str, ...]:
+    text = _clean(value)
+    _check_no_controls(doc, "autostart", text)
+    argv = tuple(text.split())
+    if not argv or len(argv) > 16 or not all(_ARGV_TOKEN.fullmatch(t) for t in argv) or argv[0].startswith("-"):
+        raise LabSpecError(doc, "autostart", value, "must be a program and plain arguments, no shell syntax")
+    return argv
+
+
+def validate_setup(doc: str, value: str) -> str:
+    line = value.rstrip()
+    _check_no_controls(doc, "setup", line)
+    if len(line) > 500:
+        raise LabSpecError(doc, "setup", value, "setup lines are limited to 500 characters")
+    return line
+
+
+# ------------------------------------------------------------------ assembling a spec
+
+
+def _build(doc: str, entries: Iterable[tuple[str, str]], bases: Mapping[str, str],
+           allow_setup: bool, env_pairs: Iterable[tuple[str, str]] = ()) -> LabSpec:
+    scalars: dict[str, str] = {}
+    packages: list[str] = []
+    pips: list[str] = []
+    ports: list[int] = []
+    env: dict[str, str] = {}
+    files: dict[str, str] = {}
+    autostart: list[tuple[str, ...]] = []
+    setup: list[str] = []
+    pending_file: str | None = None
+    for name, val in env_pairs:
+        name, val = validate_env(doc, name, val)
+        env[name] = val
+    for key, raw in entries:
+        block = raw.startswith("\x00block\x00")
+        value = raw[len("\x00block\x00"):] if block else raw
+        if key != "files":
+            pending_file = None
+        if key in ("base", "memory", "cpus"):
+            if block:
+                raise LabSpecError(doc, key, value, "expected one value, not a block")
+            cleaned = _clean(value)
+            if key in scalars and scalars[key] != cleaned:
+                raise LabSpecError(doc, key, value, f"given twice ({scalars[key]!r} before)")
+            scalars[key] = cleaned
+        elif key == "packages":
+            packages += [validate_package(doc, v) for v in _items(_clean(value) if not block else value)]
+        elif key == "pip":
+            text = value if block else _clean(value)
+            # A comma or space starts a new requirement only when a name follows it, so
+            # "numpy>=1.26,<2" stays one requirement.
+            pips += [validate_pip(doc, v) for v in _items(text, r"(?<![<>=!~,\s])[,\s]+(?=[A-Za-z0-9])|\n")]
+        elif key == "ports":
+            ports += [validate_port(doc, v) for v in _items(_clean(value) if not block else value)]
+        elif key == "env":
+            text = value if block else _clean(value)
+            for item in _items(text, r"\n|,\s*(?=[A-Za-z_][A-Za-z0-9_]*\s*=)"):
+                if "=" not in item:
+                    raise LabSpecError(doc, "env", item, "expected NAME=value")
+                name, val = item.split("=", 1)
+                name, val = validate_env(doc, name.strip(), val.strip())
+                if name in env:
+                    raise LabSpecError(doc, "env", name, "given twice")
+                env[name] = val
+        elif key == "files":
+            if block:
+                if pending_file is None:
+                    raise LabSpecError(doc, "files", value[:40], "a code block needs a file name before it")
+                files[pending_file] = validate_file_content(doc, pending_file, value + ("\n" if value else ""))
+                pending_file = None
+                continue
+            m = re.match(r"^(.*?)\s*(?:=|:)\s+(.*)$", _clean(value))
+            if m and m.group(2):
+                path = validate_file_path(doc, m.group(1))
+                content = validate_file_content(doc, path, m.group(2) + "\n")
+                files[path] = content
+                pending_file = None
+            else:
+                pending_file = validate_file_path(doc, value.rstrip(":").strip())
+                files.setdefault(pending_file, "")
+        elif key == "autostart":
+            for item in (value.split("\n") if block else _items(_clean(value), r",")):
+                autostart.append(validate_autostart(doc, item))
+        elif key == "setup":
+            if not allow_setup:
+                raise LabSpecError(doc, "setup", value.split("\n")[0], "shell setup steps are disabled by the operator")
+            setup += [validate_setup(doc, v) for v in value.split("\n") if v.strip()]
+
+    limits = (("packages", packages, MAX_PACKAGES), ("pip", pips, MAX_PIP), ("ports", ports, MAX_PORTS),
+              ("env", env, MAX_ENV), ("files", files, MAX_FILES), ("autostart", autostart, MAX_AUTOSTART),
+              ("setup", setup, MAX_SETUP_LINES))
+    for key, seq, limit in limits:
+        if len(seq) > limit:
+            raise LabSpecError(doc, key, f"{len(seq)} entries", f"at most {limit} allowed")
+    total = sum(len(c.encode("utf-8")) for c in files.values())
+    if total > MAX_FILES_TOTAL:
+        raise LabSpecError(doc, "files", f"{total} bytes", f"files may total at most {MAX_FILES_TOTAL} bytes")
+    for path in files:  # a file cannot also be a directory of another
+        if any(other.startswith(path + "/") for other in files):
+            raise LabSpecError(doc, "files", path, "is both a file and a directory")
+
+    base, image = validate_base(doc, scalars.get("base", DEFAULT_BASE), bases)
+    return LabSpec(
+        base=base,
+        base_image=image,
+        packages=tuple(sorted(set(packages))),
+        pip=tuple(sorted(set(pips), key=str.lower)),
+        ports=tuple(sorted(set(ports))),
+        env=tuple(sorted(env.items())),
+        files=tuple(sorted(files.items())),
+        memory=validate_memory(doc, scalars["memory"]) if "memory" in scalars else DEFAULT_MEMORY,
+        cpus=validate_cpus(doc, scalars["cpus"]) if "cpus" in scalars else DEFAULT_CPUS,
+        autostart=tuple(autostart),
+        setup=tuple(setup),
+    )
+
+
+def parse_lab_spec(markdown: str, *, doc: str, allowed_bases: Mapping[str, str] | None = None,
+                   allow_setup: bool = False) -> LabSpec | None:
+    """The validated spec of a workshop doc, or None when the doc has no "Lab desktop" heading.
+
+    Raises LabSpecError (one line: doc, key, value) for anything that is not plainly safe.
+    """
+    section = extract_lab_section(markdown)
+    if section is None:
+        return None
+    bases = DEFAULT_BASES if allowed_bases is None else allowed_bases
+    return _build(doc, _raw_entries(section, doc), bases, allow_setup)
+
+
+def spec_from_json(data: Mapping[str, Any], *, doc: str, allowed_bases: Mapping[str, str] | None = None,
+                   allow_setup: bool = False) -> LabSpec:
+    """Re-validate a spec that arrives as JSON (a hook event): trust nothing already parsed."""
+    if not isinstance(data, Mapping):
+        raise LabSpecError(doc, "lab", type(data).__name__, "expected a JSON object")
+    entries: list[tuple[str, str]] = []
+
+    def as_list(key: str) -> list[Any]:
+        value = data.get(key) or []
+        if not isinstance(value, (list, tuple)):
+            raise LabSpecError(doc, key, value, "expected a list")
+        return list(value)
+
+    for key in ("base", "memory", "cpus"):
+        if data.get(key) is not None and key in data:
+            value = data[key]
+            if key == "memory" and isinstance(value, int):
+                value = f"{value}b"
+            entries.append((key, str(value)))
+    entries += [("packages", str(v)) for v in as_list("packages")]
+    entries += [("pip", "\x00block\x00" + str(v)) for v in as_list("pip")]
+    entries += [("ports", str(v)) for v in as_list("ports")]
+    env = data.get("env") or {}
+    if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
+        raise LabSpecError(doc, "env", env, "expected an object of strings")
+    env_pairs = [(str(k), v) for k, v in env.items()]
+    for item in as_list("files"):
+        if not isinstance(item, Mapping) or not isinstance(item.get("content"), str):
+            raise LabSpecError(doc, "files", item, "expected {path, content}")
+        entries.append(("files", str(item.get("path", ""))))
+        entries.append(("files", "\x00block\x00" + item["content"].removesuffix("\n")))
+    for argv in as_list("autostart"):
+        if not isinstance(argv, (list, tuple)) or not all(isinstance(t, str) and " " not in t for t in argv):
+            raise LabSpecError(doc, "autostart", argv, "expected a list of plain arguments")
+        entries.append(("autostart", " ".join(argv)))
+    setup = as_list("setup")
+    if setup:
+        entries.append(("setup", "\x00block\x00" + "\n".join(str(s) for s in setup)))
+    bases = DEFAULT_BASES if allowed_bases is None else allowed_bases
+    return _build(doc, entries, bases, allow_setup, env_pairs)
+
+
+def workshop_slug(name: str) -> str:
+    """A name fit for an image repository path and a container label: [a-z0-9-], at most 63."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    slug = re.sub(r"-{2,}", "-", slug)[:63].strip("-")
+    return slug or "workshop"
+
+
+__all__ = [
+    "DEFAULT_BASES", "DEFAULT_BASE", "LabSpec", "LabSpecError", "extract_lab_section",
+    "has_lab_section", "parse_lab_spec", "spec_from_json", "workshop_slug", "KEYS",
+]

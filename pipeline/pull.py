@@ -1,0 +1,615 @@
+"""Stage 1, pull: every revision and comment of the Docs in a Drive folder, into WORKDIR/store.
+
+Order of work: walk the folder tree (one files.list page per folder when nothing changed), then for
+each Doc whose `version` differs from the stored one list revisions and comments and download the
+revisions not yet stored, all on one pool of `jobs` threads under one rate limit. Blobs are written
+first, each doc's JSON last, so a run killed at any instant resumes from what is on disk; a journal
+outside the store (WORKDIR/cache/pull/) remembers finished downloads of docs not yet written, so a
+resumed run downloads nothing twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import urllib.parse
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from pipeline.drive import DEFAULT_ENDPOINT, DEFAULT_MAX_QPS, DriveCallError, DriveClient, RetryPolicy
+from pipeline.drive.auth import ensure_fresh, load_credentials
+from pipeline.errors import BadInput, DocpipeError
+from pipeline.store import Store, valid_file_id
+
+DOC_MIME = "application/vnd.google-apps.document"
+FOLDER_MIME = "application/vnd.google-apps.folder"
+SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
+
+FILE_FIELDS = "id,name,mimeType,version,modifiedTime,trashed,trashedTime,webViewLink,shortcutDetails(targetId,targetMimeType)"
+LIST_FIELDS = f"nextPageToken,incompleteSearch,files({FILE_FIELDS})"
+REVISION_FIELDS = (
+    "nextPageToken,revisions(id,modifiedTime,lastModifyingUser(displayName,emailAddress,permissionId),exportLinks)"
+)
+_AUTHOR = "author(displayName,photoLink)"
+COMMENT_FIELDS = (
+    "nextPageToken,comments(id,createdTime,modifiedTime,"
+    f"{_AUTHOR},content,htmlContent,quotedFileContent,anchor,resolved,deleted,"
+    f"replies(id,createdTime,modifiedTime,{_AUTHOR},content,htmlContent,action,deleted))"
+)
+HTML_MIME = "text/html"
+
+
+@dataclass(frozen=True)
+class PageSizes:
+    """Drive's maxima: files 1000, revisions 1000, comments 100. Tests lower them to probe paging."""
+
+    files: int = 1000
+    revisions: int = 1000
+    comments: int = 100
+
+
+@dataclass(frozen=True)
+class Skipped:
+    id: str
+    name: str
+    reason: str
+
+
+@dataclass
+class PullSummary:
+    folder: str
+    docs: int
+    revisions: int
+    comments: int
+    replies: int
+    new_revisions: int
+    skipped: list[Skipped]
+    requests: int
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["skipped"] = [asdict(s) for s in self.skipped]
+        return data
+
+    def text(self) -> str:
+        lines = [
+            f"pulled folder {self.folder}: {self.docs} docs, {self.revisions} revisions "
+            f"({self.new_revisions} new), {self.comments} comment threads, {self.replies} replies, "
+            f"{self.requests} requests"
+        ]
+        lines += [f"skipped {s.id} ({s.name}): {s.reason}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+@dataclass
+class DocEntry:
+    """A Doc as the walk found it."""
+
+    id: str
+    name: str
+    version: str
+    modifiedTime: str
+    webViewLink: str
+    folder_path: list[str]
+    folder_ids: list[str]
+
+
+# ------------------------------------------------------------------ walk
+
+
+def _list_folder(client: DriveClient, folder_id: str, sizes: PageSizes) -> list[dict[str, Any]]:
+    def make(svc: Any, token: str | None) -> Any:
+        return svc.files().list(
+            q=f"'{folder_id}' in parents and trashed = false",
+            fields=LIST_FIELDS, pageSize=sizes.files, pageToken=token,
+            supportsAllDrives=True, includeItemsFromAllDrives=True,
+        )
+
+    return client.list_all(make, "files", f"listing folder {folder_id}")
+
+
+def _get_file(client: DriveClient, file_id: str, what: str) -> dict[str, Any]:
+    return client.call(
+        lambda svc: svc.files().get(fileId=file_id, fields=FILE_FIELDS, supportsAllDrives=True), what
+    )
+
+
+def _entry(f: dict[str, Any], path: list[str], ids: list[str]) -> DocEntry:
+    return DocEntry(
+        id=f["id"], name=str(f.get("name", "")), version=str(f.get("version", "")),
+        modifiedTime=str(f.get("modifiedTime", "")),
+        webViewLink=f.get("webViewLink") or f"https://docs.google.com/document/d/{f['id']}/edit",
+        folder_path=path, folder_ids=ids,
+    )
+
+
+def walk(client: DriveClient, pool: ThreadPoolExecutor, root_id: str, sizes: PageSizes) -> tuple[dict[str, DocEntry], dict[str, Skipped]]:
+    """Breadth-first over folders (each level listed in parallel), cycle-safe, deterministic.
+
+    A Doc reachable twice keeps the first place found (shallowest, then by name and id);
+    shortcuts to Docs are followed once, shortcuts to folders like folders.
+    """
+    docs: dict[str, DocEntry] = {}
+    skipped: dict[str, Skipped] = {}
+    visited = {root_id}
+    shortcut_docs: list[tuple[dict[str, Any], list[str], list[str]]] = []
+    level: list[tuple[str, list[str], list[str]]] = [(root_id, [], [])]
+    while level:
+        listings = list(pool.map(lambda item: _list_folder(client, item[0], sizes), level))
+        next_level: list[tuple[str, list[str], list[str]]] = []
+        for (_, path, ids), children in zip(level, listings):
+            for f in sorted(children, key=lambda c: (str(c.get("name", "")), str(c.get("id", "")))):
+                fid, mime, name = str(f.get("id", "")), f.get("mimeType", ""), str(f.get("name", ""))
+                if not valid_file_id(fid):
+                    continue  # never let an odd id become a store path
+                if f.get("trashed"):
+                    continue
+                if mime == FOLDER_MIME:
+                    if fid not in visited:
+                        visited.add(fid)
+                        next_level.append((fid, path + [name], ids + [fid]))
+                elif mime == DOC_MIME:
+                    docs.setdefault(fid, _entry(f, path, ids))
+                elif mime == SHORTCUT_MIME:
+                    details = f.get("shortcutDetails") or {}
+                    target, tmime = str(details.get("targetId", "")), details.get("targetMimeType", "")
+                    if tmime == FOLDER_MIME and valid_file_id(target):
+                        if target not in visited:
+                            visited.add(target)
+                            next_level.append((target, path + [name], ids + [target]))
+                    elif tmime == DOC_MIME and valid_file_id(target):
+                        shortcut_docs.append((f, path, ids))
+                    else:
+                        skipped.setdefault(fid, Skipped(fid, name, f"shortcut to a non-Doc item ({tmime or 'unknown type'})"))
+                else:
+                    skipped.setdefault(fid, Skipped(fid, name, f"not a Google Doc ({mime})"))
+        level = next_level
+
+    # Shortcut targets not met directly: one files.get each, for their version and title.
+    pending, seen_targets = [], set(docs)
+    for item in shortcut_docs:
+        target = item[0]["shortcutDetails"]["targetId"]
+        if target not in seen_targets:  # each target followed once
+            seen_targets.add(target)
+            pending.append(item)
+
+    def resolve(item: tuple[dict[str, Any], list[str], list[str]]) -> tuple[Any, ...]:
+        s, path, ids = item
+        target = s["shortcutDetails"]["targetId"]
+        try:
+            return (item, _get_file(client, target, f"shortcut {s['id']} target {target}"), None)
+        except DriveCallError as exc:
+            return (item, None, exc)
+
+    for (s, path, ids), target, exc in pool.map(resolve, pending):
+        if exc is not None and exc.exhausted:
+            raise exc
+        if target is None or target.get("mimeType") != DOC_MIME or target.get("trashed") or target.get("id") != s["shortcutDetails"]["targetId"]:
+            skipped.setdefault(s["id"], Skipped(s["id"], str(s.get("name", "")), "shortcut target is not readable or not a Doc"))
+            continue
+        docs.setdefault(target["id"], _entry(target, path, ids))
+    return docs, skipped
+
+
+# ------------------------------------------------------------------ images
+
+
+def image_sources(html: bytes) -> list[str]:
+    """The distinct http(s) `src` values of <img> tags, in document order."""
+    from bs4 import BeautifulSoup
+
+    out: list[str] = []
+    for img in BeautifulSoup(html, "html.parser").find_all("img"):
+        src = img.get("src")
+        if isinstance(src, str) and src not in out and urllib.parse.urlsplit(src).scheme in ("http", "https"):
+            out.append(src)
+    return out
+
+
+# ------------------------------------------------------------------ journal
+
+
+class Journal:
+    """Finished revision downloads of docs whose JSON is not written yet (kept outside the store).
+
+    One JSON line per revision, appended after its blobs are durable; a torn last line is ignored.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+
+    def _path(self, file_id: str) -> Path:
+        return self.root / f"{file_id}.jsonl"
+
+    def read(self, file_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        try:
+            text = self._path(file_id).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return out
+        for line in text.splitlines():
+            try:
+                rec = json.loads(line)
+                out[(rec["id"], rec["modifiedTime"])] = rec
+            except (ValueError, KeyError, TypeError):
+                continue
+        return out
+
+    def append(self, file_id: str, record: dict[str, Any]) -> None:
+        line = json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n"
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self._path(file_id), "a", encoding="utf-8") as fh:
+                fh.write(line)
+
+    def drop(self, file_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(file_id).unlink()
+
+
+# ------------------------------------------------------------------ per-doc sync
+
+
+@dataclass
+class _DocJob:
+    entry: DocEntry
+    stored: dict[str, Any] | None
+    known: dict[tuple[str, str], dict[str, Any]]  # (revision id, modifiedTime) -> stored record
+    images: dict[str, tuple[str, str]]  # src -> (blob, mimeType), reused across revisions
+    revisions: list[dict[str, Any]] | None = None
+    comments: list[dict[str, Any]] | None = None
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    pending: set[Future[Any]] = field(default_factory=set)
+    failed: DriveCallError | None = None
+    failed_kind: str = ""
+    new: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _user(u: Any) -> dict[str, str] | None:
+    if not isinstance(u, dict):
+        return None
+    kept = {k: str(u[k]) for k in ("displayName", "emailAddress", "permissionId") if u.get(k) is not None}
+    return kept or None
+
+
+def _check_revision(rev: Any, file_id: str) -> None:
+    links = rev.get("exportLinks") if isinstance(rev, dict) else None
+    if not (isinstance(rev, dict) and rev.get("id") and rev.get("modifiedTime")
+            and isinstance(links, dict) and isinstance(links.get(HTML_MIME), str)):
+        raise DriveCallError(
+            f"revisions of doc {file_id}: malformed response from Drive (a revision lacks id, modifiedTime or an HTML export link)",
+            status=None, reason="malformed",
+        )
+
+
+class _Puller:
+    def __init__(self, client: DriveClient, store: Store, journal: Journal, sizes: PageSizes) -> None:
+        self.client, self.store, self.journal, self.sizes = client, store, journal, sizes
+
+    def list_revisions(self, job: _DocJob) -> list[dict[str, Any]]:
+        fid = job.entry.id
+
+        def make(svc: Any, token: str | None) -> Any:
+            return svc.revisions().list(fileId=fid, fields=REVISION_FIELDS, pageSize=self.sizes.revisions, pageToken=token)
+
+        revs = self.client.list_all(make, "revisions", f"revisions of doc {fid}")
+        for rev in revs:
+            _check_revision(rev, fid)
+        return revs
+
+    def list_comments(self, job: _DocJob) -> list[dict[str, Any]]:
+        fid = job.entry.id
+
+        def make(svc: Any, token: str | None) -> Any:
+            return svc.comments().list(
+                fileId=fid, fields=COMMENT_FIELDS, pageSize=self.sizes.comments, pageToken=token, includeDeleted=True
+            )
+
+        comments = self.client.list_all(make, "comments", f"comments of doc {fid}")
+        for c in comments:
+            if not (c.get("id") and c.get("createdTime")):
+                raise DriveCallError(f"comments of doc {fid}: malformed response from Drive", status=None, reason="malformed")
+        return sorted(comments, key=lambda c: (str(c["createdTime"]), str(c["id"])))
+
+    def fetch_revision(self, job: _DocJob, rev: dict[str, Any]) -> dict[str, Any]:
+        """Download one revision's HTML and its images; blobs first, then the journal line."""
+        fid, rid = job.entry.id, str(rev["id"])
+        url = rev["exportLinks"][HTML_MIME]
+        html, _ = self.client.download(url, f"doc {fid} revision {rid} export")
+        html_blob = self.store.put_blob(html)
+        export_host = urllib.parse.urlsplit(url).netloc
+        images = []
+        for src in image_sources(html):
+            with job.lock:
+                cached = job.images.get(src)
+            if cached is None or not self.store.has_blob(cached[0]):
+                # Credentials go only to the host that served the export, never to another site.
+                same_host = urllib.parse.urlsplit(src).netloc == export_host
+                try:
+                    data, ctype = self.client.download(src, f"doc {fid} revision {rid} image", authorized=same_host)
+                except DriveCallError as exc:
+                    if exc.exhausted or exc.status is None:
+                        raise
+                    continue  # an image the server no longer has: the doc shows it broken too
+                cached = (self.store.put_blob(data), ctype if ctype.startswith("image/") else "application/octet-stream")
+                with job.lock:
+                    job.images[src] = cached
+            images.append({"src": src, "blob": cached[0], "mimeType": cached[1]})
+        record = {
+            "id": rid, "modifiedTime": str(rev["modifiedTime"]), "lastModifyingUser": _user(rev.get("lastModifyingUser")),
+            "html": html_blob, "images": images,
+        }
+        self.journal.append(fid, record)
+        return record
+
+    def reusable(self, job: _DocJob, rev: dict[str, Any]) -> dict[str, Any] | None:
+        old = job.known.get((str(rev["id"]), str(rev["modifiedTime"])))
+        if old is None or not self.store.has_blob(old["html"]):
+            return None
+        if not all(self.store.has_blob(i["blob"]) for i in old.get("images", [])):
+            return None
+        # Who made a revision can be re-read for free from the listing; the content cannot.
+        return {**old, "lastModifyingUser": _user(rev.get("lastModifyingUser"))}
+
+    def build_doc(self, job: _DocJob) -> dict[str, Any]:
+        e, stored = job.entry, job.stored or {}
+        revisions = [job.records[i] for i in range(len(job.revisions or []))]
+        titles = list(stored.get("titles") or [])
+        if not titles:
+            first = revisions[0]["modifiedTime"] if revisions else e.modifiedTime
+            titles = [{"name": e.name, "time": first}]
+        elif titles[-1].get("name") != e.name:
+            titles.append({"name": e.name, "time": e.modifiedTime})
+        return {
+            "id": e.id, "name": e.name, "titles": titles, "folder_path": e.folder_path, "folder_ids": e.folder_ids,
+            "version": e.version, "modifiedTime": e.modifiedTime, "webViewLink": e.webViewLink, "removed": None,
+            "revisions": revisions, "comments": job.comments or [],
+        }
+
+
+def _skip_reason(job: _DocJob) -> str:
+    exc = job.failed
+    assert exc is not None
+    if exc.status == 404:
+        return "deleted during the pull (HTTP 404)"
+    if exc.status == 403:
+        what = {"revisions": "its revisions", "comments": "its comments"}.get(job.failed_kind, "its revision exports")
+        return f"no permission to read {what} (HTTP 403{' ' + exc.reason if exc.reason else ''})"
+    return exc.message
+
+
+def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], on_done: Callable[[], None]) -> list[_DocJob]:
+    """Run every job's listings and downloads on the pool; write each doc when its last piece lands."""
+    futures: dict[Future[Any], tuple[_DocJob, str, int]] = {}
+
+    def submit(job: _DocJob, kind: str, fn: Callable[..., Any], *args: Any, index: int = -1) -> None:
+        fut = pool.submit(fn, *args)
+        futures[fut] = (job, kind, index)
+        job.pending.add(fut)
+
+    for job in jobs:
+        submit(job, "revisions", puller.list_revisions, job)
+        submit(job, "comments", puller.list_comments, job)
+
+    failed: list[_DocJob] = []
+    while futures:
+        done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+        for fut in done:
+            job, kind, index = futures.pop(fut)
+            job.pending.discard(fut)
+            if fut.cancelled() or job.failed is not None:
+                continue
+            exc = fut.exception()
+            if isinstance(exc, DriveCallError):
+                job.failed, job.failed_kind = exc, kind
+                for other in job.pending:
+                    other.cancel()
+                failed.append(job)
+                on_done()
+                continue
+            if exc is not None:
+                raise exc
+            result = fut.result()
+            if kind == "revisions":
+                job.revisions = result
+                for i, rev in enumerate(result):
+                    record = puller.reusable(job, rev)
+                    if record is not None:
+                        job.records[i] = record
+                    else:
+                        submit(job, "export", puller.fetch_revision, job, rev, index=i)
+            elif kind == "comments":
+                job.comments = result
+            else:
+                job.records[index] = result
+                job.new += 1
+            if not job.pending and job.revisions is not None and job.comments is not None:
+                puller.store.write_doc(puller.build_doc(job))
+                puller.journal.drop(job.entry.id)
+                on_done()
+    return failed
+
+
+# ------------------------------------------------------------------ the stage
+
+
+@contextlib.contextmanager
+def _workdir_lock(workdir: Path) -> Iterator[None]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(workdir / ".pull.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DocpipeError(f"another docpipe pull is running on {workdir}") from None
+        yield
+    finally:
+        os.close(fd)  # the kernel drops the lock with the descriptor, also on kill -9
+
+
+def _now() -> str:
+    # The one wall-clock value in the store: when a pull noticed that a doc left the folder.
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _mark_removed(client: DriveClient, store: Store, pool: ThreadPoolExecutor, gone: list[str]) -> None:
+    def check(fid: str) -> tuple[str, dict[str, Any] | None, DriveCallError | None]:
+        try:
+            return fid, _get_file(client, fid, f"doc {fid}"), None
+        except DriveCallError as exc:
+            return fid, None, exc
+
+    for fid, info, exc in pool.map(check, gone):
+        if exc is not None and exc.exhausted:
+            continue  # unknown for now; the next pull asks again
+        if info is not None and info.get("trashed"):
+            removed = {"time": str(info.get("trashedTime") or info.get("modifiedTime") or _now()), "reason": "trashed"}
+        elif exc is not None and exc.status == 404:
+            removed = {"time": _now(), "reason": "deleted"}
+        else:
+            removed = {"time": _now(), "reason": "removed"}  # moved out of the folder, or access lost
+        doc = store.read_doc(fid)
+        if doc is not None:
+            store.write_doc({**doc, "removed": removed})
+
+
+def _open_client(endpoint: str, credentials: Path | None, max_qps: float, jobs: int, retry: RetryPolicy | None) -> DriveClient:
+    loaded = load_credentials(credentials)
+    ensure_fresh(loaded)
+    return DriveClient(loaded, endpoint=endpoint, max_qps=max_qps, burst=jobs, retry=retry)
+
+
+def _root_folder(client: DriveClient, folder_id: str) -> dict[str, Any]:
+    if not valid_file_id(folder_id):
+        raise BadInput(f"{folder_id!r} is not a Drive folder id")
+    try:
+        info = _get_file(client, folder_id, f"folder {folder_id}")
+    except DriveCallError as exc:
+        if exc.status in (403, 404):
+            raise BadInput(f"folder {folder_id} not found, or not shared with these credentials") from None
+        raise
+    if info.get("mimeType") != FOLDER_MIME:
+        raise BadInput(f"{folder_id} is not a folder ({info.get('mimeType', 'unknown type')})")
+    return info
+
+
+def pull(
+    folder_id: str,
+    *,
+    workdir: Path,
+    endpoint: str = DEFAULT_ENDPOINT,
+    credentials: Path | None = None,
+    jobs: int = 8,
+    max_qps: float = DEFAULT_MAX_QPS,
+    only_file_ids: list[str] | None = None,
+    retry: RetryPolicy | None = None,
+    page_sizes: PageSizes | None = None,
+    quiet: bool = False,
+) -> PullSummary:
+    """Pull `folder_id` (or just `only_file_ids`) into `workdir/store`; see the module docstring."""
+    from pipeline.progress import log, progress
+
+    if jobs < 1:
+        raise BadInput("--jobs must be at least 1")
+    sizes = page_sizes or PageSizes()
+    workdir = Path(workdir)
+    store = Store.at(workdir)
+    journal = Journal(workdir / "cache" / "pull")
+    with _workdir_lock(workdir):
+        store.sweep_temp_files()
+        client = _open_client(endpoint, credentials, max_qps, jobs, retry)
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pull") as pool:
+            try:
+                if only_file_ids is None:
+                    root = _root_folder(client, folder_id)
+                    found, skipped = walk(client, pool, folder_id, sizes)
+                else:
+                    root, found, skipped = _only(client, pool, folder_id, only_file_ids, store)
+                todo = []
+                for entry in found.values():
+                    stored = store.read_doc(entry.id)
+                    if stored and stored.get("version") == entry.version and stored.get("removed") is None \
+                            and stored.get("name") == entry.name and stored.get("folder_ids") == entry.folder_ids:
+                        continue
+                    known = {(r["id"], r["modifiedTime"]): r for r in (stored or {}).get("revisions", [])}
+                    known.update(journal.read(entry.id))
+                    images = {i["src"]: (i["blob"], i["mimeType"]) for r in known.values() for i in r.get("images", [])}
+                    todo.append(_DocJob(entry, stored, known, images))
+                todo.sort(key=lambda j: j.entry.id)
+                with progress("pull", quiet=quiet, every=10) as bar:
+                    bar.total(len(todo))
+                    failed = _sync_docs(_Puller(client, store, journal, sizes), pool, todo, lambda: bar.advance())
+                if only_file_ids is None:
+                    gone = [d for d in store.doc_ids() if d not in found and (store.read_doc(d) or {}).get("removed") is None]
+                    _mark_removed(client, store, pool, gone)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+
+    new_revisions = sum(j.new for j in todo)
+    exhausted = [j for j in failed if j.failed is not None and j.failed.exhausted]
+    for job in failed:
+        reason = _skip_reason(job)
+        skipped[job.entry.id] = Skipped(job.entry.id, job.entry.name, reason)
+        if not quiet:
+            log(f"docpipe: skipped doc {job.entry.id} ({job.entry.name}): {reason}")
+    present = [fid for fid in found if store.doc_path(fid).is_file()]
+    if only_file_ids is not None:
+        old = store.read_folder() or {}
+        present = sorted(set(old.get("docs", [])) | set(present))
+        skipped = {**{s["id"]: Skipped(s["id"], s["name"], s["reason"]) for s in old.get("skipped", [])
+                      if s.get("id") not in found}, **skipped}
+    skipped_list = sorted(skipped.values(), key=lambda s: s.id)
+    store.write_folder({
+        "id": root["id"], "name": root.get("name", ""),
+        "webViewLink": root.get("webViewLink") or f"https://drive.google.com/drive/folders/{root['id']}",
+        "docs": sorted(present), "skipped": [asdict(s) for s in skipped_list],
+    })
+    if exhausted:
+        raise DocpipeError(exhausted[0].failed.message + (f" (and {len(exhausted) - 1} more docs)" if len(exhausted) > 1 else ""))
+    return _summary(store, root["id"], new_revisions, skipped_list, client.requests)
+
+
+def _only(client: DriveClient, pool: ThreadPoolExecutor, folder_id: str, file_ids: list[str], store: Store
+          ) -> tuple[dict[str, Any], dict[str, DocEntry], dict[str, Skipped]]:
+    """The instructor flow: named docs only, no folder walk; folder.json keeps what it had."""
+    old = store.read_folder() or {}
+    root = {"id": old.get("id") or folder_id, "name": old.get("name", ""), "webViewLink": old.get("webViewLink", "")}
+    found: dict[str, DocEntry] = {}
+    for fid in file_ids:
+        if not valid_file_id(fid):
+            raise BadInput(f"{fid!r} is not a Drive file id")
+    infos = list(pool.map(lambda fid: _get_or_bad(client, fid), file_ids))
+    for info in infos:
+        if info.get("mimeType") != DOC_MIME:
+            raise BadInput(f"{info['id']} is not a Google Doc ({info.get('mimeType', 'unknown type')})")
+        stored = store.read_doc(info["id"]) or {}
+        found[info["id"]] = _entry(info, list(stored.get("folder_path", [])), list(stored.get("folder_ids", [])))
+    return root, found, {}
+
+
+def _get_or_bad(client: DriveClient, fid: str) -> dict[str, Any]:
+    try:
+        return _get_file(client, fid, f"doc {fid}")
+    except DriveCallError as exc:
+        if exc.status in (403, 404):
+            raise BadInput(f"doc {fid} not found, or not shared with these credentials") from None
+        raise
+
+
+def _summary(store: Store, folder: str, new_revisions: int, skipped: list[Skipped], requests: int) -> PullSummary:
+    revisions = comments = replies = docs = 0
+    for doc in store.docs():
+        docs += 1
+        revisions += len(doc.get("revisions", []))
+        comments += len(doc.get("comments", []))
+        replies += sum(len(c.get("replies", []) or []) for c in doc.get("comments", []))
+    return PullSummary(folder, docs, revisions, comments, replies, new_revisions, skipped, requests)

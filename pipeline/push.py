@@ -1,0 +1,250 @@
+"""Stage 3: make sure the Gitea repository exists, then push the archive's `main` to it.
+
+The REST side lives in `pipeline.gitea`; this module owns the decisions (which repo, create or
+reuse, fast-forward or refuse) and the git side (pygit2 smart HTTP with the token as the basic-auth
+password through a credentials callback, on an anonymous remote so nothing lands in .git/config).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import unicodedata
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from pipeline.errors import BadInput, DocpipeError
+from pipeline.gitea import GiteaClient
+
+BRANCH = "refs/heads/main"
+MANIFEST = ".docpipe/manifest.json"
+TOPICS = ["docpipe", "google-docs"]
+# Gitea's own limits on CreateRepoOption/EditRepoOption (binding MaxSize).
+MAX_NAME, MAX_DESCRIPTION, MAX_WEBSITE = 100, 2048, 1024
+PUSH_ATTEMPTS = 3
+GIT_DIRECTION_PUSH = 1  # libgit2's git_direction; pygit2 has no named constant for it
+
+
+@dataclass
+class PushSummary:
+    owner: str
+    repo: str
+    html_url: str
+    created: bool
+    private: bool
+    before: str | None  # remote main before the push (None: the remote had no main)
+    after: str  # remote main now (= local main)
+    up_to_date: bool
+    forced: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stage": "push", "branch": "main", **asdict(self)}
+
+    def text(self) -> str:
+        where = f"{self.owner}/{self.repo}"
+        if self.up_to_date:
+            return f"{where}: main already at {self.after[:12]}, nothing to push ({self.html_url})"
+        made = " (created)" if self.created else ""
+        how = "force-pushed" if self.forced else "pushed"
+        return f"{how} main {(self.before or '(none)')[:12]} -> {self.after[:12]} to {where}{made} ({self.html_url})"
+
+
+def slug(name: str) -> str:
+    """A Gitea-valid repository name (AlphaDashDot, ≤100 chars, not reserved) from a folder name."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:MAX_NAME].strip("-")
+    return text or "docs"
+
+
+@dataclass(frozen=True)
+class Archive:
+    repo: pygit2.Repository
+    head: pygit2.Oid
+    folder_name: str | None
+    folder_link: str | None
+
+
+def open_archive(workdir: Path) -> Archive:
+    path = Path(workdir) / "archive"
+    if not path.exists():
+        raise BadInput(f"no archive at {path}: run `docpipe replay` first")
+    try:
+        repo = pygit2.Repository(str(path))
+    except pygit2.GitError:
+        raise BadInput(f"{path} is not a git repository") from None
+    ref = repo.references.get(BRANCH)
+    if ref is None:
+        raise BadInput(f"the archive at {path} has no branch main: run `docpipe replay` first")
+    commit = repo[ref.resolve().target].peel(pygit2.Commit)
+    name = link = None
+    try:
+        entry = commit.tree[MANIFEST]
+    except KeyError:
+        entry = None
+    if entry is not None:
+        try:
+            folder = json.loads(repo[entry.id].data.decode("utf-8")).get("folder") or {}
+        except (ValueError, AttributeError):
+            raise BadInput(f"{MANIFEST} in the archive's main is not valid JSON") from None
+        name = folder.get("name") if isinstance(folder.get("name"), str) else None
+        link = folder.get("webViewLink") if isinstance(folder.get("webViewLink"), str) else None
+    return Archive(repo, commit.id, name, link)
+
+
+def _repo_options(name: str, archive: Archive, private: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {"name": name, "private": private, "auto_init": False, "default_branch": "main"}
+    if archive.folder_name:
+        # Folder names come from Drive (untrusted): one line, bounded; Gitea renders it as text.
+        desc = " ".join(f"Google Docs history of the Drive folder {archive.folder_name}, kept by docpipe".split())
+        options["description"] = desc[:MAX_DESCRIPTION]
+    return options
+
+
+def _website(link: str | None) -> str | None:
+    if link and re.match(r"https?://[^\s]+$", link) and len(link) <= MAX_WEBSITE:
+        return link
+    return None
+
+
+class _Callbacks(pygit2.RemoteCallbacks):
+    """Token as the basic-auth password; give it once, so a wrong token fails instead of looping."""
+
+    def __init__(self, username: str, token: str) -> None:
+        super().__init__()
+        self._username, self._token = username, token
+        self.asked = 0
+        self.rejected: dict[str, str] = {}
+
+    def credentials(self, url, username_from_url, allowed_types):  # type: ignore[no-untyped-def]
+        self.asked += 1
+        if self.asked > 1 or not allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT:
+            raise DocpipeError("Gitea refused the token for git over HTTP (401)")
+        return pygit2.UserPass(self._username, self._token)
+
+    def push_update_reference(self, refname: str, message: str | None) -> None:
+        if message:
+            self.rejected[refname] = message
+
+
+def _git_error(exc: Exception, token: str, where: str) -> DocpipeError:
+    text = " ".join(str(exc).replace(token, "***").split())[:300]
+    if isinstance(exc, DocpipeError):
+        return exc
+    low = text.lower()
+    if "403" in low:
+        return BadInput(f"Gitea refused the push to {where} (403): the token's user has no write access")
+    if "401" in low or "authentication" in low:
+        return BadInput(f"Gitea refused the token for git over HTTP on {where} (401)")
+    if "404" in low:
+        return DocpipeError(f"Gitea has no git repository at {where} (404)")
+    return DocpipeError(f"git push to {where} failed: {text}")
+
+
+def _transient(err: DocpipeError) -> bool:
+    low = str(err).lower()
+    return not isinstance(err, BadInput) and any(
+        s in low for s in ("failed to connect", "connection", "timed out", "502", "503", "504", "500", "failed to send")
+    )
+
+
+def _remote_main(remote: pygit2.Remote, callbacks: _Callbacks) -> pygit2.Oid | None:
+    # Ask receive-pack (push direction): it needs write access, so a missing permission shows here.
+    remote.connect(callbacks=callbacks, direction=GIT_DIRECTION_PUSH)
+    for head in remote.list_heads(connect=False):
+        if head.name == BRANCH:
+            return head.oid
+    return None
+
+
+def _push_main(archive: Archive, url: str, username: str, token: str, where: str, force: bool) -> tuple[str | None, bool]:
+    """Push local main; returns (remote main before, forced). Retries connection failures."""
+    repo = archive.repo
+    # An anonymous remote lives only in memory: the URL (credential-free anyway) never reaches .git/config.
+    for attempt in range(PUSH_ATTEMPTS):
+        callbacks = _Callbacks(username, token)
+        try:
+            before = _remote_main(repo.remotes.create_anonymous(url), callbacks)
+            forced = False
+            if before is not None and before != archive.head:
+                ancestor = before in repo and repo.descendant_of(archive.head, before)
+                if not ancestor:
+                    if not force:
+                        raise DocpipeError(
+                            f"refusing to push: main on {where} ({str(before)[:12]}) has commits that are not in the "
+                            f"archive (someone else pushed); pass --force to overwrite them"
+                        )
+                    forced = True
+            if before == archive.head:
+                return str(before), False
+            callbacks = _Callbacks(username, token)
+            spec = ("+" if forced else "") + f"{BRANCH}:{BRANCH}"
+            repo.remotes.create_anonymous(url).push([spec], callbacks=callbacks)
+        except (pygit2.GitError, DocpipeError, OSError) as exc:
+            err = _git_error(exc, token, where)
+            if attempt < PUSH_ATTEMPTS - 1 and _transient(err):
+                time.sleep(0.25 * 2**attempt)
+                continue
+            raise err from None
+        if callbacks.rejected:
+            reason = " ".join(callbacks.rejected.get(BRANCH, "rejected").split())[:200]
+            raise DocpipeError(f"Gitea rejected the push of main to {where}: {reason}")
+        return (str(before) if before is not None else None), forced
+    raise AssertionError("unreachable")
+
+
+def push(
+    workdir: Path,
+    *,
+    gitea_url: str,
+    owner: str,
+    repo: str | None,
+    token: str,
+    private: bool = True,
+    force: bool = False,
+    client: GiteaClient | None = None,
+) -> PushSummary:
+    """Ensure `owner/repo` exists on Gitea (created with the folder's description, website and
+    topics when missing; used as is otherwise) and push the archive's main to it."""
+    if not owner:
+        raise BadInput("no Gitea owner: pass --owner (or [gitea] owner in docpipe.toml)")
+    archive = open_archive(workdir)
+    if repo is None:
+        if not archive.folder_name:
+            raise BadInput(f"the archive has no {MANIFEST} naming the folder: pass --repo")
+        repo = slug(archive.folder_name)
+    gitea = client or GiteaClient(gitea_url, token)
+    me = gitea.current_user()
+    existing = gitea.get_repo(owner, repo)
+    created = existing is None
+    if existing is None:
+        target = gitea.resolve_owner(owner, me)
+        info = gitea.create_repo(target, _repo_options(repo, archive, private))
+        full = info["full_name"]
+        o, r = full.split("/", 1)
+        website = _website(archive.folder_link)
+        if website:
+            info = gitea.edit_repo(o, r, {"website": website})
+        gitea.set_topics(o, r, TOPICS)
+    else:
+        info = existing
+        full = info["full_name"]
+        perms = info.get("permissions") or {}
+        if perms and not perms.get("push"):
+            raise BadInput(f"the token's user {me.get('login')!r} has no write access to {full} on Gitea (403)")
+    before, forced = _push_main(archive, gitea.git_url(full), me.get("login") or "docpipe", token, full, force)
+    o, r = full.split("/", 1)
+    return PushSummary(
+        owner=o,
+        repo=r,
+        html_url=str(info.get("html_url") or f"{gitea.base_url}/{full}"),
+        created=created,
+        private=bool(info.get("private", private)),
+        before=before,
+        after=str(archive.head),
+        up_to_date=before == str(archive.head),
+        forced=forced,
+    )

@@ -1,0 +1,378 @@
+"""Stage 4a: the archive (git, branch main) -> an MkDocs project in WORKDIR/site.
+
+Reads only git objects (tip tree of main, plus history for authors, last update and revision
+counts), never a working tree. Pages come from Jinja2 templates (templates/, overridable file by
+file with --templates). Doc content is untrusted: titles and names are escaped as Markdown text
+here, and the site's Markdown runs with pipeline.publish:UntrustedHtml, which neutralises raw
+HTML and script URLs in doc bodies (see templates/mkdocs.yml.j2).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
+from urllib.parse import quote
+
+from pipeline.errors import BadInput, DocpipeError
+
+INDEX_PAGE = "index.md"
+MANIFEST = ".docpipe/manifest.json"
+
+# Drive links to a doc (the converter has already unwrapped google.com/url?q=). The optional
+# `heading=` fragment is Google's form of an in-doc anchor; the converter keeps ids as anchors.
+_DRIVE_LINK = re.compile(
+    r"https?://docs\.google\.com/document/(?:u/\d+/)?d/([A-Za-z0-9_-]{10,})"
+    r"(?:/[A-Za-z]*)?(?:\?[^\s)#>\"']*)?(?:#(?:heading=)?([A-Za-z0-9_.\-]+))?"
+)
+_THREAD = re.compile(r"^## Thread (\S+) · (open|resolved|deleted)\s*$")
+_BYLINE = re.compile(r"^\*\*(.+?)\*\* · (\d{4}-\d\d-\d\d \d\d:\d\d UTC)\s*$")
+# Inline Markdown syntax; `<` and `&` become entities instead. Values never start a line, so
+# line-start syntax (`-`, `1.`, `>`) needs no escape.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+
+
+@dataclass
+class Thread:
+    id: str
+    author: str
+    time: str
+    quote: str
+    text: str
+    replies: int
+
+
+@dataclass
+class DocPage:
+    id: str
+    name: str
+    title: str
+    status: str
+    path: str  # archive path of the Markdown
+    page: str  # site/docs-relative path of the page
+    workshop: bool
+    revisions: int
+    authors: list[str]
+    updated: str  # YYYY-MM-DD (UTC) of the last revision, "" if history has none
+    open_threads: int
+    lab: dict[str, Any] | None = None  # the validated spec (workshops only)
+    lab_error: str | None = None  # why the spec is invalid (workshops only)
+    workshop_name: str | None = None  # what `docpipe lab up` takes
+
+    def event_doc(self) -> dict[str, Any]:
+        """The `doc` object of a hook event (Contract 4)."""
+        return {k: getattr(self, k) for k in ("id", "name", "title", "status", "path", "page")}
+
+
+@dataclass
+class RenderSummary:
+    site: str
+    commit: str
+    pages: list[DocPage] = field(default_factory=list)
+
+    @property
+    def workshops(self) -> list[DocPage]:
+        return [p for p in self.pages if p.workshop]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"site": self.site, "commit": self.commit,
+                "pages": [asdict(p) for p in self.pages],
+                "workshops": [asdict(p) for p in self.workshops]}
+
+
+# ------------------------------------------------------------------ archive reading
+
+
+@dataclass
+class _History:
+    revisions: set[str] = field(default_factory=set)
+    authors: list[str] = field(default_factory=list)
+    updated: int = 0  # epoch seconds of the newest revision commit
+
+
+def _open_archive(workdir: Path):  # -> (pygit2.Repository, pygit2.Commit)
+    import pygit2
+
+    path = workdir / "archive"
+    try:
+        repo = pygit2.Repository(str(path))
+    except (pygit2.GitError, KeyError):
+        raise BadInput(f"no archive at {path}: run `docpipe replay` first") from None
+    ref = repo.references.get("refs/heads/main")
+    if ref is None:
+        raise BadInput(f"archive {path} has no branch main: run `docpipe replay` first")
+    return repo, repo[ref.target].peel(pygit2.Commit)
+
+
+def _histories(repo, tip) -> dict[str, _History]:
+    """Per Drive file id: revision ids, authors (oldest first) and last revision time, from the
+    `Drive-File-Id:` / `Drive-Revision-Id:` trailers of main's history."""
+    import pygit2
+
+    found: dict[str, _History] = {}
+    walker = repo.walk(tip.id, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
+    for commit in walker:
+        trailers = commit.message_trailers
+        file_id, rev_id = trailers.get("Drive-File-Id"), trailers.get("Drive-Revision-Id")
+        if not file_id or not rev_id:
+            continue
+        hist = found.setdefault(file_id, _History())
+        hist.revisions.add(rev_id)
+        if commit.author.name not in hist.authors:
+            hist.authors.append(commit.author.name)
+        hist.updated = max(hist.updated, commit.author.time)
+    return found
+
+
+def _blob_text(tree, path: str) -> str:
+    try:
+        return tree[path].data.decode("utf-8")
+    except KeyError:
+        raise DocpipeError(f"archive is missing {path} named by its manifest") from None
+    except UnicodeDecodeError:
+        raise DocpipeError(f"archive file {path} is not UTF-8") from None
+
+
+def _safe_rel(path: str, what: str) -> str:
+    """A repo-relative POSIX path that cannot leave the output directory."""
+    p = PurePosixPath(path)
+    if not path or p.is_absolute() or ".." in p.parts or "\\" in path or "\x00" in path:
+        raise DocpipeError(f"archive manifest has an unsafe {what} path {path!r}")
+    return p.as_posix()
+
+
+def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
+    import yaml
+
+    if not text.startswith("---\n"):
+        return {}, text
+    end = text.find("\n---\n", 3)
+    if end < 0:
+        return {}, text
+    try:
+        data = yaml.safe_load(text[4:end + 1])
+    except yaml.YAMLError:
+        data = None
+    meta = {str(k): "" if v is None else str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    return meta, text[end + 5:]
+
+
+def parse_threads(text: str) -> list[Thread]:
+    """Thread headers (`## Thread <id> · <state>`) of a comments file, with the first comment."""
+    threads: list[Thread] = []
+    current: dict[str, Any] | None = None
+    for line in text.splitlines():
+        head = _THREAD.match(line)
+        if head:
+            current = {"id": head.group(1), "state": head.group(2), "author": "", "time": "",
+                       "quote": [], "text": [], "replies": 0}
+            threads.append(current)  # type: ignore[arg-type]
+            continue
+        if current is None:
+            continue
+        if line.startswith("> ") or line == ">":
+            current["quote"].append(line[2:])
+        elif (m := _BYLINE.match(line)) and not current["author"]:
+            current["author"], current["time"] = m.group(1), m.group(2)
+        elif line.startswith("- **"):
+            current["replies"] += 1
+        elif current["author"] and line.strip() and not current["replies"]:
+            current["text"].append(line.strip())
+    return [Thread(id=t["id"], author=t["author"], time=t["time"], quote=" ".join(t["quote"]).strip(),
+                   text=" ".join(t["text"]), replies=t["replies"])
+            for t in threads if t["state"] == "open"]  # type: ignore[index]
+
+
+# ------------------------------------------------------------------ Markdown helpers
+
+
+def md_text(value: Any, limit: int = 0) -> str:
+    """Untrusted text as literal, one-line Markdown (safe in a table cell or a heading)."""
+    text = " ".join(str(value).split())
+    if limit and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = text.replace("&", "&amp;").replace("<", "&lt;")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def rewrite_drive_links(body: str, page: str, pages_by_id: Mapping[str, str]) -> str:
+    """Drive links to docs in the archive become relative links to their pages (MkDocs then
+    checks and converts them); links to docs outside the folder stay as they are."""
+
+    def repl(m: re.Match[str]) -> str:
+        target = pages_by_id.get(m.group(1))
+        if target is None:
+            return m.group(0)
+        rel = posixpath.relpath(target, posixpath.dirname(page) or ".")
+        return rel + (f"#{m.group(2)}" if m.group(2) else "")
+
+    return _DRIVE_LINK.sub(repl, body)
+
+
+def _drop_title_heading(body: str, title: str) -> str:
+    """The converter keeps a Doc's Title paragraph as an H1; the page template prints the title."""
+    lines = body.lstrip("\n").split("\n", 1)
+    first = lines[0].strip()
+    if first.startswith("# ") and " ".join(first[2:].split()) == " ".join(title.split()):
+        return lines[1] if len(lines) > 1 else ""
+    return body
+
+
+def _page_path(path: str) -> str:
+    # The site's own index owns docs/index.md; a doc that slugs to "index" moves aside.
+    return "index-doc.md" if path == INDEX_PAGE else path
+
+
+def _lab(markdown: str, doc: str, allowed_bases: Mapping[str, str] | None) -> tuple[dict | None, str | None]:
+    """(validated spec as JSON, None) or (None, one-line reason): a bad spec never fails render."""
+    from pipeline.lab.spec import LabSpecError, parse_lab_spec
+
+    try:
+        spec = parse_lab_spec(markdown, doc=doc, allowed_bases=allowed_bases)
+    except LabSpecError as exc:
+        return None, exc.message
+    if spec is None:
+        return None, None
+    data = spec.to_json()
+    data["digest"] = spec.digest()
+    return data, None
+
+
+# ------------------------------------------------------------------ templates
+
+
+def template_env(templates: Path | None = None):
+    """Jinja2 environment: the user's dir (if any) first, then the shipped templates/."""
+    import jinja2
+
+    from pipeline.resources import shipped
+
+    loaders: list[jinja2.BaseLoader] = []
+    if templates is not None:
+        if not templates.is_dir():
+            raise BadInput(f"templates directory {templates} does not exist")
+        loaders.append(jinja2.FileSystemLoader(str(templates)))
+    loaders.append(jinja2.FileSystemLoader(str(shipped("templates"))))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+        autoescape=False,  # the output is Markdown/YAML; values go through the md/url/yaml_str filters
+    )
+    env.filters["md"] = md_text
+    env.filters["url"] = lambda v: quote(str(v), safe="/:?#=&%.~-_+,;@")
+    env.filters["yaml_str"] = lambda v: json.dumps(str(v), ensure_ascii=False)  # JSON strings are YAML
+    return env
+
+
+def _render_template(env, name: str, **ctx: Any) -> str:
+    import jinja2
+
+    try:
+        return env.get_template(name).render(**ctx)
+    except jinja2.TemplateError as exc:
+        where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        raise BadInput(f"template {name}{where}: {exc}") from None
+
+
+# ------------------------------------------------------------------ the stage
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _copy_assets(tree, md_path: str, out_docs: Path) -> None:
+    """Images of a doc live in <slug>.assets/ beside it; copy them beside the page."""
+    import pygit2
+
+    assets = md_path[: -len(".md")] + ".assets"
+    try:
+        folder = tree[assets]
+    except KeyError:
+        return
+    if not isinstance(folder, pygit2.Tree):
+        return
+    for entry in folder:
+        if isinstance(entry, pygit2.Blob):
+            _write(out_docs / _safe_rel(f"{assets}/{entry.name}", "asset"), entry.data)
+
+
+def render(workdir: Path, *, templates: Path | None = None,
+           allowed_bases: Mapping[str, str] | None = None) -> RenderSummary:
+    """Render WORKDIR/archive (tip of main) into WORKDIR/site, replacing what was there."""
+    repo, tip = _open_archive(workdir)
+    tree = tip.tree
+    try:
+        manifest = json.loads(_blob_text(tree, MANIFEST))
+        docs: dict[str, dict[str, Any]] = dict(manifest["docs"])
+        folder = manifest.get("folder") or {}
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise DocpipeError(f"archive {MANIFEST} is not a valid manifest") from None
+
+    env = template_env(templates)
+    history = _histories(repo, tip)
+    pages_by_id = {fid: _page_path(_safe_rel(str(d["path"]), "doc")) for fid, d in docs.items()}
+
+    site = workdir / "site"
+    staging = workdir / "site.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    out_docs = staging / "docs"
+    summary = RenderSummary(site=str(site), commit=str(tip.id))
+    try:
+        for fid in sorted(docs, key=lambda f: (pages_by_id[f], f)):
+            doc, text = _render_doc(env, tree, fid, docs[fid], pages_by_id, history.get(fid, _History()),
+                                    allowed_bases)
+            _write(out_docs / doc.page, text.encode("utf-8"))
+            _copy_assets(tree, doc.path, out_docs)
+            summary.pages.append(doc)
+        ctx = {"pages": summary.pages, "folder": folder, "commit": summary.commit}
+        _write(out_docs / INDEX_PAGE, _render_template(env, "index.md.j2", **ctx).encode("utf-8"))
+        _write(staging / "mkdocs.yml", _render_template(env, "mkdocs.yml.j2", **ctx).encode("utf-8"))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    # Swap in the finished tree so a failed render never leaves a half-written site.
+    shutil.rmtree(site, ignore_errors=True)
+    staging.rename(site)
+    return summary
+
+
+def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_by_id: Mapping[str, str],
+                hist: _History, allowed_bases: Mapping[str, str] | None) -> tuple[DocPage, str]:
+    """One doc's page record and Markdown."""
+    path = _safe_rel(str(entry["path"]), "doc")
+    page = pages_by_id[fid]
+    markdown = _blob_text(tree, path)
+    meta, body = _split_front_matter(markdown)
+    threads: list[Thread] = []
+    if entry.get("comments"):
+        threads = parse_threads(_blob_text(tree, _safe_rel(str(entry["comments"]), "comments")))
+    title = meta.get("title") or str(entry.get("title") or "") or PurePosixPath(path).stem
+    name = meta.get("name", "")
+    doc = DocPage(
+        id=fid, name=name, title=title, status=meta.get("status", ""), path=path, page=page,
+        workshop=False, revisions=len(hist.revisions), authors=list(hist.authors),
+        updated=_date(hist.updated), open_threads=len(threads),
+    )
+    lab, lab_error = _lab(markdown, name or title, allowed_bases)
+    if lab is not None or lab_error is not None:
+        from pipeline.lab.spec import workshop_slug
+
+        doc.workshop, doc.lab, doc.lab_error = True, lab, lab_error
+        doc.workshop_name = workshop_slug(name or PurePosixPath(path).stem)
+    text = _render_template(
+        env, "tutorial.md.j2" if doc.workshop else "page.md.j2",
+        doc=doc, body=rewrite_drive_links(_drop_title_heading(body, title), page, pages_by_id),
+        threads=threads, web_link=str(entry.get("webViewLink") or ""),
+    )
+    return doc, text
+
+
+def _date(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d") if epoch else ""

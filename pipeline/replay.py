@@ -1,0 +1,580 @@
+"""Stage 2: the store as git history (Contract 1 -> Contract 2), written with pygit2 objects only.
+
+`WORKDIR/archive` is a *bare* repository: blobs, trees and commits are made in the object
+database and `refs/heads/main` is moved once at the end, so there is no working tree to churn
+and a killed replay leaves `main` where it was (the next run recomputes the same objects).
+Read it with `git --git-dir WORKDIR/archive …`, pygit2, or clone it.
+
+Incremental and idempotent without a side file: every commit's trailers name the event it
+records (see `pipeline.timeline`), so the replayed set is read back from history. Events that
+are not there yet are appended after the tip in event order; nothing new means no commit.
+
+Conversion is the costly part: each distinct (HTML blob, converter args) is converted once,
+over all cores, and kept under WORKDIR/cache/markdown keyed by the converter's own source hash,
+so later replays reuse it. Conversion runs with a placeholder slug so its result does not depend
+on where the doc lands in the tree (paths are decided in event order, after conversion).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import tomllib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pygit2
+
+from pipeline import paths
+from pipeline.errors import BadInput, DocpipeError
+from pipeline.timeline import (COMMENT_KINDS, Event, Key, StoreData, all_events, initial_title,
+                               key_from_trailers, one_line, read_store, render_comments, trailers_of)
+
+BRANCH = "refs/heads/main"
+MANIFEST = ".docpipe/manifest.json"
+BLOB, TREE = pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.TREE
+COMMITTER = ("docpipe", "docpipe@localhost")
+# Stands in for the doc's slug while converting; letters and digits only so no converter escapes it.
+SLUG_PLACEHOLDER = "docpipe0slug0placeholder0c4f1e"
+_EMAIL = re.compile(r"^[^<>\s@]+@[^<>\s@]+$")
+_AUTHOR = re.compile(r"^\s*([^<>]*?)\s*<([^<>\s]+@[^<>\s]+)>\s*$")
+
+
+# ---------------------------------------------------------------- authors
+
+Authors = dict[str, tuple[str, str]]
+
+
+def load_authors(path: Path | None) -> Authors:
+    """`"Display Name" = "Name <email>"` lines (TOML), like `git svn --authors-file`."""
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise BadInput(f"authors file {path} does not exist") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise BadInput(f"authors file {path} is not valid TOML: {one_line(exc)}") from None
+    out: Authors = {}
+    for display, value in data.items():
+        match = _AUTHOR.match(value) if isinstance(value, str) else None
+        if not match or not match.group(1):
+            raise BadInput(f'authors file {path}: entry "{one_line(display)[:60]}" must be "Name <email>"')
+        out[display] = (match.group(1), match.group(2))
+    return out
+
+
+def _clean_name(name: Any) -> str:
+    # git refuses angle brackets in names; newlines would break the commit header.
+    return one_line(str(name or "").replace("<", "").replace(">", "")) or "Unknown"
+
+
+def identity(user: dict | None, authors: Authors) -> tuple[str, str]:
+    """(name, email) of a Drive user: Google's email, else the authors map, else a placeholder."""
+    display = one_line((user or {}).get("displayName")) or "Unknown"
+    email = one_line((user or {}).get("emailAddress"))
+    if email and _EMAIL.match(email):
+        return _clean_name(display), email
+    if display in authors:
+        return authors[display]
+    return _clean_name(display), paths.placeholder_email(display)
+
+
+# ---------------------------------------------------------------- conversion
+
+@dataclass(frozen=True)
+class Job:
+    """One conversion: a revision's HTML with the args the converter gets."""
+    html: str                                  # sha256 of the export HTML
+    title: str
+    images: tuple[tuple[str, str], ...]        # (src in the HTML, link with the slug placeholder)
+    comments: bool                             # whether to pass comments_href
+    drive_id: str
+
+    def cache_key(self, version: str) -> str:
+        blob = json.dumps([version, self.html, self.title, self.images, self.comments, self.drive_id],
+                          ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def converter_version() -> str:
+    """The converter's declared version plus a hash of its source, so an edit invalidates the cache."""
+    import pipeline.convert as conv
+
+    digest = hashlib.sha256()
+    root = Path(conv.__file__).parent
+    for source in sorted(root.rglob("*.py")):
+        digest.update(source.relative_to(root).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
+    return f"{getattr(conv, '__version__', '')}:{digest.hexdigest()[:16]}"
+
+
+def _convert_one(job: Job, html_path: str, cache_path: str) -> str:
+    """Runs in a worker process: convert one HTML blob and keep the result in the cache."""
+    from pipeline.convert import convert_html
+
+    html = Path(html_path).read_bytes().decode("utf-8", errors="replace")
+    md = convert_html(html, title=job.title, images=dict(job.images),
+                      comments_href=f"{SLUG_PLACEHOLDER}.comments.md" if job.comments else None,
+                      extra_meta={"drive_id": job.drive_id})
+    _atomic_write(Path(cache_path), md.encode("utf-8"))
+    return md
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Converted:
+    markdown: dict[Job, str] = field(default_factory=dict)
+    converted: int = 0
+    cached: int = 0
+
+
+def convert_all(jobs: Iterable[Job], store: StoreData, cache_dir: Path, workers: int | None = None,
+                on_done: Callable[[int], None] | None = None) -> Converted:
+    """Markdown for every job: from the cache, else converted in parallel (one process per core)."""
+    version = converter_version()
+    result = Converted()
+    todo: list[tuple[Job, str, str]] = []
+    for job in sorted(set(jobs), key=lambda j: j.cache_key(version)):
+        cache_path = cache_dir / "markdown" / (key := job.cache_key(version))[:2] / f"{key}.md"
+        try:
+            result.markdown[job] = cache_path.read_text(encoding="utf-8")
+            result.cached += 1
+            if on_done:
+                on_done(1)
+            continue
+        except (FileNotFoundError, UnicodeDecodeError):
+            pass
+        html_path = store.blob_path(job.html)
+        if not html_path.is_file():
+            raise DocpipeError(f"store is incomplete: HTML blob {job.html[:12]} of doc {job.drive_id} is missing; run docpipe pull")
+        todo.append((job, str(html_path), str(cache_path)))
+    workers = workers or os.cpu_count() or 1
+    try:
+        if workers <= 1 or len(todo) < 4:
+            for job, html_path, cache_path in todo:
+                result.markdown[job] = _convert_one(job, html_path, cache_path)
+                if on_done:
+                    on_done(1)
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+                chunk = max(1, min(32, len(todo) // (workers * 8)))
+                columns = list(zip(*todo))
+                for job, md in zip(columns[0], pool.map(_convert_one, *columns, chunksize=chunk)):
+                    result.markdown[job] = md
+                    if on_done:
+                        on_done(1)
+    except DocpipeError:
+        raise
+    except Exception as exc:  # a converter crash on hostile HTML: name the doc, not a traceback
+        raise DocpipeError(f"converting a revision failed: {type(exc).__name__}: {one_line(exc)[:200]}") from None
+    result.converted = len(todo)
+    return result
+
+
+# ---------------------------------------------------------------- the in-memory tree
+
+class Tree:
+    """A directory of the archive, loaded lazily from git; only changed directories are rewritten."""
+
+    def __init__(self, repo: pygit2.Repository, oid: pygit2.Oid | None = None) -> None:
+        self.repo, self.oid = repo, oid
+        self._entries: dict[str, tuple[pygit2.Oid, int] | Tree] | None = None if oid else {}
+
+    @property
+    def entries(self) -> dict[str, tuple[pygit2.Oid, int] | "Tree"]:
+        if self._entries is None:
+            self._entries = {}
+            for entry in self.repo[self.oid]:
+                if entry.filemode == TREE:
+                    self._entries[entry.name] = Tree(self.repo, entry.id)
+                else:
+                    self._entries[entry.name] = (entry.id, entry.filemode)
+        return self._entries
+
+    def _walk(self, parts: list[str], create: bool) -> Tree | None:
+        node: Tree = self
+        for part in parts:
+            child = node.entries.get(part)
+            if not isinstance(child, Tree):
+                if not create:
+                    return None
+                child = node.entries[part] = Tree(self.repo)
+            node = child
+        return node
+
+    def get(self, path: str) -> tuple[pygit2.Oid, int] | Tree | None:
+        *dirs, name = path.split("/")
+        parent = self._walk(dirs, create=False)
+        return parent.entries.get(name) if parent else None
+
+    def set(self, path: str, oid: pygit2.Oid, mode: int = BLOB) -> None:
+        *dirs, name = path.split("/")
+        if self.get(path) == (oid, mode):
+            return
+        self._dirty(dirs)
+        parent = self._walk(dirs, create=True)
+        assert parent is not None
+        parent.entries[name] = (oid, mode)
+
+    def remove(self, path: str) -> None:
+        """Remove a file or a whole directory; empty parents go too (git keeps no empty dirs)."""
+        if self.get(path) is None:
+            return
+        *dirs, name = path.split("/")
+        self._dirty(dirs)
+        parent = self._walk(dirs, create=False)
+        assert parent is not None
+        del parent.entries[name]
+
+    def _dirty(self, dirs: list[str]) -> None:
+        node: Tree | None = self
+        self.oid = None
+        for part in dirs:
+            child = node.entries.get(part) if node else None
+            if not isinstance(child, Tree):
+                return
+            child.oid = None
+            node = child
+
+    def write(self) -> pygit2.Oid | None:
+        """The tree's oid (None when empty), writing the changed subtrees."""
+        if self.oid is not None:
+            return self.oid
+        builder = self.repo.TreeBuilder()
+        for name in list(self.entries):
+            value = self.entries[name]
+            if isinstance(value, Tree):
+                sub = value.write()
+                if sub is None:
+                    del self.entries[name]
+                    continue
+                builder.insert(name, sub, TREE)
+            else:
+                builder.insert(name, value[0], value[1])
+        if not len(builder):
+            return None
+        self.oid = builder.write()
+        return self.oid
+
+
+# ---------------------------------------------------------------- replay state
+
+@dataclass
+class DocState:
+    file_id: str
+    title: str
+    folders: tuple[str, ...]
+    rev: dict | None = None
+    job: Job | None = None
+    stem: str | None = None
+    name_header: str | None = None
+    has_comments: bool = False
+    removed: bool = False
+    md_cache: tuple[str, pygit2.Oid] | None = None
+
+
+@dataclass
+class ReplayResult:
+    archive: Path
+    head: str | None
+    commits: int
+    events: int
+    docs: int
+    converted: int
+    cached: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"archive": str(self.archive), "head": self.head, "commits": self.commits,
+                "events": self.events, "docs": self.docs, "converted": self.converted, "cached": self.cached}
+
+    def text(self) -> str:
+        head = self.head[:12] if self.head else "none"
+        if not self.commits:
+            return f"archive {self.archive} is up to date (main at {head})"
+        return (f"replayed {self.commits} new events of {self.docs} docs into {self.archive} (main at {head}); "
+                f"converted {self.converted} revisions, {self.cached} from cache")
+
+
+def open_archive(path: Path) -> pygit2.Repository:
+    if path.exists() and any(path.iterdir()):
+        try:
+            repo = pygit2.Repository(str(path))
+        except pygit2.GitError:
+            raise BadInput(f"{path} exists and is not a git repository; move it away or pick another --workdir") from None
+        if not repo.is_bare:
+            raise BadInput(f"{path} is not the bare repository docpipe replay writes")
+        return repo
+    path.mkdir(parents=True, exist_ok=True)
+    return pygit2.init_repository(str(path), bare=True, initial_head="main")
+
+
+def scan_history(repo: pygit2.Repository, tip: pygit2.Oid | None) -> tuple[set[Key], dict[str, str]]:
+    """Events already in the archive, and each doc's newest replayed revision id."""
+    applied: set[Key] = set()
+    latest: dict[str, str] = {}
+    if tip is None:
+        return applied, latest
+    for commit in repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL):
+        key = key_from_trailers(commit.message_trailers)
+        if key is None:
+            continue
+        applied.add(key)
+        if key[0] == "revision":
+            latest.setdefault(key[1], key[2])
+    return applied, latest
+
+
+class Replayer:
+    """Applies events to the tree and makes one commit per event."""
+
+    def __init__(self, repo: pygit2.Repository, store: StoreData, authors: Authors,
+                 tip: pygit2.Oid | None, applied: set[Key], latest: dict[str, str]) -> None:
+        self.repo, self.store, self.authors = repo, store, authors
+        self.applied = applied
+        # Docs with at least one comment event in the archive: they have a comments file.
+        self.commented = {key[1] for key in applied if key[0] in COMMENT_KINDS}
+        self.tip = tip
+        self.tree = Tree(repo, repo[tip].tree_id if tip else None)
+        self.table = paths.PathTable()
+        self.docs: dict[str, DocState] = {}
+        self.markdown: dict[Job, str] = {}
+        self.names: dict[Job, str | None] = {}
+        self.image_oids: dict[str, pygit2.Oid] = {}
+        self.manifest = self._load_manifest()
+        self._manifest_text = ""
+        for file_id, doc in store.docs.items():
+            self.docs[file_id] = DocState(file_id, initial_title(doc), paths.folder_slugs(list(doc.get("folder_path") or [])),
+                                          has_comments=bool(doc.get("comments")))
+        for file_id, entry in sorted(self.manifest["docs"].items()):
+            state = self.docs.get(file_id)
+            if state is None or not isinstance(entry, dict) or not str(entry.get("path", "")).endswith(".md"):
+                continue
+            state.stem = entry["path"][:-3]
+            state.title = str(entry.get("title", state.title))
+            rev_id = latest.get(file_id)
+            state.rev = next((r for r in store.docs[file_id].get("revisions") or [] if r.get("id") == rev_id), None)
+            blob = self.tree.get(entry["path"])
+            if isinstance(blob, tuple):
+                from pipeline.convert import front_matter
+
+                state.name_header = front_matter(self.repo[blob[0]].data.decode("utf-8", "replace")).get("name") or None
+            self.table.adopt(file_id, state.stem, (*state.folders, self._slug(state)))
+
+    # -- planning
+
+    def job_for(self, state: DocState) -> Job | None:
+        rev = state.rev
+        if rev is None:
+            return None
+        html = rev.get("html")
+        if not isinstance(html, str) or not re.fullmatch(r"[0-9a-f]{64}", html):
+            raise BadInput(f"store: doc {state.file_id} revision {rev.get('id')} has no valid html blob")
+        images = []
+        for image in rev.get("images") or []:
+            src, blob = image.get("src"), image.get("blob")
+            if isinstance(src, str) and isinstance(blob, str) and re.fullmatch(r"[0-9a-f]{64}", blob):
+                images.append((src, f"{SLUG_PLACEHOLDER}.assets/{paths.image_name(blob, image.get('mimeType'))}"))
+        return Job(html, state.title, tuple(sorted(set(images))), state.has_comments, state.file_id)
+
+    def plan(self, events: list[Event]) -> list[Job]:
+        """The conversions the events will need, found by replaying titles and revisions only."""
+        revs = {fid: (s.rev, s.title) for fid, s in self.docs.items()}
+        jobs = []
+        for event in events:
+            state = self.docs[event.file_id]
+            rev, title = revs[event.file_id]
+            if event.kind == "revision":
+                rev = event.revision
+            elif event.kind == "title":
+                title = event.title or ""
+            else:
+                continue
+            revs[event.file_id] = (rev, title)
+            probe = DocState(state.file_id, title, state.folders, rev=rev, has_comments=state.has_comments)
+            if (job := self.job_for(probe)) is not None:
+                jobs.append(job)
+        # A doc's current revision under its current title is needed to rewrite it on a comment event.
+        for file_id in {e.file_id for e in events}:
+            if (job := self.job_for(self.docs[file_id])) is not None:
+                jobs.append(job)
+        return jobs
+
+    # -- applying
+
+    def _slug(self, state: DocState) -> str:
+        if state.name_header:
+            return paths.slugify(state.name_header)
+        return paths.slugify(state.title)
+
+    def apply(self, event: Event) -> str:
+        """Change the tree for one event; returns the commit subject."""
+        state = self.docs[event.file_id]
+        old_stem = state.stem
+        if event.kind == "removed":
+            if state.stem:
+                self._remove_files(state.stem)
+            self.table.release(state.file_id)
+            state.stem, state.removed = None, True
+            self.manifest["docs"].pop(state.file_id, None)
+            reason = re.sub(r"[^a-z]", "", event.reason.lower()) or "removed"
+            return f"Remove {old_stem}.md ({reason})" if old_stem else f"Remove doc {state.file_id} ({reason})"
+        state.removed = False
+        if event.kind == "revision":
+            state.rev = event.revision
+        elif event.kind == "title":
+            state.title = event.title or ""
+        else:
+            self.applied.add(event.key)
+            self.commented.add(state.file_id)
+        state.job = self.job_for(state)
+        state.name_header = self.names.get(state.job) if state.job else None
+        state.stem = self.table.claim(state.file_id, state.folders, self._slug(state))
+        if old_stem and old_stem != state.stem:
+            self._remove_files(old_stem)
+        self._write_files(state)
+        where = f"{state.stem}.md"
+        if event.kind == "revision":
+            verb = "Add" if old_stem is None else "Update"
+            moved = f" (moved from {old_stem}.md)" if old_stem and old_stem != state.stem else ""
+            return f"{verb} {where}{moved}"
+        if event.kind == "title":
+            if old_stem and old_stem != state.stem:
+                return f"Rename {old_stem}.md to {where}"
+            return f"Retitle {where}"
+        return {"comment": "Comment on", "reply": "Reply on", "resolve": "Resolve a comment on",
+                "reopen": "Reopen a comment on", "delete": "Delete a comment on"}[event.kind] + f" {where}"
+
+    def _remove_files(self, stem: str) -> None:
+        for suffix in (".md", ".comments.md", ".assets"):
+            self.tree.remove(stem + suffix)
+
+    def _write_files(self, state: DocState) -> None:
+        assert state.stem is not None
+        slug = state.stem.rsplit("/", 1)[-1]
+        entry: dict[str, Any] = {"path": f"{state.stem}.md", "comments": None, "title": state.title,
+                                 "webViewLink": str(self.store.docs[state.file_id].get("webViewLink") or "")}
+        if state.job is not None:
+            md = self.markdown[state.job].replace(SLUG_PLACEHOLDER, slug)
+            if state.md_cache and state.md_cache[0] == md:
+                oid = state.md_cache[1]
+            else:
+                oid = self.repo.create_blob(md.encode("utf-8"))
+                state.md_cache = (md, oid)
+            self.tree.set(f"{state.stem}.md", oid)
+            self.tree.remove(f"{state.stem}.assets")
+            for image in state.rev.get("images") or [] if state.rev else []:
+                blob = image.get("blob")
+                if not isinstance(blob, str) or not re.fullmatch(r"[0-9a-f]{64}", blob):
+                    continue
+                if blob not in self.image_oids:
+                    data = self.store.read_blob(blob, f"doc {state.file_id} image")
+                    self.image_oids[blob] = self.repo.create_blob(data)
+                self.tree.set(f"{state.stem}.assets/{paths.image_name(blob, image.get('mimeType'))}", self.image_oids[blob])
+        comments = self.store.docs[state.file_id].get("comments") or []
+        if state.file_id in self.commented:
+            text = render_comments(state.title, comments, self.applied, state.file_id)
+            self.tree.set(f"{state.stem}.comments.md", self.repo.create_blob(text.encode("utf-8")))
+            entry["comments"] = f"{state.stem}.comments.md"
+        if state.job is not None:
+            self.manifest["docs"][state.file_id] = entry
+
+    def _load_manifest(self) -> dict[str, Any]:
+        blob = self.tree.get(MANIFEST)
+        manifest: dict[str, Any] = {"docs": {}}
+        if isinstance(blob, tuple):
+            try:
+                loaded = json.loads(self.repo[blob[0]].data)
+                if isinstance(loaded, dict) and isinstance(loaded.get("docs"), dict):
+                    manifest = loaded
+            except ValueError:
+                pass
+        folder = self.store.folder
+        manifest["folder"] = {"id": str(folder.get("id") or ""), "name": str(folder.get("name") or ""),
+                              "webViewLink": str(folder.get("webViewLink") or "")}
+        return manifest
+
+    def write_manifest(self) -> None:
+        text = json.dumps(self.manifest, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+        if text != self._manifest_text:
+            self.tree.set(MANIFEST, self.repo.create_blob(text.encode("utf-8")))
+            self._manifest_text = text
+
+    def commit(self, event: Event, subject: str, parent: pygit2.Oid | None) -> pygit2.Oid:
+        self.write_manifest()
+        tree = self.tree.write()
+        if tree is None:  # cannot happen: the manifest is always there
+            raise DocpipeError("internal error: empty archive tree")
+        if event.kind in ("revision",):
+            user = (event.revision or {}).get("lastModifyingUser")
+            name, email = identity(user if isinstance(user, dict) else None, self.authors)
+        elif event.kind in COMMENT_KINDS:
+            source = event.reply if event.reply and event.kind != "delete" else event.comment
+            name, email = identity((source or {}).get("author") or None, self.authors)
+        else:  # title changes and removals have no author in Drive's data
+            name, email = COMMITTER
+        when = event.unix_time
+        author = pygit2.Signature(name, email, when, 0)
+        committer = pygit2.Signature(*COMMITTER, when, 0)
+        trailers = "\n".join(f"{k}: {v}" for k, v in trailers_of(event))
+        message = f"{subject}\n\n{trailers}\n"
+        return self.repo.create_commit(None, author, committer, message, tree, [parent] if parent else [])
+
+
+def replay(workdir: Path, *, authors: Path | None = None, workers: int | None = None,
+           quiet: bool = False) -> ReplayResult:
+    """Append every store event not yet in WORKDIR/archive as commits on `main`."""
+    from pipeline.progress import progress as progress_bar
+
+    with progress_bar("replay", quiet=quiet, every=1000) as bar:
+        return _replay(Path(workdir), load_authors(authors), workers, bar)
+
+
+def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> ReplayResult:
+    store = read_store(workdir / "store")
+    archive = workdir / "archive"
+    repo = open_archive(archive)
+    ref = repo.references.get(BRANCH)
+    tip = ref.target if ref is not None else None
+    applied, latest = scan_history(repo, tip)
+    events = [e for e in all_events(store) if e.key not in applied]
+    result = ReplayResult(archive, str(tip) if tip else None, 0, 0, len(store.docs), 0, 0)
+    if not events:
+        return result
+    replayer = Replayer(repo, store, authors, tip, applied, latest)
+    jobs = set(replayer.plan(events))
+    bar.total(len(jobs) + len(events))
+    converted = convert_all(jobs, store, workdir / "cache", workers, on_done=bar.advance)
+    replayer.markdown = converted.markdown
+    from pipeline.convert import front_matter
+
+    replayer.names = {job: front_matter(md).get("name") or None for job, md in converted.markdown.items()}
+    head = tip
+    for event in events:
+        subject = replayer.apply(event)
+        head = replayer.commit(event, subject, head)
+        bar.advance(1)
+    # Compare-and-swap: a replay running at the same time must not be overwritten.
+    current = repo.references.get(BRANCH)
+    if (current.target if current is not None else None) != tip:
+        raise DocpipeError("the archive's main moved during this replay (another replay running?); run it again")
+    repo.references.create(BRANCH, head, force=True)
+    result.head, result.commits, result.events = str(head), len(events), len(events)
+    result.converted, result.cached = converted.converted, converted.cached
+    return result

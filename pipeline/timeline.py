@@ -1,0 +1,290 @@
+"""The store's history as one ordered list of events, and the comments file they produce.
+
+Every revision, title change, comment event (new thread, reply, resolve, reopen, delete) and
+removal of every Doc becomes an `Event`; events sort by (time, fileId, kind, id) as Contract 2
+says, which needs no wall clock and no dict or file-system order, so the order is the same on
+any machine. Each event has a `key` that its commit's trailers spell out, so a later replay can
+tell from history alone which events are already in the archive.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import BadInput, DocpipeError
+
+# Tie-break between kinds at the same instant: a title change first (so a revision made right
+# after a rename is converted under the new title), a removal last.
+KIND_RANK = {"title": 0, "revision": 1, "comment": 2, "reply": 3, "resolve": 4, "reopen": 5,
+             "delete": 6, "removed": 9}
+COMMENT_KINDS = {"comment", "reply", "resolve", "reopen", "delete"}
+_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,256}$")
+
+# (kind, fileId, revision or comment id, reply id, event time): what the trailers record.
+Key = tuple[str, str, str, str, str]
+
+
+def parse_time(value: Any, where: str) -> datetime:
+    if not isinstance(value, str):
+        raise BadInput(f"store: {where} has no valid time")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"store: {where} has an invalid time {value[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def checked_id(value: Any, where: str) -> str:
+    """Ids end up in trailers; one with a newline could forge a trailer, so refuse it."""
+    if not isinstance(value, str) or not _ID.match(value):
+        raise BadInput(f"store: {where} has an invalid id")
+    return value
+
+
+@dataclass(frozen=True)
+class Event:
+    time: datetime
+    file_id: str
+    kind: str
+    id: str                      # revision id, comment id, comment/reply id, or the event time
+    revision: dict | None = None
+    comment: dict | None = None
+    reply: dict | None = None
+    title: str | None = None     # the new title for "title" events
+    stamp: str = ""              # the store's time string for title/removed events (part of the key)
+    reason: str = ""             # removal reason
+
+    @property
+    def sort_key(self) -> tuple:
+        return (self.time, self.file_id, KIND_RANK[self.kind], self.id)
+
+    @property
+    def key(self) -> Key:
+        comment_id = self.comment["id"] if self.comment else ""
+        reply_id = self.reply["id"] if self.reply else ""
+        first = self.revision["id"] if self.revision else comment_id
+        return (self.kind, self.file_id, first, reply_id, self.stamp)
+
+    @property
+    def unix_time(self) -> int:
+        return int(self.time.timestamp())
+
+
+def key_from_trailers(trailers: dict[str, str]) -> Key | None:
+    kind = trailers.get("Drive-Event")
+    file_id = trailers.get("Drive-File-Id")
+    if not kind or not file_id or kind not in KIND_RANK:
+        return None
+    first = trailers.get("Drive-Revision-Id") or trailers.get("Drive-Comment-Id") or ""
+    return (kind, file_id, first, trailers.get("Drive-Reply-Id", ""), trailers.get("Drive-Event-Time", ""))
+
+
+def trailers_of(event: Event) -> list[tuple[str, str]]:
+    out = [("Drive-File-Id", event.file_id)]
+    if event.revision:
+        out.append(("Drive-Revision-Id", event.revision["id"]))
+    if event.comment:
+        out.append(("Drive-Comment-Id", event.comment["id"]))
+    if event.reply:
+        out.append(("Drive-Reply-Id", event.reply["id"]))
+    out.append(("Drive-Event", event.kind))
+    if event.stamp:
+        out.append(("Drive-Event-Time", event.stamp))
+    return out
+
+
+# ---------------------------------------------------------------- reading the store
+
+@dataclass
+class StoreData:
+    root: Path
+    folder: dict
+    docs: dict[str, dict]        # fileId -> docs/<fileId>.json, in fileId order
+
+    def blob_path(self, digest: str) -> Path:
+        return self.root / "blobs" / digest[:2] / digest
+
+    def read_blob(self, digest: str, where: str) -> bytes:
+        if not re.fullmatch(r"[0-9a-f]{64}", digest or ""):
+            raise BadInput(f"store: {where} names an invalid blob")
+        try:
+            return self.blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise DocpipeError(f"store is incomplete: blob {digest[:12]} of {where} is missing; run docpipe pull") from None
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(f"store: cannot read {path.name}: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"store: {path.name} is not a JSON object")
+    return data
+
+
+def read_store(root: Path) -> StoreData:
+    folder_file = root / "folder.json"
+    if not folder_file.is_file():
+        raise BadInput(f"no store at {root} (folder.json missing); run docpipe pull first")
+    folder = _load_json(folder_file)
+    docs: dict[str, dict] = {}
+    docs_dir = root / "docs"
+    names = sorted(p.name for p in docs_dir.glob("*.json")) if docs_dir.is_dir() else []
+    for name in names:
+        doc = _load_json(docs_dir / name)
+        file_id = checked_id(doc.get("id"), f"docs/{name}")
+        if f"{file_id}.json" != name:
+            raise BadInput(f"store: docs/{name} holds doc {file_id}")
+        docs[file_id] = doc
+    return StoreData(root, folder, docs)
+
+
+def initial_title(doc: dict) -> str:
+    titles = doc.get("titles") or []
+    if titles and isinstance(titles[0], dict):
+        return str(titles[0].get("name") or "")
+    return str(doc.get("name") or "")
+
+
+def doc_events(doc: dict) -> list[Event]:
+    file_id = doc["id"]
+    events: list[Event] = []
+    last_time: datetime | None = None
+    for rev in doc.get("revisions") or []:
+        rid = checked_id(rev.get("id"), f"doc {file_id} revision")
+        t = parse_time(rev.get("modifiedTime"), f"doc {file_id} revision {rid}")
+        events.append(Event(t, file_id, "revision", rid, revision=rev))
+    titles = doc.get("titles") or []
+    for prev, cur in zip(titles, titles[1:]):
+        if cur.get("name") == prev.get("name"):
+            continue
+        stamp = str(cur.get("time"))
+        t = parse_time(cur.get("time"), f"doc {file_id} title")
+        events.append(Event(t, file_id, "title", stamp, title=str(cur.get("name") or ""), stamp=stamp))
+    for comment in doc.get("comments") or []:
+        events.extend(_comment_events(file_id, comment))
+    if events:
+        last_time = max(e.time for e in events)
+    removed = doc.get("removed")
+    if isinstance(removed, dict):
+        stamp = str(removed.get("time"))
+        t = parse_time(removed.get("time"), f"doc {file_id} removal")
+        # A removal is the doc's last event even if Drive's clocks say otherwise: its history stays
+        # and nothing of it reappears after the deletion commit.
+        if last_time and last_time > t:
+            t = last_time
+        events.append(Event(t, file_id, "removed", stamp, stamp=stamp, reason=str(removed.get("reason") or "removed")))
+    return events
+
+
+def _comment_events(file_id: str, comment: dict) -> list[Event]:
+    cid = checked_id(comment.get("id"), f"doc {file_id} comment")
+    where = f"doc {file_id} comment {cid}"
+    out = [Event(parse_time(comment.get("createdTime"), where), file_id, "comment", cid, comment=comment)]
+    last_action = None
+    for reply in comment.get("replies") or []:
+        rid = checked_id(reply.get("id"), f"{where} reply")
+        t = parse_time(reply.get("createdTime"), f"{where} reply {rid}")
+        action = reply.get("action")
+        kind = {"resolve": "resolve", "reopen": "reopen"}.get(action, "reply")
+        last_action = kind if kind != "reply" else last_action
+        out.append(Event(t, file_id, kind, f"{cid}/{rid}", comment=comment, reply=reply))
+        if reply.get("deleted"):
+            td = parse_time(reply.get("modifiedTime") or reply.get("createdTime"), f"{where} reply {rid}")
+            out.append(Event(td, file_id, "delete", f"{cid}/{rid}", comment=comment, reply=reply))
+    modified = parse_time(comment.get("modifiedTime") or comment.get("createdTime"), where)
+    if comment.get("resolved") and last_action != "resolve":
+        # Resolved without a resolve reply (older API data): the resolution happened by modifiedTime.
+        out.append(Event(modified, file_id, "resolve", cid, comment=comment))
+    if comment.get("deleted"):
+        out.append(Event(modified, file_id, "delete", cid, comment=comment))
+    return out
+
+
+def all_events(store: StoreData) -> list[Event]:
+    events = [e for doc in store.docs.values() for e in doc_events(doc)]
+    events.sort(key=lambda e: e.sort_key)
+    return events
+
+
+# ---------------------------------------------------------------- the comments file
+
+def when(value: Any) -> str:
+    try:
+        return parse_time(value, "comment").strftime("%Y-%m-%d %H:%M UTC")
+    except BadInput:
+        return "unknown time"
+
+
+def one_line(text: Any) -> str:
+    return " ".join(str(text or "").split())
+
+
+def _text(text: Any) -> str:
+    """Comment text is plain text in Drive; escaped so it stays text when rendered as Markdown."""
+    return html.escape(str(text or ""), quote=False)
+
+
+def _block(text: str) -> str:
+    """Comment text as Markdown that cannot fake a `## Thread` line or front matter."""
+    lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    out = []
+    for line in lines:
+        stripped = line.lstrip()
+        if stripped.startswith(("#", "---", "===")):
+            line = line[: len(line) - len(stripped)] + "\\" + stripped
+        out.append(line)
+    return "\n".join(out).strip("\n")
+
+
+def _author(resource: dict) -> str:
+    return _text(one_line((resource.get("author") or {}).get("displayName"))).replace("*", "\\*") or "Unknown"
+
+
+def render_comments(title: str, comments: list[dict], applied: set[Key], file_id: str) -> str:
+    """The comments file for the comment events in `applied` (Contract 2 format)."""
+    parts = [f"# Comments on {_text(one_line(title)) or 'Untitled'}\n"]
+    for comment in comments:
+        cid = comment["id"]
+        if ("comment", file_id, cid, "", "") not in applied:
+            continue
+        state = "open"
+        reply_lines = []
+        for reply in comment.get("replies") or []:
+            rid = reply["id"]
+            action = reply.get("action")
+            kind = {"resolve": "resolve", "reopen": "reopen"}.get(action, "reply")
+            if (kind, file_id, cid, rid, "") not in applied:
+                continue
+            if kind != "reply":
+                state = "resolved" if kind == "resolve" else "open"
+            deleted = ("delete", file_id, cid, rid, "") in applied
+            content = "*deleted*" if deleted else _text(one_line(reply.get("content")))
+            label = {"resolve": "resolved", "reopen": "reopened", "reply": "reply"}[kind]
+            tail = f"{label}: {content}" if content else label
+            reply_lines.append(f"- **{_author(reply)}** · {when(reply.get('createdTime'))} · {tail}")
+        if ("resolve", file_id, cid, "", "") in applied:
+            state = "resolved"
+        deleted = ("delete", file_id, cid, "", "") in applied
+        if deleted:
+            state = "deleted"
+        section = [f"## Thread {cid} · {state}\n"]
+        quoted = ((comment.get("quotedFileContent") or {}).get("value") or "").strip()
+        if quoted:
+            section.append("\n".join("> " + _text(line) for line in quoted.replace("\r", "").split("\n")) + "\n")
+        section.append(f"**{_author(comment)}** · {when(comment.get('createdTime'))}\n")
+        body = _block(_text(comment.get("content")))
+        section.append((body if body and not deleted else "*deleted*" if deleted else "*(no text)*") + "\n")
+        if reply_lines:
+            section.append("\n".join(reply_lines) + "\n")
+        parts.append("\n".join(section))
+    return "\n".join(parts)

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Start one seat: X server, window manager, the doc's autostart programs, a VNC server that
+# only listens on localhost and asks for the seat's password, and noVNC on port 6080.
+set -eu
+if [ -z "${VNC_PASSWORD:-}" ]; then
+    echo "docpipe-desktop: VNC_PASSWORD is not set; refusing to start an open desktop" >&2
+    exit 64
+fi
+umask 077
+mkdir -p "$HOME/.docpipe"
+# printf is a shell builtin: the password never appears in a process's argv.
+printf '%s\n' "$VNC_PASSWORD" > "$HOME/.docpipe/vncpass"
+unset VNC_PASSWORD
+umask 022
+
+Xvfb "$DISPLAY" -screen 0 "${GEOMETRY}x24" -nolisten tcp &
+for _ in $(seq 1 50); do
+    xdpyinfo >/dev/null 2>&1 && break
+    sleep 0.1
+done
+openbox &
+
+# Autostart entries are data (.desktop files written by docpipe from a validated spec):
+# their Exec= line is split into words, never evaluated by the shell; globbing is off.
+set -f
+for entry in /etc/xdg/autostart/docpipe-*.desktop; do
+    [ -e "$entry" ] || continue
+    cmd=$(sed -n 's/^Exec=//p' "$entry" | head -n 1)
+    [ -n "$cmd" ] && $cmd >/dev/null 2>&1 &
+done
+set +f
+
+x11vnc -display "$DISPLAY" -rfbport 5900 -localhost -forever -shared -quiet \
+    -passwdfile "rm:$HOME/.docpipe/vncpass" -noxdamage >/dev/null 2>&1 &
+exec websockify --web /usr/share/novnc 6080 127.0.0.1:5900

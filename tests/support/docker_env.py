@@ -1,0 +1,324 @@
+"""A real Docker Engine, a real registry and a local base image for the lab tests.
+
+Nothing can be pulled from an image registry here, so `debian:bookworm-slim` is made with
+debootstrap + `docker import`. That test-only tag carries this machine's CA certificates (PyPI
+is reached through a TLS proxy); the product's templates never add them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+BASE_TAG = "debian:bookworm-slim"
+TEST_BASE_LABEL = "io.docpipe.test-base"
+REGISTRY_ADDR = ("127.0.0.1", 5000)
+MIRROR = "http://deb.debian.org/debian"
+
+
+def _engine_answers() -> bool:
+    import docker
+
+    try:
+        docker.from_env(timeout=5).ping()
+        return True
+    except Exception:
+        return False
+
+
+def _listening(addr: tuple[str, int]) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(addr) == 0
+
+
+def _wait(check, what: str, seconds: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+    raise RuntimeError(f"{what} did not come up: {tail}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[object]:
+    """A docker client; starts dockerd when none answers and stops it again afterwards."""
+    import docker
+
+    proc = None
+    logdir = Path(tempfile.mkdtemp(prefix="docpipe-dockerd-"))
+    if not _engine_answers():
+        if not shutil.which("dockerd"):
+            pytest.skip("no Docker Engine and no dockerd installed")
+        log = logdir / "dockerd.log"
+        proc = subprocess.Popen(["dockerd", "--host", "unix:///var/run/docker.sock"],
+                                stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        _wait(_engine_answers, "dockerd", 60, proc, log)
+    client = docker.from_env(timeout=300)
+    try:
+        yield client
+    finally:
+        client.close()
+        if proc is not None:
+            _stop(proc)
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Registry:
+    host: str  # HOST:PORT, as docker tags use it
+
+
+@pytest.fixture(scope="session")
+def registry(docker_engine: object) -> Iterator[Registry]:
+    """Debian's docker-registry on 127.0.0.1:5000 (reused when something already listens)."""
+    proc = None
+    tmp = Path(tempfile.mkdtemp(prefix="docpipe-registry-"))
+    if not _listening(REGISTRY_ADDR):
+        if not shutil.which("docker-registry"):
+            pytest.skip("docker-registry is not installed")
+        config = tmp / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+            f"    rootdirectory: {tmp / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {REGISTRY_ADDR[0]}:{REGISTRY_ADDR[1]}\n"
+        )
+        log = tmp / "registry.log"
+        proc = subprocess.Popen(["docker-registry", "serve", str(config)],
+                                stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        _wait(lambda: _listening(REGISTRY_ADDR), "docker-registry", 30, proc, log)
+    try:
+        yield Registry(host=f"{REGISTRY_ADDR[0]}:{REGISTRY_ADDR[1]}")
+    finally:
+        if proc is not None:
+            _stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def make_test_base(client) -> None:  # type: ignore[no-untyped-def]
+    """debootstrap a minbase bookworm, add the host's CA certificates, import as BASE_TAG."""
+    rootfs = Path(tempfile.mkdtemp(prefix="docpipe-rootfs-"))
+    try:
+        subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), MIRROR],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        (rootfs / "usr/local/share/ca-certificates").mkdir(parents=True, exist_ok=True)
+        for crt in glob.glob("/usr/local/share/ca-certificates/*"):
+            shutil.copy(crt, rootfs / "usr/local/share/ca-certificates")
+        (rootfs / "etc/ssl/certs").mkdir(parents=True, exist_ok=True)
+        shutil.copy("/etc/ssl/certs/ca-certificates.crt", rootfs / "etc/ssl/certs/ca-certificates.crt")
+        # apt would otherwise keep downloaded .debs in every layer.
+        (rootfs / "etc/apt/apt.conf.d/docker-clean").write_text(
+            'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb || true"; };\n')
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+        subprocess.run(
+            ["docker", "import",
+             "--change", f"LABEL {TEST_BASE_LABEL}=1",
+             "--change", "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
+             "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+             "--change", 'CMD ["bash"]',
+             "-", BASE_TAG],
+            stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL)
+        tar.wait()
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def test_base(docker_engine) -> str:  # type: ignore[no-untyped-def]
+    """BASE_TAG, made locally once and cached by its tag."""
+    from docker.errors import ImageNotFound
+
+    try:
+        docker_engine.images.get(BASE_TAG)
+    except ImageNotFound:
+        if not shutil.which("debootstrap"):
+            pytest.skip("debootstrap is not installed")
+        make_test_base(docker_engine)
+    return BASE_TAG
+
+
+def remove_containers(client, label: str) -> None:  # type: ignore[no-untyped-def]
+    for c in client.containers.list(all=True, filters={"label": label}):
+        c.remove(force=True)
+
+
+
+
+# ---------------------------------------------------------------- a workshop archive
+
+SAMPLE_WORKSHOP = """---
+title: Go and PromiseGrid, hands on
+name: ws-go-promisegrid
+status: Draft
+drive_id: 1SampleWorkshopDocId
+---
+# Go and PromiseGrid, hands on
+
+Bring a laptop with a browser. Note: each student gets a desktop.
+
+## Lab desktop
+
+- **base**: debian-novnc
+- packages: git, jq
+- pip: six>=1.16
+- ports: 8080
+- env: GREETING=hello from the lab, LEVEL=1
+- memory: 768m
+- cpus: 0.5
+- autostart: xterm
+- files: README.txt
+
+```
+Welcome to the Go workshop.
+```
+
+- files: exercises/one.md = Write a promise.
+
+## Exercises
+
+Do them.
+"""
+
+PLAIN_DOC = """---
+title: Meeting notes
+name: mcp-1-notes
+---
+# Notes
+
+No lab here.
+"""
+
+
+def make_archive(workdir: Path, docs: dict[str, str]) -> str:
+    """WORKDIR/archive as replay would leave it: a git repo whose `main` holds `docs`."""
+    import pygit2
+
+    path = Path(workdir) / "archive"
+    repo = pygit2.init_repository(str(path), bare=False, initial_head="main")
+    index = repo.index
+    for name, text in docs.items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        index.add(name)
+    index.write()
+    sig = pygit2.Signature("docpipe", "docpipe@localhost", 1_700_000_000, 0)
+    parents = [] if repo.head_is_unborn else [repo.head.target]
+    oid = repo.create_commit("refs/heads/main", sig, sig, "docs", index.write_tree(), parents)
+    return str(oid)
+
+
+# ---------------------------------------------------------------- VNC over noVNC's websocket
+
+
+class _WebSocket:
+    """Just enough of RFC 6455 to speak RFB through websockify: binary frames, client masking."""
+
+    def __init__(self, host: str, port: int, path: str = "/websockify") -> None:
+        import base64
+
+        self.sock = socket.create_connection((host, port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                raise ConnectionError("websocket handshake closed")
+            head += chunk
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise ConnectionError(f"websocket handshake refused: {head[:80]!r}")
+        self.buf = b""
+
+    def send(self, data: bytes) -> None:
+        mask = os.urandom(4)
+        n = len(data)
+        header = bytes([0x82]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def _exact(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            if not chunk:
+                raise ConnectionError("websocket closed")
+            out += chunk
+        return out
+
+    def recv(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            b0, b1 = self._exact(2)
+            length = b1 & 0x7F
+            if length == 126:
+                length = int.from_bytes(self._exact(2), "big")
+            elif length == 127:
+                length = int.from_bytes(self._exact(8), "big")
+            payload = self._exact(length)
+            if b0 & 0x0F == 0x8:
+                raise ConnectionError("websocket closed by server")
+            if b0 & 0x0F in (0x1, 0x2, 0x0):
+                self.buf += payload
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _vnc_response(password: str, challenge: bytes) -> bytes:
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    # VNC authentication: DES with the password's first 8 bytes, each byte bit-reversed.
+    key = bytes(int(f"{b:08b}"[::-1], 2) for b in password.encode()[:8].ljust(8, b"\0"))
+    enc = Cipher(TripleDES(key * 3), modes.ECB()).encryptor()
+    return enc.update(challenge) + enc.finalize()
+
+
+def vnc_login(url: str, password: str) -> bool:
+    """Speak RFB 3.8 through the seat's websockify: True when the server accepts `password`."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    ws = _WebSocket(parts.hostname or "127.0.0.1", parts.port or 80)
+    try:
+        version = ws.recv(12)
+        assert version.startswith(b"RFB "), version
+        ws.send(b"RFB 003.008\n")
+        count = ws.recv(1)[0]
+        if count == 0:
+            raise ConnectionError("server refused the connection")
+        types = ws.recv(count)
+        if 2 not in types:
+            raise AssertionError(f"server offers no VNC password authentication: {list(types)}")
+        ws.send(bytes([2]))
+        challenge = ws.recv(16)
+        ws.send(_vnc_response(password, challenge))
+        return int.from_bytes(ws.recv(4), "big") == 0
+    finally:
+        ws.close()

@@ -1,0 +1,331 @@
+"""docpipe replay: the store as faithful, deterministic git history (issue 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from pipeline.convert import convert_html, front_matter
+from pipeline.errors import BadInput
+from pipeline.paths import PathTable, image_name, slugify
+from pipeline.replay import replay
+from tests.support.replay import (NO_USER, REMOVED, RENAMED, StoreWriter, comment_event_count, git,
+                                  hard_store, history, html_page, rfc3339, tree_files, user)
+
+EMAILS = {"Ada Lovelace": "ada@example.org", "Zoë Ünïcode": "zoe@example.org", "Margaret Hamilton": "mh@example.org"}
+
+
+@pytest.fixture(scope="module")
+def hard(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("hard")
+    specs = hard_store(workdir / "store")
+    result = replay(workdir, quiet=True)
+    return workdir, specs, result, history(workdir / "archive")
+
+
+def _utc(stamp: str) -> int:
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+
+
+def test_every_revision_is_one_commit_with_its_author_time_and_trailers(hard):
+    workdir, specs, result, commits = hard
+    by_rev = {}
+    for c in commits:
+        rev = c["trailers"].get("Drive-Revision-Id")
+        if rev:
+            assert (c["trailers"]["Drive-File-Id"], rev) not in by_rev, "revision replayed twice"
+            by_rev[(c["trailers"]["Drive-File-Id"], rev)] = c
+    expected = {(s.id, r["id"]): r for s in specs.values() for r in s.revisions}
+    assert len(expected) == 450 and set(by_rev) == set(expected)
+    for key, rev in expected.items():
+        c = by_rev[key]
+        assert c["time"] == c["committer_time"] == _utc(rev["modifiedTime"])
+        assert c["committer"] == ("docpipe", "docpipe@localhost")
+        who = rev["lastModifyingUser"]
+        if key == NO_USER:
+            assert who is None and c["author"][0] == "Unknown"
+            assert c["author"][1].endswith("@users.noreply.docs.google.com")
+        elif who.get("emailAddress"):
+            assert c["author"] == (who["displayName"], who["emailAddress"])
+        else:  # no email from Google: a stable placeholder, same for every commit of that user
+            assert c["author"][1] == slugify(who["displayName"].replace("<", "").replace(">", "")) + "@users.noreply.docs.google.com"
+
+
+def test_every_comment_event_is_one_commit(hard):
+    workdir, specs, result, commits = hard
+    comment_commits = [c for c in commits if "Drive-Comment-Id" in c["trailers"]]
+    assert len({s.id for s in specs.values() if s.comments}) > 5
+    assert sum(len(s.comments) for s in specs.values()) == 130
+    assert len(comment_commits) == comment_event_count(specs)
+    seen = set()
+    for c in comment_commits:
+        t = c["trailers"]
+        key = (t["Drive-File-Id"], t["Drive-Comment-Id"], t.get("Drive-Reply-Id"), t["Drive-Event"])
+        assert key not in seen
+        seen.add(key)
+    threads = {(s.id, cm["id"]): cm for s in specs.values() for cm in s.comments}
+    new_threads = [c for c in comment_commits if c["trailers"]["Drive-Event"] == "comment"]
+    assert len(new_threads) == 130
+    for c in new_threads:
+        cm = threads[(c["trailers"]["Drive-File-Id"], c["trailers"]["Drive-Comment-Id"])]
+        assert c["time"] == _utc(cm["createdTime"])
+        assert c["author"][0] == cm["author"]["displayName"].replace("<", "").replace(">", "")
+    kinds = {c["trailers"]["Drive-Event"] for c in comment_commits}
+    assert kinds == {"comment", "reply", "resolve", "reopen", "delete"}
+    # No commit is left unexplained: revisions, comment events, the rename and the removal.
+    assert len(commits) == 450 + comment_event_count(specs) + 2 == result.commits
+
+
+def test_history_is_in_time_order_on_one_line(hard):
+    _, _, _, commits = hard
+    assert commits[0]["parents"] == 0 and all(c["parents"] == 1 for c in commits[1:])
+    times = [c["time"] for c in commits]
+    assert times == sorted(times)
+
+
+def test_final_markdown_is_the_last_revisions_conversion(hard):
+    workdir, specs, _, _ = hard
+    files = tree_files(workdir / "archive")
+    manifest = json.loads(files[".docpipe/manifest.json"])
+    assert manifest["folder"] == {"id": "root-hard", "name": "Hard Folder",
+                                  "webViewLink": "https://drive.google.com/drive/folders/root-hard"}
+    live = {fid for fid in specs if fid != REMOVED}
+    assert set(manifest["docs"]) == live
+    store = workdir / "store"
+    for fid in sorted(live):
+        spec, entry = specs[fid], manifest["docs"][fid]
+        last = spec.revisions[-1]
+        html = (store / "blobs" / last["html"][:2] / last["html"]).read_text()
+        slug = entry["path"].rsplit("/", 1)[-1][:-3]
+        title = (spec.titles[-1]["name"] if spec.titles else spec.title)
+        images = {i["src"]: f"{slug}.assets/{image_name(i['blob'], i['mimeType'])}" for i in last["images"]}
+        expected = convert_html(html, title=title, images=images,
+                                comments_href=f"{slug}.comments.md" if spec.comments else None,
+                                extra_meta={"drive_id": fid})
+        assert files[entry["path"]].decode() == expected
+        assert front_matter(expected)["drive_id"] == fid
+        assert entry["title"] == title and entry["webViewLink"].endswith(f"/{fid}/edit")
+        for i in last["images"]:
+            stem = entry["path"][:-3]
+            assert files[f"{stem}.assets/{image_name(i['blob'], i['mimeType'])}"] == (store / "blobs" / i["blob"][:2] / i["blob"]).read_bytes()
+
+
+def test_paths_are_safe_distinct_and_mirror_folders(hard):
+    workdir, specs, _, _ = hard
+    files = tree_files(workdir / "archive")
+    for path in files:
+        parts = path.split("/")
+        assert all(p and p not in (".", "..") and "\\" not in p and ":" not in p for p in parts)
+        assert path.startswith(".docpipe/") or not any(p.startswith(".") for p in parts), path
+    manifest = json.loads(files[".docpipe/manifest.json"])["docs"]
+    docs = [e["path"] for e in manifest.values()]
+    assert len(set(docs)) == len(docs)
+    assert manifest["doc-02"]["path"] == "etc-passwd.md"
+    assert manifest["doc-03"]["path"] == "design/a-b-c.md"
+    assert manifest["doc-05"]["path"] == "design/sub-unicode/日本語のドキュメント.md"
+    # Same title in the same folder: fileId order decides who gets the suffix.
+    assert manifest["doc-06"]["path"] == "design/sub-unicode/same-title.md"
+    assert manifest["doc-07"]["path"] == "design/sub-unicode/same-title-2.md"
+    assert manifest["doc-14"]["path"] == "same-title.md"
+    assert {manifest["doc-04"]["path"], manifest["doc-15"]["path"]} == {"design/untitled.md", "design/untitled-2.md"}
+    assert manifest["doc-09"]["path"] == "workshops/con-doc.md"
+    assert manifest["doc-08"]["path"] == "folder/git.md"
+    assert manifest["doc-01"]["comments"] == "design-overview.comments.md"
+
+
+def test_removed_doc_gets_a_deletion_commit_and_keeps_its_history(hard):
+    workdir, _, _, commits = hard
+    removal = [c for c in commits if c["trailers"].get("Drive-Event") == "removed"]
+    assert len(removal) == 1 and removal[0]["trailers"]["Drive-File-Id"] == REMOVED
+    assert removal[0] is commits[-1]
+    assert "doomed.md" not in tree_files(workdir / "archive")
+    assert "doomed.md" in tree_files(workdir / "archive", "refs/heads/main~1")
+    assert len(git(workdir / "archive", "log", "--format=%H", "main", "--", "doomed.md").split()) > 20
+
+
+def test_rename_is_followed_by_git_log(hard):
+    workdir, specs, _, commits = hard
+    archive = workdir / "archive"
+    path = "workshops/2024/brand-new-name.md"
+    followed = git(archive, "log", "--follow", "--format=%H", "main", "--", path).split()
+    plain = git(archive, "log", "--format=%H", "main", "--", path).split()
+    revisions = [c["id"] for c in commits if c["trailers"].get("Drive-File-Id") == RENAMED
+                 and "Drive-Revision-Id" in c["trailers"]]
+    assert len(plain) < len(revisions) and set(revisions) <= set(followed)
+    names = git(archive, "log", "--follow", "--name-status", "--format=", "main", "--", path)
+    assert "workshops/2024/old-name.md\tworkshops/2024/brand-new-name.md" in names
+
+
+def test_comments_file_lists_every_thread_and_cannot_be_forged(hard):
+    workdir, specs, _, _ = hard
+    files = tree_files(workdir / "archive")
+    manifest = json.loads(files[".docpipe/manifest.json"])["docs"]
+    for fid, spec in specs.items():
+        if fid == REMOVED or not spec.comments:
+            continue
+        text = files[manifest[fid]["comments"]].decode()
+        heads = [line for line in text.splitlines() if line.startswith("## ")]
+        assert len(heads) == len(spec.comments)
+        for cm, head in zip(spec.comments, heads):
+            state = "deleted" if cm["deleted"] else "resolved" if cm["resolved"] else "open"
+            assert head == f"## Thread {cm['id']} · {state}"
+    text = files[manifest["doc-01"]["comments"]].decode()
+    assert text.startswith("# Comments on Design Overview\n\n## Thread ")
+    assert "> quoted 15\n> second line\n\n**Ada Lovelace** · 2024-03-01 10:00 UTC\n\nThread 15: please check\n" in text
+    assert "\n- **Zoë Ünïcode** · 2024-03-01 10:28 UTC · resolved\n" in text
+    assert "**Linus &lt;T&gt;**" in text  # markup in names stays text
+
+
+def test_fsck_strict_is_clean(hard):
+    workdir = hard[0]
+    subprocess.run(["git", "--git-dir", str(workdir / "archive"), "fsck", "--strict", "--no-dangling"],
+                   check=True, capture_output=True)
+
+
+def test_fresh_replays_give_the_same_main_on_any_machine(hard, tmp_path):
+    """A second replay in a new directory, through the CLI, with another hash seed and no cache."""
+    workdir, _, result, _ = hard
+    other = tmp_path / "elsewhere"
+    shutil.copytree(workdir / "store", other / "store")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", "--workdir", str(other), "--json"],
+                         capture_output=True, text=True, env=env, check=True)
+    summary = json.loads(out.stdout)
+    assert summary["head"] == result.head and summary["commits"] == result.commits
+    assert summary["converted"] > 400 and summary["cached"] == 0
+
+
+def test_cache_spares_reconversion(hard):
+    workdir, _, result, _ = hard
+    again = workdir.parent / (workdir.name + "-again")
+    shutil.rmtree(again, ignore_errors=True)
+    shutil.copytree(workdir / "store", again / "store")
+    shutil.copytree(workdir / "cache", again / "cache")
+    second = replay(again, quiet=True)
+    assert second.head == result.head and second.converted == 0 and second.cached > 400
+
+
+def _small_store(workdir: Path) -> dict:
+    return hard_store(workdir / "store", revisions=60, threads=20)
+
+
+def test_incremental_replay_only_appends_and_noop_makes_no_commit(tmp_path):
+    specs = _small_store(tmp_path)
+    first = replay(tmp_path, quiet=True)
+    before = history(tmp_path / "archive")
+    assert replay(tmp_path, quiet=True).commits == 0
+    assert replay(tmp_path, quiet=True).head == first.head
+    # A new pull: two new revisions (one dated before the tip), a reply, and a new doc.
+    w = StoreWriter(tmp_path / "store")
+    tip_time = datetime.fromtimestamp(before[-1]["time"], timezone.utc)
+    spec = specs["doc-01"]
+    for n, when in enumerate([tip_time + timedelta(hours=2), tip_time - timedelta(days=1)]):
+        html = html_page("Design Overview", f"late revision {n}")
+        spec.revisions.append({"id": f"late-{n}", "modifiedTime": rfc3339(when), "lastModifyingUser": user("Ada Lovelace", "ada@example.org"),
+                               "html": w.blob(html.encode()), "images": []})
+    spec.comments[0]["replies"].append({"id": "late-reply", "createdTime": rfc3339(tip_time + timedelta(hours=3)),
+                                        "modifiedTime": rfc3339(tip_time + timedelta(hours=3)),
+                                        "author": {"displayName": "Grace Hopper"}, "content": "late reply", "deleted": False})
+    w.doc(spec.to_json())
+    from tests.support.replay import DocSpec
+    new = DocSpec("doc-99", "Same Title", [], revisions=[{"id": "n1", "modifiedTime": rfc3339(tip_time + timedelta(hours=1)),
+                                                       "lastModifyingUser": None, "html": w.blob(b"<p>new</p>"), "images": []}])
+    w.doc(new.to_json())
+    second = replay(tmp_path, quiet=True)
+    after = history(tmp_path / "archive")
+    assert second.commits == 4 == len(after) - len(before)
+    assert [c["id"] for c in after[: len(before)]] == [c["id"] for c in before]
+    repo = pygit2.Repository(str(tmp_path / "archive"))
+    assert repo.descendant_of(pygit2.Oid(hex=second.head), pygit2.Oid(hex=first.head))
+    added = [(c["trailers"].get("Drive-Revision-Id") or c["trailers"].get("Drive-Reply-Id")) for c in after[len(before):]]
+    assert added == ["late-1", "n1", "late-0", "late-reply"]  # older-than-tip first, then in time order
+    files = tree_files(tmp_path / "archive")
+    manifest = json.loads(files[".docpipe/manifest.json"])["docs"]
+    assert manifest["doc-99"]["path"] == "same-title-2.md"  # the doc that had the name keeps it
+    assert "late revision 0" in files[manifest["doc-01"]["path"]].decode()
+    third = replay(tmp_path, quiet=True)
+    assert third.commits == 0 and third.head == second.head
+
+
+def test_authors_map_fills_missing_emails(tmp_path):
+    hard_store(tmp_path / "store", revisions=30, threads=5)
+    authors = tmp_path / "authors.toml"
+    authors.write_text('"Grace Hopper" = "Grace B. Hopper <grace@navy.example>"\n"Ada Lovelace" = "Ignored <x@y.z>"\n')
+    replay(tmp_path, authors=authors, quiet=True)
+    found = {c["author"] for c in history(tmp_path / "archive") if "Drive-Revision-Id" in c["trailers"]}
+    assert ("Grace B. Hopper", "grace@navy.example") in found
+    assert ("Ada Lovelace", "ada@example.org") in found  # Google's email wins over the map
+    assert not any(name == "Grace Hopper" for name, _ in found)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    with pytest.raises(BadInput, match="no store"):
+        replay(tmp_path, quiet=True)
+    hard_store(tmp_path / "store", revisions=15, threads=0)
+    bad = tmp_path / "authors.toml"
+    bad.write_text('"Grace Hopper" = "no email here"\n')
+    with pytest.raises(BadInput, match="must be"):
+        replay(tmp_path, authors=bad, quiet=True)
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", "--workdir", str(tmp_path / "nowhere")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no store" in out.stderr
+    (tmp_path / "store" / "docs" / "doc-01.json").write_text("{not json")
+    with pytest.raises(BadInput, match="doc-01.json"):
+        replay(tmp_path, quiet=True)
+
+
+def test_hostile_ids_cannot_forge_trailers(tmp_path):
+    hard_store(tmp_path / "store", revisions=15, threads=0)
+    doc = json.loads((tmp_path / "store" / "docs" / "doc-01.json").read_text())
+    doc["revisions"][0]["id"] = "1\nDrive-File-Id: evil"
+    (tmp_path / "store" / "docs" / "doc-01.json").write_text(json.dumps(doc))
+    with pytest.raises(BadInput, match="invalid id"):
+        replay(tmp_path, quiet=True)
+
+
+@pytest.mark.parametrize("title, slug", [
+    ("../../etc/passwd", "etc-passwd"), ("a/b:c*?", "a-b-c"), ("", "untitled"), ("  ", "untitled"),
+    (".git", "git"), ("CON", "con-doc"), ("Café Déjà vu", "cafe-deja-vu"), ("日本語のドキュメント", "日本語のドキュメント"),
+    ("x\u200b\u200cy", "x-y"), ("mcp-376-cswg-workshop-virtual-desktops", "mcp-376-cswg-workshop-virtual-desktops"),
+    ("a" * 300, "a" * 80),
+])
+def test_slugs(title, slug):
+    assert slugify(title) == slug
+
+
+def test_path_table_is_first_come_and_keeps_holders():
+    table = PathTable()
+    assert table.claim("b", ("x",), "t") == "x/t"
+    assert table.claim("a", ("x",), "t") == "x/t-2"
+    assert table.claim("b", ("x",), "t") == "x/t"  # unchanged wish: same stem
+    assert table.claim("b", ("x",), "u") == "x/u"  # renamed: the old stem is free again
+    assert table.claim("c", ("x",), "T") == "x/t"
+
+
+def test_end_to_end_through_the_drive_emulator_and_pull(tmp_path, monkeypatch):
+    support = pytest.importorskip("tests.support.pull")
+    pull = pytest.importorskip("pipeline.pull")
+    ds = support.new_dataset()
+    first = support.add_doc(ds, "mcp-101 Design", 4, comments=3, image=True)
+    support.add_doc(ds, "mcp-101 Design", 3, comments=0, start_day=2)
+    monkeypatch.setenv("DOCPIPE_ACCESS_TOKEN", support.TOKEN)
+    with support.running(ds) as emu:
+        pull.pull(support.ROOT_ID, workdir=tmp_path, endpoint=emu.url, quiet=True)
+    result = replay(tmp_path, quiet=True)
+    store_docs = [json.loads(p.read_text()) for p in sorted((tmp_path / "store" / "docs").glob("*.json"))]
+    commits = history(tmp_path / "archive")
+    revs = {(d["id"], r["id"]) for d in store_docs for r in d["revisions"]}
+    assert {(c["trailers"]["Drive-File-Id"], c["trailers"]["Drive-Revision-Id"]) for c in commits
+            if "Drive-Revision-Id" in c["trailers"]} == revs
+    manifest = json.loads(tree_files(tmp_path / "archive")[".docpipe/manifest.json"])["docs"]
+    assert sorted(e["path"] for e in manifest.values()) == ["mcp-101-design-2.md", "mcp-101-design.md"]
+    assert manifest[first]["comments"] == "mcp-101-design.comments.md"
+    assert replay(tmp_path, quiet=True).head == result.head

@@ -1,0 +1,86 @@
+"""The content-addressed store: canonical JSON, immutable blobs, atomic writes, safe paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import DocpipeError
+from pipeline.store import TMP_PREFIX, Store, atomic_write, canonical_json
+
+
+def test_blobs_are_named_by_sha256_and_stored_once(tmp_path: Path) -> None:
+    store = Store.at(tmp_path)
+    data = "<p>héllo</p>".encode()
+    digest = store.put_blob(data)
+    assert digest == hashlib.sha256(data).hexdigest()
+    path = tmp_path / "store" / "blobs" / digest[:2] / digest
+    assert path.read_bytes() == data
+    mtime = path.stat().st_mtime_ns
+    assert store.put_blob(data) == digest  # a second put leaves the first file alone
+    assert path.stat().st_mtime_ns == mtime
+    assert store.read_blob(digest) == data and store.has_blob(digest)
+
+
+def test_json_is_canonical_sorted_indented_utf8(tmp_path: Path) -> None:
+    store = Store.at(tmp_path)
+    store.write_doc({"id": "1abc", "name": "Café ☕", "b": [1, {"z": 1, "a": 2}]})
+    raw = (tmp_path / "store" / "docs" / "1abc.json").read_bytes()
+    assert raw == (json.dumps({"id": "1abc", "name": "Café ☕", "b": [1, {"z": 1, "a": 2}]},
+                              sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+    assert "Café ☕".encode() in raw
+    assert store.read_doc("1abc")["name"] == "Café ☕"
+    assert store.read_doc("1missing") is None
+    assert store.doc_ids() == ["1abc"]
+
+
+def test_atomic_write_leaves_old_content_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "f.json"
+    atomic_write(target, b"old\n")
+
+    def boom(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError):
+        atomic_write(target, b"new\n")
+    assert target.read_bytes() == b"old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temp file left behind
+
+
+def test_sweep_removes_only_temp_files_of_killed_writers(tmp_path: Path) -> None:
+    store = Store.at(tmp_path)
+    digest = store.put_blob(b"x")
+    stale = store.blob_path(digest).parent / f"{TMP_PREFIX}abc"
+    stale.write_bytes(b"half")
+    (tmp_path / "store" / "docs").mkdir(parents=True)
+    (tmp_path / "store" / "docs" / f"{TMP_PREFIX}9").write_bytes(b"{")
+    assert store.sweep_temp_files() == 2
+    assert store.has_blob(digest) and not stale.exists()
+    assert store.doc_ids() == []
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", "a/b", "", "x" * 300, "id with space"])
+def test_file_ids_never_become_paths_outside_the_store(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(DocpipeError):
+        Store.at(tmp_path).doc_path(bad)
+
+
+def test_bad_digest_and_corrupt_json_are_one_line_errors(tmp_path: Path) -> None:
+    store = Store.at(tmp_path)
+    with pytest.raises(DocpipeError, match="not a sha256"):
+        store.blob_path("../../x")
+    with pytest.raises(DocpipeError, match="is missing"):
+        store.read_blob("0" * 64)
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "folder.json").write_text("{torn")
+    with pytest.raises(DocpipeError, match="not valid JSON"):
+        store.read_folder()
+
+
+def test_canonical_json_ends_with_newline() -> None:
+    assert canonical_json({"b": 1, "a": None}) == b'{\n "a": null,\n "b": 1\n}\n'

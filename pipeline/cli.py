@@ -349,7 +349,8 @@ def provision(
           "workshops": [r.to_json() for r in results]}, as_json, "\n".join(lines))
     failed = [r for r in results if r.error]
     if failed:
-        raise DocpipeError(f"{len(failed)} of {len(results)} workshops failed ({failed[0].error})")
+        code = max(r.exit_code or 1 for r in failed) if all(r.exit_code == 2 for r in failed) else 1
+        raise DocpipeError(f"{len(failed)} of {len(results)} workshops failed ({failed[0].error})", exit_code=code)
 
 
 lab_app = typer.Typer(help="Lab desktops: start, list and remove seats of a workshop.", no_args_is_help=True)

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+import requests.auth
 
 from pipeline.errors import BadInput, DocpipeError
 
@@ -46,6 +47,18 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
+class _TokenAuth(requests.auth.AuthBase):
+    """Gitea token auth in a header. Passed as `auth=` so ~/.netrc can never replace it, while the
+    environment's proxy and CA settings still apply."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, req: requests.PreparedRequest) -> requests.PreparedRequest:
+        req.headers["Authorization"] = f"token {self._token}"
+        return req
+
+
 @dataclass
 class GiteaClient:
     base_url: str
@@ -59,8 +72,6 @@ class GiteaClient:
         self.base_url = normalise_url(self.base_url)
         if not self.token:
             raise BadInput("no Gitea token: set GITEA_TOKEN (or [gitea] token in docpipe.toml)")
-        # The session must not pick up credentials from ~/.netrc or proxies' env for this host.
-        self.session.trust_env = False
 
     def __repr__(self) -> str:  # never show the token
         return f"GiteaClient({self.base_url!r})"
@@ -76,13 +87,13 @@ class GiteaClient:
     def _call(self, method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = (200,)) -> requests.Response:
         """One API call; returns the response for `ok` statuses and 404, raises otherwise."""
         url = self.base_url + API_PREFIX + path
-        headers = {"Authorization": f"token {self.token}", "Accept": "application/json", "User-Agent": USER_AGENT}
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         attempts = 1 + (self.retries if method in IDEMPOTENT else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 resp = self.session.request(method, url, json=body, headers=headers, timeout=self.timeout,
-                                            allow_redirects=False)
+                                            auth=_TokenAuth(self.token), allow_redirects=False)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if last:
                     reason = type(exc).__name__.replace("Error", " error").lower()

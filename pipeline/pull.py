@@ -263,6 +263,7 @@ class _DocJob:
     stored: dict[str, Any] | None
     known: dict[tuple[str, str], dict[str, Any]]  # (revision id, modifiedTime) -> stored record
     images: dict[str, tuple[str, str]]  # src -> (blob, mimeType), reused across revisions
+    image_locks: dict[str, threading.Lock] = field(default_factory=dict)
     revisions: list[dict[str, Any]] | None = None
     comments: list[dict[str, Any]] | None = None
     records: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -329,26 +330,34 @@ class _Puller:
         images = []
         for src in image_sources(html):
             with job.lock:
-                cached = job.images.get(src)
-            if cached is None or not self.store.has_blob(cached[0]):
-                # Credentials go only to the host that served the export, never to another site.
-                same_host = urllib.parse.urlsplit(src).netloc == export_host
-                try:
-                    data, ctype = self.client.download(src, f"doc {fid} revision {rid} image", authorized=same_host)
-                except DriveCallError as exc:
-                    if exc.exhausted or exc.status is None:
-                        raise
-                    continue  # an image the server no longer has: the doc shows it broken too
-                cached = (self.store.put_blob(data), ctype if ctype.startswith("image/") else "application/octet-stream")
-                with job.lock:
-                    job.images[src] = cached
-            images.append({"src": src, "blob": cached[0], "mimeType": cached[1]})
+                src_lock = job.image_locks.setdefault(src, threading.Lock())
+            with src_lock:  # revisions sharing an image fetch it once, the others wait for it
+                cached = self._image(job, src, export_host, f"doc {fid} revision {rid} image")
+            if cached is not None:
+                images.append({"src": src, "blob": cached[0], "mimeType": cached[1]})
         record = {
             "id": rid, "modifiedTime": str(rev["modifiedTime"]), "lastModifyingUser": _user(rev.get("lastModifyingUser")),
             "html": html_blob, "images": images,
         }
         self.journal.append(fid, record)
         return record
+
+    def _image(self, job: _DocJob, src: str, export_host: str, what: str) -> tuple[str, str] | None:
+        with job.lock:
+            cached = job.images.get(src)
+        if cached is None or not self.store.has_blob(cached[0]):
+                # Credentials go only to the host that served the export, never to another site.
+            same_host = urllib.parse.urlsplit(src).netloc == export_host
+            try:
+                data, ctype = self.client.download(src, what, authorized=same_host)
+            except DriveCallError as exc:
+                if exc.exhausted or exc.status is None:
+                    raise
+                return None  # an image the server no longer has: the doc shows it broken too
+            cached = (self.store.put_blob(data), ctype if ctype.startswith("image/") else "application/octet-stream")
+            with job.lock:
+                job.images[src] = cached
+        return cached
 
     def reusable(self, job: _DocJob, rev: dict[str, Any]) -> dict[str, Any] | None:
         old = job.known.get((str(rev["id"]), str(rev["modifiedTime"])))
@@ -559,8 +568,7 @@ def pull(
     for job in failed:
         reason = _skip_reason(job)
         skipped[job.entry.id] = Skipped(job.entry.id, job.entry.name, reason)
-        if not quiet:
-            log(f"docpipe: skipped doc {job.entry.id} ({job.entry.name}): {reason}")
+        log(f"docpipe: skipped doc {job.entry.id} ({job.entry.name}): {reason}")  # stderr, even with --json
     present = [fid for fid in found if store.doc_path(fid).is_file()]
     if only_file_ids is not None:
         old = store.read_folder() or {}

@@ -111,7 +111,8 @@ def _website(link: str | None) -> str | None:
 
 
 class _Callbacks(pygit2.RemoteCallbacks):
-    """Token as the basic-auth password; give it once, so a wrong token fails instead of looping."""
+    """Token as the basic-auth password; offered a bounded number of times, so a token git refuses
+    fails instead of looping (libgit2 asks again after every 401)."""
 
     def __init__(self, username: str, token: str) -> None:
         super().__init__()
@@ -121,8 +122,8 @@ class _Callbacks(pygit2.RemoteCallbacks):
 
     def credentials(self, url, username_from_url, allowed_types):  # type: ignore[no-untyped-def]
         self.asked += 1
-        if self.asked > 1 or not allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT:
-            raise DocpipeError("Gitea refused the token for git over HTTP (401)")
+        if self.asked > 3 or not allowed_types & pygit2.enums.CredentialType.USERPASS_PLAINTEXT:
+            raise BadInput("Gitea refused the token for git over HTTP (401)")
         return pygit2.UserPass(self._username, self._token)
 
     def push_update_reference(self, refname: str, message: str | None) -> None:
@@ -167,7 +168,9 @@ def _push_main(archive: Archive, url: str, username: str, token: str, where: str
     for attempt in range(PUSH_ATTEMPTS):
         callbacks = _Callbacks(username, token)
         try:
-            before = _remote_main(repo.remotes.create_anonymous(url), callbacks)
+            # One connection (push direction) serves both the ref listing and the push.
+            remote = repo.remotes.create_anonymous(url)
+            before = _remote_main(remote, callbacks)
             forced = False
             if before is not None and before != archive.head:
                 ancestor = before in repo and repo.descendant_of(archive.head, before)
@@ -180,9 +183,8 @@ def _push_main(archive: Archive, url: str, username: str, token: str, where: str
                     forced = True
             if before == archive.head:
                 return str(before), False
-            callbacks = _Callbacks(username, token)
             spec = ("+" if forced else "") + f"{BRANCH}:{BRANCH}"
-            repo.remotes.create_anonymous(url).push([spec], callbacks=callbacks)
+            remote.push([spec], callbacks=callbacks, threads=0)  # 0: pack with every core
         except (pygit2.GitError, DocpipeError, OSError) as exc:
             err = _git_error(exc, token, where)
             if attempt < PUSH_ATTEMPTS - 1 and _transient(err):

@@ -30,6 +30,7 @@ _DRIVE_LINK = re.compile(
     r"https?://docs\.google\.com/document/(?:u/\d+/)?d/([A-Za-z0-9_-]{10,})"
     r"(?:/[A-Za-z]*)?(?:\?[^\s)#>\"']*)?(?:#(?:heading=)?([A-Za-z0-9_.\-]+))?"
 )
+_HEADING_ANCHOR = re.compile(r'<a id="[^"<>]*"></a>')  # the converter's heading-id anchors
 _THREAD = re.compile(r"^## Thread (\S+) · (open|resolved|deleted)\s*$")
 _BYLINE = re.compile(r"^\*\*(.+?)\*\* · (\d{4}-\d\d-\d\d \d\d:\d\d UTC)\s*$")
 # Inline Markdown syntax; `<` and `&` become entities instead. Values never start a line, so
@@ -63,6 +64,7 @@ class DocPage:
     lab: dict[str, Any] | None = None  # the validated spec (workshops only)
     lab_error: str | None = None  # why the spec is invalid (workshops only)
     workshop_name: str | None = None  # what `docpipe lab up` takes
+    comments_page: str | None = None  # every thread, as its own page (out of the nav)
 
     def event_doc(self) -> dict[str, Any]:
         """The `doc` object of a hook event (Contract 4)."""
@@ -217,9 +219,11 @@ def rewrite_drive_links(body: str, page: str, pages_by_id: Mapping[str, str]) ->
 def _drop_title_heading(body: str, title: str) -> str:
     """The converter keeps a Doc's Title paragraph as an H1; the page template prints the title."""
     lines = body.lstrip("\n").split("\n", 1)
-    first = lines[0].strip()
+    first = _HEADING_ANCHOR.sub("", lines[0]).strip()
     if first.startswith("# ") and " ".join(first[2:].split()) == " ".join(title.split()):
-        return lines[1] if len(lines) > 1 else ""
+        rest = lines[1] if len(lines) > 1 else ""
+        anchors = "".join(_HEADING_ANCHOR.findall(lines[0]))  # links to the title still land
+        return f"{anchors}\n{rest}" if anchors else rest
     return body
 
 
@@ -326,9 +330,11 @@ def render(workdir: Path, *, templates: Path | None = None,
     summary = RenderSummary(site=str(site), commit=str(tip.id))
     try:
         for fid in sorted(docs, key=lambda f: (pages_by_id[f], f)):
-            doc, text = _render_doc(env, tree, fid, docs[fid], pages_by_id, history.get(fid, _History()),
-                                    allowed_bases)
+            doc, text, comments = _render_doc(env, tree, fid, docs[fid], pages_by_id, history.get(fid, _History()),
+                                              allowed_bases)
             _write(out_docs / doc.page, text.encode("utf-8"))
+            if doc.comments_page:
+                _write(out_docs / doc.comments_page, comments.encode("utf-8"))
             _copy_assets(tree, doc.path, out_docs)
             summary.pages.append(doc)
         ctx = {"pages": summary.pages, "folder": folder, "commit": summary.commit}
@@ -344,21 +350,26 @@ def render(workdir: Path, *, templates: Path | None = None,
 
 
 def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_by_id: Mapping[str, str],
-                hist: _History, allowed_bases: Mapping[str, str] | None) -> tuple[DocPage, str]:
-    """One doc's page record and Markdown."""
+                hist: _History, allowed_bases: Mapping[str, str] | None) -> tuple[DocPage, str, str]:
+    """One doc's page record, its Markdown and its comments page's Markdown ("" if none)."""
     path = _safe_rel(str(entry["path"]), "doc")
     page = pages_by_id[fid]
     markdown = _blob_text(tree, path)
     meta, body = _split_front_matter(markdown)
     threads: list[Thread] = []
+    comments, comments_page = "", None
     if entry.get("comments"):
-        threads = parse_threads(_blob_text(tree, _safe_rel(str(entry["comments"]), "comments")))
+        # The converter links comment marks to this file, so it is published too, as is.
+        comments_page = _page_path(_safe_rel(str(entry["comments"]), "comments"))
+        comments = _blob_text(tree, str(entry["comments"]))
+        threads = parse_threads(comments)
+        comments = rewrite_drive_links(comments, comments_page, pages_by_id)
     title = meta.get("title") or str(entry.get("title") or "") or PurePosixPath(path).stem
     name = meta.get("name", "")
     doc = DocPage(
         id=fid, name=name, title=title, status=meta.get("status", ""), path=path, page=page,
         workshop=False, revisions=len(hist.revisions), authors=list(hist.authors),
-        updated=_date(hist.updated), open_threads=len(threads),
+        updated=_date(hist.updated), open_threads=len(threads), comments_page=comments_page,
     )
     lab, lab_error = _lab(markdown, name or title, allowed_bases)
     if lab is not None or lab_error is not None:
@@ -370,8 +381,9 @@ def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_b
         env, "tutorial.md.j2" if doc.workshop else "page.md.j2",
         doc=doc, body=rewrite_drive_links(_drop_title_heading(body, title), page, pages_by_id),
         threads=threads, web_link=str(entry.get("webViewLink") or ""),
+        comments_link=posixpath.relpath(comments_page, posixpath.dirname(page) or ".") if comments_page else "",
     )
-    return doc, text
+    return doc, text, comments
 
 
 def _date(epoch: int) -> str:

@@ -188,7 +188,8 @@ def _render(f: FolderSettings) -> dict[str, Any]:
     from pipeline.render import render
 
     templates = f.get("render", "templates")
-    return render(f.workdir, templates=Path(templates) if templates else None).to_json()
+    return render(f.workdir, templates=Path(templates) if templates else None,
+                  allowed_bases=f.get("lab", "allowed_bases")).to_json()
 
 
 def _publish(f: FolderSettings) -> dict[str, Any]:

@@ -254,7 +254,7 @@ class GiteaServer:
         self.invalid: list[str] = []
         self.unimplemented: list[str] = []
         self.response_errors: list[str] = []
-        self.fail_next: list[int] = []  # statuses to answer to the next API requests (fault injection)
+        self.fail_next: list[int] = []  # statuses for the next valid API requests, 0 = answer normally (faults)
         self._ids = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -376,7 +376,7 @@ class GiteaServer:
         git = pygit2.Repository(str(self.git_dir(rec.owner, rec.name)))
         return {
             "id": rec.id, "owner": self.user_json(owner), "name": rec.name, "full_name": full,
-            "description": rec.description, "empty": git.is_empty, "private": rec.private, "fork": False,
+            "description": rec.description, "empty": not any(r.startswith("refs/heads/") for r in git.references), "private": rec.private, "fork": False,
             "template": False, "mirror": False, "size": 0, "language": "",
             "languages_url": f"{self.url}{API}/repos/{full}/languages", "html_url": f"{self.url}/{full}",
             "url": f"{self.url}{API}/repos/{full}", "link": "", "ssh_url": f"git@127.0.0.1:{full}.git",
@@ -666,10 +666,11 @@ class _Handler(BaseHTTPRequestHandler):
                 gitea.invalid.append(f"{self.command} {path}: {exc}")
             self._send_json(422, {"message": f"invalid request: {exc}", "url": f"{gitea.url}/api/swagger"})
             return 422
-        if gitea.fail_next:
-            status = gitea.fail_next.pop(0)
-            self._send_json(status, {"message": "injected failure", "url": f"{gitea.url}/api/swagger"})
-            return status
+        with gitea.lock:
+            injected = gitea.fail_next.pop(0) if gitea.fail_next else 0
+        if injected:
+            self._send_json(injected, {"message": "injected failure", "url": f"{gitea.url}/api/swagger"})
+            return injected
         ok, user = self._auth_user()
         if not ok:
             answer = gitea.api_error(401, "user does not exist [uid: 0, name: ]")

@@ -27,7 +27,8 @@ from tests.support.browser import ARTIFACTS, Chromium, http_status, serve
 pytestmark = pytest.mark.browser
 
 PAGES = {"index": "index.html", "tutorial": "workshops/ws-go-promisegrid.html",
-         "hostile": "notes/hostile-notes.html", "clean": "workshops/broken-lab.html"}
+         "hostile": "notes/hostile-notes.html", "clean": "workshops/broken-lab.html",
+         "mcp": "mcp-376-cswg-workshop-virtual-desktops.html"}
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -87,6 +88,16 @@ def test_tutorial_shows_headings_code_and_lab_box(site) -> None:
     assert "Authors: Ana Lima, Bo Chen, Carla Diaz" in text and "Last updated: 2024-06-11" in text
     assert "Which Go version do we need?" in text and "Typo here" not in text  # open threads only
     assert main.select_one('img[alt="architecture"]') is not None
+    # The converter's comment mark links to the comments file, published as a page of its own.
+    assert main.select_one('a[href="ws-go-promisegrid.comments.html"] sup').get_text() == "[a]"
+    assert main.find("a", string="All comments")["href"] == "ws-go-promisegrid.comments.html"
+
+
+def test_two_space_nested_lists_nest(site) -> None:
+    main = content(site["dom"]["mcp"])
+    outer = main.select_one("ul")
+    assert [li.get_text(strip=True) for li in outer.select(":scope > li > ul > li")] == [
+        "virtual machines", "containers and desktops"]
 
 
 def test_invalid_lab_spec_shows_a_warning_box(site) -> None:

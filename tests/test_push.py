@@ -271,6 +271,33 @@ def test_retries_5xx_on_idempotent_calls(tmp_path: Path, gitea_double: Target) -
     assert summary.after == head and summary.created
 
 
+def test_create_is_never_retried(tmp_path: Path, gitea_double: Target) -> None:
+    server = gitea_double.server
+    server.fail_next.extend([0, 0, 502])  # GET /user, GET /repos/..., then the POST fails
+    make_archive(tmp_path / "wd")
+    proc = cli_push(tmp_path, gitea_double, tmp_path / "wd")
+    assert proc.returncode == 1 and "answered 502 to POST /user/repos" in one_line_error(proc)
+    assert [r.method for r in server.requests if r.kind == "api"] == ["GET", "GET", "POST"]
+
+
+def test_connection_errors_are_retried_with_backoff(gitea_double: Target) -> None:
+    import requests
+
+    from pipeline.gitea import GiteaClient
+
+    client = GiteaClient(gitea_double.url, gitea_double.token, backoff=0.01)
+    real, calls = client.session.request, []
+
+    def flaky(method, url, **kw):  # type: ignore[no-untyped-def]
+        calls.append(method)
+        if len(calls) <= 2:
+            raise requests.ConnectionError("connection reset")
+        return real(method, url, **kw)
+
+    client.session.request = flaky  # type: ignore[method-assign]
+    assert client.current_user()["login"] == "alice" and calls == ["GET"] * 3
+
+
 def test_persistent_5xx_is_one_line(tmp_path: Path, gitea_double: Target) -> None:
     gitea_double.server.fail_next.extend([500] * 10)
     make_archive(tmp_path / "wd")

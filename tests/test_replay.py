@@ -203,14 +203,15 @@ def test_fresh_replays_give_the_same_main_on_any_machine(hard, tmp_path):
     assert summary["converted"] > 400 and summary["cached"] == 0
 
 
-def test_cache_spares_reconversion(hard):
-    workdir, _, result, _ = hard
-    again = workdir.parent / (workdir.name + "-again")
-    shutil.rmtree(again, ignore_errors=True)
-    shutil.copytree(workdir / "store", again / "store")
-    shutil.copytree(workdir / "cache", again / "cache")
-    second = replay(again, quiet=True)
-    assert second.head == result.head and second.converted == 0 and second.cached > 400
+def test_cache_spares_reconversion(tmp_path):
+    hard_store(tmp_path / "one" / "store", revisions=45, threads=5)
+    first = replay(tmp_path / "one", quiet=True)
+    shutil.copytree(tmp_path / "one" / "store", tmp_path / "two" / "store")
+    shutil.copytree(tmp_path / "one" / "cache", tmp_path / "two" / "cache")
+    second = replay(tmp_path / "two", quiet=True)
+    # 45 revisions, and the renamed doc's current revision again under its new title.
+    assert first.converted == 46 and first.cached == 0
+    assert second.head == first.head and second.converted == 0 and second.cached == 46
 
 
 def _small_store(workdir: Path) -> dict:
@@ -307,7 +308,9 @@ def test_path_table_is_first_come_and_keeps_holders():
     assert table.claim("a", ("x",), "t") == "x/t-2"
     assert table.claim("b", ("x",), "t") == "x/t"  # unchanged wish: same stem
     assert table.claim("b", ("x",), "u") == "x/u"  # renamed: the old stem is free again
-    assert table.claim("c", ("x",), "T") == "x/t"
+    assert table.claim("c", ("x",), "t") == "x/t"
+    assert table.claim("a", ("x",), "t") == "x/t-2"  # the suffixed doc does not move
+    assert table.claim("d", ("X",), "T") == "X/T-3"  # case-insensitive file systems: no clash
 
 
 def test_end_to_end_through_the_drive_emulator_and_pull(tmp_path, monkeypatch):
@@ -315,7 +318,7 @@ def test_end_to_end_through_the_drive_emulator_and_pull(tmp_path, monkeypatch):
     pull = pytest.importorskip("pipeline.pull")
     ds = support.new_dataset()
     first = support.add_doc(ds, "mcp-101 Design", 4, comments=3, image=True)
-    support.add_doc(ds, "mcp-101 Design", 3, comments=0, start_day=2)
+    support.add_doc(ds, "MCP-101: design", 3, comments=0, start_day=2)
     monkeypatch.setenv("DOCPIPE_ACCESS_TOKEN", support.TOKEN)
     with support.running(ds) as emu:
         pull.pull(support.ROOT_ID, workdir=tmp_path, endpoint=emu.url, quiet=True)

@@ -18,6 +18,7 @@ from pipeline.convert.inline import (
     clean_text, is_code_line, items_of, iter_text, split_lines,
 )
 from pipeline.convert.styles import Look, StyleSheet
+from pipeline.convert.tree import FastTag, child_tags, classes, first_descendant, is_blank, parse, tag_of, text_of
 
 _LIST_CLASS = re.compile(r"lst-kix_(\S+)-(\d+)")
 _HEADING = re.compile(r"^h([1-6])$")
@@ -27,6 +28,7 @@ _BLOCK_TAGS = frozenset({"p", "ul", "ol", "table", "div", "h1", "h2", "h3", "h4"
 HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9]*(?:[ _-][A-Za-z0-9]+){0,2}):[ \t]*(.*)$")
 _KNOWN_HEADERS = frozenset({"name", "title", "status"})
 _NO_LOOK = Look()
+_COMMENT_BODY = re.compile(r"^#cmnt_ref\d+$")
 
 
 @dataclass
@@ -40,51 +42,72 @@ class Document:
 
 
 def restructure(html: str, images: dict[str, str] | None, comments_href: str | None) -> Document:
-    try:
-        src = BeautifulSoup(html, "lxml")
-    except Exception:  # lxml missing or refusing the input: the slower pure-Python parser
-        src = BeautifulSoup(html, "html.parser")
-    sheet = StyleSheet.parse("\n".join(s.get_text() for s in src.find_all("style")))
-    body = src.body or src
-    _drop_comment_bodies(body)
+    root = parse(html)
+    head = root.find("head")
+    styles = [text_of(s) for s in root.iter("style")]
+    sheet = StyleSheet.parse("\n".join(styles))
+    body = root.find("body")
+    if body is None:
+        body = root
+    if "#cmnt_ref" in html:
+        _drop_comment_bodies(body)
     ctx = Context(sheet, images, comments_href)
-    out = BeautifulSoup("", "html.parser")
+    out = BeautifulSoup("", "html.parser", element_classes={Tag: FastTag})
     doc = Document(out)
     doc.headers = _take_headers(body, ctx)
     builder = _Builder(ctx, out)
     builder.blocks(body, out)
     builder.finish()
-    doc.title = builder.title or (clean_text(src.title.get_text()).strip() if src.title else None) or None
+    title = head.find("title") if head is not None else None
+    doc.title = builder.title or (clean_text(text_of(title)).strip() if title else None) or None
     if sheet.undefined:
         names = ", ".join(sorted(sheet.undefined, key=lambda n: (len(n), n)))
         doc.warnings.append(f"the document uses classes its stylesheet does not define ({names}); their styling is lost")
     return doc
 
 
-def _drop_comment_bodies(body: Tag) -> None:
+def _drop_comment_bodies(body) -> None:
     """Comment threads live in their own file: drop the `[a] text` notes Google appends."""
-    for a in body.find_all("a", href=re.compile(r"^#cmnt_ref\d+$")):
-        holder = a.find_parent("div") or a.find_parent("p")
-        if holder is not None and holder.parent is not None:
-            holder.decompose()
+    marks = [a for a in body.iter("a") if _COMMENT_BODY.match(a.get("href") or "")]
+    for a in marks:
+        holder = a.getparent()
+        while holder is not None and tag_of(holder) not in ("div", "p"):
+            holder = holder.getparent()
+        if holder is not None and tag_of(holder) == "p" and tag_of(holder.getparent()) == "div":
+            holder = holder.getparent()
+        parent = holder.getparent() if holder is not None else None
+        if parent is not None:
+            _remove(holder)
 
 
-def _take_headers(body: Tag, ctx: Context) -> dict[str, str]:
+def _remove(node) -> None:
+    """Drop an element but keep its tail text (lxml removes the tail with the element)."""
+    parent, tail = node.getparent(), node.tail
+    if tail:
+        prev = node.getprevious()
+        if prev is not None:
+            prev.tail = (prev.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(node)
+
+
+def _take_headers(body, ctx: Context) -> dict[str, str]:
     """Remove the `Name:`/`Title:`/`Status:` lines at the top of the body and return them."""
     found: list[tuple[Tag, list[tuple[str, str]]]] = []
-    for node in body.children:
-        if not isinstance(node, Tag):
-            if str(node).strip():
-                break
-            continue
-        classes = node.get("class") or []
-        if node.name != "p":
+    if (body.text or "").strip():
+        return {}
+    for node in body:
+        names = classes(node).split()
+        if tag_of(node) != "p":
             break
         text = "".join(iter_text(items_of(node, _NO_LOOK, ctx))).strip()
-        if not text or "title" in classes or "subtitle" in classes:
+        if not text or "title" in names or "subtitle" in names:
             continue
         pairs = [HEADER_LINE.match(line.strip()) for line in text.split("\n") if line.strip()]
         if not all(pairs):
+            break
+        if (node.tail or "").strip():
             break
         found.append((node, [(m.group(1), m.group(2).strip()) for m in pairs]))
     headers: dict[str, str] = {}
@@ -94,7 +117,7 @@ def _take_headers(body: Tag, ctx: Context) -> dict[str, str]:
     if not _KNOWN_HEADERS & headers.keys():
         return {}  # an ordinary first paragraph such as "Note: ..." is body text
     for node, _ in found:
-        node.decompose()
+        _remove(node)
     return headers
 
 
@@ -120,38 +143,46 @@ class _Builder:
         self.lists: list[_ListLevel] = []
 
     # ------------------------------------------------------------ blocks
-    def blocks(self, container: Tag, parent: Tag) -> None:
-        for node in list(container.children):
-            if isinstance(node, NavigableString):
-                if type(node) is NavigableString and node.strip():
-                    self.paragraph_items([Item(TEXT, clean_text(str(node)))], parent, _NO_LOOK)
-                continue
-            name = node.name
-            if name in ("ul", "ol"):
-                self.list_block(node, parent)
-                continue
-            if not (name == "p" and _is_empty(node)):
-                self.lists = []
-            if name == "p" or name == "li":
-                self.paragraph(node, parent)
-            elif _HEADING.match(name):
-                self.heading(node, int(name[1]), parent)
-            elif name == "table":
-                self.table(node, parent)
-            elif name == "hr":
-                style = (node.get("style") or "").replace(" ", "")
-                if "display:none" not in style:  # Google's page breaks are hidden rules
-                    self.emit(parent, self.out.new_tag("hr"))
-            elif name == "a" and not node.get_text(strip=True) and not node.find("img"):
-                anchor = node.get("id")
-                if anchor and _SAFE_ID.match(anchor):
-                    self.anchors.append(Item(ANCHOR, attrs={"id": anchor}))
-            elif name in ("script", "style", "head", "meta", "title", "link"):
-                continue
-            elif node.find(_BLOCK_TAGS):
-                self.blocks(node, parent)
-            else:
-                self.paragraph(node, parent)
+    def blocks(self, container, parent: Tag) -> None:
+        self.stray(container.text, parent)
+        for node in list(container):
+            self.block(node, parent)
+            self.stray(node.tail, parent)
+
+    def stray(self, text: str | None, parent: Tag) -> None:
+        """Text loose between blocks (never in Google's exports; possible in hand-made HTML)."""
+        if text and text.strip():
+            self.paragraph_items([Item(TEXT, clean_text(text))], parent, _NO_LOOK)
+
+    def block(self, node, parent: Tag) -> None:
+        name = tag_of(node)
+        if name is None:
+            return
+        if name in ("ul", "ol"):
+            self.list_block(node, parent)
+            return
+        if not (name == "p" and _is_empty(node)):
+            self.lists = []
+        if name == "p" or name == "li":
+            self.paragraph(node, parent)
+        elif _HEADING.match(name):
+            self.heading(node, int(name[1]), parent)
+        elif name == "table":
+            self.table(node, parent)
+        elif name == "hr":
+            style = (node.get("style") or "").replace(" ", "")
+            if "display:none" not in style:  # Google's page breaks are hidden rules
+                self.emit(parent, self.out.new_tag("hr"))
+        elif name == "a" and is_blank(node):
+            anchor = node.get("id")
+            if anchor and _SAFE_ID.match(anchor):
+                self.anchors.append(Item(ANCHOR, attrs={"id": anchor}))
+        elif name in ("script", "style", "head", "meta", "title", "link"):
+            return
+        elif first_descendant(node, _BLOCK_TAGS) is not None:
+            self.blocks(node, parent)
+        else:
+            self.paragraph(node, parent)
 
     def finish(self) -> None:
         self.flush_code()
@@ -187,17 +218,16 @@ class _Builder:
         self.code.extend(lines)
 
     # ------------------------------------------------------------ paragraphs
-    def look(self, node: Tag) -> Look:
-        return self.ctx.sheet.look(" ".join(node.get("class") or ()), node.get("style") or "")
+    def look(self, node) -> Look:
+        return self.ctx.sheet.look(classes(node), node.get("style") or "")
 
-    def paragraph(self, node: Tag, parent: Tag, in_li: bool = False) -> None:
+    def paragraph(self, node, parent: Tag, in_li: bool = False) -> None:
         look = self.look(node)
         if look.hidden:
             return
-        raw = node.get_text()
+        raw = text_of(node)
         items = items_of(node, look, self.ctx)
-        classes = node.get("class") or ()
-        if "title" in classes and self.title is None:
+        if self.title is None and "title" in classes(node).split():
             self.title = "".join(iter_text(items)).strip() or None
         if CODE_BLOCK_START in raw or self.in_marker:
             self.marker_paragraph(raw, items, parent)
@@ -257,7 +287,7 @@ class _Builder:
                     self.emit(parent, para)
             start = end
 
-    def heading(self, node: Tag, level: int, parent: Tag) -> None:
+    def heading(self, node, level: int, parent: Tag) -> None:
         items = items_of(node, self.look(node), self.ctx)
         if not any(i.kind == TEXT and i.text.strip() for i in items):
             return  # an empty heading would render as a stray `#`
@@ -271,25 +301,26 @@ class _Builder:
         self.emit(parent, tag)
 
     # ------------------------------------------------------------ lists
-    def list_block(self, node: Tag, parent: Tag) -> None:
+    def list_block(self, node, parent: Tag) -> None:
         self.flush_code()
-        m = _LIST_CLASS.search(" ".join(node.get("class") or ()))
+        m = _LIST_CLASS.search(classes(node))
         level, list_id = (int(m.group(2)), m.group(1)) if m else (0, "")
         if not m:
             self.lists = []
         while self.lists and (self.lists[-1].level > level or (
-                self.lists[-1].level == level and (self.lists[-1].list_id != list_id or self.lists[-1].tag.name != node.name))):
+                self.lists[-1].level == level and (self.lists[-1].list_id != list_id or self.lists[-1].tag.name != tag_of(node)))):
             self.lists.pop()
         if self.lists and self.lists[-1].level == level:
             target = self.lists[-1].tag
         else:
-            target = self.out.new_tag(node.name)
+            kind = tag_of(node)
+            target = self.out.new_tag(kind)
             start = node.get("start")
-            if node.name == "ol" and start and start.isdigit() and int(start) != 1:
+            if kind == "ol" and start and start.isdigit() and int(start) != 1:
                 target["start"] = start
             holder = parent
             if self.lists:
-                items = self.lists[-1].tag.find_all("li", recursive=False)
+                items = [c for c in self.lists[-1].tag.children if isinstance(c, Tag) and c.name == "li"]
                 if items:
                     holder = items[-1]
                 else:
@@ -297,11 +328,11 @@ class _Builder:
                     self.lists[-1].tag.append(holder)
             holder.append(target)
             self.lists.append(_ListLevel(level, list_id, target))
-        for li in node.find_all("li", recursive=False):
+        for li in list(child_tags(node, ("li",))):
             item = self.out.new_tag("li")
             target.append(item)
             saved, self.lists = self.lists, []
-            if li.find(_BLOCK_TAGS):
+            if first_descendant(li, _BLOCK_TAGS) is not None:
                 self.blocks(li, item)
             else:
                 self.paragraph_items(items_of(li, self.look(li), self.ctx), item, self.look(li), in_li=True)
@@ -309,17 +340,15 @@ class _Builder:
             self.lists = saved
 
     # ------------------------------------------------------------ tables
-    def table(self, node: Tag, parent: Tag) -> None:
-        rows = [tr for tr in node.find_all("tr") if tr.find_parent("table") is node]
+    def table(self, node, parent: Tag) -> None:
+        rows = _rows(node)
         if not rows:
             return
         table = self.out.new_tag("table")
         simple = True
         for tr in rows:
             row = self.out.new_tag("tr")
-            for cell in tr.find_all(["td", "th"]):
-                if cell.find_parent("tr") is not tr:
-                    continue
+            for cell in list(child_tags(tr, ("td", "th"))):
                 td = self.out.new_tag("td")
                 sub = _Builder(self.ctx, self.out)
                 sub.blocks(cell, td)
@@ -332,21 +361,32 @@ class _Builder:
                 blocks = [c for c in td.children if isinstance(c, Tag)]
                 if len(blocks) > 1 or (blocks and blocks[0].name != "p"):
                     simple = False
-                first = cell.find("p")
+                first = first_descendant(cell, frozenset({"p"}))
                 align = self.look(first).align if first is not None else None
                 if align in ("right", "center"):
                     td["data-align"] = align
                 row.append(td)
             table.append(row)
         if simple:
-            for td in table.find_all("td"):
-                p = td.find("p")
-                if p is not None:
-                    p.unwrap()
+            for row in table.children:
+                for td in row.children:
+                    for p in [c for c in td.children if isinstance(c, Tag) and c.name == "p"]:
+                        p.unwrap()
         else:
             table["data-html"] = "1"
         self.emit(parent, table)
 
 
-def _is_empty(node: Tag) -> bool:
-    return not node.get_text(strip=True) and node.find("img") is None
+def _is_empty(node) -> bool:
+    return is_blank(node)
+
+
+def _rows(table) -> list:
+    """The table's own rows, wherever Google put them (its <thead> wraps the whole body)."""
+    rows: list = []
+    for child in child_tags(table):
+        if tag_of(child) == "tr":
+            rows.append(child)
+        elif tag_of(child) in ("thead", "tbody", "tfoot"):
+            rows.extend(_rows(child))
+    return rows

@@ -16,13 +16,16 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
+from pipeline.convert.tree import classes, tag_of, text_of
 from pipeline.convert.styles import CODE, DEL, EM, STRONG, SUB, SUP, Look, StyleSheet
 
 TEXT, BREAK, IMAGE, ANCHOR = "text", "br", "img", "anchor"
 LINK = "a:"  # prefix of a link's format key: "a:" + href
 
-# Tie-break when two formats' runs are equally long (outermost first); links wrap formats.
-_ORDER = {STRONG: 1, EM: 2, DEL: 3, SUP: 4, SUB: 5, CODE: 6}
+# Tie-break when two formats' runs are equally long (outermost first): `**[x](u)**`, but
+# `[`x`](u)` since nothing inside a code span is markup.
+_ORDER = {STRONG: 1, EM: 2, DEL: 3, SUP: 4, SUB: 5, CODE: 7}
+_LINK_ORDER = 6
 
 # Tags older exports (and copy/paste HTML) use for formats, instead of CSS.
 _TAG_FORMATS = {
@@ -92,24 +95,21 @@ class Context:
     comments_href: str | None
 
 
-def items_of(block: Tag, base: Look, ctx: Context) -> list[Item]:
+def items_of(block, base: Look, ctx: Context) -> list[Item]:
     """Flatten a block's inline content into styled items."""
     out: list[Item] = []
     _walk(block, base, frozenset(), ctx, out)
     return out
 
 
-def _walk(node: Tag, look: Look, extra: frozenset[str], ctx: Context, out: list[Item]) -> None:
-    for child in node.children:
-        if isinstance(child, NavigableString):
-            if type(child) is not NavigableString:
-                continue  # comments, doctypes, script/style text
-            text = clean_text(str(child))
-            if text:
-                out.append(Item(TEXT, text, look.formats() | extra))
-            continue
-        name = child.name
-        if name == "br":
+def _walk(node, look: Look, extra: frozenset[str], ctx: Context, out: list[Item]) -> None:
+    if node.text:
+        _text(node.text, look, extra, out)
+    for child in node:
+        name = tag_of(child)
+        if name is None or name in ("script", "style", "head", "title", "meta"):
+            pass
+        elif name == "br":
             out.append(Item(BREAK))
         elif name == "img":
             src = safe_src(child.get("src") or "", ctx.images)
@@ -117,23 +117,28 @@ def _walk(node: Tag, look: Look, extra: frozenset[str], ctx: Context, out: list[
                 out.append(Item(IMAGE, clean_text(child.get("alt") or ""), attrs={"src": src}))
         elif name == "a":
             _walk_link(child, look, extra, ctx, out)
-        elif name in ("script", "style", "head"):
-            continue
         else:
-            sub = ctx.sheet.look(" ".join(child.get("class") or ()), child.get("style") or "")
-            if sub.hidden:
-                continue
-            fmt = _TAG_FORMATS.get(name)
-            _walk(child, sub.over(look), extra | {fmt} if fmt else extra, ctx, out)
+            sub = ctx.sheet.look(classes(child), child.get("style") or "")
+            if not sub.hidden:
+                fmt = _TAG_FORMATS.get(name)
+                _walk(child, sub.over(look), extra | {fmt} if fmt else extra, ctx, out)
+        if child.tail:
+            _text(child.tail, look, extra, out)
 
 
-def _walk_link(a: Tag, look: Look, extra: frozenset[str], ctx: Context, out: list[Item]) -> None:
+def _text(raw: str, look: Look, extra: frozenset[str], out: list[Item]) -> None:
+    text = clean_text(raw)
+    if text:
+        out.append(Item(TEXT, text, look.formats | extra))
+
+
+def _walk_link(a, look: Look, extra: frozenset[str], ctx: Context, out: list[Item]) -> None:
     raw_href = a.get("href") or ""
     if _COMMENT_REF.match(raw_href):
         # A comment mark ([a]): its thread lives in the comments file, or nowhere.
         if ctx.comments_href:
             key = LINK + (safe_href(ctx.comments_href) or ctx.comments_href)
-            out.append(Item(TEXT, clean_text(a.get_text()), look.formats() | extra | {key}))
+            out.append(Item(TEXT, clean_text(text_of(a)), look.formats | extra | {key}))
         return
     anchor = a.get("id")
     if anchor and _SAFE_ID.match(anchor):
@@ -170,6 +175,18 @@ def line_text(line: list[Item]) -> str:
     return "".join(i.text for i in line if i.kind == TEXT)
 
 
+def _merge_runs(items: list[Item]) -> list[Item]:
+    """Join neighbouring texts of the same formats (Google splits runs on colour, size...)."""
+    out: list[Item] = []
+    for item in items:
+        last = out[-1] if out else None
+        if last is not None and item.kind == TEXT and last.kind == TEXT and last.fmts == item.fmts:
+            out[-1] = Item(TEXT, last.text + item.text, item.fmts)
+        else:
+            out.append(item)
+    return out
+
+
 def _share_neighbours(items: list[Item]) -> None:
     """Give blanks, breaks and anchors the formats both neighbours share (links excepted)."""
     n = len(items)
@@ -191,6 +208,7 @@ def build_inline(soup: BeautifulSoup, parent: Tag, items: list[Item]) -> None:
     """Append `items` to `parent` as nested semantic tags (strong, em, del, sup, sub, code, a)."""
     if not items:
         return
+    items = _merge_runs(items)
     _share_neighbours(items)
     _nest(soup, parent, items, frozenset(), line_start=True)
 
@@ -205,7 +223,7 @@ def _nest(soup: BeautifulSoup, parent: Tag, items: list[Item], applied: frozense
             i += 1
             continue
         best, best_end = None, i
-        for fmt in sorted(todo, key=lambda f: (_ORDER.get(f, 0), f)):
+        for fmt in sorted(todo, key=lambda f: (_ORDER.get(f, _LINK_ORDER), f)):
             j = i + 1
             while j < n and fmt in items[j].fmts:
                 j += 1

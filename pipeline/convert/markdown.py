@@ -136,7 +136,7 @@ class GDocConverter(MarkdownConverter):
             # One line: a blank line would end the HTML block; &#10; keeps a <pre>'s line breaks.
             return "\n\n" + _to_html(el).replace("\n", "&#10;") + "\n\n"
         rows = [row.split(_CELL)[1:] for row in text.split(_ROW)[1:]]
-        tags = [tr.find_all("td", recursive=False) for tr in el.find_all("tr", recursive=False)]
+        tags = [[td for td in tr.children if isinstance(td, Tag)] for tr in el.children if isinstance(tr, Tag)]
         width = max(len(r) for r in rows)
         rows = [r + [""] * (width - len(r)) for r in rows]
         aligns = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache, cached_property
 
 # Fonts Google Docs offers (or imports) whose text reads as code. Anything whose family name
 # contains "mono" or "code" also counts (e.g. "Noto Sans Mono", "Source Code Pro").
@@ -53,22 +54,15 @@ class Look:
     italic: bool | None = None
     mono: bool | None = None
     strike: bool = False
-    valign: str | None = None  # "super" | "sub" | None
+    valign: str | None = None  # "super" | "sub" | "" (baseline) | None
     align: str | None = None  # paragraph text-align: left/right/center/justify
     hidden: bool = False
 
     def over(self, parent: "Look") -> "Look":
         """This look on top of its parent's, the way CSS inherits (line-through propagates)."""
-        return Look(
-            bold=self.bold if self.bold is not None else parent.bold,
-            italic=self.italic if self.italic is not None else parent.italic,
-            mono=self.mono if self.mono is not None else parent.mono,
-            strike=self.strike or parent.strike,
-            valign=self.valign if self.valign is not None else parent.valign,
-            align=self.align if self.align is not None else parent.align,
-            hidden=self.hidden or parent.hidden,
-        )
+        return _over(self, parent)
 
+    @cached_property
     def formats(self) -> frozenset[str]:
         fmts = set()
         if self.bold:
@@ -86,15 +80,26 @@ class Look:
         return frozenset(fmts)
 
 
+@cache
+def _over(self: Look, parent: Look) -> Look:
+    """Memoised: a document has a few dozen distinct looks and thousands of spans."""
+    return Look(
+        bold=self.bold if self.bold is not None else parent.bold,
+        italic=self.italic if self.italic is not None else parent.italic,
+        mono=self.mono if self.mono is not None else parent.mono,
+        strike=self.strike or parent.strike,
+        valign=self.valign if self.valign is not None else parent.valign,
+        align=self.align if self.align is not None else parent.align,
+        hidden=self.hidden or parent.hidden,
+    )
+
+
 def look_of(decls: dict[str, str]) -> Look:
     bold = italic = mono = None
     valign = align = None
     weight = decls.get("font-weight")
     if weight:
-        if weight.isdigit():
-            bold = int(weight) >= 600
-        else:
-            bold = weight in ("bold", "bolder")
+        bold = int(weight) >= 600 if weight.isdigit() else weight in ("bold", "bolder")
     style = decls.get("font-style")
     if style:
         italic = style in ("italic", "oblique")
@@ -107,11 +112,9 @@ def look_of(decls: dict[str, str]) -> Look:
     ta = decls.get("text-align")
     if ta:
         align = ta
-    strike = "line-through" in decls.get("text-decoration", "") or "line-through" in decls.get(
-        "text-decoration-line", ""
-    )
+    decoration = decls.get("text-decoration", "") + " " + decls.get("text-decoration-line", "")
     hidden = decls.get("display") == "none"
-    return Look(bold, italic, mono, strike, valign, align, hidden)
+    return Look(bold, italic, mono, "line-through" in decoration, valign, align, hidden)
 
 
 @dataclass

@@ -54,6 +54,7 @@ class Result:
     pushed: bool = False
     seconds: float = 0.0
     error: str | None = None
+    exit_code: int | None = None  # with error: 2 for an invalid spec, 1 for engine/registry trouble
     dockerfile: str | None = None  # dry runs only
 
     def to_json(self) -> dict[str, Any]:
@@ -213,5 +214,5 @@ def provision(workdir: Path, settings: LabSettings, *, dry_run: bool = False,
             results.append(provision_workshop(ws, settings, revision=commit, dry_run=dry_run,
                                               client=client, on_line=on_line))
         except DocpipeError as exc:
-            results.append(Result(workshop=ws.name, error=exc.message))
+            results.append(Result(workshop=ws.name, error=exc.message, exit_code=exc.exit_code))
     return commit, results

@@ -106,7 +106,7 @@ packages: golang-go, git
 
 WS_V2 = f"""# Go on PromiseGrid
 
-Build a tiny PromiseGrid node in Go. Background: [virtual desktops]({link(MCP_ID, "heading=h.abc123")}).
+Build a tiny PromiseGrid node in Go.[<sup>\\[a\\]</sup>](ws-go-promisegrid.comments.md) Background: [virtual desktops]({link(MCP_ID, "heading=h.abc123")}).
 
 ## Lab desktop
 
@@ -141,7 +141,9 @@ MCP_BODY = f"""Name: kept as front matter.
 ## Assumptions
 
 - the long-term arc in computing is toward virtualization
-- containers and desktops
+  - virtual machines
+  - containers and desktops
+- organisation
 
 ## Workshop
 

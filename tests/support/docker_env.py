@@ -322,3 +322,46 @@ def vnc_login(url: str, password: str) -> bool:
         return int.from_bytes(ws.recv(4), "big") == 0
     finally:
         ws.close()
+
+
+# ---------------------------------------------------------------- the sample workshop, built once
+
+
+@dataclass
+class SampleBuild:
+    workdir: Path
+    commit: str
+    settings: object  # pipeline.lab.settings.LabSettings
+    first: object  # provision.Result of the first build
+    build_seconds: float
+    client: object
+
+
+@pytest.fixture(scope="session")
+def sample_build(docker_engine, registry, test_base, tmp_path_factory) -> Iterator[SampleBuild]:  # type: ignore[no-untyped-def]
+    """The sample workshop built and pushed under a per-session prefix (so it really builds),
+    its images removed at the end; the base images stay as the cache for the next run."""
+    from pipeline.lab import provision
+    from pipeline.lab.settings import from_values
+
+    workdir = tmp_path_factory.mktemp("lab")
+    commit = make_archive(workdir, {"workshops/ws-go-promisegrid.md": SAMPLE_WORKSHOP,
+                                    "notes/mcp-1-notes.md": PLAIN_DOC})
+    prefix = f"docpipe-test-{os.urandom(3).hex()}"
+    settings = from_values({"registry": registry.host, "prefix": prefix,
+                            "gitea_url": "http://user:secret@127.0.0.1:3000", "gitea_owner": "cswg",
+                            "gitea_repo": "docs"})
+    start = time.monotonic()
+    _, results = provision.provision(workdir, settings)
+    seconds = time.monotonic() - start
+    try:
+        yield SampleBuild(workdir, commit, settings, results[0], seconds, docker_engine)
+    finally:
+        remove_containers(docker_engine, "io.docpipe.seat=ws-go-promisegrid")
+        for image in docker_engine.images.list():
+            for tag in image.tags:
+                if prefix in tag:
+                    docker_engine.images.remove(tag, force=True)
+        for image in docker_engine.images.list(filters={"dangling": True}):
+            if any(prefix in r for r in image.attrs.get("RepoDigests") or []):
+                docker_engine.images.remove(image.id, force=True)

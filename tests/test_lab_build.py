@@ -1,0 +1,161 @@
+"""Building lab images for real: engine, registry, the debian-novnc base, the built-in hook."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.lab import provision
+from pipeline.resources import shipped
+from tests.support.docker_env import (  # noqa: F401  (fixtures)
+    PLAIN_DOC,
+    SAMPLE_WORKSHOP,
+    SampleBuild,
+    docker_engine,
+    make_archive,
+    registry,
+    sample_build,
+    test_base,
+)
+
+docker = pytest.mark.docker
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, input=stdin, timeout=900)
+
+
+def test_dry_run_prints_plan_and_dockerfile_without_an_engine(tmp_path: Path) -> None:
+    make_archive(tmp_path, {"w/ws-go-promisegrid.md": SAMPLE_WORKSHOP, "n/mcp-1-notes.md": PLAIN_DOC,
+                            "w/broken.md": "# Lab desktop\n\nbase: ubuntu:latest\n"})
+    env = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    out = run_cli("provision", "--workdir", str(tmp_path), "--dry-run", "--registry", "127.0.0.1:5000", env=env)
+    assert out.returncode == 2, out.stderr  # the broken workshop fails, after the good one was planned
+    assert "ws-go-promisegrid: would build 127.0.0.1:5000/docpipe/ws-go-promisegrid:" in out.stdout
+    assert 'RUN ["/bin/sh", "-c", "apt-get update' in out.stdout and '"git", "jq", "python3"' in out.stdout
+    assert "docpipe: error: 1 of 2 workshops failed (broken: lab desktop base 'ubuntu:latest': not an allowed base" \
+        in out.stderr
+    data = json.loads(run_cli("provision", "--workdir", str(tmp_path), "--dry-run", "--json", env=env).stdout)
+    assert [w["workshop"] for w in data["workshops"]] == ["broken", "ws-go-promisegrid"]
+    assert data["workshops"][1]["dockerfile"].startswith("FROM docpipe/debian-novnc:")
+
+
+def test_provision_without_engine_is_one_line(tmp_path: Path) -> None:
+    make_archive(tmp_path, {"w/ws-go-promisegrid.md": SAMPLE_WORKSHOP})
+    out = run_cli("provision", "--workdir", str(tmp_path), env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert out.returncode == 1
+    assert out.stderr.count("\n") <= 2 and "no Docker Engine answers" in out.stderr
+
+
+def test_no_archive_is_bad_input(tmp_path: Path) -> None:
+    out = run_cli("provision", "--workdir", str(tmp_path / "nothing"), "--dry-run")
+    assert out.returncode == 2 and "run `docpipe replay` first" in out.stderr
+
+
+def test_template_override_is_used(tmp_path: Path) -> None:
+    from pipeline.lab.settings import from_values
+
+    tdir = tmp_path / "templates" / "desktop"
+    tdir.mkdir(parents=True)
+    text = (shipped("templates") / "desktop" / "Dockerfile.j2").read_text()
+    (tdir / "Dockerfile.j2").write_text(text.replace("USER root", "USER root\nWORKDIR /srv"))
+    make_archive(tmp_path, {"w/ws-go-promisegrid.md": SAMPLE_WORKSHOP})
+    _, results = provision.provision(tmp_path, from_values({"templates": str(tmp_path / "templates")}), dry_run=True)
+    assert "\nWORKDIR /srv\n" in (results[0].dockerfile or "")
+
+
+@docker
+def test_sample_workshop_builds_pushes_and_pulls_back_by_digest(sample_build: SampleBuild) -> None:
+    result = sample_build.first
+    client = sample_build.client
+    assert result.error is None and result.built and result.pushed
+    repo = f"{sample_build.settings.registry}/{sample_build.settings.prefix}/ws-go-promisegrid"
+    assert result.image == repo and result.tags[1] == f"{repo}:latest"
+    assert result.digest.startswith(f"{repo}@sha256:")
+    image = client.images.get(result.tags[0])
+    labels = image.labels
+    assert labels["org.opencontainers.image.title"] == "Go and PromiseGrid, hands on"
+    assert labels["org.opencontainers.image.revision"] == sample_build.commit
+    assert labels["org.opencontainers.image.source"] == "http://127.0.0.1:3000/cswg/docs"  # no credentials
+    # Pull it back from the registry by digest alone.
+    for tag in result.tags:
+        client.images.remove(tag)
+    pulled = client.images.pull(result.digest)
+    try:
+        assert pulled.id == image.id
+        # What the doc asked for is inside: packages, the pip venv, files in the home, env.
+        script = ("command -v git && command -v jq && python -c 'import six; print(six.__version__)'"
+                  " && cat README.txt exercises/one.md && echo $GREETING && id -un")
+        out = client.containers.run(pulled.id, entrypoint=["/bin/sh", "-c", script], remove=True).decode()
+    finally:
+        for tag in result.tags:
+            pulled.tag(*tag.rsplit(":", 1))
+    assert "/usr/bin/git" in out and "/usr/bin/jq" in out and "1.17" in out
+    assert "Welcome to the Go workshop." in out and "Write a promise." in out
+    assert "hello from the lab" in out and out.strip().endswith("student")
+
+
+@docker
+def test_unchanged_spec_builds_nothing(sample_build: SampleBuild) -> None:
+    client = sample_build.client
+    before = {i.id for i in client.images.list(all=True)}
+    start = time.monotonic()
+    _, results = provision.provision(sample_build.workdir, sample_build.settings)
+    noop = time.monotonic() - start
+    assert results[0].built is False and results[0].error is None
+    assert results[0].digest == sample_build.first.digest
+    assert {i.id for i in client.images.list(all=True)} == before
+    print(f"sample workshop: first build {sample_build.build_seconds:.1f}s, no-op {noop:.2f}s")
+
+
+@docker
+def test_changed_spec_gets_a_new_tag_and_other_workshops_still_build(sample_build: SampleBuild, tmp_path: Path) -> None:
+    changed = SAMPLE_WORKSHOP.replace("- ports: 8080", "- ports: 8081")
+    make_archive(tmp_path, {"a/ws-go-promisegrid.md": changed, "b/bad.md": "# Lab desktop\n\npackages: vim && id\n"})
+    _, results = provision.provision(tmp_path, sample_build.settings, dry_run=True)
+    bad, good = results
+    assert bad.error and "packages" in bad.error and good.error is None
+    assert good.tags[0] != sample_build.first.tags[0]
+
+
+@docker
+def test_builtin_hook_provisions_one_workshop(sample_build: SampleBuild) -> None:
+    from pipeline.lab.spec import parse_lab_spec
+
+    spec = parse_lab_spec(SAMPLE_WORKSHOP, doc="ws-go-promisegrid")
+    assert spec is not None
+    event = {"event": "workshop", "workdir": str(sample_build.workdir), "commit": sample_build.commit,
+             "doc": {"id": "1SampleWorkshopDocId", "name": "ws-go-promisegrid", "title": "Go and PromiseGrid, hands on",
+                     "status": "Draft", "path": "workshops/ws-go-promisegrid.md", "page": "workshops/ws-go-promisegrid.md",
+                     "lab": {**spec.to_json(), "digest": spec.digest()}},
+             "settings": {"registry": sample_build.settings.registry, "prefix": sample_build.settings.prefix,
+                          "allowed_bases": None, "dry_run": False}}
+    hook = shipped("hooks") / "workshop"
+    out = subprocess.run([str(hook)], input=json.dumps(event), capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["built"] is False and data["tags"] == sample_build.first.tags and data["digest"] == sample_build.first.digest
+    event["doc"]["lab"]["env"] = {"X": "$(reboot)"}
+    bad = subprocess.run([str(hook)], input=json.dumps(event), capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip() == ("workshop hook: ws-go-promisegrid: lab desktop env 'X=$(reboot)': values may hold "
+                                  "only letters, digits, spaces and ._,:/@%+=~^#-")
+
+
+@docker
+def test_build_failure_shows_the_log_tail(docker_engine, test_base) -> None:  # type: ignore[no-untyped-def]
+    from pipeline.errors import DocpipeError
+    from pipeline.lab import engine
+    from pipeline.lab.dockerfile import make_tar
+
+    tar = make_tar({"Dockerfile": b"FROM debian:bookworm-slim\nRUN echo step-one-output && false\n"})
+    with pytest.raises(DocpipeError) as info:
+        engine.build(docker_engine, tar, ["docpipe-test/failing:x"], what="failing")
+    assert "building failing failed" in info.value.message and "step-one-output" in info.value.message

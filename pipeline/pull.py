@@ -14,11 +14,13 @@ import contextlib
 import fcntl
 import json
 import os
+import queue
 import threading
 import urllib.parse
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -31,7 +33,7 @@ DOC_MIME = "application/vnd.google-apps.document"
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
 
-FILE_FIELDS = "id,name,mimeType,version,modifiedTime,trashed,trashedTime,webViewLink,shortcutDetails(targetId,targetMimeType)"
+FILE_FIELDS = "id,name,mimeType,version,modifiedTime,trashed,trashedTime,webViewLink,driveId,shortcutDetails(targetId,targetMimeType)"
 LIST_FIELDS = f"nextPageToken,incompleteSearch,files({FILE_FIELDS})"
 REVISION_FIELDS = (
     "nextPageToken,revisions(id,modifiedTime,lastModifyingUser(displayName,emailAddress,permissionId),exportLinks)"
@@ -103,12 +105,15 @@ class DocEntry:
 # ------------------------------------------------------------------ walk
 
 
-def _list_folder(client: DriveClient, folder_id: str, sizes: PageSizes) -> list[dict[str, Any]]:
+def _list_folder(client: DriveClient, folder_id: str, sizes: PageSizes, drive_id: str | None = None) -> list[dict[str, Any]]:
+    # A folder in a shared drive is searched in that drive's corpus; My Drive folders in the user's.
+    scope = {"corpora": "drive", "driveId": drive_id} if drive_id else {}
+
     def make(svc: Any, token: str | None) -> Any:
         return svc.files().list(
             q=f"'{folder_id}' in parents and trashed = false",
             fields=LIST_FIELDS, pageSize=sizes.files, pageToken=token,
-            supportsAllDrives=True, includeItemsFromAllDrives=True,
+            supportsAllDrives=True, includeItemsFromAllDrives=True, **scope,
         )
 
     return client.list_all(make, "files", f"listing folder {folder_id}")
@@ -129,7 +134,8 @@ def _entry(f: dict[str, Any], path: list[str], ids: list[str]) -> DocEntry:
     )
 
 
-def walk(client: DriveClient, pool: ThreadPoolExecutor, root_id: str, sizes: PageSizes) -> tuple[dict[str, DocEntry], dict[str, Skipped]]:
+def walk(client: DriveClient, pool: ThreadPoolExecutor, root_id: str, sizes: PageSizes,
+         drive_id: str | None = None) -> tuple[dict[str, DocEntry], dict[str, Skipped]]:
     """Breadth-first over folders (each level listed in parallel), cycle-safe, deterministic.
 
     A Doc reachable twice keeps the first place found (shallowest, then by name and id);
@@ -141,7 +147,7 @@ def walk(client: DriveClient, pool: ThreadPoolExecutor, root_id: str, sizes: Pag
     shortcut_docs: list[tuple[dict[str, Any], list[str], list[str]]] = []
     level: list[tuple[str, list[str], list[str]]] = [(root_id, [], [])]
     while level:
-        listings = list(pool.map(lambda item: _list_folder(client, item[0], sizes), level))
+        listings = list(pool.map(lambda item: _list_folder(client, item[0], sizes, drive_id), level))
         next_level: list[tuple[str, list[str], list[str]]] = []
         for (_, path, ids), children in zip(level, listings):
             for f in sorted(children, key=lambda c: (str(c.get("name", "")), str(c.get("id", "")))):
@@ -200,16 +206,26 @@ def walk(client: DriveClient, pool: ThreadPoolExecutor, root_id: str, sizes: Pag
 # ------------------------------------------------------------------ images
 
 
-def image_sources(html: bytes) -> list[str]:
-    """The distinct http(s) `src` values of <img> tags, in document order."""
-    from bs4 import BeautifulSoup
+class _ImgParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.sources: list[str] = []
 
-    out: list[str] = []
-    for img in BeautifulSoup(html, "html.parser").find_all("img"):
-        src = img.get("src")
-        if isinstance(src, str) and src not in out and urllib.parse.urlsplit(src).scheme in ("http", "https"):
-            out.append(src)
-    return out
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            src = dict(attrs).get("src")
+            if src and src not in self.sources and urllib.parse.urlsplit(src).scheme in ("http", "https"):
+                self.sources.append(src)
+
+
+def image_sources(html: bytes) -> list[str]:
+    """The distinct http(s) `src` values of <img> tags (entities decoded), in document order."""
+    if b"<img" not in html.lower():
+        return []  # most revisions: skip parsing altogether
+    parser = _ImgParser()
+    parser.feed(html.decode("utf-8", "replace"))
+    parser.close()
+    return parser.sources
 
 
 # ------------------------------------------------------------------ journal
@@ -398,11 +414,13 @@ def _skip_reason(job: _DocJob) -> str:
 def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], on_done: Callable[[], None]) -> list[_DocJob]:
     """Run every job's listings and downloads on the pool; write each doc when its last piece lands."""
     futures: dict[Future[Any], tuple[_DocJob, str, int]] = {}
+    finished: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()  # O(1) per completion, unlike wait()
 
     def submit(job: _DocJob, kind: str, fn: Callable[..., Any], *args: Any, index: int = -1) -> None:
         fut = pool.submit(fn, *args)
         futures[fut] = (job, kind, index)
         job.pending.add(fut)
+        fut.add_done_callback(finished.put)
 
     for job in jobs:
         submit(job, "revisions", puller.list_revisions, job)
@@ -410,40 +428,41 @@ def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], o
 
     failed: list[_DocJob] = []
     while futures:
-        done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
-        for fut in done:
-            job, kind, index = futures.pop(fut)
-            job.pending.discard(fut)
-            if fut.cancelled() or job.failed is not None:
-                continue
-            exc = fut.exception()
-            if isinstance(exc, DriveCallError):
-                job.failed, job.failed_kind = exc, kind
-                for other in job.pending:
-                    other.cancel()
-                failed.append(job)
-                on_done()
-                continue
-            if exc is not None:
-                raise exc
-            result = fut.result()
-            if kind == "revisions":
-                job.revisions = result
-                for i, rev in enumerate(result):
-                    record = puller.reusable(job, rev)
-                    if record is not None:
-                        job.records[i] = record
-                    else:
-                        submit(job, "export", puller.fetch_revision, job, rev, index=i)
-            elif kind == "comments":
-                job.comments = result
-            else:
-                job.records[index] = result
-                job.new += 1
-            if not job.pending and job.revisions is not None and job.comments is not None:
-                puller.store.write_doc(puller.build_doc(job))
-                puller.journal.drop(job.entry.id)
-                on_done()
+        fut = finished.get()
+        if fut not in futures:
+            continue
+        job, kind, index = futures.pop(fut)
+        job.pending.discard(fut)
+        if fut.cancelled() or job.failed is not None:
+            continue
+        exc = fut.exception()
+        if isinstance(exc, DriveCallError):
+            job.failed, job.failed_kind = exc, kind
+            for other in job.pending:
+                other.cancel()
+            failed.append(job)
+            on_done()
+            continue
+        if exc is not None:
+            raise exc
+        result = fut.result()
+        if kind == "revisions":
+            job.revisions = result
+            for i, rev in enumerate(result):
+                record = puller.reusable(job, rev)
+                if record is not None:
+                    job.records[i] = record
+                else:
+                    submit(job, "export", puller.fetch_revision, job, rev, index=i)
+        elif kind == "comments":
+            job.comments = result
+        else:
+            job.records[index] = result
+            job.new += 1
+        if not job.pending and job.revisions is not None and job.comments is not None:
+            puller.store.write_doc(puller.build_doc(job))
+            puller.journal.drop(job.entry.id)
+            on_done()
     return failed
 
 
@@ -539,7 +558,7 @@ def pull(
             try:
                 if only_file_ids is None:
                     root = _root_folder(client, folder_id)
-                    found, skipped = walk(client, pool, folder_id, sizes)
+                    found, skipped = walk(client, pool, folder_id, sizes, root.get("driveId"))
                 else:
                     root, found, skipped = _only(client, pool, folder_id, only_file_ids, store)
                 todo = []

@@ -330,3 +330,33 @@ def test_archive_without_manifest_needs_repo(tmp_path: Path, gitea_double: Targe
         push(tmp_path / "wd", gitea_url=gitea_double.url, owner="alice", repo=None, token=gitea_double.token)
     summary = push(tmp_path / "wd", gitea_url=gitea_double.url, owner="alice", repo="plain", token=gitea_double.token)
     assert summary.created and pygit2.Repository(str(gitea_double.server.git_dir("alice", "plain"))).head.target
+
+
+def test_settings_come_from_docpipe_toml(tmp_path: Path, gitea_double: Target) -> None:
+    head = make_archive(tmp_path / "wd")[-1]
+    (tmp_path / "docpipe.toml").write_text(
+        f'workdir = "wd"\n[gitea]\nurl = "{gitea_double.url}"\nowner = "alice"\nrepo = "from-config"\n'
+        f'private = false\ntoken = "{gitea_double.token}"\n')
+    proc = run_cli(tmp_path, None, "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["repo"], summary["private"], summary["after"]) == ("from-config", False, head)
+    assert gitea_double.token not in proc.stdout + proc.stderr
+
+
+def test_contract_2_sample_archive_round_trips(tmp_path: Path, gitea_double: Target) -> None:
+    """The shared Contract 2 sample (images, comments, hostile doc) pushes and clones byte for byte."""
+    from tests.support.archive import sample_archive
+
+    repo = sample_archive(tmp_path / "wd")
+    head = str(repo.references["refs/heads/main"].target)
+    summary = push(tmp_path / "wd", gitea_url=gitea_double.url, owner="alice", repo=None, token=gitea_double.token)
+    assert (summary.repo, summary.after) == ("cswg-docs", head)
+    clone = tmp_path / "clone"
+    assert clone_main(f"{gitea_double.url}/alice/cswg-docs.git", gitea_double.token, clone) == head
+    log = subprocess.run(["git", "-C", str(clone), "rev-list", "--count", "main"], capture_output=True, text=True)
+    assert int(log.stdout) == len(list(repo.walk(repo.head.target)))
+    fsck = subprocess.run(["git", "-C", str(gitea_double.server.git_dir("alice", "cswg-docs")), "fsck", "--strict"],
+                          capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr
+    assert json.loads((clone / ".docpipe" / "manifest.json").read_text())["folder"]["name"] == "CSWG docs"

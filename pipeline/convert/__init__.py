@@ -7,4 +7,6 @@ from __future__ import annotations
 
 from pipeline.convert.core import convert_html, convert_with_warnings, front_matter
 
+__version__ = "1"  # bump when output changes on purpose (replay caches by it)
+
 __all__ = ["convert_html", "convert_with_warnings", "front_matter"]

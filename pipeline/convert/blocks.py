@@ -18,7 +18,7 @@ from pipeline.convert.inline import (
     clean_text, is_code_line, items_of, iter_text, split_lines,
 )
 from pipeline.convert.styles import Look, StyleSheet
-from pipeline.convert.tree import FastTag, child_tags, classes, first_descendant, is_blank, parse, tag_of, text_of
+from pipeline.convert.tree import Element, FastTag, child_tags, classes, first_descendant, is_blank, parse, tag_of, text_of
 
 _LIST_CLASS = re.compile(r"lst-kix_(\S+)-(\d+)")
 _HEADING = re.compile(r"^h([1-6])$")
@@ -57,7 +57,7 @@ def restructure(html: str, images: dict[str, str] | None, comments_href: str | N
     doc.headers = _take_headers(body, ctx)
     builder = _Builder(ctx, out)
     builder.blocks(body, out)
-    builder.finish()
+    builder.finish(out)
     title = head.find("title") if head is not None else None
     doc.title = builder.title or (clean_text(text_of(title)).strip() if title else None) or None
     if sheet.undefined:
@@ -66,7 +66,7 @@ def restructure(html: str, images: dict[str, str] | None, comments_href: str | N
     return doc
 
 
-def _drop_comment_bodies(body) -> None:
+def _drop_comment_bodies(body: Element) -> None:
     """Comment threads live in their own file: drop the `[a] text` notes Google appends."""
     marks = [a for a in body.iter("a") if _COMMENT_BODY.match(a.get("href") or "")]
     for a in marks:
@@ -80,7 +80,7 @@ def _drop_comment_bodies(body) -> None:
             _remove(holder)
 
 
-def _remove(node) -> None:
+def _remove(node: Element) -> None:
     """Drop an element but keep its tail text (lxml removes the tail with the element)."""
     parent, tail = node.getparent(), node.tail
     if tail:
@@ -92,9 +92,9 @@ def _remove(node) -> None:
     parent.remove(node)
 
 
-def _take_headers(body, ctx: Context) -> dict[str, str]:
+def _take_headers(body: Element, ctx: Context) -> dict[str, str]:
     """Remove the `Name:`/`Title:`/`Status:` lines at the top of the body and return them."""
-    found: list[tuple[Tag, list[tuple[str, str]]]] = []
+    found: list[tuple[Element, list[tuple[str, str]]]] = []
     if (body.text or "").strip():
         return {}
     for node in body:
@@ -143,7 +143,7 @@ class _Builder:
         self.lists: list[_ListLevel] = []
 
     # ------------------------------------------------------------ blocks
-    def blocks(self, container, parent: Tag) -> None:
+    def blocks(self, container: Element, parent: Tag) -> None:
         self.stray(container.text, parent)
         for node in list(container):
             self.block(node, parent)
@@ -154,14 +154,14 @@ class _Builder:
         if text and text.strip():
             self.paragraph_items([Item(TEXT, clean_text(text))], parent, _NO_LOOK)
 
-    def block(self, node, parent: Tag) -> None:
+    def block(self, node: Element, parent: Tag) -> None:
         name = tag_of(node)
         if name is None:
             return
         if name in ("ul", "ol"):
             self.list_block(node, parent)
             return
-        if not (name == "p" and _is_empty(node)):
+        if not (name == "p" and is_blank(node)):
             self.lists = []
         if name == "p" or name == "li":
             self.paragraph(node, parent)
@@ -184,12 +184,13 @@ class _Builder:
         else:
             self.paragraph(node, parent)
 
-    def finish(self) -> None:
+    def finish(self, parent: Tag) -> None:
+        """Close the open code block; bookmarks with no block after them still get a place."""
         self.flush_code()
         if self.anchors:
             para = self.out.new_tag("p")
             build_inline(self.out, para, self.anchors)
-            self.out.append(para)
+            parent.append(para)
             self.anchors = []
 
     def emit(self, parent: Tag, tag: Tag) -> None:
@@ -218,10 +219,10 @@ class _Builder:
         self.code.extend(lines)
 
     # ------------------------------------------------------------ paragraphs
-    def look(self, node) -> Look:
+    def look(self, node: Element) -> Look:
         return self.ctx.sheet.look(classes(node), node.get("style") or "")
 
-    def paragraph(self, node, parent: Tag, in_li: bool = False) -> None:
+    def paragraph(self, node: Element, parent: Tag) -> None:
         look = self.look(node)
         if look.hidden:
             return
@@ -232,7 +233,7 @@ class _Builder:
         if CODE_BLOCK_START in raw or self.in_marker:
             self.marker_paragraph(raw, items, parent)
             return
-        self.paragraph_items(items, parent, look, in_li)
+        self.paragraph_items(items, parent, look)
 
     def marker_paragraph(self, raw: str, items: list[Item], parent: Tag) -> None:
         """Inside Google's code block every paragraph is a code line, whatever its font."""
@@ -287,7 +288,7 @@ class _Builder:
                     self.emit(parent, para)
             start = end
 
-    def heading(self, node, level: int, parent: Tag) -> None:
+    def heading(self, node: Element, level: int, parent: Tag) -> None:
         items = items_of(node, self.look(node), self.ctx)
         if not any(i.kind == TEXT and i.text.strip() for i in items):
             return  # an empty heading would render as a stray `#`
@@ -301,7 +302,7 @@ class _Builder:
         self.emit(parent, tag)
 
     # ------------------------------------------------------------ lists
-    def list_block(self, node, parent: Tag) -> None:
+    def list_block(self, node: Element, parent: Tag) -> None:
         self.flush_code()
         m = _LIST_CLASS.search(classes(node))
         level, list_id = (int(m.group(2)), m.group(1)) if m else (0, "")
@@ -340,7 +341,7 @@ class _Builder:
             self.lists = saved
 
     # ------------------------------------------------------------ tables
-    def table(self, node, parent: Tag) -> None:
+    def table(self, node: Element, parent: Tag) -> None:
         rows = _rows(node)
         if not rows:
             return
@@ -352,7 +353,7 @@ class _Builder:
                 td = self.out.new_tag("td")
                 sub = _Builder(self.ctx, self.out)
                 sub.blocks(cell, td)
-                sub.finish()
+                sub.finish(td)
                 for attr in ("colspan", "rowspan"):
                     value = cell.get(attr)
                     if value and value.isdigit() and int(value) > 1:
@@ -377,13 +378,9 @@ class _Builder:
         self.emit(parent, table)
 
 
-def _is_empty(node) -> bool:
-    return is_blank(node)
-
-
-def _rows(table) -> list:
+def _rows(table: Element) -> list[Element]:
     """The table's own rows, wherever Google put them (its <thead> wraps the whole body)."""
-    rows: list = []
+    rows: list[Element] = []
     for child in child_tags(table):
         if tag_of(child) == "tr":
             rows.append(child)

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
-from pipeline.convert.tree import classes, tag_of, text_of
 from pipeline.convert.styles import CODE, DEL, EM, STRONG, SUB, SUP, Look, StyleSheet
+from pipeline.convert.tree import Element, classes, tag_of, text_of
 
 TEXT, BREAK, IMAGE, ANCHOR = "text", "br", "img", "anchor"
 LINK = "a:"  # prefix of a link's format key: "a:" + href
@@ -73,8 +73,8 @@ def safe_href(href: str | None) -> str | None:
     if href.startswith("#"):
         return "#" + quote(href[1:], safe="._:-=/")
     scheme = urlsplit(href).scheme.lower()
-    if scheme not in _SAFE_SCHEMES:
-        return None
+    if scheme not in _SAFE_SCHEMES and (scheme or ":" in href.split("/")[0]):
+        return None  # javascript:, data:, vbscript:... (relative paths have no scheme and stay)
     # Markdown link destinations end at whitespace or an unbalanced parenthesis.
     return quote(href, safe="/:?#[]@!$&'*+,;=%~.-_")
 
@@ -95,14 +95,14 @@ class Context:
     comments_href: str | None
 
 
-def items_of(block, base: Look, ctx: Context) -> list[Item]:
+def items_of(block: Element, base: Look, ctx: Context) -> list[Item]:
     """Flatten a block's inline content into styled items."""
     out: list[Item] = []
     _walk(block, base, frozenset(), ctx, out)
     return out
 
 
-def _walk(node, look: Look, extra: frozenset[str], ctx: Context, out: list[Item]) -> None:
+def _walk(node: Element, look: Look, extra: frozenset[str], ctx: Context, out: list[Item]) -> None:
     if node.text:
         _text(node.text, look, extra, out)
     for child in node:
@@ -132,13 +132,14 @@ def _text(raw: str, look: Look, extra: frozenset[str], out: list[Item]) -> None:
         out.append(Item(TEXT, text, look.formats | extra))
 
 
-def _walk_link(a, look: Look, extra: frozenset[str], ctx: Context, out: list[Item]) -> None:
+def _walk_link(a: Element, look: Look, extra: frozenset[str], ctx: Context, out: list[Item]) -> None:
     raw_href = a.get("href") or ""
     if _COMMENT_REF.match(raw_href):
         # A comment mark ([a]): its thread lives in the comments file, or nowhere.
         if ctx.comments_href:
-            key = LINK + (safe_href(ctx.comments_href) or ctx.comments_href)
-            out.append(Item(TEXT, clean_text(text_of(a)), look.formats | extra | {key}))
+            href = safe_href(ctx.comments_href)
+            if href:
+                out.append(Item(TEXT, clean_text(text_of(a)), look.formats | extra | {LINK + href}))
         return
     anchor = a.get("id")
     if anchor and _SAFE_ID.match(anchor):

@@ -17,10 +17,12 @@ from markdownify import ATX, BACKSLASH, MarkdownConverter
 from pipeline.convert.inline import LineStart
 
 _INLINE_SPECIALS = re.compile(r"([\\`*_\[\]])")
+_ANY_SPECIAL = re.compile(r"[\\`*_\[\]&<~|]")
 _ENTITY_LIKE = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 _TILDES = re.compile(r"~(?=~)|(?<=~)~")
-_LINE_START = re.compile(r"^(\s*)(#{1,6}(?=\s|$)|>|[-+](?=\s|$)|=+\s*$|\d{1,9}(?=[.)](?:\s|$)))")
+_LINE_START = re.compile(r"^(\s*)(#|>|[-+]+(?=\s|$)|=+\s*$|\d{1,9}(?=[.)](?:\s|$)))")
 _WS = re.compile(r"[\t \r\n]+")
+_TABLE_RULE = re.compile(r"^[\s|:-]*-[\s|:-]*$")
 _BACKTICKS = re.compile(r"`+")
 # Table assembly markers: control characters the pre-pass strips from doc text.
 _CELL, _ROW = "\x01", "\x02"
@@ -30,17 +32,23 @@ _HTML_ATTRS = frozenset({"href", "src", "alt", "id", "start", "colspan", "rowspa
 
 
 def escape_text(text: str, line_start: bool, in_table: bool) -> str:
-    text = _INLINE_SPECIALS.sub(r"\\\1", text)
-    text = _ENTITY_LIKE.sub("&amp;", text)
-    text = text.replace("<", "&lt;")
-    text = _TILDES.sub(r"\\~", text)
-    if in_table:
-        text = text.replace("|", r"\|")
+    if _ANY_SPECIAL.search(text):  # most runs of prose have none: skip four passes
+        text = _INLINE_SPECIALS.sub(r"\\\1", text)
+        text = _ENTITY_LIKE.sub("&amp;", text)
+        text = text.replace("<", "&lt;")
+        # An entity, not `\\~`: Python-Markdown (MkDocs) shows the backslash of escapes it lacks.
+        text = _TILDES.sub("&#126;", text)
+        if in_table:
+            text = text.replace("|", r"\|")
     if line_start:
+        if not in_table and "|" in text and _TABLE_RULE.match(text):
+            text = text.replace("|", r"\|")  # a line like `--|--` would make the line above a table
         m = _LINE_START.match(text)
         if m:
             marker = m.group(2)
-            if marker[0].isdigit():
+            if marker[0] == "=":
+                text = text[: m.start(2)] + "&#61;" + text[m.start(2) + 1:]
+            elif marker[0].isdigit():
                 # `1.` -> `1\.`: the digits stay, the dot stops being a list marker
                 end = m.end(2)
                 text = text[:end] + "\\" + text[end:]

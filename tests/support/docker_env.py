@@ -237,14 +237,15 @@ def make_archive(workdir: Path, docs: dict[str, str]) -> str:
 class _WebSocket:
     """Just enough of RFC 6455 to speak RFB through websockify: binary frames, client masking."""
 
-    def __init__(self, host: str, port: int, path: str = "/websockify") -> None:
+    def __init__(self, host: str, port: int, path: str = "/websockify", protocol: str | None = "binary") -> None:
         import base64
 
         self.sock = socket.create_connection((host, port), timeout=10)
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: binary\r\n\r\n").encode())
+                           "Sec-WebSocket-Version: 13\r\n"
+                           + (f"Sec-WebSocket-Protocol: {protocol}\r\n" if protocol else "") + "\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.sock.recv(1)
@@ -255,10 +256,12 @@ class _WebSocket:
             raise ConnectionError(f"websocket handshake refused: {head[:80]!r}")
         self.buf = b""
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, opcode: int = 0x2) -> None:
         mask = os.urandom(4)
         n = len(data)
-        header = bytes([0x82]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        size = (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big") if n < 65536
+                else bytes([0x80 | 127]) + n.to_bytes(8, "big"))
+        header = bytes([0x80 | opcode]) + size
         self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
 
     def _exact(self, n: int) -> bytes:
@@ -269,6 +272,24 @@ class _WebSocket:
                 raise ConnectionError("websocket closed")
             out += chunk
         return out
+
+    def message(self) -> bytes:
+        """One whole message (frames up to FIN), for protocols with message boundaries (CDP)."""
+        data = b""
+        while True:
+            b0, b1 = self._exact(2)
+            length = b1 & 0x7F
+            if length == 126:
+                length = int.from_bytes(self._exact(2), "big")
+            elif length == 127:
+                length = int.from_bytes(self._exact(8), "big")
+            payload = self._exact(length)
+            if b0 & 0x0F == 0x8:
+                raise ConnectionError("websocket closed by server")
+            if b0 & 0x0F in (0x0, 0x1, 0x2):
+                data += payload
+                if b0 & 0x80:
+                    return data
 
     def recv(self, n: int) -> bytes:
         while len(self.buf) < n:
@@ -365,3 +386,82 @@ def sample_build(docker_engine, registry, test_base, tmp_path_factory) -> Iterat
         for image in docker_engine.images.list(filters={"dangling": True}):
             if any(prefix in r for r in image.attrs.get("RepoDigests") or []):
                 docker_engine.images.remove(image.id, force=True)
+
+
+# ---------------------------------------------------------------- a real browser, through CDP
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+                  "--disable-component-update", "--disable-sync", "--disable-quic"]
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol (playwright cannot be installed here)."""
+
+    def __init__(self) -> None:
+        import json
+        import urllib.request
+
+        browser = shutil.which("chromium")
+        if not browser:
+            pytest.skip("chromium is not installed")
+        self.profile = tempfile.mkdtemp(prefix="docpipe-chromium-")
+        self.proc = subprocess.Popen([browser, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
+                                      "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+                                      "--window-size=1280,860", "about:blank"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        active = Path(self.profile) / "DevToolsActivePort"
+        _wait(active.exists, "chromium", 30, self.proc)
+        time.sleep(0.2)
+        self.port = int(active.read_text().split()[0])
+        pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=10))
+        page = next(p for p in pages if p["type"] == "page")
+        path = "/" + page["webSocketDebuggerUrl"].split("/", 3)[3]
+        self.ws = _WebSocket("127.0.0.1", self.port, path, protocol=None)
+        self.next_id = 0
+
+    def call(self, method: str, **params: object) -> dict:
+        import json
+
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}).encode(), opcode=0x1)
+        while True:
+            reply = json.loads(self.ws.message())
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+
+    def evaluate(self, expression: str) -> object:
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def wait_for(self, expression: str, seconds: float = 30) -> object:
+        deadline = time.monotonic() + seconds
+        value = None
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.25)
+        return value
+
+    def screenshot(self, path: Path) -> None:
+        import base64
+
+        data = self.call("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(data))
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        finally:
+            _stop(self.proc)
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    b = Browser()
+    try:
+        yield b
+    finally:
+        b.close()

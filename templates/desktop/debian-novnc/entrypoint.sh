@@ -22,13 +22,13 @@ openbox &
 
 # Autostart entries are data (.desktop files written by docpipe from a validated spec):
 # their Exec= line is split into words, never evaluated by the shell; globbing is off.
-set -f
 for entry in /etc/xdg/autostart/docpipe-*.desktop; do
     [ -e "$entry" ] || continue
     cmd=$(sed -n 's/^Exec=//p' "$entry" | head -n 1)
-    [ -n "$cmd" ] && $cmd >/dev/null 2>&1 &
+    set -f
+    [ -n "$cmd" ] && (cd "$HOME" && exec $cmd >/dev/null 2>&1) &
+    set +f
 done
-set +f
 
 x11vnc -display "$DISPLAY" -rfbport 5900 -localhost -forever -shared -quiet \
     -passwdfile "rm:$HOME/.docpipe/vncpass" -noxdamage >/dev/null 2>&1 &

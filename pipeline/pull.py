@@ -542,52 +542,63 @@ def pull(
     page_sizes: PageSizes | None = None,
     quiet: bool = False,
 ) -> PullSummary:
-    """Pull `folder_id` (or just `only_file_ids`) into `workdir/store`; see the module docstring."""
-    from pipeline.progress import log, progress
+    """Pull `folder_id` (or just `only_file_ids`, without a folder walk) into `workdir/store`.
 
+    Per-doc problems become `skipped` entries; a doc that still fails after every retry raises
+    DocpipeError naming it, after everything else is stored. `quiet` hides the progress display.
+    """
     if jobs < 1:
         raise BadInput("--jobs must be at least 1")
-    sizes = page_sizes or PageSizes()
     workdir = Path(workdir)
-    store = Store.at(workdir)
-    journal = Journal(workdir / "cache" / "pull")
     with _workdir_lock(workdir):
+        store = Store.at(workdir)
         store.sweep_temp_files()
         client = _open_client(endpoint, credentials, max_qps, jobs, retry)
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pull") as pool:
             try:
-                if only_file_ids is None:
-                    root = _root_folder(client, folder_id)
-                    found, skipped = walk(client, pool, folder_id, sizes, root.get("driveId"))
-                else:
-                    root, found, skipped = _only(client, pool, folder_id, only_file_ids, store)
-                todo = []
-                for entry in found.values():
-                    stored = store.read_doc(entry.id)
-                    if stored and stored.get("version") == entry.version and stored.get("removed") is None \
-                            and stored.get("name") == entry.name and stored.get("folder_ids") == entry.folder_ids:
-                        continue
-                    known = {(r["id"], r["modifiedTime"]): r for r in (stored or {}).get("revisions", [])}
-                    known.update(journal.read(entry.id))
-                    images = {i["src"]: (i["blob"], i["mimeType"]) for r in known.values() for i in r.get("images", [])}
-                    todo.append(_DocJob(entry, stored, known, images))
-                todo.sort(key=lambda j: j.entry.id)
-                with progress("pull", quiet=quiet, every=10) as bar:
-                    bar.total(len(todo))
-                    failed = _sync_docs(_Puller(client, store, journal, sizes), pool, todo, lambda: bar.advance())
-                if only_file_ids is None:
-                    gone = [d for d in store.doc_ids() if d not in found and (store.read_doc(d) or {}).get("removed") is None]
-                    _mark_removed(client, store, pool, gone)
+                return _pull_locked(client, pool, store, Journal(workdir / "cache" / "pull"), folder_id,
+                                    only_file_ids, page_sizes or PageSizes(), quiet)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
-    new_revisions = sum(j.new for j in todo)
-    exhausted = [j for j in failed if j.failed is not None and j.failed.exhausted]
+
+def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, journal: Journal, folder_id: str,
+                 only_file_ids: list[str] | None, sizes: PageSizes, quiet: bool) -> PullSummary:
+    from pipeline.progress import log, progress
+
+    if only_file_ids is None:
+        root = _root_folder(client, folder_id)
+        found, skipped = walk(client, pool, folder_id, sizes, root.get("driveId"))
+    else:
+        root, found, skipped = _only(client, pool, folder_id, only_file_ids, store)
+    todo = []
+    for entry in found.values():
+        stored = store.read_doc(entry.id)
+        if stored and stored.get("version") == entry.version and stored.get("removed") is None \
+                and stored.get("name") == entry.name and stored.get("folder_ids") == entry.folder_ids:
+            continue  # unchanged since the last pull: no revisions, comments or export calls
+        known = {(r["id"], r["modifiedTime"]): r for r in (stored or {}).get("revisions", [])}
+        known.update(journal.read(entry.id))
+        images = {i["src"]: (i["blob"], i["mimeType"]) for r in known.values() for i in r.get("images", [])}
+        todo.append(_DocJob(entry, stored, known, images))
+    todo.sort(key=lambda j: j.entry.id)
+    with progress("pull", quiet=quiet, every=10) as bar:
+        bar.total(len(todo))
+        failed = _sync_docs(_Puller(client, store, journal, sizes), pool, todo, lambda: bar.advance())
+    if only_file_ids is None:
+        gone = [d for d in store.doc_ids() if d not in found and (store.read_doc(d) or {}).get("removed") is None]
+        _mark_removed(client, store, pool, gone)
+
     for job in failed:
+        assert job.failed is not None
         reason = _skip_reason(job)
         skipped[job.entry.id] = Skipped(job.entry.id, job.entry.name, reason)
         log(f"docpipe: skipped doc {job.entry.id} ({job.entry.name}): {reason}")  # stderr, even with --json
+        if job.failed.status == 404 and job.stored is not None:
+            # Deleted between the listing and its revisions: its history stays, marked as gone.
+            store.write_doc({**job.stored, "removed": {"time": _now(), "reason": "deleted"}})
+            found.pop(job.entry.id, None)
     present = [fid for fid in found if store.doc_path(fid).is_file()]
     if only_file_ids is not None:
         old = store.read_folder() or {}
@@ -600,9 +611,11 @@ def pull(
         "webViewLink": root.get("webViewLink") or f"https://drive.google.com/drive/folders/{root['id']}",
         "docs": sorted(present), "skipped": [asdict(s) for s in skipped_list],
     })
+    exhausted = [j.failed for j in failed if j.failed is not None and j.failed.exhausted]
     if exhausted:
-        raise DocpipeError(exhausted[0].failed.message + (f" (and {len(exhausted) - 1} more docs)" if len(exhausted) > 1 else ""))
-    return _summary(store, root["id"], new_revisions, skipped_list, client.requests)
+        more = f" (and {len(exhausted) - 1} more docs)" if len(exhausted) > 1 else ""
+        raise DocpipeError(exhausted[0].message + more)
+    return _summary(store, root["id"], sum(j.new for j in todo), skipped_list, client.requests)
 
 
 def _only(client: DriveClient, pool: ThreadPoolExecutor, folder_id: str, file_ids: list[str], store: Store

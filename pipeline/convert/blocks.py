@@ -23,7 +23,7 @@ from pipeline.convert.tree import Element, FastTag, child_tags, classes, first_d
 _LIST_CLASS = re.compile(r"lst-kix_(\S+)-(\d+)")
 _HEADING = re.compile(r"^h([1-6])$")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
-_BLOCK_TAGS = frozenset({"p", "ul", "ol", "table", "div", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "blockquote"})
+_BLOCK_TAGS = frozenset({"p", "ul", "ol", "table", "div", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "blockquote", "pre"})
 # `Name: value` lines at the top of MCP docs; keys are one to three words.
 HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9]*(?:[ _-][A-Za-z0-9]+){0,2}):[ \t]*(.*)$")
 _KNOWN_HEADERS = frozenset({"name", "title", "status"})
@@ -169,6 +169,10 @@ class _Builder:
             self.heading(node, int(name[1]), parent)
         elif name == "table":
             self.table(node, parent)
+        elif name == "pre":  # not in Google's exports; hand-made HTML
+            self.flush_code()
+            self.add_code(clean_text(text_of(node)).strip("\n").split("\n"), parent)
+            self.flush_code()
         elif name == "hr":
             style = (node.get("style") or "").replace(" ", "")
             if "display:none" not in style:  # Google's page breaks are hidden rules

@@ -16,7 +16,9 @@ from markdownify import ATX, BACKSLASH, MarkdownConverter
 
 from pipeline.convert.inline import LineStart
 
-_INLINE_SPECIALS = re.compile(r"([\\`*_\[\]])")
+# `_` between two letters or digits is never emphasis (CommonMark, Python-Markdown): `snake_case`
+# stays readable; everywhere else it is escaped like the other inline markers.
+_INLINE_SPECIALS = re.compile(r"([\\`*\[\]]|_(?![^\W_])|(?<![^\W_])_)")  # [^\W_]: a letter or digit
 _ANY_SPECIAL = re.compile(r"[\\`*_\[\]&<~|]")
 _ENTITY_LIKE = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 _TILDES = re.compile(r"~(?=~)|(?<=~)~")

@@ -62,7 +62,7 @@ def google_html(doc: str, n: int, size: int, rng: random.Random) -> str:
         else:
             lines.append(text)
         lines.append("")
-        if len(lines) % 8 == 0 or render is None:
+        if len(lines) % 16 == 1 or render is None:  # render in steps: it costs O(size)
             body = "\n".join(lines)
             html = render(body, seed=doc) if render else "<html><body>" + "".join(f"<p>{x}</p>" for x in lines) + "</body></html>"
     return html

@@ -269,6 +269,8 @@ def drive_emulator(
     print(f"Drive emulator serving {data_dir} at {emu.url} (API endpoint {emu.api_endpoint}, root folder {emu.root_folder_id})", flush=True)
     try:
         emu.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C is how a user stops the server: a clean exit
+        print("Drive emulator stopped", file=sys.stderr)
     finally:
         emu.stop()
 
@@ -401,7 +403,10 @@ def lab_status(as_json: bool = JsonOpt) -> None:
 def main() -> None:
     """Console entry point: the single place user-facing errors become one line and an exit status."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click hands back the exit status (e.g. 130 for Ctrl-C).
+        status = app(standalone_mode=False)
+        if isinstance(status, int) and status:
+            sys.exit(status)
     except DocpipeError as exc:
         print(f"docpipe: error: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -26,15 +26,10 @@ from typing import Any, Callable, Iterator
 
 from pipeline.drive import DEFAULT_ENDPOINT, DEFAULT_MAX_QPS, DriveCallError, DriveClient, RetryPolicy
 from pipeline.drive.auth import ensure_fresh, load_credentials
+from pipeline.drive.walk import DOC_MIME, FOLDER_MIME, DocEntry, PageSizes, Skipped, doc_entry, get_file, walk
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.store import Store, valid_file_id
 
-DOC_MIME = "application/vnd.google-apps.document"
-FOLDER_MIME = "application/vnd.google-apps.folder"
-SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
-
-FILE_FIELDS = "id,name,mimeType,version,modifiedTime,trashed,trashedTime,webViewLink,driveId,shortcutDetails(targetId,targetMimeType)"
-LIST_FIELDS = f"nextPageToken,incompleteSearch,files({FILE_FIELDS})"
 REVISION_FIELDS = (
     "nextPageToken,revisions(id,modifiedTime,lastModifyingUser(displayName,emailAddress,permissionId),exportLinks)"
 )
@@ -45,22 +40,6 @@ COMMENT_FIELDS = (
     f"replies(id,createdTime,modifiedTime,{_AUTHOR},content,htmlContent,action,deleted))"
 )
 HTML_MIME = "text/html"
-
-
-@dataclass(frozen=True)
-class PageSizes:
-    """Drive's maxima: files 1000, revisions 1000, comments 100. Tests lower them to probe paging."""
-
-    files: int = 1000
-    revisions: int = 1000
-    comments: int = 100
-
-
-@dataclass(frozen=True)
-class Skipped:
-    id: str
-    name: str
-    reason: str
 
 
 @dataclass
@@ -87,120 +66,6 @@ class PullSummary:
         ]
         lines += [f"skipped {s.id} ({s.name}): {s.reason}" for s in self.skipped]
         return "\n".join(lines)
-
-
-@dataclass
-class DocEntry:
-    """A Doc as the walk found it."""
-
-    id: str
-    name: str
-    version: str
-    modifiedTime: str
-    webViewLink: str
-    folder_path: list[str]
-    folder_ids: list[str]
-
-
-# ------------------------------------------------------------------ walk
-
-
-def _list_folder(client: DriveClient, folder_id: str, sizes: PageSizes, drive_id: str | None = None) -> list[dict[str, Any]]:
-    # A folder in a shared drive is searched in that drive's corpus; My Drive folders in the user's.
-    scope = {"corpora": "drive", "driveId": drive_id} if drive_id else {}
-
-    def make(svc: Any, token: str | None) -> Any:
-        return svc.files().list(
-            q=f"'{folder_id}' in parents and trashed = false",
-            fields=LIST_FIELDS, pageSize=sizes.files, pageToken=token,
-            supportsAllDrives=True, includeItemsFromAllDrives=True, **scope,
-        )
-
-    return client.list_all(make, "files", f"listing folder {folder_id}")
-
-
-def _get_file(client: DriveClient, file_id: str, what: str) -> dict[str, Any]:
-    return client.call(
-        lambda svc: svc.files().get(fileId=file_id, fields=FILE_FIELDS, supportsAllDrives=True), what
-    )
-
-
-def _entry(f: dict[str, Any], path: list[str], ids: list[str]) -> DocEntry:
-    return DocEntry(
-        id=f["id"], name=str(f.get("name", "")), version=str(f.get("version", "")),
-        modifiedTime=str(f.get("modifiedTime", "")),
-        webViewLink=f.get("webViewLink") or f"https://docs.google.com/document/d/{f['id']}/edit",
-        folder_path=path, folder_ids=ids,
-    )
-
-
-def walk(client: DriveClient, pool: ThreadPoolExecutor, root_id: str, sizes: PageSizes,
-         drive_id: str | None = None) -> tuple[dict[str, DocEntry], dict[str, Skipped]]:
-    """Breadth-first over folders (each level listed in parallel), cycle-safe, deterministic.
-
-    A Doc reachable twice keeps the first place found (shallowest, then by name and id);
-    shortcuts to Docs are followed once, shortcuts to folders like folders.
-    """
-    docs: dict[str, DocEntry] = {}
-    skipped: dict[str, Skipped] = {}
-    visited = {root_id}
-    shortcut_docs: list[tuple[dict[str, Any], list[str], list[str]]] = []
-    level: list[tuple[str, list[str], list[str]]] = [(root_id, [], [])]
-    while level:
-        listings = list(pool.map(lambda item: _list_folder(client, item[0], sizes, drive_id), level))
-        next_level: list[tuple[str, list[str], list[str]]] = []
-        for (_, path, ids), children in zip(level, listings):
-            for f in sorted(children, key=lambda c: (str(c.get("name", "")), str(c.get("id", "")))):
-                fid, mime, name = str(f.get("id", "")), f.get("mimeType", ""), str(f.get("name", ""))
-                if not valid_file_id(fid):
-                    continue  # never let an odd id become a store path
-                if f.get("trashed"):
-                    continue
-                if mime == FOLDER_MIME:
-                    if fid not in visited:
-                        visited.add(fid)
-                        next_level.append((fid, path + [name], ids + [fid]))
-                elif mime == DOC_MIME:
-                    docs.setdefault(fid, _entry(f, path, ids))
-                elif mime == SHORTCUT_MIME:
-                    details = f.get("shortcutDetails") or {}
-                    target, tmime = str(details.get("targetId", "")), details.get("targetMimeType", "")
-                    if tmime == FOLDER_MIME and valid_file_id(target):
-                        if target not in visited:
-                            visited.add(target)
-                            next_level.append((target, path + [name], ids + [target]))
-                    elif tmime == DOC_MIME and valid_file_id(target):
-                        shortcut_docs.append((f, path, ids))
-                    else:
-                        skipped.setdefault(fid, Skipped(fid, name, f"shortcut to a non-Doc item ({tmime or 'unknown type'})"))
-                else:
-                    skipped.setdefault(fid, Skipped(fid, name, f"not a Google Doc ({mime})"))
-        level = next_level
-
-    # Shortcut targets not met directly: one files.get each, for their version and title.
-    pending, seen_targets = [], set(docs)
-    for item in shortcut_docs:
-        target = item[0]["shortcutDetails"]["targetId"]
-        if target not in seen_targets:  # each target followed once
-            seen_targets.add(target)
-            pending.append(item)
-
-    def resolve(item: tuple[dict[str, Any], list[str], list[str]]) -> tuple[Any, ...]:
-        s, path, ids = item
-        target = s["shortcutDetails"]["targetId"]
-        try:
-            return (item, _get_file(client, target, f"shortcut {s['id']} target {target}"), None)
-        except DriveCallError as exc:
-            return (item, None, exc)
-
-    for (s, path, ids), target, exc in pool.map(resolve, pending):
-        if exc is not None and exc.exhausted:
-            raise exc
-        if target is None or target.get("mimeType") != DOC_MIME or target.get("trashed") or target.get("id") != s["shortcutDetails"]["targetId"]:
-            skipped.setdefault(s["id"], Skipped(s["id"], str(s.get("name", "")), "shortcut target is not readable or not a Doc"))
-            continue
-        docs.setdefault(target["id"], _entry(target, path, ids))
-    return docs, skipped
 
 
 # ------------------------------------------------------------------ images
@@ -234,7 +99,7 @@ def image_sources(html: bytes) -> list[str]:
 class Journal:
     """Finished revision downloads of docs whose JSON is not written yet (kept outside the store).
 
-    One JSON line per revision, appended after its blobs are durable; a torn last line is ignored.
+    One JSON line per revision, appended after its blobs are durable; a torn last line is cut off.
     """
 
     def __init__(self, root: Path) -> None:
@@ -246,10 +111,16 @@ class Journal:
 
     def read(self, file_id: str) -> dict[tuple[str, str], dict[str, Any]]:
         out: dict[tuple[str, str], dict[str, Any]] = {}
+        path = self._path(file_id)
         try:
-            text = self._path(file_id).read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return out
+        if not text.endswith("\n"):
+            # A kill mid-append left half a line: cut it off, or the next append would join it.
+            text = text[: text.rfind("\n") + 1]
+            with open(path, "r+", encoding="utf-8") as fh:
+                fh.truncate(len(text.encode("utf-8")))
         for line in text.splitlines():
             try:
                 rec = json.loads(line)
@@ -491,7 +362,7 @@ def _now() -> str:
 def _mark_removed(client: DriveClient, store: Store, pool: ThreadPoolExecutor, gone: list[str]) -> None:
     def check(fid: str) -> tuple[str, dict[str, Any] | None, DriveCallError | None]:
         try:
-            return fid, _get_file(client, fid, f"doc {fid}"), None
+            return fid, get_file(client, fid, f"doc {fid}"), None
         except DriveCallError as exc:
             return fid, None, exc
 
@@ -519,7 +390,7 @@ def _root_folder(client: DriveClient, folder_id: str) -> dict[str, Any]:
     if not valid_file_id(folder_id):
         raise BadInput(f"{folder_id!r} is not a Drive folder id")
     try:
-        info = _get_file(client, folder_id, f"folder {folder_id}")
+        info = get_file(client, folder_id, f"folder {folder_id}")
     except DriveCallError as exc:
         if exc.status in (403, 404):
             raise BadInput(f"folder {folder_id} not found, or not shared with these credentials") from None
@@ -632,13 +503,13 @@ def _only(client: DriveClient, pool: ThreadPoolExecutor, folder_id: str, file_id
         if info.get("mimeType") != DOC_MIME:
             raise BadInput(f"{info['id']} is not a Google Doc ({info.get('mimeType', 'unknown type')})")
         stored = store.read_doc(info["id"]) or {}
-        found[info["id"]] = _entry(info, list(stored.get("folder_path", [])), list(stored.get("folder_ids", [])))
+        found[info["id"]] = doc_entry(info, list(stored.get("folder_path", [])), list(stored.get("folder_ids", [])))
     return root, found, {}
 
 
 def _get_or_bad(client: DriveClient, fid: str) -> dict[str, Any]:
     try:
-        return _get_file(client, fid, f"doc {fid}")
+        return get_file(client, fid, f"doc {fid}")
     except DriveCallError as exc:
         if exc.status in (403, 404):
             raise BadInput(f"doc {fid} not found, or not shared with these credentials") from None

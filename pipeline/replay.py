@@ -126,6 +126,16 @@ def _convert_one(job: Job, html_path: str, cache_path: str) -> str:
     return md
 
 
+def name_header(md: str) -> str | None:
+    """The `name` front-matter key; YAML is parsed only when the block has such a line."""
+    end = md.find("\n---", 3) if md.startswith("---") else -1
+    if end < 0 or not re.search(r"^name\s*:", md[:end], re.M):
+        return None
+    from pipeline.convert import front_matter
+
+    return front_matter(md).get("name") or None
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -358,7 +368,7 @@ class Replayer:
         self.names: dict[Job, str | None] = {}
         self.image_oids: dict[str, pygit2.Oid] = {}
         self.manifest = self._load_manifest()
-        self._manifest_text = ""
+        self._manifest_dirty = True  # serializing it is costly: only when an entry changed
         for file_id, doc in store.docs.items():
             self.docs[file_id] = DocState(file_id, initial_title(doc), paths.folder_slugs(list(doc.get("folder_path") or [])),
                                           has_comments=bool(doc.get("comments")))
@@ -372,9 +382,7 @@ class Replayer:
             state.rev = next((r for r in store.docs[file_id].get("revisions") or [] if r.get("id") == rev_id), None)
             blob = self.tree.get(entry["path"])
             if isinstance(blob, tuple):
-                from pipeline.convert import front_matter
-
-                state.name_header = front_matter(self.repo[blob[0]].data.decode("utf-8", "replace")).get("name") or None
+                state.name_header = name_header(self.repo[blob[0]].data.decode("utf-8", "replace"))
             self.table.adopt(file_id, state.stem, (*state.folders, self._slug(state)))
 
     # -- planning
@@ -433,6 +441,7 @@ class Replayer:
             self.table.release(state.file_id)
             state.stem, state.removed = None, True
             self.manifest["docs"].pop(state.file_id, None)
+            self._manifest_dirty = True
             reason = re.sub(r"[^a-z]", "", event.reason.lower()) or "removed"
             return f"Remove {old_stem}.md ({reason})" if old_stem else f"Remove doc {state.file_id} ({reason})"
         state.removed = False
@@ -492,8 +501,9 @@ class Replayer:
             text = render_comments(state.title, comments, self.applied, state.file_id)
             self.tree.set(f"{state.stem}.comments.md", self.repo.create_blob(text.encode("utf-8")))
             entry["comments"] = f"{state.stem}.comments.md"
-        if state.job is not None:
+        if state.job is not None and self.manifest["docs"].get(state.file_id) != entry:
             self.manifest["docs"][state.file_id] = entry
+            self._manifest_dirty = True
 
     def _load_manifest(self) -> dict[str, Any]:
         blob = self.tree.get(MANIFEST)
@@ -511,10 +521,10 @@ class Replayer:
         return manifest
 
     def write_manifest(self) -> None:
-        text = json.dumps(self.manifest, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
-        if text != self._manifest_text:
+        if self._manifest_dirty:
+            text = json.dumps(self.manifest, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
             self.tree.set(MANIFEST, self.repo.create_blob(text.encode("utf-8")))
-            self._manifest_text = text
+            self._manifest_dirty = False
 
     def commit(self, event: Event, subject: str, parent: pygit2.Oid | None) -> pygit2.Oid:
         self.write_manifest()
@@ -562,9 +572,7 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
     bar.total(len(jobs) + len(events))
     converted = convert_all(jobs, store, workdir / "cache", workers, on_done=bar.advance)
     replayer.markdown = converted.markdown
-    from pipeline.convert import front_matter
-
-    replayer.names = {job: front_matter(md).get("name") or None for job, md in converted.markdown.items()}
+    replayer.names = {job: name_header(md) for job, md in converted.markdown.items()}
     head = tip
     for event in events:
         subject = replayer.apply(event)

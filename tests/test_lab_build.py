@@ -113,6 +113,11 @@ def test_unchanged_spec_builds_nothing(sample_build: SampleBuild) -> None:
     assert results[0].digest == sample_build.first.digest
     assert {i.id for i in client.images.list(all=True)} == before
     print(f"sample workshop: first build {sample_build.build_seconds:.1f}s, no-op {noop:.2f}s")
+    out = run_cli("provision", "--workdir", str(sample_build.workdir), "--registry", sample_build.settings.registry,
+                  "--json", env={"DOCPIPE_LAB_PREFIX": sample_build.settings.prefix})
+    assert out.returncode == 0, out.stderr
+    (cli_result,) = json.loads(out.stdout)["workshops"]
+    assert cli_result["built"] is False and cli_result["digest"] == sample_build.first.digest
 
 
 @docker

@@ -117,3 +117,15 @@ def test_lab_up_rejects_bad_seat_counts_and_unknown_workshops(tmp_path: Path) ->
                                     timeout=120, env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"})
     bad = run("lab", "up", "ws-go-promisegrid", "--seats", "0", "--workdir", str(tmp_path))
     assert bad.returncode == 2 and "--seats must be between 1 and 30" in bad.stderr
+
+
+@pytest.mark.parametrize("ref,doc_id", [
+    ("https://docs.google.com/document/d/1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789/edit", "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
+    ("1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
+    ("ws-go-promisegrid", None),
+    ("mcp-376-cswg-workshop-virtual-desktops", None),
+])
+def test_workshop_argument_may_be_a_docs_link(ref: str, doc_id: str | None) -> None:
+    from pipeline.lab.instructor import doc_id_of
+
+    assert doc_id_of(ref) == doc_id

@@ -214,7 +214,8 @@ def test_kill_9_mid_pull_then_resume_matches_an_uninterrupted_run(token_env, tmp
     with running(ds, latency=0.01) as emu:
         args = ["pull", "--folder", ds.root_id, "--drive-endpoint", emu.url, "--jobs", "4", "--max-qps", "400", "--json"]
         proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args, "--workdir", str(tmp_path / "killed")],
-                                env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                cwd=tmp_path)
         try:
             deadline = time.monotonic() + 60
             while _blob_count(tmp_path / "killed") < 30 and time.monotonic() < deadline and proc.poll() is None:
@@ -363,3 +364,32 @@ def test_a_shared_drive_folder_is_listed_in_its_drive(token_env, tmp_path: Path)
     assert listing and all(q["corpora"] == "drive" and q["driveId"] == "0ASharedDriveId"
                            and q["supportsAllDrives"] == q["includeItemsFromAllDrives"] == "true" for q in listing)
     assert read_folder(tmp_path)["docs"] == [doc] and read_folder(tmp_path)["name"] == "Team"
+
+
+def test_a_new_comment_alone_costs_no_export(token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds = new_dataset()
+    doc = add_doc(ds, "discussed", 3, comments=1)
+    with running(ds) as emu:
+        _pull(emu, tmp_path)
+        ds.add_comment(doc, "cy", "typo in step 2", "2024-11-01T00:00:00Z")
+        emu.reset_counters()
+        summary = _pull(emu, tmp_path)
+        assert exports_of(emu) == []
+    assert summary.new_revisions == 0 and summary.comments == 2
+    assert read_doc(tmp_path, doc)["comments"][-1]["content"] == "typo in step 2"
+
+
+def test_text_summary_and_missing_folder(tmp_path: Path) -> None:
+    ds = new_dataset()
+    add_doc(ds, "one", 2)
+    ds.add_file("notes.txt", "text/plain", b"hi")
+    with running(ds) as emu:
+        r = cli(["pull", "--folder", ds.root_id, "--drive-endpoint", emu.url, "--workdir", str(tmp_path)],
+                env={"DOCPIPE_ACCESS_TOKEN": TOKEN})
+    assert r.returncode == 0, r.stderr
+    first, skipped = r.stdout.splitlines()
+    assert first.startswith(f"pulled folder {ds.root_id}: 1 docs, 2 revisions (2 new)")
+    assert skipped.endswith("(notes.txt): not a Google Doc (text/plain)")
+    r = cli(["pull", "--workdir", str(tmp_path)], cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr == "docpipe: error: no Drive folder: pass --folder, set DOCPIPE_FOLDER, or set [drive] folder in docpipe.toml\n"

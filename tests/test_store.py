@@ -84,3 +84,18 @@ def test_bad_digest_and_corrupt_json_are_one_line_errors(tmp_path: Path) -> None
 
 def test_canonical_json_ends_with_newline() -> None:
     assert canonical_json({"b": 1, "a": None}) == b'{\n "a": null,\n "b": 1\n}\n'
+
+
+def test_pull_journal_survives_a_torn_last_line(tmp_path: Path) -> None:
+    from pipeline.pull import Journal
+
+    journal = Journal(tmp_path / "cache")
+    rec = {"id": "1", "modifiedTime": "2024-01-01T00:00:00.000Z", "html": "a" * 64, "images": []}
+    journal.append("1doc", rec)
+    with open(tmp_path / "cache" / "1doc.jsonl", "a") as fh:
+        fh.write('{"id": "2", "modifiedT')  # killed mid-append
+    assert list(journal.read("1doc")) == [("1", "2024-01-01T00:00:00.000Z")]
+    journal.append("1doc", {**rec, "id": "3"})
+    assert sorted(journal.read("1doc")) == [("1", "2024-01-01T00:00:00.000Z"), ("3", "2024-01-01T00:00:00.000Z")]
+    journal.drop("1doc")
+    assert journal.read("1doc") == {}

@@ -1,8 +1,8 @@
 """The subset of Drive's files.list `q` language the emulator understands.
 
 Terms: `'<id>' in parents`, `trashed = true|false`, `mimeType = | != '<type>'`,
-`name = | != | contains '<text>'`, `modifiedTime > | >= | < | <= | = '<RFC3339>'`,
-`'<id>' in owners` is rejected (unsupported); combined with `and`, `or`, `not` and parentheses.
+`name = | != | contains '<text>'` (word-prefix match, as Drive does), `modifiedTime > | >= | < | <= | = '<RFC3339>'`,
+combined with `and`, `or`, `not` and parentheses.
 Anything else is a 400 "Invalid Value" on `q`, like Google answers a malformed query.
 """
 
@@ -100,6 +100,12 @@ def parse(q: str) -> Predicate:
                 return lambda f: value in f.parents
             raise QueryError(f"unsupported collection {coll}")
         name = take("word")
+        if name == "name" and peek("word", "contains"):
+            take("word")
+            # Drive matches `name contains` as a prefix of the name's words, not any substring
+            # ('Hello' finds "HelloWorld", 'World' does not).
+            word = re.compile(r"(?<![0-9a-z])" + re.escape(take("str").lower()))
+            return lambda f: word.search(f.name.lower()) is not None
         op = take("op")
         if name == "trashed":
             lit = take("word").lower()
@@ -108,23 +114,8 @@ def parse(q: str) -> Predicate:
             want = lit == "true"
             return (lambda f: f.trashed == want) if op == "=" else (lambda f: f.trashed != want)
         if name in ("mimeType", "name", "modifiedTime", "createdTime"):
-            if peek("word", "contains"):
-                raise QueryError("bad term")
-            value = take("str")
-            return _compare(name, op, value)
+            return _compare(name, op, take("str"))
         raise QueryError(f"unsupported field {name}")
-
-    # `contains` is a word, not an op: handle `name contains 'x'` before the general path.
-    def term_with_contains() -> Predicate:
-        nonlocal pos
-        if pos + 2 < len(toks) and toks[pos] == ("word", "name") and toks[pos + 1][0] == "word" and toks[pos + 1][1].lower() == "contains":
-            pos += 2
-            value = take("str").lower()
-            return lambda f: value in f.name.lower()
-        return _term_plain()
-
-    _term_plain = term
-    term = term_with_contains  # noqa: F811 - rebinding so unary() sees the extended term
 
     result = expr()
     if pos != len(toks):

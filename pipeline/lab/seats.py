@@ -128,7 +128,10 @@ def up(client: Any, workshop: str, image: str, seats: int, *, bind: str = "127.0
                 ports={f"{p}/tcp": (bind, None) for p in [desktop_port, *extra_ports]},
                 mem_limit=memory, memswap_limit=memory, nano_cpus=int(cpus * 1e9), shm_size=SHM_SIZE,
                 pids_limit=2048,
+                # docpipe's own base runs as a plain user and needs no capabilities; webtops run
+                # an s6 init as root that drops to their user itself.
                 security_opt=["no-new-privileges"] if profile.user else None,
+                cap_drop=["ALL"] if profile.user else None,
             )
             started.append(container)
         result = []

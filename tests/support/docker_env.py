@@ -7,6 +7,8 @@ is reached through a TLS proxy); the product's templates never add them.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import os
 import shutil
@@ -24,6 +26,21 @@ BASE_TAG = "debian:bookworm-slim"
 TEST_BASE_LABEL = "io.docpipe.test-base"
 REGISTRY_ADDR = ("127.0.0.1", 5000)
 MIRROR = "http://deb.debian.org/debian"
+
+
+@contextlib.contextmanager
+def _machine_lock(name: str) -> Iterator[None]:
+    """Serialises setup across pytest-xdist workers (and concurrent runs) on this machine."""
+    with open(Path(tempfile.gettempdir()) / f"docpipe-test-{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# Under xdist another worker may still use a service this worker started: leave it running.
+_SHARED_RUN = bool(os.environ.get("PYTEST_XDIST_WORKER"))
 
 
 def _engine_answers() -> bool:
@@ -70,19 +87,20 @@ def docker_engine() -> Iterator[object]:
 
     proc = None
     logdir = Path(tempfile.mkdtemp(prefix="docpipe-dockerd-"))
-    if not _engine_answers():
-        if not shutil.which("dockerd"):
-            pytest.skip("no Docker Engine and no dockerd installed")
-        log = logdir / "dockerd.log"
-        proc = subprocess.Popen(["dockerd", "--host", "unix:///var/run/docker.sock"],
-                                stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        _wait(_engine_answers, "dockerd", 60, proc, log)
+    with _machine_lock("dockerd"):
+        if not _engine_answers():
+            if not shutil.which("dockerd"):
+                pytest.skip("no Docker Engine and no dockerd installed")
+            log = logdir / "dockerd.log"
+            proc = subprocess.Popen(["dockerd", "--host", "unix:///var/run/docker.sock"],
+                                    stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+            _wait(_engine_answers, "dockerd", 60, proc, log)
     client = docker.from_env(timeout=300)
     try:
         yield client
     finally:
         client.close()
-        if proc is not None:
+        if proc is not None and not _SHARED_RUN:
             _stop(proc)
         shutil.rmtree(logdir, ignore_errors=True)
 
@@ -97,25 +115,27 @@ def registry(docker_engine: object) -> Iterator[Registry]:
     """Debian's docker-registry on 127.0.0.1:5000 (reused when something already listens)."""
     proc = None
     tmp = Path(tempfile.mkdtemp(prefix="docpipe-registry-"))
-    if not _listening(REGISTRY_ADDR):
-        if not shutil.which("docker-registry"):
-            pytest.skip("docker-registry is not installed")
-        config = tmp / "config.yml"
-        config.write_text(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-            f"    rootdirectory: {tmp / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {REGISTRY_ADDR[0]}:{REGISTRY_ADDR[1]}\n"
-        )
-        log = tmp / "registry.log"
-        proc = subprocess.Popen(["docker-registry", "serve", str(config)],
-                                stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        _wait(lambda: _listening(REGISTRY_ADDR), "docker-registry", 30, proc, log)
+    with _machine_lock("registry"):
+        if not _listening(REGISTRY_ADDR):
+            if not shutil.which("docker-registry"):
+                pytest.skip("docker-registry is not installed")
+            config = tmp / "config.yml"
+            config.write_text(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                f"    rootdirectory: {tmp / 'data'}\n  delete:\n    enabled: true\n"
+                f"http:\n  addr: {REGISTRY_ADDR[0]}:{REGISTRY_ADDR[1]}\n"
+            )
+            log = tmp / "registry.log"
+            proc = subprocess.Popen(["docker-registry", "serve", str(config)],
+                                    stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+            _wait(lambda: _listening(REGISTRY_ADDR), "docker-registry", 30, proc, log)
     try:
         yield Registry(host=f"{REGISTRY_ADDR[0]}:{REGISTRY_ADDR[1]}")
     finally:
-        if proc is not None:
+        if proc is not None and not _SHARED_RUN:
             _stop(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not _SHARED_RUN:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def make_test_base(client) -> None:  # type: ignore[no-untyped-def]
@@ -151,18 +171,14 @@ def test_base(docker_engine) -> str:  # type: ignore[no-untyped-def]
     """BASE_TAG, made locally once and cached by its tag."""
     from docker.errors import ImageNotFound
 
-    try:
-        docker_engine.images.get(BASE_TAG)
-    except ImageNotFound:
-        if not shutil.which("debootstrap"):
-            pytest.skip("debootstrap is not installed")
-        make_test_base(docker_engine)
+    with _machine_lock("base-image"):
+        try:
+            docker_engine.images.get(BASE_TAG)
+        except ImageNotFound:
+            if not shutil.which("debootstrap"):
+                pytest.skip("debootstrap is not installed")
+            make_test_base(docker_engine)
     return BASE_TAG
-
-
-def remove_containers(client, label: str) -> None:  # type: ignore[no-untyped-def]
-    for c in client.containers.list(all=True, filters={"label": label}):
-        c.remove(force=True)
 
 
 
@@ -378,7 +394,9 @@ def sample_build(docker_engine, registry, test_base, tmp_path_factory) -> Iterat
     try:
         yield SampleBuild(workdir, commit, settings, results[0], seconds, docker_engine)
     finally:
-        remove_containers(docker_engine, "io.docpipe.seat=ws-go-promisegrid")
+        for c in docker_engine.containers.list(all=True, filters={"label": "io.docpipe.seat=ws-go-promisegrid"}):
+            if prefix in (c.attrs.get("Config", {}).get("Image") or ""):
+                c.remove(force=True)
         for image in docker_engine.images.list():
             for tag in image.tags:
                 if prefix in tag:

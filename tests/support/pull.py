@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import urllib.parse
 from dataclasses import dataclass
@@ -102,8 +103,9 @@ def cli(args: list[str], *, env: Optional[dict[str, str]] = None, cwd: Optional[
         timeout: float = 120) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
-                          env=full_env, cwd=cwd, timeout=timeout)
+    with tempfile.TemporaryDirectory() as empty:  # no stray ./docpipe.toml may leak into a test
+        return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                              env=full_env, cwd=cwd or empty, timeout=timeout)
 
 
 # ------------------------------------------------------------------ interposing proxy

@@ -11,6 +11,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 MAX_SLUG = 80  # characters; keeps every component far below the 255-byte file name limit
 # Names Windows refuses as file names (even with an extension): a clone there must still work.
@@ -23,6 +24,7 @@ IMAGE_EXTENSIONS = {
 }
 
 
+@lru_cache(maxsize=4096)
 def slugify(text: str | None, fallback: str = "untitled") -> str:
     """A lower-case slug of `text`: letters/digits of any script, dashes between runs.
 

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -198,13 +199,90 @@ def convert_all(jobs: Iterable[Job], store: StoreData, cache_dir: Path, workers:
     return result
 
 
+# ---------------------------------------------------------------- writing objects in bulk
+
+class ObjectBuffer:
+    """Keeps new git objects in libgit2's in-memory ODB backend (mempack) and writes them as
+    packs with pygit2's PackBuilder, instead of one loose file per object.
+
+    A replay makes ~5 objects per commit; as loose files that is ~5 file creations per commit,
+    which was most of its time. pygit2 does not wrap `git_mempack_new`, so it is reached through
+    ctypes on the libgit2 pygit2 itself links; without it, objects are written loose as usual.
+    A batch is packed once it reaches BATCH_OBJECTS or BATCH_BYTES, so memory stays bounded.
+    """
+
+    BATCH_OBJECTS, BATCH_BYTES = 200_000, 256 << 20
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self.repo = repo
+        self.oids: list[pygit2.Oid] = []
+        self.bytes = 0
+        self._lib: Any = None
+        self._odb: Any = None
+        self._backend: Any = None
+        try:
+            import ctypes
+
+            lib = ctypes.CDLL(pygit2._pygit2.__file__)  # its dependencies' symbols (libgit2) resolve too
+            for name in ("git_repository_odb", "git_mempack_new", "git_odb_add_backend", "git_mempack_reset", "git_odb_free"):
+                getattr(lib, name).restype = ctypes.c_int
+            odb, backend = ctypes.c_void_p(), ctypes.c_void_p()
+            if lib.git_repository_odb(ctypes.byref(odb), ctypes.c_void_p.from_buffer_copy(repo._pointer)) != 0:
+                return
+            # The highest-priority backend gets every write.
+            if lib.git_mempack_new(ctypes.byref(backend)) != 0 or \
+                    lib.git_odb_add_backend(odb, backend, ctypes.c_int(1000)) != 0:
+                lib.git_odb_free(odb)
+                return
+            self._lib, self._odb, self._backend = lib, odb, backend
+        except (OSError, AttributeError, TypeError, ValueError):
+            self._lib = None
+
+    @property
+    def in_memory(self) -> bool:
+        return self._lib is not None
+
+    def added(self, oid: pygit2.Oid, size: int = 0) -> pygit2.Oid:
+        if self._lib is not None:
+            self.oids.append(oid)
+            self.bytes += size
+            if len(self.oids) >= self.BATCH_OBJECTS or self.bytes >= self.BATCH_BYTES:
+                self.flush()
+        return oid
+
+    def flush(self) -> None:
+        """Write the buffered objects as one pack (with its index) and empty the buffer."""
+        if self._lib is None or not self.oids:
+            return
+        oids = self.oids
+        self.repo.pack(pack_delegate=lambda builder: [builder.add(o) for o in oids], n_threads=os.cpu_count() or 1)
+        self._lib.git_mempack_reset(self._backend)
+        self.oids, self.bytes = [], 0
+
+    def close(self, *, keep: bool = True) -> None:
+        """Write what is buffered (or drop it, after a failure) and release the ODB reference.
+
+        libgit2 cannot remove a backend, so the (now empty) mempack stays the write target of
+        this Repository object: replay drops the object afterwards and never writes through it."""
+        if self._lib is None:
+            return
+        try:
+            if keep:
+                self.flush()
+        finally:
+            self._lib.git_mempack_reset(self._backend)
+            self._lib.git_odb_free(self._odb)
+            self._lib = None
+
+
 # ---------------------------------------------------------------- the in-memory tree
 
 class Tree:
     """A directory of the archive, loaded lazily from git; only changed directories are rewritten."""
 
-    def __init__(self, repo: pygit2.Repository, oid: pygit2.Oid | None = None) -> None:
-        self.repo, self.oid = repo, oid
+    def __init__(self, repo: pygit2.Repository, oid: pygit2.Oid | None = None,
+                 sink: ObjectBuffer | None = None) -> None:
+        self.repo, self.oid, self.sink = repo, oid, sink
         self._entries: dict[str, tuple[pygit2.Oid, int] | Tree] | None = None if oid else {}
 
     @property
@@ -213,7 +291,7 @@ class Tree:
             self._entries = {}
             for entry in self.repo[self.oid]:
                 if entry.filemode == TREE:
-                    self._entries[entry.name] = Tree(self.repo, entry.id)
+                    self._entries[entry.name] = Tree(self.repo, entry.id, self.sink)
                 else:
                     self._entries[entry.name] = (entry.id, entry.filemode)
         return self._entries
@@ -225,7 +303,7 @@ class Tree:
             if not isinstance(child, Tree):
                 if not create:
                     return None
-                child = node.entries[part] = Tree(self.repo)
+                child = node.entries[part] = Tree(self.repo, None, self.sink)
             node = child
         return node
 
@@ -281,6 +359,8 @@ class Tree:
         if not len(builder):
             return None
         self.oid = builder.write()
+        if self.sink is not None:
+            self.sink.added(self.oid)
         return self.oid
 
 
@@ -309,10 +389,13 @@ class ReplayResult:
     docs: int
     converted: int
     cached: int
+    # Seconds per phase (read: store, history and plan; convert; write: objects, commits, pack).
+    timings: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"archive": str(self.archive), "head": self.head, "commits": self.commits,
-                "events": self.events, "docs": self.docs, "converted": self.converted, "cached": self.cached}
+                "events": self.events, "docs": self.docs, "converted": self.converted, "cached": self.cached,
+                "seconds": {k: round(v, 3) for k, v in sorted(self.timings.items())}}
 
     def text(self) -> str:
         head = self.head[:12] if self.head else "none"
@@ -361,7 +444,8 @@ class Replayer:
         # Docs with at least one comment event in the archive: they have a comments file.
         self.commented = {key[1] for key in applied if key[0] in COMMENT_KINDS}
         self.tip = tip
-        self.tree = Tree(repo, repo[tip].tree_id if tip else None)
+        self.buffer = ObjectBuffer(repo)
+        self.tree = Tree(repo, repo[tip].tree_id if tip else None, self.buffer)
         self.table = paths.PathTable()
         self.docs: dict[str, DocState] = {}
         self.markdown: dict[Job, str] = {}
@@ -484,7 +568,7 @@ class Replayer:
             if state.md_cache and state.md_cache[0] == md:
                 oid = state.md_cache[1]
             else:
-                oid = self.repo.create_blob(md.encode("utf-8"))
+                oid = self.blob(md.encode("utf-8"))
                 state.md_cache = (md, oid)
             self.tree.set(f"{state.stem}.md", oid)
             self.tree.remove(f"{state.stem}.assets")
@@ -494,12 +578,12 @@ class Replayer:
                     continue
                 if blob not in self.image_oids:
                     data = self.store.read_blob(blob, f"doc {state.file_id} image")
-                    self.image_oids[blob] = self.repo.create_blob(data)
+                    self.image_oids[blob] = self.blob(data)
                 self.tree.set(f"{state.stem}.assets/{paths.image_name(blob, image.get('mimeType'))}", self.image_oids[blob])
         comments = self.store.docs[state.file_id].get("comments") or []
         if state.file_id in self.commented:
             text = render_comments(state.title, comments, self.applied, state.file_id)
-            self.tree.set(f"{state.stem}.comments.md", self.repo.create_blob(text.encode("utf-8")))
+            self.tree.set(f"{state.stem}.comments.md", self.blob(text.encode("utf-8")))
             entry["comments"] = f"{state.stem}.comments.md"
         if state.job is not None and self.manifest["docs"].get(state.file_id) != entry:
             self.manifest["docs"][state.file_id] = entry
@@ -523,7 +607,7 @@ class Replayer:
     def write_manifest(self) -> None:
         if self._manifest_dirty:
             text = json.dumps(self.manifest, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
-            self.tree.set(MANIFEST, self.repo.create_blob(text.encode("utf-8")))
+            self.tree.set(MANIFEST, self.blob(text.encode("utf-8")))
             self._manifest_dirty = False
 
     def commit(self, event: Event, subject: str, parent: pygit2.Oid | None) -> pygit2.Oid:
@@ -544,7 +628,10 @@ class Replayer:
         committer = pygit2.Signature(*COMMITTER, when, 0)
         trailers = "\n".join(f"{k}: {v}" for k, v in trailers_of(event))
         message = f"{subject}\n\n{trailers}\n"
-        return self.repo.create_commit(None, author, committer, message, tree, [parent] if parent else [])
+        return self.buffer.added(self.repo.create_commit(None, author, committer, message, tree, [parent] if parent else []))
+
+    def blob(self, data: bytes) -> pygit2.Oid:
+        return self.buffer.added(self.repo.create_blob(data), len(data))
 
 
 def replay(workdir: Path, *, authors: Path | None = None, workers: int | None = None,
@@ -557,6 +644,7 @@ def replay(workdir: Path, *, authors: Path | None = None, workers: int | None = 
 
 
 def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> ReplayResult:
+    started = time.perf_counter()
     store = read_store(workdir / "store")
     archive = workdir / "archive"
     repo = open_archive(archive)
@@ -570,14 +658,26 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
     replayer = Replayer(repo, store, authors, tip, applied, latest)
     jobs = set(replayer.plan(events))
     bar.total(len(jobs) + len(events))
+    planned = time.perf_counter()
     converted = convert_all(jobs, store, workdir / "cache", workers, on_done=bar.advance)
+    writing = time.perf_counter()
     replayer.markdown = converted.markdown
     replayer.names = {job: name_header(md) for job, md in converted.markdown.items()}
     head = tip
-    for event in events:
-        subject = replayer.apply(event)
-        head = replayer.commit(event, subject, head)
-        bar.advance(1)
+    # Trees and commits only name objects this replay just made or read: skip libgit2's
+    # per-entry existence check (a lookup per tree entry).
+    pygit2.settings.enable_strict_object_creation(False)
+    try:
+        for event in events:
+            subject = replayer.apply(event)
+            head = replayer.commit(event, subject, head)
+            bar.advance(1)
+        replayer.buffer.close()  # objects reach disk before main may point at them
+    except BaseException:
+        replayer.buffer.close(keep=False)
+        raise
+    finally:
+        pygit2.settings.enable_strict_object_creation(True)
     # Compare-and-swap: a replay running at the same time must not be overwritten.
     current = repo.references.get(BRANCH)
     if (current.target if current is not None else None) != tip:
@@ -585,4 +685,5 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
     repo.references.create(BRANCH, head, force=True)
     result.head, result.commits, result.events = str(head), len(events), len(events)
     result.converted, result.cached = converted.converted, converted.cached
+    result.timings = {"read": planned - started, "convert": writing - planned, "write": time.perf_counter() - writing}
     return result

@@ -305,8 +305,11 @@ def _provision(f: FolderSettings, rendered: dict[str, Any], result: FolderResult
     settings = _lab_settings(f, dry_run)
     fired = 0
     for ws in rendered.get("workshops", []):
+        name = ws.get("workshop_name") or ws.get("name") or ws.get("id")
+        doc = {k: ws.get(k) for k in ("id", "name", "title", "status", "path", "page")}
+        doc["workshop"] = name
+        doc["lab"] = ws.get("lab")
         key = json.dumps([ws.get("lab"), ws.get("lab_error"), settings], sort_keys=True)
-        name = ws.get("name") or ws.get("slug") or ws.get("id")
         if done.get(name) == key:
             result.workshops.append({"name": name, "ok": True, "status": "unchanged"})
             continue
@@ -315,7 +318,7 @@ def _provision(f: FolderSettings, rendered: dict[str, Any], result: FolderResult
             if ws.get("lab_error"):
                 raise DocpipeError(ws["lab_error"])
             before = len(result.hooks)
-            fire("workshop", {"doc": ws, "settings": settings})
+            fire("workshop", {"doc": doc, "settings": settings})
             entry["outputs"] = [h["output"] for h in result.hooks[before:]]
             fired += 1
             if not settings["dry_run"]:

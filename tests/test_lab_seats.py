@@ -129,3 +129,25 @@ def test_workshop_argument_may_be_a_docs_link(ref: str, doc_id: str | None) -> N
     from pipeline.lab.instructor import doc_id_of
 
     assert doc_id_of(ref) == doc_id
+
+
+def test_a_docs_link_pulls_just_that_doc_and_finds_its_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The instructor flow's first half (no engine needed): link -> pull -> replay -> validated spec."""
+    from pipeline.emulator import Emulator, load_dataset
+    from pipeline.lab.instructor import resolve_workshop
+    from pipeline.lab.settings import from_values
+    from pipeline.resources import shipped
+
+    with Emulator(load_dataset(shipped("sample-data")), token="lab-test-token") as emu:
+        monkeypatch.setenv("DOCPIPE_ACCESS_TOKEN", "lab-test-token")
+        monkeypatch.setenv("DOCPIPE_DRIVE_ENDPOINT", emu.url)
+        monkeypatch.setenv("DOCPIPE_DRIVE_FOLDER", "1CSWGdocsRootF0lderXy7Qa2mPn5Lk8Jh")
+        monkeypatch.chdir(tmp_path)
+        link = "https://docs.google.com/document/d/1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg/edit"
+        commit, ws = resolve_workshop(tmp_path / "wd", link, from_values({}))
+    assert ws is not None and ws.error is None and ws.spec is not None
+    assert ws.name == "ws-go-promisegrid" and ws.doc_id == "1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg" and len(commit) == 40
+    assert ws.spec.base == "debian-novnc" and "golang-go" in ws.spec.packages
+    assert "hello/main.go" in dict(ws.spec.files)
+    # Only that doc was pulled.
+    assert [p.name for p in (tmp_path / "wd" / "store" / "docs").iterdir()] == ["1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg.json"]

@@ -52,6 +52,12 @@ def test_empty_section_gives_the_defaults() -> None:
     assert parse_lab_spec(lab(""), doc="d") == LabSpec()
 
 
+def test_prose_in_the_section_is_not_a_key() -> None:
+    body = "Note: bring a laptop.\nhttps://example.org/setup\nYour desktop: ready at 9.\n\npackages: vim"
+    spec = parse_lab_spec(lab(body), doc="d")
+    assert spec is not None and spec.packages == ("vim",)
+
+
 @pytest.mark.parametrize("body", [
     "base: debian-xfce\npackages: vim, git\nmemory: 1g",
     "- base: debian-xfce\n- packages: vim git\n- memory: 1024m",

@@ -332,3 +332,22 @@ def test_end_to_end_through_the_drive_emulator_and_pull(tmp_path, monkeypatch):
     assert sorted(e["path"] for e in manifest.values()) == ["mcp-101-design-2.md", "mcp-101-design.md"]
     assert manifest[first]["comments"] == "mcp-101-design.comments.md"
     assert replay(tmp_path, quiet=True).head == result.head
+
+
+def test_loose_object_fallback_writes_the_same_history(tmp_path, monkeypatch):
+    """Without libgit2's in-memory backend (ctypes unavailable) objects go loose: same main."""
+    import ctypes
+
+    hard_store(tmp_path / "a" / "store", revisions=30, threads=10)
+    shutil.copytree(tmp_path / "a" / "store", tmp_path / "b" / "store")
+    packed = replay(tmp_path / "a", quiet=True)
+
+    def no_library(*args, **kwargs):
+        raise OSError("no libgit2 here")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    loose = replay(tmp_path / "b", quiet=True)
+    assert loose.head == packed.head
+    assert list((tmp_path / "b" / "archive" / "objects" / "pack").iterdir()) == []
+    assert any((tmp_path / "a" / "archive" / "objects" / "pack").iterdir())
+    subprocess.run(["git", "--git-dir", str(tmp_path / "b" / "archive"), "fsck", "--strict"], check=True, capture_output=True)

@@ -37,23 +37,31 @@ def _pull_doc(workdir: Path, file_id: str) -> None:
     replay(workdir, quiet=True)
 
 
-def resolve_image(workdir: Path, ref: str, settings: LabSettings, *,
-                  on_line: Callable[[str], None] | None = None, client: Any = None) -> tuple[str, str]:
-    """(workshop slug, image ref) for WORKSHOP; builds the image when the archive has a newer spec."""
+def resolve_workshop(workdir: Path, ref: str, settings: LabSettings) -> tuple[str, provision.Workshop | None]:
+    """(archive commit, the workshop WORKSHOP names); a Docs link or file id is pulled first."""
     file_id = doc_id_of(ref)
     if file_id:
         _pull_doc(workdir, file_id)
-    workshops: list[provision.Workshop] = []
-    commit = ""
-    if (Path(workdir) / "archive").exists():
-        commit, workshops = provision.archive_workshops(workdir, settings)
+    if not (Path(workdir) / "archive").exists():
+        return "", None
+    commit, workshops = provision.archive_workshops(workdir, settings)
     slug = workshop_slug(ref)
     for ws in workshops:
         if (file_id and ws.doc_id == file_id) or (not file_id and slug in (ws.name, workshop_slug(Path(ws.path).stem))):
-            result = provision.provision_workshop(ws, settings, revision=commit, client=client, on_line=on_line)
-            return ws.name, result.tags[0]
+            return commit, ws
     if file_id:
         raise BadInput(f"doc {file_id} has no \"Lab desktop\" section")
+    return commit, None
+
+
+def resolve_image(workdir: Path, ref: str, settings: LabSettings, *,
+                  on_line: Callable[[str], None] | None = None, client: Any = None) -> tuple[str, str]:
+    """(workshop slug, image ref) for WORKSHOP; builds the image when the archive has a newer spec."""
+    commit, ws = resolve_workshop(workdir, ref, settings)
+    if ws is not None:
+        result = provision.provision_workshop(ws, settings, revision=commit, client=client, on_line=on_line)
+        return ws.name, result.tags[0]
+    slug = workshop_slug(ref)
     image = f"{settings.repo(slug)}:latest"
     if client is not None:
         from pipeline.lab import engine

@@ -105,7 +105,10 @@ def up(client: Any, workshop: str, image: str, seats: int, *, bind: str = "127.0
     try:
         img = client.images.get(image)
     except ImageNotFound:
-        raise DocpipeError(f"no image {image}; run `docpipe provision` first") from None
+        try:  # built elsewhere and pushed: the registry has it
+            img = client.images.pull(image)
+        except APIError:
+            raise DocpipeError(f"no image {image} here or in its registry; run `docpipe provision` first") from None
     labels = img.labels or {}
     profile = _profile(labels)
     desktop_port = int(labels.get("io.docpipe.desktop-port", profile.desktop_port))

@@ -123,7 +123,9 @@ _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
 def _heading_text(text: str) -> str:
-    text = re.sub(r"[*_`\\]", "", text or "")
+    # Converters append anchors (`<a id="h.x"></a>`, `{#h.x}`) and emphasis to headings.
+    text = re.sub(r"<[^>]*>|\{#[^}]*\}", "", text or "")
+    text = re.sub(r"[*_`\\]", "", text)
     return " ".join(text.split()).rstrip(":").strip().lower()
 
 
@@ -275,7 +277,7 @@ def _raw_entries(section: str, doc: str) -> list[tuple[str, str]]:
             else:
                 current = None
                 # Lowercase one-word keys look like a typo of a real key; prose ("Note:") passes.
-                if re.fullmatch(r"[a-z]{2,20}", m.group("key").strip()):
+                if re.fullmatch(r"[a-z]{2,20}", m.group("key").strip()) and not value.startswith("//"):
                     raise LabSpecError(doc, key, value, f"unknown key (known: {', '.join(KEYS)})")
             i += 1
             continue

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import json
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -18,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -39,8 +41,52 @@ def _machine_lock(name: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-# Under xdist another worker may still use a service this worker started: leave it running.
-_SHARED_RUN = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] not in ("Z", "X")
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _terminate(pid: int) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _shared_service(name: str, is_up: Callable[[], bool],
+                    start: Callable[[], tuple[subprocess.Popen, Path]]) -> Iterator[None]:
+    """Use a machine-wide service, starting it when it is down. A state file counts the users
+    (pytest-xdist workers, parallel runs); the last one out stops it if a test started it, and
+    a service that was already running is left alone."""
+    state_file = Path(tempfile.gettempdir()) / f"docpipe-test-{name}.json"
+    with _machine_lock(name):
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        if not is_up():
+            proc, tmp = start()
+            state = {"users": 0, "pid": proc.pid, "tmp": str(tmp)}
+        state.setdefault("users", 0)
+        state["users"] += 1
+        state_file.write_text(json.dumps(state))
+    try:
+        yield
+    finally:
+        with _machine_lock(name):
+            state = json.loads(state_file.read_text()) if state_file.exists() else {"users": 1}
+            state["users"] -= 1
+            if state["users"] <= 0:
+                if state.get("pid"):
+                    _terminate(state["pid"])
+                if state.get("tmp"):
+                    shutil.rmtree(state["tmp"], ignore_errors=True)
+                state_file.unlink(missing_ok=True)
+            else:
+                state_file.write_text(json.dumps(state))
 
 
 def _engine_answers() -> bool:
@@ -80,29 +126,28 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def _start_dockerd() -> tuple[subprocess.Popen, Path]:
+    if not shutil.which("dockerd"):
+        pytest.skip("no Docker Engine and no dockerd installed")
+    tmp = Path(tempfile.mkdtemp(prefix="docpipe-dockerd-"))
+    log = tmp / "dockerd.log"
+    proc = subprocess.Popen(["dockerd", "--host", "unix:///var/run/docker.sock"],
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    _wait(_engine_answers, "dockerd", 60, proc, log)
+    return proc, tmp
+
+
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[object]:
     """A docker client; starts dockerd when none answers and stops it again afterwards."""
     import docker
 
-    proc = None
-    logdir = Path(tempfile.mkdtemp(prefix="docpipe-dockerd-"))
-    with _machine_lock("dockerd"):
-        if not _engine_answers():
-            if not shutil.which("dockerd"):
-                pytest.skip("no Docker Engine and no dockerd installed")
-            log = logdir / "dockerd.log"
-            proc = subprocess.Popen(["dockerd", "--host", "unix:///var/run/docker.sock"],
-                                    stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-            _wait(_engine_answers, "dockerd", 60, proc, log)
-    client = docker.from_env(timeout=300)
-    try:
-        yield client
-    finally:
-        client.close()
-        if proc is not None and not _SHARED_RUN:
-            _stop(proc)
-        shutil.rmtree(logdir, ignore_errors=True)
+    with _shared_service("dockerd", _engine_answers, _start_dockerd):
+        client = docker.from_env(timeout=300)
+        try:
+            yield client
+        finally:
+            client.close()
 
 
 @dataclass(frozen=True)
@@ -110,32 +155,27 @@ class Registry:
     host: str  # HOST:PORT, as docker tags use it
 
 
+def _start_registry() -> tuple[subprocess.Popen, Path]:
+    if not shutil.which("docker-registry"):
+        pytest.skip("docker-registry is not installed")
+    tmp = Path(tempfile.mkdtemp(prefix="docpipe-registry-"))
+    config = tmp / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {tmp / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: {REGISTRY_ADDR[0]}:{REGISTRY_ADDR[1]}\n"
+    )
+    log = tmp / "registry.log"
+    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    _wait(lambda: _listening(REGISTRY_ADDR), "docker-registry", 30, proc, log)
+    return proc, tmp
+
+
 @pytest.fixture(scope="session")
 def registry(docker_engine: object) -> Iterator[Registry]:
     """Debian's docker-registry on 127.0.0.1:5000 (reused when something already listens)."""
-    proc = None
-    tmp = Path(tempfile.mkdtemp(prefix="docpipe-registry-"))
-    with _machine_lock("registry"):
-        if not _listening(REGISTRY_ADDR):
-            if not shutil.which("docker-registry"):
-                pytest.skip("docker-registry is not installed")
-            config = tmp / "config.yml"
-            config.write_text(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                f"    rootdirectory: {tmp / 'data'}\n  delete:\n    enabled: true\n"
-                f"http:\n  addr: {REGISTRY_ADDR[0]}:{REGISTRY_ADDR[1]}\n"
-            )
-            log = tmp / "registry.log"
-            proc = subprocess.Popen(["docker-registry", "serve", str(config)],
-                                    stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-            _wait(lambda: _listening(REGISTRY_ADDR), "docker-registry", 30, proc, log)
-    try:
+    with _shared_service("registry", lambda: _listening(REGISTRY_ADDR), _start_registry):
         yield Registry(host=f"{REGISTRY_ADDR[0]}:{REGISTRY_ADDR[1]}")
-    finally:
-        if proc is not None and not _SHARED_RUN:
-            _stop(proc)
-        if not _SHARED_RUN:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def make_test_base(client) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,209 @@
+"""`docpipe run` end to end: the emulator as Google, the Gitea test server as Gitea."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pygit2
+import pytest
+
+from tests.support.gitea import assert_clean, clone_main, start_double
+from tests.support.pull import TOKEN, add_doc, cli, new_dataset, revision_html, running
+
+
+def lab_doc_html(name: str, base: str = "debian-novnc") -> str:
+    return (
+        "<html><head><style type=\"text/css\">.c1{font-weight:700}</style></head><body>"
+        f"<p><span>Name: {name}</span></p><p><span>Title: Workshop {name}</span></p><p><span>Status: Draft</span></p>"
+        "<h2 id=\"h.steps\"><span>Steps</span></h2><p><span>Open a terminal.</span></p>"
+        "<h2 id=\"h.lab\"><span>Lab desktop</span></h2>"
+        f"<p><span>base: {base}</span></p><p><span>packages: git</span></p><p><span>ports: 8080</span></p>"
+        "</body></html>"
+    )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A Drive folder with docs and a workshop, a Gitea, and a config pointing at both."""
+    ds = new_dataset()
+    add_doc(ds, "mcp-1-alpha", 3, comments=2)
+    sub = ds.add_folder("Workshops")
+    add_doc(ds, "notes", 2, parent=sub)
+    ws = ds.add_doc("ws-one", parent=sub)
+    ds.add_revision(ws, lab_doc_html("ws-one"), "ada", "2024-03-01T10:00:00Z")
+    server, gitea_token = start_double(tmp_path)
+    hooks = tmp_path / "hooks"
+    with running(ds) as emu:
+        config = tmp_path / "docpipe.toml"
+        config.write_text(
+            f'workdir = "{tmp_path / "wd"}"\n'
+            f'[drive]\nfolder = "{emu.root_folder_id}"\nendpoint = "{emu.url}"\njobs = 4\nmax_qps = 200\n'
+            f'[gitea]\nurl = "{server.url}"\nowner = "alice"\nrepo = "wg-docs"\n'
+            f'[hooks]\nbuiltin = false\ndirs = ["{hooks}"]\n'
+        )
+        env = {"DOCPIPE_ACCESS_TOKEN": TOKEN, "GITEA_TOKEN": gitea_token}
+        try:
+            yield {"ds": ds, "emu": emu, "server": server, "config": config, "env": env, "wd": tmp_path / "wd",
+                   "hooks": hooks, "ws": ws, "gitea_token": gitea_token, "tmp": tmp_path}
+            assert_clean(server)
+        finally:
+            server.stop()
+
+
+def write_hook(path: Path, body: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def docpipe_run(world: dict[str, Any], *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    r = cli(["run", "--config", str(world["config"]), "--json", *extra], env=world["env"], timeout=300)
+    summary = json.loads(r.stdout) if r.stdout.strip() else {}
+    return r, summary
+
+
+def stages(summary: dict[str, Any]) -> dict[str, str]:
+    return {s["stage"]: s["status"] for s in summary["folders"][0]["stages"]}
+
+
+def main_sha(wd: Path) -> str:
+    return str(pygit2.Repository(str(wd / "archive")).references["refs/heads/main"].target)
+
+
+def commit_count(wd: Path) -> int:
+    repo = pygit2.Repository(str(wd / "archive"))
+    return sum(1 for _ in repo.walk(repo.references["refs/heads/main"].target))
+
+
+def test_run_end_to_end_then_incremental_then_noop(world: dict[str, Any]) -> None:
+    wd, hooks = world["wd"], world["hooks"]
+    # A user hook on `workshop` records what it was told (the built-in builder is off here).
+    log = world["tmp"] / "workshop-events.jsonl"
+    write_hook(hooks / "workshop", f"cat >> {log}; echo >> {log}; echo '{{\"built\": false}}'\n")
+    write_hook(hooks / "replayed.d" / "10-count", 'echo \'{"seen": "replayed"}\'\n')
+
+    r, summary = docpipe_run(world)
+    assert r.returncode == 0, r.stderr
+    assert stages(summary) == {"pull": "changed", "replay": "changed", "push": "changed", "render": "changed",
+                               "publish": "changed", "provision": "changed"}
+    first = main_sha(wd)
+    # Gitea now holds the same history; the site is built; the workshop hook got its lab spec.
+    clone_sha = clone_main(f"{world['server'].url}/alice/wg-docs.git", world["gitea_token"], world["tmp"] / "clone1")
+    assert clone_sha == first
+    assert (wd / "public" / "index.html").is_file()
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert [e["doc"]["workshop"] for e in events] == ["ws-one"]
+    assert events[0]["doc"]["lab"]["base"] == "debian-novnc" and events[0]["commit"] == first
+    folder = summary["folders"][0]
+    assert {"hook": "replayed.d/10-count", "event": "replayed", "output": {"seen": "replayed"}} in folder["hooks"]
+    assert folder["workshops"][0]["outputs"] == [{"built": False}]
+    commits_before = commit_count(wd)
+
+    # New work in Drive: two revisions and a comment. Only that is fetched and appended.
+    ds, emu = world["ds"], world["emu"]
+    doc = next(f for f in ds.files.values() if getattr(f, "name", "") == "mcp-1-alpha") if hasattr(ds, "files") else None
+    doc_id = doc.id if doc is not None else _find_doc(ds, "mcp-1-alpha")
+    ds.add_revision(doc_id, revision_html("mcp-1-alpha", 100), "bob", "2024-05-01T09:00:00Z")
+    ds.add_revision(doc_id, revision_html("mcp-1-alpha", 101), "cy", "2024-05-01T09:30:00Z")
+    ds.add_comment(doc_id, "ada", "looks good", "2024-05-01T10:00:00Z", quoted="revision 101")
+    r, summary = docpipe_run(world)
+    assert r.returncode == 0, r.stderr
+    pull = summary["folders"][0]["stages"][0]
+    assert pull["summary"]["new_revisions"] == 2
+    assert commit_count(wd) == commits_before + 3
+    repo = pygit2.Repository(str(wd / "archive"))
+    assert repo.descendant_of(repo.references["refs/heads/main"].target, pygit2.Oid(hex=first))
+    assert stages(summary)["push"] == "changed"
+    assert clone_main(f"{world['server'].url}/alice/wg-docs.git", world["gitea_token"], world["tmp"] / "clone2") == main_sha(wd)
+    # The workshop's spec did not change, so it was not provisioned again.
+    assert len([ln for ln in log.read_text().splitlines() if ln.strip()]) == 1
+
+    # Nothing new: no commits, no render, no build, no hook.
+    emu.reset_counters()
+    second = main_sha(wd)
+    site_mtime = (wd / "public" / "index.html").stat().st_mtime_ns
+    r, summary = docpipe_run(world)
+    assert r.returncode == 0, r.stderr
+    assert stages(summary) == {"pull": "unchanged", "replay": "unchanged", "push": "unchanged",
+                               "render": "unchanged", "publish": "unchanged", "provision": "unchanged"}
+    assert main_sha(wd) == second
+    assert (wd / "public" / "index.html").stat().st_mtime_ns == site_mtime
+    assert summary["folders"][0]["hooks"] == []
+    assert not any("revisions" in path or "comments" in path or "Export" in path for _, path, _ in emu.requests)
+
+
+def _find_doc(ds: Any, name: str) -> str:
+    for fid in ds.file_ids() if hasattr(ds, "file_ids") else []:
+        if ds.get(fid).name == name:
+            return fid
+    raise AssertionError(f"no doc named {name}")
+
+
+def test_failing_workshop_fails_the_run_but_the_rest_ran(world: dict[str, Any]) -> None:
+    write_hook(world["hooks"] / "workshop", "echo 'registry full' >&2; exit 4\n")
+    r, summary = docpipe_run(world)
+    assert r.returncode == 1
+    folder = summary["folders"][0]
+    assert folder["ok"] is False
+    assert folder["workshops"][0]["ok"] is False and "registry full" in folder["workshops"][0]["error"]
+    assert stages(summary)["publish"] == "changed" and (world["wd"] / "public" / "index.html").is_file()
+    # A failed workshop is tried again on the next run.
+    write_hook(world["hooks"] / "workshop", "echo '{}'\n")
+    r, summary = docpipe_run(world)
+    assert r.returncode == 0, r.stderr
+    assert summary["folders"][0]["workshops"][0]["status"] == "changed"
+
+
+def test_second_run_on_a_locked_workdir_exits_with_a_clear_message(world: dict[str, Any]) -> None:
+    wd = world["wd"]
+    wd.mkdir(parents=True, exist_ok=True)
+    with open(wd / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.write("4242")
+        fh.flush()
+        r, _ = docpipe_run(world)
+    assert r.returncode == 1
+    assert "another docpipe run is using" in r.stderr and "--wait" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_config_and_unknown_stage_exit_2(world: dict[str, Any]) -> None:
+    r = cli(["run", "--config", str(world["config"]), "--only", "pull,deploy"], env=world["env"])
+    assert r.returncode == 2 and "unknown stage(s) deploy" in r.stderr
+    bad = world["tmp"] / "bad.toml"
+    bad.write_text("[drive]\nfolderr = 'x'\n")
+    r = cli(["run", "--config", str(bad)], env=world["env"])
+    assert r.returncode == 2 and "did you mean 'folder'" in r.stderr
+
+
+def test_killed_run_resumes_to_the_same_history(world: dict[str, Any], tmp_path: Path) -> None:
+    # Reference: an uninterrupted run into another workdir.
+    ref_cfg = tmp_path / "ref.toml"
+    ref_cfg.write_text(world["config"].read_text().replace(str(world["wd"]), str(tmp_path / "ref")))
+    r = cli(["run", "--config", str(ref_cfg), "--only", "pull,replay", "--json"], env=world["env"], timeout=300)
+    assert r.returncode == 0, r.stderr
+    # The real run is killed while it pulls (latency keeps it busy), then run again.
+    world["emu"].latency = 0.05
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
+    env.update(world["env"])
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--config", str(world["config"]),
+                             "--only", "pull,replay"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    blobs = world["wd"] / "store" / "blobs"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (blobs.exists() and any(blobs.rglob("*"))):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    world["emu"].latency = 0.0
+    r = cli(["run", "--config", str(world["config"]), "--only", "pull,replay", "--json"], env=world["env"], timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert main_sha(world["wd"]) == main_sha(tmp_path / "ref")

@@ -35,7 +35,7 @@ def lab_doc_html(name: str, base: str = "debian-novnc") -> str:
 def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A Drive folder with docs and a workshop, a Gitea, and a config pointing at both."""
     ds = new_dataset()
-    add_doc(ds, "mcp-1-alpha", 3, comments=2)
+    alpha = add_doc(ds, "mcp-1-alpha", 3, comments=2)
     sub = ds.add_folder("Workshops")
     add_doc(ds, "notes", 2, parent=sub)
     ws = ds.add_doc("ws-one", parent=sub)
@@ -53,7 +53,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         env = {"DOCPIPE_ACCESS_TOKEN": TOKEN, "GITEA_TOKEN": gitea_token}
         try:
             yield {"ds": ds, "emu": emu, "server": server, "config": config, "env": env, "wd": tmp_path / "wd",
-                   "hooks": hooks, "ws": ws, "gitea_token": gitea_token, "tmp": tmp_path}
+                   "hooks": hooks, "ws": ws, "alpha": alpha, "gitea_token": gitea_token, "tmp": tmp_path}
             assert_clean(server)
         finally:
             server.stop()
@@ -110,8 +110,7 @@ def test_run_end_to_end_then_incremental_then_noop(world: dict[str, Any]) -> Non
 
     # New work in Drive: two revisions and a comment. Only that is fetched and appended.
     ds, emu = world["ds"], world["emu"]
-    doc = next(f for f in ds.files.values() if getattr(f, "name", "") == "mcp-1-alpha") if hasattr(ds, "files") else None
-    doc_id = doc.id if doc is not None else _find_doc(ds, "mcp-1-alpha")
+    doc_id = world["alpha"]
     ds.add_revision(doc_id, revision_html("mcp-1-alpha", 100), "bob", "2024-05-01T09:00:00Z")
     ds.add_revision(doc_id, revision_html("mcp-1-alpha", 101), "cy", "2024-05-01T09:30:00Z")
     ds.add_comment(doc_id, "ada", "looks good", "2024-05-01T10:00:00Z", quoted="revision 101")
@@ -139,13 +138,6 @@ def test_run_end_to_end_then_incremental_then_noop(world: dict[str, Any]) -> Non
     assert (wd / "public" / "index.html").stat().st_mtime_ns == site_mtime
     assert summary["folders"][0]["hooks"] == []
     assert not any("revisions" in path or "comments" in path or "Export" in path for _, path, _ in emu.requests)
-
-
-def _find_doc(ds: Any, name: str) -> str:
-    for fid in ds.file_ids() if hasattr(ds, "file_ids") else []:
-        if ds.get(fid).name == name:
-            return fid
-    raise AssertionError(f"no doc named {name}")
 
 
 def test_failing_workshop_fails_the_run_but_the_rest_ran(world: dict[str, Any]) -> None:

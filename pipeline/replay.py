@@ -87,6 +87,21 @@ def identity(user: dict | None, authors: Authors) -> tuple[str, str]:
     return _clean_name(display), paths.placeholder_email(display)
 
 
+def known_emails(store: Any) -> Authors:
+    """Display name -> identity for people whose email Google gave on some revision.
+
+    Google never gives a commenter's email, but the same person's revisions often carry it; a
+    name seen with two different emails is ambiguous and left out."""
+    seen: dict[str, set[str]] = {}
+    for doc in store.docs.values():
+        for rev in doc.get("revisions", []):
+            user = rev.get("lastModifyingUser") or {}
+            display, email = one_line(user.get("displayName")), one_line(user.get("emailAddress"))
+            if display and email and _EMAIL.match(email):
+                seen.setdefault(display, set()).add(email)
+    return {d: (_clean_name(d), next(iter(e))) for d, e in sorted(seen.items()) if len(e) == 1}
+
+
 # ---------------------------------------------------------------- conversion
 
 @dataclass(frozen=True)
@@ -655,7 +670,8 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
     result = ReplayResult(archive, str(tip) if tip else None, 0, 0, len(store.docs), 0, 0)
     if not events:
         return result
-    replayer = Replayer(repo, store, authors, tip, applied, latest)
+    # The operator's authors file wins over what the revisions tell.
+    replayer = Replayer(repo, store, {**known_emails(store), **authors}, tip, applied, latest)
     jobs = set(replayer.plan(events))
     bar.total(len(jobs) + len(events))
     planned = time.perf_counter()

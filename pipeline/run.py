@@ -139,6 +139,16 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
+def _store_digest(workdir: Path) -> str:
+    """What pull changed shows in the per-doc metadata (blobs are only ever added with it)."""
+    store = workdir / "store"
+    h = hashlib.sha256(tree_digest(store / "docs").encode())
+    folder = store / "folder.json"
+    if folder.exists():
+        h.update(folder.read_bytes())
+    return h.hexdigest()
+
+
 # ----------------------------------------------------------------------------- stages
 
 
@@ -244,7 +254,8 @@ def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_
 
     failed = lambda: any(s.status == "failed" for s in result.stages)  # noqa: E731
 
-    stage("pull", lambda: _pull(f), lambda s: bool(s.get("new_revisions") or s.get("changed", True)), "pulled")
+    store_before = _store_digest(f.workdir)
+    stage("pull", lambda: _pull(f), lambda s: _store_digest(f.workdir) != store_before, "pulled")
     if failed():
         return result
     before = archive_head(f.workdir)

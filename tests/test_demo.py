@@ -1,0 +1,50 @@
+"""`docpipe demo`, the README's first command: sample data to site with no credentials or servers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pygit2
+
+from tests.support.pull import cli
+
+
+def test_demo_runs_the_whole_job_and_a_rerun_changes_nothing(tmp_path: Path) -> None:
+    wd = tmp_path / "demo"
+    r = cli(["demo", "--workdir", str(wd), "--dry-run-lab", "--json"], timeout=300)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    stages = {s["stage"]: s["status"] for s in summary["run"]["folders"][0]["stages"]}
+    assert stages == {"pull": "changed", "replay": "changed", "push": "changed", "render": "changed",
+                      "publish": "changed", "provision": "changed"}
+    # The history is real git with the sample docs' authors, pushed to the stand-in for Gitea.
+    archive = pygit2.Repository(str(wd / "archive"))
+    head = archive.references["refs/heads/main"].target
+    authors = {c.author.name for c in archive.walk(head)}
+    assert {"Steve Traugott", "JJ", "Donaldo Ruiz"} <= authors
+    # Google gives no commenter's email; the one Steve's revisions carry names his comments too.
+    emails = {(c.author.name, c.author.email) for c in archive.walk(head)}
+    assert {e for n, e in emails if n == "Steve Traugott"} == {"steve@example.org"}
+    assert {e for n, e in emails if n == "JJ"} == {"jj@users.noreply.docs.google.com"}
+    clone = subprocess.run(["git", "clone", "-q", str(wd / "gitea-standin.git"), str(tmp_path / "clone")],
+                           capture_output=True, text=True)
+    assert clone.returncode == 0, clone.stderr
+    assert (tmp_path / "clone" / "mcp-376-cswg-workshop-virtual-desktops.md").is_file()
+    assert subprocess.run(["git", "-C", str(tmp_path / "clone"), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip() == str(head)
+    # The site is built, and the workshop's lab desktop was planned from its doc.
+    assert (wd / "public" / "index.html").is_file()
+    workshops = summary["run"]["folders"][0]["workshops"]
+    assert [w["name"] for w in workshops] == ["ws-go-promisegrid"] and workshops[0]["ok"]
+    plan = workshops[0]["outputs"][0]
+    assert plan["built"] is False and "FROM" in plan["dockerfile"]
+    assert summary["docker_engine"] is False
+    # The text summary tells a newcomer where to look.
+    r_text = cli(["demo", "--workdir", str(wd), "--dry-run-lab"], timeout=300)
+    assert r_text.returncode == 0, r_text.stderr
+    assert f"git -C {wd / 'archive'} log" in r_text.stdout and "http.server" in r_text.stdout
+    # Nothing new in the sample data: the second and third runs made no commit.
+    assert pygit2.Repository(str(wd / "archive")).references["refs/heads/main"].target == head
+    assert "replay    unchanged" in r_text.stdout

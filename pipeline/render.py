@@ -247,6 +247,17 @@ def _lab(markdown: str, doc: str, allowed_bases: Mapping[str, str] | None) -> tu
     return data, None
 
 
+def _image_tag(markdown: str, doc: str, allowed_bases: Mapping[str, str] | None, workshop: str, title: str,
+               templates: Path | None) -> str:
+    """The tag `docpipe provision` gives this workshop's image (a hash of its build context)."""
+    from pipeline.lab import dockerfile
+    from pipeline.lab.spec import parse_lab_spec
+
+    spec = parse_lab_spec(markdown, doc=doc, allowed_bases=allowed_bases)
+    assert spec is not None  # _lab validated it already
+    return dockerfile.render(spec, workshop=workshop, title=title, tdir=templates).tag
+
+
 # ------------------------------------------------------------------ templates
 
 
@@ -331,7 +342,7 @@ def render(workdir: Path, *, templates: Path | None = None,
     try:
         for fid in sorted(docs, key=lambda f: (pages_by_id[f], f)):
             doc, text, comments = _render_doc(env, tree, fid, docs[fid], pages_by_id, history.get(fid, _History()),
-                                              allowed_bases)
+                                              allowed_bases, templates)
             _write(out_docs / doc.page, text.encode("utf-8"))
             if doc.comments_page:
                 _write(out_docs / doc.comments_page, comments.encode("utf-8"))
@@ -350,7 +361,8 @@ def render(workdir: Path, *, templates: Path | None = None,
 
 
 def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_by_id: Mapping[str, str],
-                hist: _History, allowed_bases: Mapping[str, str] | None) -> tuple[DocPage, str, str]:
+                hist: _History, allowed_bases: Mapping[str, str] | None,
+                templates: Path | None = None) -> tuple[DocPage, str, str]:
     """One doc's page record, its Markdown and its comments page's Markdown ("" if none)."""
     path = _safe_rel(str(entry["path"]), "doc")
     page = pages_by_id[fid]
@@ -377,6 +389,8 @@ def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_b
 
         doc.workshop, doc.lab, doc.lab_error = True, lab, lab_error
         doc.workshop_name = workshop_slug(name or PurePosixPath(path).stem)
+        if lab is not None:
+            lab["image_tag"] = _image_tag(markdown, name or title, allowed_bases, doc.workshop_name, title, templates)
     text = _render_template(
         env, "tutorial.md.j2" if doc.workshop else "page.md.j2",
         doc=doc, body=rewrite_drive_links(_drop_title_heading(body, title), page, pages_by_id),

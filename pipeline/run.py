@@ -332,8 +332,7 @@ def _provision(f: FolderSettings, rendered: dict[str, Any], result: FolderResult
             fire("workshop", {"doc": doc, "settings": settings})
             entry["outputs"] = [h["output"] for h in result.hooks[before:]]
             fired += 1
-            if not settings["dry_run"]:
-                done[name] = key
+            done[name] = key  # the key holds dry_run, so a plan never stands in for a build
         except DocpipeError as exc:
             log(f"workshop {name}: {exc.message}")
             entry.update(ok=False, error=exc.message)

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -94,7 +95,12 @@ def find_hooks(event: str, dirs: Iterable[Path]) -> list[Path]:
 
 def _hook_env(pass_env: Iterable[str]) -> dict[str, str]:
     allowed = set(pass_env)
-    return {k: v for k, v in os.environ.items() if k not in _SECRET_ENV or k in allowed}
+    env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV or k in allowed}
+    # `python3` in a hook is the interpreter docpipe runs in (a venv's, say), so Python hooks,
+    # the built-in ones included, can import docpipe even when the venv is not activated.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
+    env["DOCPIPE_PYTHON"] = sys.executable
+    return env
 
 
 def _tail(text: str, lines: int = _STDERR_TAIL_LINES) -> str:

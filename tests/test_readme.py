@@ -40,7 +40,7 @@ def docpipe_lines() -> list[str]:
 
 def test_top_of_readme_has_the_two_commands() -> None:
     blocks = shell_blocks()
-    assert blocks[0].strip() == "pip install -e . && docpipe demo"
+    assert blocks[0].strip() == "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && docpipe demo"
     assert "python -m pytest" in blocks[1] and "tests/setup-machine.sh" in blocks[1]
 
 

@@ -55,7 +55,7 @@ def test_workshops_carry_their_lab_spec_or_the_reason_it_is_invalid(rendered, sa
     assert ws.lab["base"] == "debian-xfce" and ws.lab["packages"] == ["git", "golang-go"] and ws.lab["ports"] == [8080]
     page = (sample_workdir / "site" / "docs" / ws.page).read_text()
     assert '!!! example "Lab desktop"' in page and "docpipe lab up ws-go-promisegrid" in page
-    assert f"ws-go-promisegrid:{ws.lab['digest'][:12]}" in page
+    assert f"ws-go-promisegrid:{ws.lab['image_tag']}" in page
     assert page.count("# Go on PromiseGrid") == 1  # the doc's Title heading is not repeated
 
     bad = next(w for w in rendered.workshops if w.id == BAD_ID)

@@ -159,14 +159,9 @@ class PublishSummary:
 
 
 def _archive_tip(workdir: Path):  # -> (repo, commit) or (None, None)
-    import pygit2
+    from pipeline.archive import tip
 
-    try:
-        repo = pygit2.Repository(str(workdir / "archive"))
-    except (pygit2.GitError, KeyError):
-        return None, None
-    ref = repo.references.get("refs/heads/main")
-    return (repo, repo[ref.target].peel(pygit2.Commit)) if ref else (repo, None)
+    return tip(workdir)
 
 
 def _build(site: Path, out: Path, epoch: int) -> None:

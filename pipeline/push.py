@@ -69,17 +69,9 @@ class Archive:
 
 
 def open_archive(workdir: Path) -> Archive:
-    path = Path(workdir) / "archive"
-    if not path.exists():
-        raise BadInput(f"no archive at {path}: run `docpipe replay` first")
-    try:
-        repo = pygit2.Repository(str(path))
-    except pygit2.GitError:
-        raise BadInput(f"{path} is not a git repository") from None
-    ref = repo.references.get(BRANCH)
-    if ref is None:
-        raise BadInput(f"the archive at {path} has no branch main: run `docpipe replay` first")
-    commit = repo[ref.resolve().target].peel(pygit2.Commit)
+    from pipeline.archive import open_main
+
+    repo, commit = open_main(workdir)
     name = link = None
     try:
         entry = commit.tree[MANIFEST]

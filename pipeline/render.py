@@ -98,17 +98,9 @@ class _History:
 
 
 def _open_archive(workdir: Path):  # -> (pygit2.Repository, pygit2.Commit)
-    import pygit2
+    from pipeline.archive import open_main
 
-    path = workdir / "archive"
-    try:
-        repo = pygit2.Repository(str(path))
-    except (pygit2.GitError, KeyError):
-        raise BadInput(f"no archive at {path}: run `docpipe replay` first") from None
-    ref = repo.references.get("refs/heads/main")
-    if ref is None:
-        raise BadInput(f"archive {path} has no branch main: run `docpipe replay` first")
-    return repo, repo[ref.target].peel(pygit2.Commit)
+    return open_main(workdir)
 
 
 def _histories(repo, tip) -> dict[str, _History]:

@@ -423,7 +423,7 @@ class ReplayResult:
 def open_archive(path: Path) -> pygit2.Repository:
     if path.exists() and any(path.iterdir()):
         try:
-            repo = pygit2.Repository(str(path))
+            repo = pygit2.Repository(str(path), pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
         except pygit2.GitError:
             raise BadInput(f"{path} exists and is not a git repository; move it away or pick another --workdir") from None
         if not repo.is_bare:

@@ -153,16 +153,9 @@ def _store_digest(workdir: Path) -> str:
 
 
 def archive_head(workdir: Path) -> str | None:
-    import pygit2
+    from pipeline.archive import head
 
-    path = workdir / "archive"
-    if not path.exists():
-        return None
-    try:
-        repo = pygit2.Repository(str(path))
-        return str(repo.references["refs/heads/main"].target)
-    except (KeyError, pygit2.GitError):
-        return None
+    return head(workdir)
 
 
 def _pull(f: FolderSettings) -> dict[str, Any]:

@@ -98,20 +98,9 @@ def workshop_of(markdown: str, path: str, settings: LabSettings) -> Workshop | N
 
 def archive_workshops(workdir: Path, settings: LabSettings) -> tuple[str, list[Workshop]]:
     """(tip commit, workshops) from WORKDIR/archive's main branch."""
-    import pygit2
+    from pipeline.archive import open_main
 
-    path = Path(workdir) / "archive"
-    try:
-        repo = pygit2.Repository(str(path))
-    except (pygit2.GitError, KeyError):
-        raise BadInput(f"no archive at {path}; run `docpipe replay` first") from None
-    ref = repo.references.get("refs/heads/main")
-    if ref is None:
-        if repo.head_is_unborn:
-            raise BadInput(f"the archive at {path} has no commits yet; run `docpipe replay` first")
-        commit = repo.head.peel(pygit2.Commit)
-    else:
-        commit = ref.peel(pygit2.Commit)
+    repo, commit = open_main(workdir)
     found: list[Workshop] = []
 
     def walk(tree: Any, prefix: str) -> None:

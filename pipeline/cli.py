@@ -50,16 +50,24 @@ def workdir_of(value: Optional[Path]) -> Path:
 # Each stage's command lives below; its body calls into pipeline.<stage>.
 
 
-@app.command()
-def version() -> None:
-    """Print docpipe's version."""
-    from pipeline import __version__
+@app.command(rich_help_panel="The whole job")
+def init(
+    path: Path = typer.Argument(Path("docpipe.toml"), help="Where to write the starter config."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write a commented starter docpipe.toml."""
+    from pipeline.config import STARTER
+    from pipeline.errors import BadInput
+    from pipeline.store import atomic_write
 
-    print(__version__)
+    if path.exists() and not force:
+        raise BadInput(f"{path} already exists (use --force to overwrite)")
+    atomic_write(path, STARTER.encode())
+    print(f"wrote {path}: set [drive] folder, then run `docpipe config check` and `docpipe run`")
 
 
 config_app = typer.Typer(help="Check docpipe.toml.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
+app.add_typer(config_app, name="config", rich_help_panel="The whole job")
 
 
 @config_app.command("check")
@@ -80,23 +88,7 @@ def config_check(
           + ", ".join(f"{f.id or '(no folder id)'} -> {f.workdir}" for f in settings.folders))
 
 
-@app.command()
-def init(
-    path: Path = typer.Argument(Path("docpipe.toml"), help="Where to write the starter config."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
-) -> None:
-    """Write a commented starter docpipe.toml."""
-    from pipeline.config import STARTER
-    from pipeline.errors import BadInput
-    from pipeline.store import atomic_write
-
-    if path.exists() and not force:
-        raise BadInput(f"{path} already exists (use --force to overwrite)")
-    atomic_write(path, STARTER.encode())
-    print(f"wrote {path}: set [drive] folder, then run `docpipe config check` and `docpipe run`")
-
-
-@app.command()
+@app.command(rich_help_panel="The whole job")
 def run(
     config: Optional[Path] = typer.Option(None, "--config", envvar="DOCPIPE_CONFIG", help="Config file [default: ./docpipe.toml]."),
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated stages: pull,replay,push,render,publish,provision."),
@@ -124,7 +116,7 @@ def run(
         raise typer.Exit(EXIT_FAILURE)
 
 
-@app.command()
+@app.command(rich_help_panel="The whole job")
 def demo(
     workdir: Path = typer.Option(Path("docpipe-demo"), "--workdir", help="Where the demo writes everything."),
     dry_run_lab: Optional[bool] = typer.Option(None, "--dry-run-lab/--build-lab", help="Plan or build lab images [default: build when a Docker Engine answers]."),
@@ -139,7 +131,7 @@ def demo(
         raise typer.Exit(EXIT_FAILURE)
 
 
-@app.command()
+@app.command(rich_help_panel="Stages")
 def pull(
     folder: Optional[str] = typer.Option(None, "--folder", envvar="DOCPIPE_FOLDER", help="Drive folder id to pull."),
     endpoint: Optional[str] = typer.Option(None, "--drive-endpoint", envvar="DOCPIPE_DRIVE_ENDPOINT",
@@ -175,42 +167,23 @@ def pull(
     emit(summary.to_json(), as_json, summary.text())
 
 
-@app.command()
-def render(
+@app.command(rich_help_panel="Stages")
+def replay(
     workdir: Optional[Path] = WorkdirOpt,
-    templates: Optional[Path] = typer.Option(
-        None, "--templates", help="Directory of templates that replace the shipped ones file by file."),
+    authors: Optional[Path] = typer.Option(None, "--authors", envvar="DOCPIPE_AUTHORS",
+                                           help='TOML map of Drive display name to "Name <email>".'),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Render the archive (branch main) as an MkDocs project in WORKDIR/site."""
+    """Write the store's revisions and comment events as commits on main of WORKDIR/archive (bare git)."""
     from pipeline import config
-    from pipeline.render import render as run_render
+    from pipeline.replay import replay as run_replay
 
-    tpl = config.value("render", "templates", templates, None)
-    summary = run_render(workdir_of(workdir), templates=Path(tpl) if tpl else None,
-                         allowed_bases=config.value("lab", "allowed_bases", None, None))
-    emit(summary.to_json(), as_json,
-         f"rendered {len(summary.pages)} pages ({len(summary.workshops)} tutorials) into {summary.site}")
+    authors_file = config.value("replay", "authors", authors, None)
+    summary = run_replay(workdir_of(workdir), authors=Path(authors_file) if authors_file else None, quiet=as_json)
+    emit(summary.to_json(), as_json, summary.text())
 
 
-@app.command()
-def publish(
-    workdir: Optional[Path] = WorkdirOpt,
-    site_branch: Optional[bool] = typer.Option(
-        None, "--site-branch/--no-site-branch",
-        help="Also commit the site source to the archive's `site` branch (default: publish.site_branch in docpipe.toml, else off)."),
-    as_json: bool = JsonOpt,
-) -> None:
-    """Build WORKDIR/site with `mkdocs build --strict` into WORKDIR/public."""
-    from pipeline import config
-    from pipeline.publish import publish as run_publish
-
-    summary = run_publish(workdir_of(workdir), site_branch=bool(config.value("publish", "site_branch", site_branch, False)))
-    extra = f"; site branch at {summary.site_commit[:12]}" if summary.site_commit else ""
-    emit(summary.to_json(), as_json, f"published {summary.html_files} HTML files into {summary.public}{extra}")
-
-
-@app.command()
+@app.command(rich_help_panel="Stages")
 def push(
     gitea: Optional[str] = typer.Option(None, "--gitea", envvar="DOCPIPE_GITEA_URL", help="Gitea base URL, e.g. https://git.example.org."),
     owner: Optional[str] = typer.Option(None, "--owner", envvar="DOCPIPE_GITEA_OWNER", help="User or organisation that owns the repository."),
@@ -243,84 +216,42 @@ def push(
     emit(summary.to_json(), as_json, summary.text())
 
 
-@app.command("drive-emulator")
-def drive_emulator(
-    data_dir: Path = typer.Argument(..., help="A folder in the sample-data format (see sample-data/README.md)."),
-    port: int = typer.Option(8765, "--port", help="TCP port (0 picks a free one)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
-    latency_ms: float = typer.Option(0.0, "--latency-ms", help="Delay added to every request."),
-    fault_rate: float = typer.Option(0.0, "--fault-rate", help="Share of requests answered with a fault (0..1)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the fault sequence."),
-    token: Optional[str] = typer.Option(None, "--token", envvar="DOCPIPE_EMULATOR_TOKEN", help="The access token to accept (default: any bearer token)."),
-) -> None:
-    """Serve DATA_DIR as a Google Drive API v3 folder until interrupted."""
-    from pipeline.emulator import Emulator, load_dataset
-    from pipeline.errors import BadInput
-
-    if not 0.0 <= fault_rate <= 1.0:
-        raise BadInput(f"--fault-rate must be between 0 and 1, not {fault_rate}")
-    if latency_ms < 0:
-        raise BadInput("--latency-ms must not be negative")
-    emu = Emulator(load_dataset(data_dir), latency=latency_ms / 1000, fault_rate=fault_rate, seed=seed, token=token, host=host, port=port)
-    try:
-        emu.start()
-    except OSError as exc:
-        raise DocpipeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    print(f"Drive emulator serving {data_dir} at {emu.url} (API endpoint {emu.api_endpoint}, root folder {emu.root_folder_id})", flush=True)
-    try:
-        emu.serve_forever()
-    except KeyboardInterrupt:  # Ctrl-C is how a user stops the server: a clean exit
-        print("Drive emulator stopped", file=sys.stderr)
-    finally:
-        emu.stop()
-
-
-@app.command()
-def replay(
+@app.command(rich_help_panel="Stages")
+def render(
     workdir: Optional[Path] = WorkdirOpt,
-    authors: Optional[Path] = typer.Option(None, "--authors", envvar="DOCPIPE_AUTHORS",
-                                           help='TOML map of Drive display name to "Name <email>".'),
+    templates: Optional[Path] = typer.Option(
+        None, "--templates", help="Directory of templates that replace the shipped ones file by file."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Write the store's revisions and comment events as commits on main of WORKDIR/archive (bare git)."""
+    """Render the archive (branch main) as an MkDocs project in WORKDIR/site."""
     from pipeline import config
-    from pipeline.replay import replay as run_replay
+    from pipeline.render import render as run_render
 
-    authors_file = config.value("replay", "authors", authors, None)
-    summary = run_replay(workdir_of(workdir), authors=Path(authors_file) if authors_file else None, quiet=as_json)
-    emit(summary.to_json(), as_json, summary.text())
+    tpl = config.value("render", "templates", templates, None)
+    summary = run_render(workdir_of(workdir), templates=Path(tpl) if tpl else None,
+                         allowed_bases=config.value("lab", "allowed_bases", None, None))
+    emit(summary.to_json(), as_json,
+         f"rendered {len(summary.pages)} pages ({len(summary.workshops)} tutorials) into {summary.site}")
 
 
-@app.command()
-def convert(
-    source: str = typer.Argument(..., metavar="FILE|-", help="A Google Docs HTML export, or - for stdin."),
-    title: Optional[str] = typer.Option(None, "--title", help="Title for the front matter when the doc has no Title: header."),
-    comments_href: Optional[str] = typer.Option(None, "--comments-href", help="Link comment marks ([a]) here; dropped if unset."),
+@app.command(rich_help_panel="Stages")
+def publish(
+    workdir: Optional[Path] = WorkdirOpt,
+    site_branch: Optional[bool] = typer.Option(
+        None, "--site-branch/--no-site-branch",
+        help="Also commit the site source to the archive's `site` branch (default: publish.site_branch in docpipe.toml, else off)."),
+    as_json: bool = JsonOpt,
 ) -> None:
-    """Convert a Google Docs HTML export to Markdown (with YAML front matter) on stdout."""
-    from pipeline.convert import convert_with_warnings
-    from pipeline.errors import BadInput
+    """Build WORKDIR/site with `mkdocs build --strict` into WORKDIR/public."""
+    from pipeline import config
+    from pipeline.publish import publish as run_publish
 
-    if source == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise BadInput(f"cannot read {source}: {exc.strerror or exc}") from None
-    try:
-        html = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadInput(f"{source} is not UTF-8 text; expected a Google Docs HTML export") from None
-    if not html.strip():
-        raise BadInput(f"{source} is empty; expected a Google Docs HTML export")
-    markdown, warnings = convert_with_warnings(html, title=title, comments_href=comments_href)
-    for warning in warnings:
-        print(f"docpipe: warning: {warning}", file=sys.stderr)
-    sys.stdout.write(markdown)
+    summary = run_publish(workdir_of(workdir), site_branch=bool(config.value("publish", "site_branch", site_branch, False)))
+    extra = f"; site branch at {summary.site_commit[:12]}" if summary.site_commit else ""
+    emit(summary.to_json(), as_json, f"published {summary.html_files} HTML files into {summary.public}{extra}")
 
 
-@app.command()
+@app.command(rich_help_panel="Stages")
 def provision(
     workdir: Optional[Path] = WorkdirOpt,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and Dockerfiles; no engine needed."),
@@ -356,7 +287,7 @@ def provision(
 
 
 lab_app = typer.Typer(help="Lab desktops: start, list and remove seats of a workshop.", no_args_is_help=True)
-app.add_typer(lab_app, name="lab")
+app.add_typer(lab_app, name="lab", rich_help_panel="Lab desktops")
 
 
 @lab_app.command("up")
@@ -398,6 +329,75 @@ def lab_status(as_json: bool = JsonOpt) -> None:
     rows = [f"{'workshop':<28} {'seat':<5} {'status':<9} {'url':<60} password"]
     rows += [f"{s.workshop:<28} {s.index:<5} {s.status:<9} {s.url:<60} {s.password}" for s in found]
     emit({"seats": [s.to_json() for s in found]}, as_json, "\n".join(rows) if found else "no seats running")
+
+
+@app.command(rich_help_panel="Tools")
+def convert(
+    source: str = typer.Argument(..., metavar="FILE|-", help="A Google Docs HTML export, or - for stdin."),
+    title: Optional[str] = typer.Option(None, "--title", help="Title for the front matter when the doc has no Title: header."),
+    comments_href: Optional[str] = typer.Option(None, "--comments-href", help="Link comment marks ([a]) here; dropped if unset."),
+) -> None:
+    """Convert a Google Docs HTML export to Markdown (with YAML front matter) on stdout."""
+    from pipeline.convert import convert_with_warnings
+    from pipeline.errors import BadInput
+
+    if source == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise BadInput(f"cannot read {source}: {exc.strerror or exc}") from None
+    try:
+        html = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadInput(f"{source} is not UTF-8 text; expected a Google Docs HTML export") from None
+    if not html.strip():
+        raise BadInput(f"{source} is empty; expected a Google Docs HTML export")
+    markdown, warnings = convert_with_warnings(html, title=title, comments_href=comments_href)
+    for warning in warnings:
+        print(f"docpipe: warning: {warning}", file=sys.stderr)
+    sys.stdout.write(markdown)
+
+
+@app.command("drive-emulator", rich_help_panel="Tools")
+def drive_emulator(
+    data_dir: Path = typer.Argument(..., help="A folder in the sample-data format (see sample-data/README.md)."),
+    port: int = typer.Option(8765, "--port", help="TCP port (0 picks a free one)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", help="Delay added to every request."),
+    fault_rate: float = typer.Option(0.0, "--fault-rate", help="Share of requests answered with a fault (0..1)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fault sequence."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="DOCPIPE_EMULATOR_TOKEN", help="The access token to accept (default: any bearer token)."),
+) -> None:
+    """Serve DATA_DIR as a Google Drive API v3 folder until interrupted."""
+    from pipeline.emulator import Emulator, load_dataset
+    from pipeline.errors import BadInput
+
+    if not 0.0 <= fault_rate <= 1.0:
+        raise BadInput(f"--fault-rate must be between 0 and 1, not {fault_rate}")
+    if latency_ms < 0:
+        raise BadInput("--latency-ms must not be negative")
+    emu = Emulator(load_dataset(data_dir), latency=latency_ms / 1000, fault_rate=fault_rate, seed=seed, token=token, host=host, port=port)
+    try:
+        emu.start()
+    except OSError as exc:
+        raise DocpipeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    print(f"Drive emulator serving {data_dir} at {emu.url} (API endpoint {emu.api_endpoint}, root folder {emu.root_folder_id})", flush=True)
+    try:
+        emu.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C is how a user stops the server: a clean exit
+        print("Drive emulator stopped", file=sys.stderr)
+    finally:
+        emu.stop()
+
+
+@app.command(rich_help_panel="Tools")
+def version() -> None:
+    """Print docpipe's version."""
+    from pipeline import __version__
+
+    print(__version__)
 
 
 def main() -> None:

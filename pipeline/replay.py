@@ -27,7 +27,7 @@ import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import pygit2
 
@@ -218,7 +218,7 @@ def convert_all(jobs: Iterable[Job], store: StoreData, cache_dir: Path, workers:
 
 class ObjectBuffer:
     """Keeps new git objects in libgit2's in-memory ODB backend (mempack) and writes them as
-    packs with pygit2's PackBuilder, instead of one loose file per object.
+    one pack (pipeline.packwriter), instead of one loose file per object.
 
     A replay makes ~5 objects per commit; as loose files that is ~5 file creations per commit,
     which was most of its time. pygit2 does not wrap `git_mempack_new`, so it is reached through
@@ -239,8 +239,12 @@ class ObjectBuffer:
             import ctypes
 
             lib = ctypes.CDLL(pygit2._pygit2.__file__)  # its dependencies' symbols (libgit2) resolve too
-            for name in ("git_repository_odb", "git_mempack_new", "git_odb_add_backend", "git_mempack_reset", "git_odb_free"):
+            for name in ("git_repository_odb", "git_mempack_new", "git_odb_add_backend", "git_mempack_reset", "git_odb_free",
+                         "git_odb_read", "git_odb_object_type"):
                 getattr(lib, name).restype = ctypes.c_int
+            lib.git_odb_object_data.restype = ctypes.c_void_p
+            lib.git_odb_object_size.restype = ctypes.c_size_t
+            lib.git_odb_object_free.restype = None
             odb, backend = ctypes.c_void_p(), ctypes.c_void_p()
             if lib.git_repository_odb(ctypes.byref(odb), ctypes.c_void_p.from_buffer_copy(repo._pointer)) != 0:
                 return
@@ -269,10 +273,29 @@ class ObjectBuffer:
         """Write the buffered objects as one pack (with its index) and empty the buffer."""
         if self._lib is None or not self.oids:
             return
-        oids = self.oids
-        self.repo.pack(pack_delegate=lambda builder: [builder.add(o) for o in oids], n_threads=os.cpu_count() or 1)
+        from pipeline.packwriter import write_pack
+
+        def objects() -> Iterator[tuple[bytes, int, bytes]]:
+            for oid in dict.fromkeys(self.oids):  # an object written twice is packed once
+                kind, data = self._read(oid)
+                yield oid.raw, kind, data
+
+        write_pack(Path(self.repo.path) / "objects" / "pack", objects())
         self._lib.git_mempack_reset(self._backend)
         self.oids, self.bytes = [], 0
+
+    def _read(self, oid: pygit2.Oid) -> tuple[int, bytes]:
+        """(type, raw content) from the ODB that holds the mempack (pygit2's readers do not
+        reach it)."""
+        import ctypes
+
+        lib, obj = self._lib, ctypes.c_void_p()
+        if lib.git_odb_read(ctypes.byref(obj), self._odb, ctypes.create_string_buffer(oid.raw, 20)) != 0:
+            raise DocpipeError(f"replay lost object {oid} before writing it; nothing was changed")
+        try:
+            return lib.git_odb_object_type(obj), ctypes.string_at(lib.git_odb_object_data(obj), lib.git_odb_object_size(obj))
+        finally:
+            lib.git_odb_object_free(obj)
 
     def close(self, *, keep: bool = True) -> None:
         """Write what is buffered (or drop it, after a failure) and release the ODB reference.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pipeline.config import FolderSettings, Settings
-from pipeline.errors import DocpipeError
+from pipeline.errors import BadInput, DocpipeError
 from pipeline.hooks import HookRunner, default_dirs
 from pipeline.progress import log
 
@@ -342,9 +342,12 @@ def run(settings: Settings, *, only: set[str] | None = None, hooks_enabled: bool
     only = set(only or STAGES)
     unknown = only - set(STAGES)
     if unknown:
-        from pipeline.errors import BadInput
-
         raise BadInput(f"--only: unknown stage(s) {', '.join(sorted(unknown))}; choose from {', '.join(STAGES)}")
+    if "pull" in only:
+        missing = [str(f.workdir) for f in settings.folders if not f.id]
+        if missing:
+            raise BadInput("no Drive folder configured: set [drive] folder in docpipe.toml, "
+                           "DOCPIPE_DRIVE_FOLDER, or pass --folder")
     start = time.monotonic()
     results = []
     for f in settings.folders:

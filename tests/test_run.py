@@ -175,6 +175,10 @@ def test_bad_config_and_unknown_stage_exit_2(world: dict[str, Any]) -> None:
     bad.write_text("[drive]\nfolderr = 'x'\n")
     r = cli(["run", "--config", str(bad)], env=world["env"])
     assert r.returncode == 2 and "did you mean 'folder'" in r.stderr
+    empty = world["tmp"] / "empty.toml"
+    empty.write_text("[gitea]\nowner = 'alice'\n")
+    r = cli(["run", "--config", str(empty)], env=world["env"])
+    assert r.returncode == 2 and "no Drive folder configured" in r.stderr
 
 
 def test_killed_run_resumes_to_the_same_history(world: dict[str, Any], tmp_path: Path) -> None:

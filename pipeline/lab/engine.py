@@ -27,7 +27,12 @@ def client() -> Any:
         c.ping()
         return c
     except DockerException as exc:
-        raise DocpipeError(f"no Docker Engine answers ({_short(exc)}); start dockerd or set DOCKER_HOST") from None
+        import os
+
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        # The socket's absence is the usual case: say that plainly, the library's words otherwise.
+        reason = "nothing listens there" if "FileNotFoundError" in str(exc) or "No such file" in str(exc) else _short(exc)
+        raise DocpipeError(f"no Docker Engine answers at {where} ({reason}); start dockerd or set DOCKER_HOST") from None
 
 
 def _short(exc: BaseException) -> str:

@@ -14,8 +14,8 @@ def project_root() -> Path:
 
 def shipped(name: str) -> Path:
     """Path of a shipped top-level folder: 'templates', 'hooks' or 'sample-data'."""
-    for base in (_PKG.parent, _PKG / "data"):
-        candidate = base / name
+    # A checkout or editable install first, then the copy a wheel carries (see pyproject.toml).
+    for candidate in (_PKG.parent / name, _PKG / "_data" / name.replace("-", "_")):
         if candidate.exists():
             return candidate
     raise FileNotFoundError(f"docpipe installation is missing its {name}/ folder")

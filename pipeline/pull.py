@@ -83,6 +83,16 @@ class _ImgParser(HTMLParser):
                 self.sources.append(src)
 
 
+_GOOGLE_IMAGE_DOMAINS = ("googleusercontent.com", "google.com", "ggpht.com", "gstatic.com")
+
+
+def google_image_host(url: str) -> bool:
+    """Whether `url` is https on one of the hosts Google serves Docs images from."""
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "https" and any(host == d or host.endswith("." + d) for d in _GOOGLE_IMAGE_DOMAINS)
+
+
 def image_sources(html: bytes) -> list[str]:
     """The distinct http(s) `src` values of <img> tags (entities decoded), in document order."""
     if b"<img" not in html.lower():
@@ -233,8 +243,12 @@ class _Puller:
         with job.lock:
             cached = job.images.get(src)
         if cached is None or not self.store.has_blob(cached[0]):
-                # Credentials go only to the host that served the export, never to another site.
+            # Credentials go only to the host that served the export, never to another site; and
+            # only Google's image hosts are fetched at all, so a doc cannot aim docpipe at an
+            # address of the operator's network. Such an image stays a remote link.
             same_host = urllib.parse.urlsplit(src).netloc == export_host
+            if not same_host and not google_image_host(src):
+                return None
             try:
                 data, ctype = self.client.download(src, what, authorized=same_host)
             except DriveCallError as exc:

@@ -393,3 +393,48 @@ def test_text_summary_and_missing_folder(tmp_path: Path) -> None:
     r = cli(["pull", "--workdir", str(tmp_path)], cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr == "docpipe: error: no Drive folder: pass --folder, set DOCPIPE_FOLDER, or set [drive] folder in docpipe.toml\n"
+
+
+def test_images_on_other_hosts_are_never_fetched(token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # A doc (anyone may edit one) points an image at another address; pull must not go there.
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(b"\x89PNG")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        ds = new_dataset()
+        fid = ds.add_doc("hostile")
+        src = f"http://127.0.0.1:{other.server_address[1]}/internal/admin.png"
+        ds.add_revision(fid, revision_html("hostile", 0).replace("</body>", f'<p><img src="{src}"></p></body>'),
+                        "ada", "2024-01-01T00:00:00Z")
+        with running(ds) as emu:
+            _pull(emu, tmp_path)
+        assert hits == []
+        assert read_doc(tmp_path, fid)["revisions"][0]["images"] == []
+    finally:
+        other.shutdown()
+        other.server_close()
+
+
+def test_google_image_hosts() -> None:
+    from pipeline.pull import google_image_host
+
+    assert google_image_host("https://lh7-rt.googleusercontent.com/docsz/AD_4nX")
+    assert google_image_host("https://docs.google.com/drawings/d/x/image")
+    assert not google_image_host("http://lh7-rt.googleusercontent.com/docsz/AD")  # not https
+    assert not google_image_host("https://googleusercontent.com.evil.example/x.png")
+    assert not google_image_host("https://169.254.169.254/latest/meta-data")

@@ -151,3 +151,37 @@ def test_a_docs_link_pulls_just_that_doc_and_finds_its_lab(tmp_path: Path, monke
     assert "hello/main.go" in dict(ws.spec.files)
     # Only that doc was pulled.
     assert [p.name for p in (tmp_path / "wd" / "store" / "docs").iterdir()] == ["1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg.json"]
+
+
+@pytest.mark.docker
+def test_lab_up_from_a_docs_link_pulls_builds_and_starts(sample_build: SampleBuild, tmp_path: Path) -> None:
+    """An instructor's whole flow from one doc: link -> pull -> validate -> build -> seats."""
+    from pipeline.emulator import Emulator, load_dataset
+    from pipeline.resources import shipped
+
+    client = sample_build.client
+    link = "https://docs.google.com/document/d/1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg/edit?usp=sharing"
+    with Emulator(load_dataset(shipped("sample-data")), token="lab-test-token") as emu:
+        env = {**os.environ, "DOCPIPE_ACCESS_TOKEN": "lab-test-token", "DOCPIPE_DRIVE_ENDPOINT": emu.url,
+               "DOCPIPE_DRIVE_FOLDER": "1CSWGdocsRootF0lderXy7Qa2mPn5Lk8Jh",
+               "DOCPIPE_LAB_REGISTRY": sample_build.settings.registry, "DOCPIPE_LAB_PREFIX": sample_build.settings.prefix}
+        up = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "up", link, "--seats", "1",
+                             "--workdir", str(tmp_path / "wd"), "--json"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    try:
+        assert up.returncode == 0, up.stderr
+        data = json.loads(up.stdout)
+        assert data["workshop"] == "ws-go-promisegrid" and len(data["seats"]) == 1
+        container = client.containers.get(data["seats"][0]["container"])
+        assert container.status == "running"
+        image_tags = container.image.tags
+        assert any(t.startswith(f"{sample_build.settings.registry}/{sample_build.settings.prefix}/ws-go-promisegrid:")
+                   for t in image_tags)
+        # The doc's lab section reached the image: its Go toolchain and the file it names.
+        out = container.exec_run(["sh", "-c", "command -v go && cat ~/hello/main.go"], user="student")
+        assert out.exit_code == 0 and b"hello from the grid" in out.output, out.output
+    finally:
+        down = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "down", "ws-go-promisegrid"],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert down.returncode == 0, down.stderr
+    assert not client.containers.list(all=True, filters={"label": "io.docpipe.seat=ws-go-promisegrid"})

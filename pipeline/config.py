@@ -15,7 +15,6 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -134,34 +133,17 @@ def config_path() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-@lru_cache(maxsize=8)
-def _load(path: str | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise BadInput(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"config file {path} is not valid TOML: {exc}") from None
-
-
-def file_settings() -> dict[str, Any]:
-    path = config_path()
-    return _load(str(path) if path else None)
-
-
 def value(section: str | None, key: str, cli_value: Any, default: Any) -> Any:
-    """One setting for a single-stage command (cli_value already includes the environment)."""
+    """One setting for a single-stage command: the flag, else the validated environment and
+    docpipe.toml (the first folder's, as `docpipe run` would see it), else `default`.
+
+    Going through load_settings means every command honours the same variables
+    (DOCPIPE_<SECTION>_<KEY> and the aliases) and reports a broken docpipe.toml the same way."""
     if cli_value is not None:
         return cli_value
-    data = file_settings()
-    if section:
-        data = data.get(section, {}) if isinstance(data.get(section, {}), dict) else {}
-    if key in data:
-        return data[key]
-    return default
+    settings, _ = load_settings(None)
+    resolved = settings.folders[0].values.get(section or "", {}).get(key)
+    return default if resolved is None else resolved
 
 
 def workdir(cli_value: Path | None) -> Path:

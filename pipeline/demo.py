@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pipeline.config import FolderSettings, load_settings
 from pipeline.errors import DocpipeError
@@ -75,6 +76,25 @@ def push_to_local(workdir: Path, standin: Path) -> str:
     return str(repo.references["refs/heads/main"].target)
 
 
+# Exports name their images by the emulator's address, so a fixed port keeps the store of one
+# demo byte-identical to the next; another port is taken only when this one is busy.
+DEMO_PORT = 47615
+
+
+@contextmanager
+def _emulator(factory: Any, dataset: Any, token: str) -> Iterator[Any]:
+    try:
+        emu = factory(dataset, token=token, port=DEMO_PORT)
+        emu.start()
+    except OSError:
+        emu = factory(dataset, token=token, port=0)
+        emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
 def demo(workdir: Path, *, dry_run_lab: bool | None = None, hooks_enabled: bool = True) -> DemoResult:
     from pipeline.emulator import Emulator, load_dataset
     from pipeline.resources import shipped
@@ -88,7 +108,7 @@ def demo(workdir: Path, *, dry_run_lab: bool | None = None, hooks_enabled: bool 
         notes.append("no Docker Engine answered, so lab images were planned (--dry-run), not built")
     token = secrets.token_urlsafe(24)
     dataset = load_dataset(shipped("sample-data"))
-    with Emulator(dataset, token=token) as emu:
+    with _emulator(Emulator, dataset, token) as emu:
         settings, _ = load_settings(None, env={}, cli={
             ("", "workdir"): str(workdir), ("drive", "folder"): emu.root_folder_id,
             ("drive", "endpoint"): emu.url, ("lab", "dry_run"): not engine,

@@ -51,3 +51,18 @@ def test_demo_runs_the_whole_job_and_a_rerun_changes_nothing(tmp_path: Path) -> 
     # Nothing new in the sample data: the second and third runs made no commit.
     assert pygit2.Repository(str(wd / "archive")).references["refs/heads/main"].target == head
     assert "replay    unchanged" in r_text.stdout
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_two_fresh_demos_give_byte_identical_stores_histories_and_sites(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        r = cli(["demo", "--workdir", str(tmp_path / name), "--dry-run-lab", "--json"], timeout=300)
+        assert r.returncode == 0, r.stderr
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert tree_bytes(a / "store") == tree_bytes(b / "store")
+    assert tree_bytes(a / "public") == tree_bytes(b / "public")
+    heads = {str(pygit2.Repository(str(d / "archive")).references["refs/heads/main"].target) for d in (a, b)}
+    assert len(heads) == 1

@@ -329,36 +329,33 @@ class _WebSocket:
             out += chunk
         return out
 
+    def _frame(self) -> tuple[int, bool, bytes]:
+        """(opcode, FIN, payload) of the next frame from the server (never masked)."""
+        b0, b1 = self._exact(2)
+        length = b1 & 0x7F
+        if length == 126:
+            length = int.from_bytes(self._exact(2), "big")
+        elif length == 127:
+            length = int.from_bytes(self._exact(8), "big")
+        payload = self._exact(length)
+        if b0 & 0x0F == 0x8:
+            raise ConnectionError("websocket closed by server")
+        return b0 & 0x0F, bool(b0 & 0x80), payload
+
     def message(self) -> bytes:
         """One whole message (frames up to FIN), for protocols with message boundaries (CDP)."""
         data = b""
         while True:
-            b0, b1 = self._exact(2)
-            length = b1 & 0x7F
-            if length == 126:
-                length = int.from_bytes(self._exact(2), "big")
-            elif length == 127:
-                length = int.from_bytes(self._exact(8), "big")
-            payload = self._exact(length)
-            if b0 & 0x0F == 0x8:
-                raise ConnectionError("websocket closed by server")
-            if b0 & 0x0F in (0x0, 0x1, 0x2):
+            opcode, fin, payload = self._frame()
+            if opcode in (0x0, 0x1, 0x2):
                 data += payload
-                if b0 & 0x80:
+                if fin:
                     return data
 
     def recv(self, n: int) -> bytes:
         while len(self.buf) < n:
-            b0, b1 = self._exact(2)
-            length = b1 & 0x7F
-            if length == 126:
-                length = int.from_bytes(self._exact(2), "big")
-            elif length == 127:
-                length = int.from_bytes(self._exact(8), "big")
-            payload = self._exact(length)
-            if b0 & 0x0F == 0x8:
-                raise ConnectionError("websocket closed by server")
-            if b0 & 0x0F in (0x1, 0x2, 0x0):
+            opcode, _, payload = self._frame()
+            if opcode in (0x0, 0x1, 0x2):
                 self.buf += payload
         out, self.buf = self.buf[:n], self.buf[n:]
         return out

@@ -57,8 +57,7 @@ def assert_clean(server: GiteaServer | None) -> None:
     assert server.response_errors == [], server.response_errors
 
 
-@pytest.fixture
-def gitea_double(tmp_path: Path) -> Iterator[Target]:
+def _double(tmp_path: Path) -> Iterator[Target]:
     server, token = start_double(tmp_path)
     try:
         yield Target(server.url, token, "alice", server)
@@ -67,16 +66,16 @@ def gitea_double(tmp_path: Path) -> Iterator[Target]:
         server.stop()
 
 
+@pytest.fixture
+def gitea_double(tmp_path: Path) -> Iterator[Target]:
+    yield from _double(tmp_path)
+
+
 @pytest.fixture(params=["double", "real"])
 def gitea_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     """The test double, and a real Gitea when DOCPIPE_TEST_GITEA_URL/_TOKEN are set."""
     if request.param == "double":
-        server, token = start_double(tmp_path)
-        try:
-            yield Target(server.url, token, "alice", server)
-            assert_clean(server)
-        finally:
-            server.stop()
+        yield from _double(tmp_path)
         return
     url, token = os.environ.get("DOCPIPE_TEST_GITEA_URL"), os.environ.get("DOCPIPE_TEST_GITEA_TOKEN")
     if not (url and token):

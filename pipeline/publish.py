@@ -140,6 +140,18 @@ class UntrustedHtml(Extension):
         md.treeprocessors.register(_UrlFilter(md), "docpipe_safe_urls", 10)  # after inline (20)
 
 
+class KeepListNumbers(Extension):
+    """Ordered lists keep the number they start at (`<ol start>`).
+
+    Google Docs numbers a tutorial's steps across the code blocks between them; the converter
+    writes `2.`, `3.`... after each block, and Python-Markdown would restart every list at 1.
+    Listed after the list extension in mkdocs.yml, so its processor is the one adjusted."""
+
+    def extendMarkdown(self, md: Any) -> None:
+        if "olist" in md.parser.blockprocessors:
+            md.parser.blockprocessors["olist"].LAZY_OL = False
+
+
 def makeExtension(**kwargs: Any) -> UntrustedHtml:  # noqa: N802 - Python-Markdown's hook name
     return UntrustedHtml(**kwargs)
 

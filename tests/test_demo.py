@@ -40,6 +40,9 @@ def test_demo_runs_the_whole_job_and_a_rerun_changes_nothing(tmp_path: Path) -> 
     assert [w["name"] for w in workshops] == ["ws-go-promisegrid"] and workshops[0]["ok"]
     plan = workshops[0]["outputs"][0]
     assert plan["built"] is False and "FROM" in plan["dockerfile"]
+    # Steps keep their numbers across the code blocks between them.
+    page = (wd / "public" / "workshops" / "ws-go-promisegrid.html").read_text()
+    assert '<ol start="2">' in page and '<ol start="3">' in page
     # The tutorial's lab box names the very image provision makes.
     tag = plan["tags"][0].rsplit("/", 1)[1]
     assert f"`{tag}`" in (wd / "site" / "docs" / "workshops" / "ws-go-promisegrid.md").read_text()

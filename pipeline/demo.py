@@ -64,16 +64,22 @@ def docker_engine_answers() -> bool:
         return False
 
 
-def push_to_local(workdir: Path, standin: Path) -> str:
-    """Push the archive's main to a local bare repository, as `docpipe push` does to Gitea."""
+def push_to_local(workdir: Path, standin: Path) -> tuple[str, bool]:
+    """Push the archive's main to a local bare repository, as `docpipe push` does to Gitea.
+    Returns main's SHA and whether the stand-in changed."""
     import pygit2
+
+    from pipeline.archive import open_main
 
     if not standin.exists():
         pygit2.init_repository(str(standin), bare=True, initial_head="main")
-    repo = pygit2.Repository(str(workdir / "archive"))
-    remote = repo.remotes.create_anonymous(str(standin.resolve()))
-    remote.push(["+refs/heads/main:refs/heads/main"])
-    return str(repo.references["refs/heads/main"].target)
+    theirs = pygit2.Repository(str(standin)).references.get("refs/heads/main")
+    before = str(theirs.target) if theirs is not None else None
+    repo, tip = open_main(workdir)
+    if before == str(tip.id):
+        return before, False
+    repo.remotes.create_anonymous(str(standin.resolve())).push(["+refs/heads/main:refs/heads/main"])
+    return str(tip.id), True
 
 
 # Exports name their images by the emulator's address, so a fixed port keeps the store of one
@@ -95,7 +101,7 @@ def _emulator(factory: Any, dataset: Any, token: str) -> Iterator[Any]:
         emu.stop()
 
 
-def demo(workdir: Path, *, dry_run_lab: bool | None = None, hooks_enabled: bool = True) -> DemoResult:
+def demo(workdir: Path, *, dry_run_lab: bool | None = None) -> DemoResult:
     from pipeline.emulator import Emulator, load_dataset
     from pipeline.resources import shipped
     from pipeline.run import RunResult, StageResult, run_folder, workdir_lock
@@ -114,11 +120,10 @@ def demo(workdir: Path, *, dry_run_lab: bool | None = None, hooks_enabled: bool 
             ("drive", "endpoint"): emu.url, ("lab", "dry_run"): not engine,
         })
         folder: FolderSettings = settings.folders[0]
-        folder.workdir = workdir
         previous = os.environ.get("DOCPIPE_ACCESS_TOKEN")
         os.environ["DOCPIPE_ACCESS_TOKEN"] = token
         try:
-            hooks = HookRunner(dirs=default_dirs(workdir), enabled=hooks_enabled)
+            hooks = HookRunner(dirs=default_dirs(workdir))
             with workdir_lock(workdir):
                 # Gitea is not here: push runs against a local bare repository below instead.
                 result = run_folder(folder, only={"pull", "replay", "render", "publish", "provision"},
@@ -129,14 +134,16 @@ def demo(workdir: Path, *, dry_run_lab: bool | None = None, hooks_enabled: bool 
             else:
                 os.environ["DOCPIPE_ACCESS_TOKEN"] = previous
     standin = workdir / "gitea-standin.git"
-    if all(s.status != "failed" for s in result.stages if s.stage == "replay"):
+    if any(s.stage == "replay" and s.status != "failed" for s in result.stages):
+        import pygit2
+
         t = time.monotonic()
         try:
-            head = push_to_local(workdir, standin)
-            result.stages.insert(2, StageResult("push", "changed", time.monotonic() - t,
-                                                summary={"remote": str(standin), "head": head}))
-        except Exception as exc:  # pygit2 raises its own error types
+            head, changed = push_to_local(workdir, standin)
+        except pygit2.GitError as exc:
             raise DocpipeError(f"demo push to {standin} failed: {exc}") from None
+        result.stages.insert(2, StageResult("push", "changed" if changed else "unchanged", time.monotonic() - t,
+                                            summary={"remote": str(standin), "head": head}))
     log(f"demo finished in {time.monotonic() - start:.1f}s")
 
     return DemoResult(workdir=workdir, run=RunResult([result], time.monotonic() - start), standin=standin,

@@ -161,10 +161,8 @@ def archive_head(workdir: Path) -> str | None:
 def _pull(f: FolderSettings) -> dict[str, Any]:
     from pipeline.pull import pull
 
-    if not f.id:
-        raise DocpipeError("no Drive folder configured: set [drive] folder in docpipe.toml or pass --folder")
     creds = f.get("drive", "credentials")
-    summary = pull(f.id, workdir=f.workdir, endpoint=f.get("drive", "endpoint"),
+    summary = pull(str(f.id), workdir=f.workdir, endpoint=f.get("drive", "endpoint"),
                    credentials=Path(creds) if creds else None, jobs=f.get("drive", "jobs"),
                    max_qps=f.get("drive", "max_qps"))
     return summary.to_json()
@@ -219,10 +217,9 @@ def _timed(stage: str, fn: Callable[[], dict[str, Any]]) -> StageResult:
     return StageResult(stage, "changed", time.monotonic() - start, summary=summary)
 
 
-def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_lab: bool = False,
-               force: bool = False) -> FolderResult:
+def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_lab: bool = False) -> FolderResult:
     result = FolderResult(folder=f.id, workdir=f.workdir)
-    state = load_state(f.workdir) if not force else {}
+    state = load_state(f.workdir)
     base_payload = {"workdir": str(f.workdir.resolve()), "folder": f.id}
 
     def fire(event: str, payload: dict[str, Any]) -> None:
@@ -294,14 +291,13 @@ def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_
                 state["published"] = site
 
     if "provision" in only and rendered is not None:
-        _provision(f, rendered, result, fire, state, dry_run_lab, hooks)
+        _provision(f, rendered, result, fire, state, dry_run_lab)
     save_state(f.workdir, state)
     return result
 
 
 def _provision(f: FolderSettings, rendered: dict[str, Any], result: FolderResult,
-               fire: Callable[[str, dict[str, Any]], None], state: dict[str, Any], dry_run: bool,
-               hooks: HookRunner) -> None:
+               fire: Callable[[str, dict[str, Any]], None], state: dict[str, Any], dry_run: bool) -> None:
     """One `workshop` event per workshop doc; the built-in hook builds its desktop image.
     A workshop whose spec is unchanged since its last successful event is not fired again."""
     start = time.monotonic()
@@ -343,11 +339,9 @@ def run(settings: Settings, *, only: set[str] | None = None, hooks_enabled: bool
     unknown = only - set(STAGES)
     if unknown:
         raise BadInput(f"--only: unknown stage(s) {', '.join(sorted(unknown))}; choose from {', '.join(STAGES)}")
-    if "pull" in only:
-        missing = [str(f.workdir) for f in settings.folders if not f.id]
-        if missing:
-            raise BadInput("no Drive folder configured: set [drive] folder in docpipe.toml, "
-                           "DOCPIPE_DRIVE_FOLDER, or pass --folder")
+    if "pull" in only and any(not f.id for f in settings.folders):
+        raise BadInput("no Drive folder configured: set [drive] folder in docpipe.toml, "
+                       "DOCPIPE_DRIVE_FOLDER, or pass --folder")
     start = time.monotonic()
     results = []
     for f in settings.folders:

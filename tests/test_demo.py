@@ -53,7 +53,7 @@ def test_demo_runs_the_whole_job_and_a_rerun_changes_nothing(tmp_path: Path) -> 
     assert f"git -C {wd / 'archive'} log" in r_text.stdout and "http.server" in r_text.stdout
     # Nothing new in the sample data: the second and third runs made no commit.
     assert pygit2.Repository(str(wd / "archive")).references["refs/heads/main"].target == head
-    assert "replay    unchanged" in r_text.stdout
+    assert "replay    unchanged" in r_text.stdout and "push      unchanged" in r_text.stdout
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:

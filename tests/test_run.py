@@ -198,7 +198,7 @@ def test_killed_run_resumes_to_the_same_history(world: dict[str, Any], tmp_path:
     while time.monotonic() < deadline and not (blobs.exists() and any(blobs.rglob("*"))):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     world["emu"].latency = 0.0
     r = cli(["run", "--config", str(world["config"]), "--only", "pull,replay", "--json"], env=world["env"], timeout=300)
     assert r.returncode == 0, r.stderr

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -32,7 +32,6 @@ class HookResult:
     hook: str
     event: str
     output: Any
-    stderr_tail: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"hook": self.hook, "event": self.event, "output": self.output}
@@ -44,21 +43,13 @@ class HookRunner:
     timeout: float = DEFAULT_TIMEOUT
     enabled: bool = True
     pass_env: tuple[str, ...] = ()
-    results: list[HookResult] = field(default_factory=list)
-
-    def find(self, event: str) -> list[Path]:
-        return find_hooks(event, self.dirs)
 
     def fire(self, event: str, payload: Mapping[str, Any]) -> list[HookResult]:
         """Run every hook of `event` with `payload`; collect what they print."""
         if not self.enabled:
             return []
-        out = []
-        for hook in self.find(event):
-            result = run_hook(hook, event, payload, timeout=self.timeout, pass_env=self.pass_env)
-            out.append(result)
-            self.results.append(result)
-        return out
+        return [run_hook(hook, event, payload, timeout=self.timeout, pass_env=self.pass_env)
+                for hook in find_hooks(event, self.dirs)]
 
 
 def default_dirs(workdir: Path, extra: Iterable[Path] = (), *, builtin: bool = True) -> list[Path]:
@@ -137,4 +128,4 @@ def run_hook(hook: Path, event: str, payload: Mapping[str, Any], *, timeout: flo
             raise DocpipeError(f"hook {name} for event '{event}' printed something that is not JSON") from None
         if not isinstance(output, dict):
             raise DocpipeError(f"hook {name} for event '{event}' must print one JSON object")
-    return HookResult(hook=name, event=event, output=output, stderr_tail=_tail(stderr))
+    return HookResult(hook=name, event=event, output=output)

@@ -34,10 +34,9 @@ def test_hook_gets_event_json_on_stdin_and_its_json_is_collected(tmp_path: Path)
     # The hook echoes back what it was given, as a real hook would use it.
     write_hook(tmp_path / "workshop", 'python3 -c "import json,sys; d=json.load(sys.stdin); '
                'print(json.dumps({\'saw\': d[\'event\'], \'doc\': d[\'doc\'][\'name\']}))"\n')
-    runner = HookRunner(dirs=[tmp_path])
-    results = runner.fire("workshop", {"workdir": "/w", "doc": {"name": "ws-go"}})
+    results = HookRunner(dirs=[tmp_path]).fire("workshop", {"workdir": "/w", "doc": {"name": "ws-go"}})
     assert [r.output for r in results] == [{"saw": "workshop", "doc": "ws-go"}]
-    assert runner.results[0].to_json() == {"hook": "workshop", "event": "workshop",
+    assert results[0].to_json() == {"hook": "workshop", "event": "workshop",
                                            "output": {"saw": "workshop", "doc": "ws-go"}}
 
 

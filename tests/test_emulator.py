@@ -20,6 +20,7 @@ import pytest
 from googleapiclient.errors import HttpError
 
 from pipeline.emulator import DOC_MIME, Dataset, Emulator, generate_dataset, load_dataset, save_dataset
+from pipeline.emulator import query as qlang
 from pipeline.errors import BadInput
 from tests.support.emulator import (  # noqa: F401 - fixtures
     TOKEN,
@@ -137,6 +138,24 @@ def test_query_terms_and_star_fields(sample_emulator):
     assert set(star) == {"files"} and star["files"][0] == full["files"][0]
     assert [f["name"] for f in svc.files().list(q="name contains 'eadme'", fields="files(name)").execute()["files"]] == []
     assert [f["name"] for f in svc.files().list(q="name contains 'WORKSHOP'", fields="files(name)").execute()["files"]] == ["mcp-376-cswg-workshop-virtual-desktops", "workshop attendance", "Workshops"]
+
+
+def test_query_precedence_and_chains():
+    ds = flat_dataset(4)
+    ds.trash(ds.add_doc("doc 001 copy"), "2024-01-03T00:00:00Z")
+    files = [f for f in ds.files.values() if f.id != ds.root_id]
+
+    def names(q: str) -> list[str]:
+        pred = qlang.parse(q)
+        return sorted(f.name for f in files if pred(f))
+
+    # `and` binds tighter than `or`, as in Drive
+    assert names("name = 'doc 000' or name contains 'doc' and trashed = true") == ["doc 000", "doc 001 copy"]
+    assert names("(name = 'doc 000' or name contains 'doc') and trashed = true") == ["doc 001 copy"]
+    assert names("name = 'doc 000' or name = 'doc 002' or name = 'doc 003'") == ["doc 000", "doc 002", "doc 003"]
+    assert names("not trashed = true and not name = 'doc 000' and modifiedTime >= '2024-01-02T00:00:00Z'") == ["doc 001", "doc 002", "doc 003"]
+    with pytest.raises(qlang.QueryError):
+        qlang.parse("name = 'a' or")
 
 
 def test_files_get_and_404_shape(small_emulator):
@@ -443,22 +462,51 @@ def test_sample_data_has_what_the_docs_promise():
     assert ds.files["1mcp374OrganizationJj4Hh3Gg2Ff1Dd"].renames  # title history
 
 
+def _thread(c) -> tuple:
+    replies = [(r.id, r.author, r.createdTime, r.modifiedTime, r.content, r.action, r.deleted) for r in c.replies]
+    return (c.id, c.author, c.createdTime, c.modifiedTime, c.content, c.quoted, c.anchor, c.deleted, c.resolved, replies)
+
+
 def test_save_then_load_round_trips(tmp_path):
     ds = generate_dataset(docs=3, revisions=4, size=(1_000, 2_000), comments=2, replies=2, seed=5, subfolders=1)
-    ds.rename(sorted(ds.docs(), key=lambda f: f.id)[0].id, "new title", "2025-01-01T00:00:00Z")
+    first, second = sorted(ds.docs(), key=lambda f: f.id)[:2]
+    ds.rename(first.id, "new title", "2025-01-01T00:00:00Z")
+    ds.delete_reply(first.id, first.comments[0].id, first.comments[0].replies[0].id, "2025-01-02T00:00:00Z")
+    ds.delete_comment(second.id, second.comments[1].id, "2025-01-03T00:00:00Z")
+    ds.add_user("eve", "Eve Example")  # no e-mail
+    ds.add_image(second.id, "fig.png", "image/png", b"\x89PNG fake")
     save_dataset(ds, tmp_path / "d")
     again = load_dataset(tmp_path / "d")
+    assert set(again.files) == set(ds.files)
+    assert {k: (u.displayName, u.emailAddress, u.permissionId) for k, u in again.users.items()} == {
+        k: (u.displayName, u.emailAddress, u.permissionId) for k, u in ds.users.items()}
     for fid, f in ds.files.items():
         g = again.files[fid]
-        assert (g.name, g.version, g.modifiedTime, g.parents) == (f.name, f.version, f.modifiedTime, f.parents)
-        assert [(r.id, r.user, r.html) for r in g.revisions] == [(r.id, r.user, r.html) for r in f.revisions]
-        assert [(c.id, c.resolved, len(c.replies)) for c in g.comments] == [(c.id, c.resolved, len(c.replies)) for c in f.comments]
+        assert (g.name, g.mimeType, g.owner, g.version, g.createdTime, g.modifiedTime, g.parents, g.trashed) == (
+            f.name, f.mimeType, f.owner, f.version, f.createdTime, f.modifiedTime, f.parents, f.trashed)
+        assert g.renames == f.renames and g.images == f.images
+        assert [(r.id, r.modifiedTime, r.user, r.html) for r in g.revisions] == [(r.id, r.modifiedTime, r.user, r.html) for r in f.revisions]
+        assert [_thread(c) for c in g.comments] == [_thread(c) for c in f.comments]
+    assert any(c.deleted for c in again.files[second.id].comments)
+    assert any(r.deleted for r in again.files[first.id].comments[0].replies)
+    # Saving what was loaded writes the same bytes: hand edits survive a load/save cycle.
+    save_dataset(again, tmp_path / "e")
+    files_d = sorted(p.relative_to(tmp_path / "d") for p in (tmp_path / "d").rglob("*") if p.is_file())
+    files_e = sorted(p.relative_to(tmp_path / "e") for p in (tmp_path / "e").rglob("*") if p.is_file())
+    assert files_d == files_e
+    assert all((tmp_path / "d" / p).read_bytes() == (tmp_path / "e" / p).read_bytes() for p in files_d)
 
 
 def test_generated_dataset_is_deterministic_and_sized():
-    a = generate_dataset(docs=2, revisions=3, size=(5_000, 20_000), seed=9)
-    b = generate_dataset(docs=2, revisions=3, size=(5_000, 20_000), seed=9)
-    assert [r.html for f in a.docs() for r in f.revisions] == [r.html for f in b.docs() for r in f.revisions]
+    def shape(ds: Dataset) -> list:
+        return [(f.id, f.name, f.parents, f.createdTime, f.modifiedTime, [(r.id, r.modifiedTime, r.user, r.html) for r in f.revisions],
+                 [_thread(c) for c in f.comments]) for f in ds.files.values()]
+
+    a = generate_dataset(docs=2, revisions=3, size=(5_000, 20_000), comments=2, replies=1, seed=9)
+    b = generate_dataset(docs=2, revisions=3, size=(5_000, 20_000), comments=2, replies=1, seed=9)
+    assert shape(a) == shape(b)
+    other = generate_dataset(docs=2, revisions=3, size=(5_000, 20_000), comments=2, replies=1, seed=10)
+    assert [r.html for f in other.docs() for r in f.revisions] != [r.html for f in a.docs() for r in f.revisions]
     sizes = [len(r.html) for f in a.docs() for r in f.revisions]
     assert min(sizes) >= 5_000 and max(sizes) <= 21_000
 
@@ -513,3 +561,25 @@ def test_cli_drive_emulator_bad_data_dir(tmp_path):
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
+
+
+def test_committed_sample_data_is_what_the_generator_makes(tmp_path: Path) -> None:
+    """sample-data/ is generated (pipeline/emulator/samples.py from tests/fixtures/seed): a hand
+    edit, or a generator change without regenerating, shows here."""
+    import filecmp
+
+    from pipeline.resources import shipped
+
+    seed = Path(__file__).resolve().parent / "fixtures" / "seed" / "mcp-376-cswg-workshop-virtual-desktops.txt"
+    subprocess.run([sys.executable, "-m", "pipeline.emulator.samples", str(seed), str(tmp_path / "out")],
+                   check=True, capture_output=True)
+    committed = shipped("sample-data")
+    files = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(committed)) for p in committed.rglob("*")
+                           if p.is_file() and p.name != "README.md")
+    match, mismatch, errors = filecmp.cmpfiles(committed, tmp_path / "out", files, shallow=False)
+    assert (mismatch, errors) == ([], [])
+    # The trashed draft keeps the moment it was trashed, not its last edit.
+    ds = load_dataset(committed)
+    draft = next(f for f in ds.files.values() if f.trashed)
+    assert draft.trashedTime == "2024-06-27T15:50:00Z"

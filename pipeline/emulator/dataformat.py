@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import os
 import re
 from pathlib import Path
 from typing import Any
 
-from pipeline.emulator.model import DOC_MIME, FOLDER_MIME, SHORTCUT_MIME, Dataset, DriveFile
+from pipeline.emulator.model import DOC_MIME, FOLDER_MIME, SHORTCUT_MIME, Comment, Dataset, DriveFile, Reply
 from pipeline.errors import BadInput
+from pipeline.store import atomic_write
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -140,7 +140,7 @@ def _add_item(ds: Dataset, base: Path, key: str, meta: dict[str, Any], ids: dict
     if meta.get("trashed"):
         t = meta.get("trashedTime", created)
         events.append((t, len(events), "trash", (fid, t)))
-    for i, t in enumerate(meta.get("renames", [])):  # [{"name": old name..}] kept simple: title history
+    for t in meta.get("renames", []):  # title history: [{"name": new title, "time"}], oldest first
         events.append((t["time"], len(events), "rename", (fid, t["name"], t["time"])))
 
 
@@ -196,7 +196,7 @@ def _save_item(ds: Dataset, f: DriveFile, base: Path, keys: dict[str, str]) -> N
         meta["owner"] = f.owner
     if f.trashed:
         meta["trashed"] = True
-        meta["trashedTime"] = f.modifiedTime
+        meta["trashedTime"] = f.trashedTime or f.modifiedTime
     if f.renames:
         meta["renames"] = [{"name": n, "time": t} for _old, n, t in f.renames]
     if f.shortcut_target:
@@ -217,30 +217,23 @@ def _save_item(ds: Dataset, f: DriveFile, base: Path, keys: dict[str, str]) -> N
             (base / rel).write_text(r.html, encoding="utf-8")
             meta["revisions"].append({"id": r.id, "time": r.modifiedTime, "user": r.user, "html": rel})
     if f.comments:
-        meta["comments"] = []
-        for c in f.comments:
-            cj: dict[str, Any] = {"id": c.id, "author": c.author, "time": c.createdTime, "content": c.content}
-            if c.quoted:
-                cj["quoted"] = c.quoted
-            if c.anchor:
-                cj["anchor"] = c.anchor
-            if c.deleted:
-                cj["deleted"] = True
-                cj["deletedTime"] = c.modifiedTime
-            cj["replies"] = []
-            for r in c.replies:
-                rj: dict[str, Any] = {"id": r.id, "author": r.author, "time": r.createdTime, "content": r.content}
-                if r.action:
-                    rj["action"] = r.action
-                if r.deleted:
-                    rj["deleted"] = True
-                    rj["deletedTime"] = r.modifiedTime
-                cj["replies"].append(rj)
-            meta["comments"].append(cj)
+        meta["comments"] = [
+            _post(c, quoted=c.quoted, anchor=c.anchor) | {"replies": [_post(r, action=r.action) for r in c.replies]}
+            for c in f.comments
+        ]
     _write_json(base / "item.json", meta)
 
 
+def _post(p: Comment | Reply, **optional: str | None) -> dict[str, Any]:
+    """A comment or reply as item.json keeps it; `optional` fields only when set."""
+    out: dict[str, Any] = {"id": p.id, "author": p.author, "time": p.createdTime, "content": p.content}
+    out.update((k, v) for k, v in optional.items() if v)
+    if p.deleted:
+        out["deleted"] = True
+        out["deletedTime"] = p.modifiedTime
+    return out
+
+
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    # Key order is kept as written (not sorted): item.json is meant to be read and edited by hand.
+    atomic_write(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))

@@ -47,7 +47,7 @@ def parse(text: str) -> Selection:
                 if pos >= len(text) or text[pos] != ")":
                     raise FieldsError("unbalanced parentheses in fields")
                 pos += 1
-            _merge(sel, path, sub)
+            _union(sel, _nest(path, sub))
             while pos < len(text) and text[pos] == " ":
                 pos += 1
             if pos < len(text) and text[pos] == ",":
@@ -61,10 +61,6 @@ def parse(text: str) -> Selection:
         return sel
 
     return parse_list(None)
-
-
-def _merge(sel: Selection, path: list[str], sub: Selection | None) -> None:
-    _union(sel, _nest(path, sub))
 
 
 def _nest(path: list[str], sub: Selection | None) -> Selection:

@@ -87,6 +87,7 @@ class DriveFile:
     owner: Optional[str] = None
     version: int = 1
     trashed: bool = False
+    trashedTime: Optional[str] = None
     revisions: list[Revision] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
     content: bytes = b""  # non-Google files: the bytes served by alt=media
@@ -287,13 +288,13 @@ class Dataset:
     def trash(self, file_id: str, time: str) -> None:
         with self.lock:
             f = self.get(file_id)
-            f.trashed = True
+            f.trashed, f.trashedTime = True, time
             self._touch(f, time, modified=False)
 
     def untrash(self, file_id: str, time: str) -> None:
         with self.lock:
             f = self.get(file_id)
-            f.trashed = False
+            f.trashed, f.trashedTime = False, None
             self._touch(f, time, modified=False)
 
     def delete(self, file_id: str, time: str = "") -> None:
@@ -309,10 +310,6 @@ class Dataset:
             self.get(file_id).deny_revisions = deny
 
     # ------------------------------------------------------------------ tree
-    def children(self, folder_id: str) -> list[DriveFile]:
-        with self.lock:
-            return [f for f in self.files.values() if folder_id in f.parents]
-
     def path_of(self, file_id: str) -> list[str]:
         """Folder names from the root (excluded) down to the file's parent."""
         names: list[str] = []

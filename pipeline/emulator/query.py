@@ -8,10 +8,12 @@ Anything else is a 400 "Invalid Value" on `q`, like Google answers a malformed q
 
 from __future__ import annotations
 
+import operator
 import re
-from typing import Callable
+from typing import Callable, Iterable
 
 from pipeline.emulator.model import DriveFile
+from pipeline.emulator.resources import rfc3339
 
 Predicate = Callable[[DriveFile], bool]
 
@@ -63,21 +65,19 @@ def parse(q: str) -> Predicate:
         pos += 1
         return toks[pos - 1][1]
 
-    def expr() -> Predicate:
-        left = conj()
-        while peek("word", "or"):
+    def chain(word: str, operand: Callable[[], Predicate], join: Callable[[Iterable[bool]], bool]) -> Predicate:
+        """`operand (word operand)*`: `or` chains join with any(), `and` chains with all() (both short-circuit)."""
+        parts = [operand()]
+        while peek("word", word):
             take("word")
-            right = conj()
-            left = (lambda a, b: lambda f: a(f) or b(f))(left, right)
-        return left
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else lambda f: join(p(f) for p in parts)
+
+    def expr() -> Predicate:
+        return chain("or", conj, any)
 
     def conj() -> Predicate:
-        left = unary()
-        while peek("word", "and"):
-            take("word")
-            right = unary()
-            left = (lambda a, b: lambda f: a(f) and b(f))(left, right)
-        return left
+        return chain("and", unary, all)
 
     def unary() -> Predicate:
         if peek("word", "not"):
@@ -123,27 +123,17 @@ def parse(q: str) -> Predicate:
     return result
 
 
+_OPS: dict[str, Callable[[str, str], bool]] = {
+    "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+
+
 def _compare(name: str, op: str, value: str) -> Predicate:
-    ops: dict[str, Callable[[str, str], bool]] = {
-        "=": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
-        "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b,
-        ">=": lambda a, b: a >= b,
-    }
     if name in ("mimeType", "name") and op not in ("=", "!="):
         raise QueryError("bad operator")
-    cmp = ops[op]
+    cmp = _OPS[op]
     if name.endswith("Time"):
-        value = _norm_time(value)
-        return lambda f: cmp(_norm_time(getattr(f, name)), value)
+        # Compare times textually in Drive's one shape: 2024-01-02T03:04:05.000Z
+        value = rfc3339(value)
+        return lambda f: cmp(rfc3339(getattr(f, name)), value)
     return lambda f: cmp(getattr(f, name), value)
-
-
-def _norm_time(t: str) -> str:
-    # Compare times textually in one shape: 2024-01-02T03:04:05.000Z
-    t = t.replace("+00:00", "Z")
-    if "." not in t:
-        t = t.replace("Z", ".000Z") if t.endswith("Z") else t + ".000Z"
-    return t

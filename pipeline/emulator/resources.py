@@ -93,6 +93,7 @@ def file_json(ds: Dataset, f: DriveFile, base: str) -> dict[str, Any]:
         "starred": False,
         "trashed": f.trashed,
         "explicitlyTrashed": f.trashed,
+        **({"trashedTime": rfc3339(f.trashedTime)} if f.trashed and f.trashedTime else {}),
         "parents": list(f.parents),
         "spaces": ["drive"],
         "version": str(f.version),
@@ -170,41 +171,37 @@ def _html_content(text: str) -> str:
     return re.sub(r"(https?://[^\s<]+)", r'<a href="\1" target="_blank">\1</a>', escaped)
 
 
-def reply_json(ds: Dataset, r: Reply) -> dict[str, Any]:
+def _post_json(ds: Dataset, kind: str, post: Comment | Reply) -> dict[str, Any]:
+    """What comments and replies share: ids, times, an author without e-mail, text unless deleted."""
     out: dict[str, Any] = {
-        "kind": "drive#reply",
-        "id": r.id,
-        "createdTime": rfc3339(r.createdTime),
-        "modifiedTime": rfc3339(r.modifiedTime),
-        "author": user_json(ds.user(r.author), with_email=False) or {"kind": "drive#user", "displayName": "Anonymous", "me": False},
-        "deleted": r.deleted,
+        "kind": kind,
+        "id": post.id,
+        "createdTime": rfc3339(post.createdTime),
+        "modifiedTime": rfc3339(post.modifiedTime),
+        "author": user_json(ds.user(post.author), with_email=False) or {"kind": "drive#user", "displayName": "Anonymous", "me": False},
+        "deleted": post.deleted,
     }
-    if not r.deleted:
-        out["content"] = r.content
-        out["htmlContent"] = _html_content(r.content)
+    if not post.deleted:
+        out["content"] = post.content
+        out["htmlContent"] = _html_content(post.content)
+    return out
+
+
+def reply_json(ds: Dataset, r: Reply) -> dict[str, Any]:
+    out = _post_json(ds, "drive#reply", r)
     if r.action:
         out["action"] = r.action
     return out
 
 
 def comment_json(ds: Dataset, c: Comment, include_deleted: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "kind": "drive#comment",
-        "id": c.id,
-        "createdTime": rfc3339(c.createdTime),
-        "modifiedTime": rfc3339(c.modifiedTime),
-        "author": user_json(ds.user(c.author), with_email=False) or {"kind": "drive#user", "displayName": "Anonymous", "me": False},
-        "deleted": c.deleted,
-        "resolved": c.resolved,
-        "replies": [reply_json(ds, r) for r in c.replies if include_deleted or not r.deleted],
-    }
+    out = _post_json(ds, "drive#comment", c)
+    out["resolved"] = c.resolved
+    out["replies"] = [reply_json(ds, r) for r in c.replies if include_deleted or not r.deleted]
     if c.anchor:
         out["anchor"] = c.anchor
-    if not c.deleted:
-        out["content"] = c.content
-        out["htmlContent"] = _html_content(c.content)
-        if c.quoted:
-            out["quotedFileContent"] = {"mimeType": "text/html", "value": c.quoted}
+    if not c.deleted and c.quoted:
+        out["quotedFileContent"] = {"mimeType": "text/html", "value": c.quoted}
     return out
 
 

@@ -388,7 +388,7 @@ def build(seed_text: str) -> Dataset:
 
 
 def main(argv: list[str]) -> None:
-    seed = Path(argv[0]) if argv else Path(__file__).resolve().parents[3] / "shared" / "seed" / "mcp-376-cswg-workshop-virtual-desktops.txt"
+    seed = Path(argv[0]) if argv else Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "seed" / "mcp-376-cswg-workshop-virtual-desktops.txt"
     out = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parents[2] / "sample-data"
     ds = build(seed.read_text(encoding="utf-8"))
     readme = (out / "README.md").read_bytes() if (out / "README.md").exists() else None

@@ -15,6 +15,7 @@ import json
 import random
 import secrets
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -25,7 +26,7 @@ from typing import Any, Iterable, Optional
 from pipeline.emulator import fields as fieldsel
 from pipeline.emulator import query as qlang
 from pipeline.emulator import resources as res
-from pipeline.emulator.model import DOC_MIME, Dataset, DriveFile, Revision
+from pipeline.emulator.model import DOC_MIME, FOLDER_MIME, Dataset, DriveFile, Revision
 
 FAULT_KINDS = ("429", "403", "500", "503", "drop")
 
@@ -47,6 +48,8 @@ class ApiError(Exception):
         return {"error": {"code": self.code, "message": self.message, "errors": [err], "status": _STATUS.get(self.code, "UNKNOWN")}}
 
 
+_EXPORT_MIME = {fmt: mime for mime, fmt in res.DOC_EXPORTS.items()}  # exportFormat= -> MIME type
+
 _STATUS = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
     429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
@@ -59,6 +62,10 @@ def invalid(param: str, message: str = "Invalid Value") -> ApiError:
 
 def file_not_found(file_id: str) -> ApiError:
     return ApiError(404, f"File not found: {file_id}.", "notFound", location="fileId")
+
+
+def revisions_denied() -> ApiError:
+    return ApiError(403, "The user does not have sufficient permissions for this file.", "insufficientFilePermissions")
 
 
 @dataclass
@@ -216,8 +223,6 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that hang up mid-request (or connections we drop on purpose) are normal here;
         # anything else is a bug worth a traceback.
-        import sys
-
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             return
         super().handle_error(request, client_address)
@@ -264,12 +269,19 @@ def _page_offset(q: dict[str, str], kind: str, key: str = "") -> int:
     if not tok:
         return 0
     try:
-        k, offset, tkey = json.loads(base64.urlsafe_b64decode(tok + "=" * (-len(tok) % 4)))
+        k, offset, tkey = json.loads(_unb64(tok))
         if k != kind or tkey != _digest(key) or not isinstance(offset, int) or offset < 0:
             raise ValueError
         return offset
     except ValueError:
         raise invalid("pageToken") from None
+
+
+def _page(items: list[Any], q: dict[str, str], kind: str, key: str, size: int) -> tuple[list[Any], Optional[str]]:
+    """One page of `items` from the request's pageToken, and the token of the next page (None at the end)."""
+    offset = _page_offset(q, kind, key)
+    end = offset + size
+    return items[offset:end], (_page_token(kind, end, key) if end < len(items) else None)
 
 
 def _select(body: dict[str, Any], q: dict[str, str], default: str, known: dict[str, Any]) -> dict[str, Any]:
@@ -300,6 +312,14 @@ _FILE_LIST = {"kind": None, "nextPageToken": None, "incompleteSearch": None, "fi
 _REVISION_LIST = {"kind": None, "nextPageToken": None, "revisions": _REVISION}
 _COMMENT_LIST = {"kind": None, "nextPageToken": None, "comments": _COMMENT}
 _CHANGE_LIST = {"kind": None, "nextPageToken": None, "newStartPageToken": None, "changes": _CHANGE}
+
+
+# files.list orderBy keys (each sort is stable, so later keys of the list break earlier ties).
+_ORDER_KEYS: dict[str, Any] = {
+    "name": lambda f: f.name.lower(), "name_natural": lambda f: f.name.lower(),
+    "modifiedTime": lambda f: res.rfc3339(f.modifiedTime), "createdTime": lambda f: res.rfc3339(f.createdTime),
+    "folder": lambda f: 0 if f.mimeType == FOLDER_MIME else 1,
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -500,18 +520,16 @@ class _Handler(BaseHTTPRequestHandler):
             if f is None or f.mimeType != DOC_MIME:
                 raise file_not_found(file_id)
             if "revision" in q and f.deny_revisions:
-                raise ApiError(403, "The user does not have sufficient permissions for this file.", "insufficientFilePermissions")
+                raise revisions_denied()
             r = self._revision_for_export(f, q.get("revision"))
-            self._send_export(f, r, {"html": "text/html", "txt": "text/plain"}.get(fmt, ""))
+            self._send_export(f, r, _EXPORT_MIME.get(fmt, ""))
 
     def _send_export(self, f: DriveFile, r: Revision, mime: str) -> None:
-        if mime == "text/html":
-            data = res.export_html(f, r, self.emu.url)
-            self._send(200, data, "text/html; charset=utf-8", {"Content-Disposition": f'attachment; filename="{_ascii(f.name)}.html"'})
-        elif mime == "text/plain":
-            self._send(200, res.export_text(r), "text/plain; charset=utf-8", {"Content-Disposition": f'attachment; filename="{_ascii(f.name)}.txt"'})
-        else:
+        fmt = res.DOC_EXPORTS.get(mime)  # also the file name's extension
+        if fmt is None:
             raise ApiError(400, "The requested conversion is not supported.", "badRequest", location="mimeType")
+        data = res.export_html(f, r, self.emu.url) if fmt == "html" else res.export_text(r)
+        self._send(200, data, f"{mime}; charset=utf-8", {"Content-Disposition": f'attachment; filename="{_ascii(f.name)}.{fmt}"'})
 
     # ---------------------------------------------------------------- API
     def _api(self, path: str, q: dict[str, str]) -> None:
@@ -562,20 +580,13 @@ class _Handler(BaseHTTPRequestHandler):
         items.sort(key=lambda f: (f.name.lower(), f.id))  # Drive's order is stable; ours is name, id
         for spec in reversed([s.strip() for s in order.split(",") if s.strip()]):
             key, _, direction = spec.partition(" ")
-            if key not in ("name", "modifiedTime", "createdTime", "folder", "name_natural"):
+            if key not in _ORDER_KEYS:
                 raise invalid("orderBy")
-            getter = {
-                "name": lambda f: f.name.lower(), "name_natural": lambda f: f.name.lower(),
-                "modifiedTime": lambda f: res.rfc3339(f.modifiedTime), "createdTime": lambda f: res.rfc3339(f.createdTime),
-                "folder": lambda f: 0 if f.mimeType.endswith(".folder") else 1,
-            }[key]
-            items.sort(key=getter, reverse=direction.strip().lower() == "desc")
-        key = f"{text}|{order}"
-        offset = _page_offset(q, "files", key)
-        page = items[offset:offset + size]
+            items.sort(key=_ORDER_KEYS[key], reverse=direction.strip().lower() == "desc")
+        page, token = _page(items, q, "files", f"{text}|{order}", size)
         body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False, "files": [res.file_json(ds, f, self.emu.url) for f in page]}
-        if offset + size < len(items):
-            body["nextPageToken"] = _page_token("files", offset + size, key)
+        if token:
+            body["nextPageToken"] = token
         self._json(200, _select(body, q, res.FILES_LIST_DEFAULT, _FILE_LIST))
 
     def _media(self, f: DriveFile) -> None:
@@ -585,20 +596,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _revisions_list(self, f: DriveFile, q: dict[str, str]) -> None:
         if f.deny_revisions:
-            raise ApiError(403, "The user does not have sufficient permissions for this file.", "insufficientFilePermissions")
+            raise revisions_denied()
         if f.mimeType != DOC_MIME and f.is_google:
             raise ApiError(403, "The file does not support revisions.", "revisionsNotSupported")
         size = _int_param(q, "pageSize", 200, 1, 1000)
-        offset = _page_offset(q, "revisions", f.id)
-        revs = f.revisions[offset:offset + size]
-        body: dict[str, Any] = {"kind": "drive#revisionList", "revisions": [res.revision_json(self.emu.ds, f, r, self.emu.url) for r in revs]}
-        if offset + size < len(f.revisions):
-            body["nextPageToken"] = _page_token("revisions", offset + size, f.id)
+        page, token = _page(f.revisions, q, "revisions", f.id, size)
+        body: dict[str, Any] = {"kind": "drive#revisionList", "revisions": [res.revision_json(self.emu.ds, f, r, self.emu.url) for r in page]}
+        if token:
+            body["nextPageToken"] = token
         self._json(200, _select(body, q, res.REVISIONS_LIST_DEFAULT, _REVISION_LIST))
 
     def _revision_get(self, f: DriveFile, rid: str, q: dict[str, str]) -> None:
         if f.deny_revisions:
-            raise ApiError(403, "The user does not have sufficient permissions for this file.", "insufficientFilePermissions")
+            raise revisions_denied()
         for r in f.revisions:
             if r.id == rid:
                 return self._json(200, _select(res.revision_json(self.emu.ds, f, r, self.emu.url), q, res.REVISION_DEFAULT, _REVISION))
@@ -615,11 +625,10 @@ class _Handler(BaseHTTPRequestHandler):
         since = q.get("startModifiedTime")
         comments = sorted(f.comments, key=lambda c: (res.rfc3339(c.createdTime), c.id))
         comments = [c for c in comments if (include_deleted or not c.deleted) and (not since or res.rfc3339(c.modifiedTime) >= res.rfc3339(since))]
-        offset = _page_offset(q, "comments", f"{f.id}|{include_deleted}|{since}")
-        page = comments[offset:offset + size]
+        page, token = _page(comments, q, "comments", f"{f.id}|{include_deleted}|{since}", size)
         body: dict[str, Any] = {"kind": "drive#commentList", "comments": [res.comment_json(self.emu.ds, c, include_deleted) for c in page]}
-        if offset + size < len(comments):
-            body["nextPageToken"] = _page_token("comments", offset + size, f"{f.id}|{include_deleted}|{since}")
+        if token:
+            body["nextPageToken"] = token
         self._json(200, _select(body, q, "", _COMMENT_LIST))
 
     def _comment_get(self, f: DriveFile, cid: str, q: dict[str, str]) -> None:
@@ -666,14 +675,18 @@ def _ascii(name: str) -> str:
     return "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in name)
 
 
+def _unb64(text: str) -> bytes:
+    """URL-safe base64 without the padding JWTs and our page tokens leave off."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def _jwt_claims(assertion: str) -> Optional[dict[str, Any]]:
     """The payload of a JWT (the signature is not checked: the emulator has no key registry)."""
     parts = assertion.split(".")
     if len(parts) != 3:
         return None
     try:
-        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        header, claims = json.loads(_unb64(parts[0])), json.loads(_unb64(parts[1]))
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(header, dict) or header.get("alg") not in ("RS256", "ES256") or not isinstance(claims, dict):

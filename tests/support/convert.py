@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "gdoc-export"
-SEED = Path("/work/shared/seed/mcp-376-cswg-workshop-virtual-desktops.txt")
+SEED = Path(__file__).resolve().parent.parent / "fixtures" / "seed" / "mcp-376-cswg-workshop-virtual-desktops.txt"
 
 # Same shape (and names) as a real export's stylesheet.
 _CLASSES = {

@@ -39,7 +39,7 @@ def error_of(exc: Exception) -> dict[str, Any]:
 
 @pytest.fixture
 def sample_emulator() -> Iterator[Emulator]:
-    with Emulator(load_dataset(shipped("sample-data")), token=TOKEN) as emu:
+    with Emulator(load_dataset(sample_data_dir()), token=TOKEN) as emu:
         yield emu
 
 

@@ -12,8 +12,8 @@ pipeline would call it; its start-up is reported separately so the ratio can be 
 from __future__ import annotations
 
 import argparse
-import resource
 import difflib
+import resource
 import shutil
 import statistics
 import subprocess

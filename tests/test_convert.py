@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html as htmllib
+import json
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from pipeline.convert import convert_html, convert_with_warnings, front_matter
-from tests.support.convert import FIXTURES, GDoc, google_url, large_html, seed_html
+from tests.support.convert import FIXTURES, REPO, GDoc, google_url, large_html, seed_html
 
 COMMONMARK = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 
@@ -145,9 +147,26 @@ def test_fixture_matches_expected_markdown(case: Case):
         assert normalise(body) == normalise(expected)
 
 
+def _determinism_corpus() -> list[list]:
+    """Every fixture, and runs carrying several formats at once (the nesting order must not
+    depend on how a set happens to iterate)."""
+    outs = [list(_convert_fixture(case.name)) for case in CASES]
+    stacked = GDoc().raw('<p class="c2"><span class="c5 c6 c12">all three</span><span class="c3"> and </span>'
+                         '<span class="c6 c9"><a href="https://example.org/">italic code link</a></span>'
+                         '<span class="c6 c12"> both</span></p>').html()
+    return outs + [list(convert_with_warnings(stacked))]
+
+
 def test_fixture_output_is_deterministic():
-    for case in CASES:
-        assert _convert_fixture(case.name) == _convert_fixture(case.name)
+    """Same export, same bytes, in any process: replay's commit SHAs depend on it. Set iteration
+    order changes with the hash seed, so other processes with other seeds must agree too."""
+    here = _determinism_corpus()
+    assert here == _determinism_corpus()
+    script = "import json, sys; from tests.test_convert import _determinism_corpus; json.dump(_determinism_corpus(), sys.stdout)"
+    for seed in ("1", "2"):
+        run = subprocess.run([sys.executable, "-c", script], cwd=REPO, env={**os.environ, "PYTHONHASHSEED": seed},
+                             capture_output=True, text=True, check=True)
+        assert json.loads(run.stdout) == here, f"PYTHONHASHSEED={seed}"
 
 
 def test_undefined_classes_warn():
@@ -392,7 +411,7 @@ def test_large_generated_doc_converts_completely():
     assert body.count("| python | 3.") == sections
 
 
-def test_cli_converts_a_file_and_stdin(tmp_path):
+def test_cli_converts_a_file_and_stdin():
     path = FIXTURES / "inline-formatting.export.html"
     expected = convert_html(path.read_text(encoding="utf-8"), title="T")
     run = [sys.executable, "-m", "pipeline.cli", "convert", "--title", "T"]
@@ -411,6 +430,11 @@ def test_cli_bad_input_is_one_line(tmp_path):
     binary.write_bytes(b"\xff\xfe\x00\x81")
     bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert", str(binary)], capture_output=True, text=True)
     assert bad.returncode == 2 and "not UTF-8" in bad.stderr
+    assert bad.stdout == "" and bad.stderr.count("\n") == 1 and "x.bin" in bad.stderr
+    empty = tmp_path / "empty.html"
+    empty.write_text(" \n", encoding="utf-8")
+    blank = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert", str(empty)], capture_output=True, text=True)
+    assert blank.returncode == 2 and blank.stdout == "" and blank.stderr.count("\n") == 1 and "is empty" in blank.stderr
 
 
 def test_cli_prints_warnings_on_stderr(tmp_path):

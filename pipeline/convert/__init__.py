@@ -1,6 +1,7 @@
 """Google Docs export HTML -> Markdown with YAML front matter. Pure: no I/O.
 
-Public API: `convert_html` and `front_matter`.
+Public API: `convert_html` (`convert_with_warnings` also returns the export's warnings) and
+`front_matter`.
 """
 
 from __future__ import annotations

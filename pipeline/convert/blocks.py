@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from bs4 import BeautifulSoup, NavigableString, Tag
 
 from pipeline.convert.inline import (
-    ANCHOR, BREAK, CODE_BLOCK_END, CODE_BLOCK_START, IMAGE, TEXT, Context, Item, build_inline,
-    clean_text, is_code_line, items_of, iter_text, split_lines,
+    ANCHOR, BREAK, CODE_BLOCK_END, CODE_BLOCK_START, IMAGE, SAFE_ID, TEXT, Context, Item, build_inline,
+    clean_text, is_code_line, items_of, iter_text, line_text, split_lines,
 )
 from pipeline.convert.styles import Look, StyleSheet
 from pipeline.convert.tree import Element, FastTag, child_tags, classes, first_descendant, is_blank, parse, tag_of, text_of
 
 _LIST_CLASS = re.compile(r"lst-kix_(\S+)-(\d+)")
 _HEADING = re.compile(r"^h([1-6])$")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 _BLOCK_TAGS = frozenset({"p", "ul", "ol", "table", "div", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "blockquote", "pre"})
 # `Name: value` lines at the top of MCP docs; keys are one to three words.
 HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9]*(?:[ _-][A-Za-z0-9]+){0,2}):[ \t]*(.*)$")
@@ -179,7 +178,7 @@ class _Builder:
                 self.emit(parent, self.out.new_tag("hr"))
         elif name == "a" and is_blank(node):
             anchor = node.get("id")
-            if anchor and _SAFE_ID.match(anchor):
+            if anchor and SAFE_ID.match(anchor):
                 self.anchors.append(Item(ANCHOR, attrs={"id": anchor}))
         elif name in ("script", "style", "head", "meta", "title", "link"):
             return
@@ -276,7 +275,7 @@ class _Builder:
                 continue
             segment = lines[start:end]
             if kinds[start]:
-                self.add_code(["".join(i.text for i in line if i.kind == TEXT) for line in segment], parent)
+                self.add_code([line_text(line) for line in segment], parent)
             else:
                 # A list item's only paragraph goes straight into the <li>: a tight list.
                 alone = in_li and start == 0 and end == len(lines)
@@ -301,7 +300,7 @@ class _Builder:
         build_inline(self.out, tag, self.anchors + items)
         self.anchors = []
         anchor = node.get("id")
-        if anchor and _SAFE_ID.match(anchor):  # keeps `#h.xxx` links working
+        if anchor and SAFE_ID.match(anchor):  # keeps `#h.xxx` links working
             tag.append(self.out.new_tag("a", attrs={"id": anchor}))
         self.emit(parent, tag)
 

@@ -15,7 +15,6 @@ log = logging.getLogger("pipeline.convert")
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _TRAILING_WS = re.compile(r"[ \t]+$", re.M)
-_FIRST_KEYS = ("title", "name", "status")
 
 
 def _dump_front_matter(meta: Mapping[str, str]) -> str:
@@ -40,7 +39,7 @@ def convert_with_warnings(
     body = _BLANK_RUNS.sub("\n\n", body).strip("\n")
 
     meta: dict[str, str] = {"title": doc.headers.get("title") or title or doc.title or "Untitled"}
-    for key in _FIRST_KEYS[1:]:
+    for key in ("name", "status"):  # after the title, before any other header
         if key in doc.headers:
             meta[key] = doc.headers[key]
     for key, value in doc.headers.items():

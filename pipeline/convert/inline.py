@@ -35,7 +35,8 @@ _TAG_FORMATS = {
 CODE_BLOCK_START, CODE_BLOCK_END = "\uec03", "\uec02"
 # Control characters (never meaningful in a Doc) and Google's code-block markers are dropped.
 _JUNK = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\uec02\uec03]")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+# Ids we keep as anchors (Google's `h.xxx`, bookmarks): nothing that could break out of an attribute.
+SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 _COMMENT_REF = re.compile(r"^#cmnt\d+$")
 _SAFE_SCHEMES = ("http", "https", "mailto", "ftp")
 
@@ -142,7 +143,7 @@ def _walk_link(a: Element, look: Look, extra: frozenset[str], ctx: Context, out:
                 out.append(Item(TEXT, clean_text(text_of(a)), look.formats | extra | {LINK + href}))
         return
     anchor = a.get("id")
-    if anchor and _SAFE_ID.match(anchor):
+    if anchor and SAFE_ID.match(anchor):
         out.append(Item(ANCHOR, attrs={"id": anchor}))
     href = safe_href(raw_href)
     # The link's own class carries Google's underline and colour: not emphasis, so not read.
@@ -190,19 +191,27 @@ def _merge_runs(items: list[Item]) -> list[Item]:
 
 def _share_neighbours(items: list[Item]) -> None:
     """Give blanks, breaks and anchors the formats both neighbours share (links excepted)."""
-    n = len(items)
+    # The nearest visible text on each side, found in two linear passes (a paragraph of
+    # thousands of spans would otherwise be scanned once per blank).
+    visible = [item.kind == TEXT and not item.blank for item in items]
+    following: list[Item | None] = [None] * len(items)
+    nxt = None
+    for i in range(len(items) - 1, -1, -1):
+        following[i] = nxt
+        if visible[i]:
+            nxt = items[i]
+    prev = None
     for i, item in enumerate(items):
-        if not (item.blank or item.kind in (BREAK, ANCHOR)):
+        if visible[i]:
+            prev = item
             continue
-        prev = next((items[j] for j in range(i - 1, -1, -1) if not items[j].blank and items[j].kind == TEXT), None)
-        nxt = next((items[j] for j in range(i + 1, n) if not items[j].blank and items[j].kind == TEXT), None)
-        own_links = {f for f in item.fmts if f.startswith(LINK)}
+        if item.kind == IMAGE:
+            continue
+        nxt = following[i]
         shared = (prev.fmts & nxt.fmts) if prev and nxt else frozenset()
-        if item.kind != TEXT:
-            shared = frozenset(f for f in shared if f != CODE and not f.startswith(LINK))
-        else:
-            shared = frozenset(f for f in shared if not f.startswith(LINK))
-        item.fmts = shared | own_links if item.kind == TEXT else shared
+        # Breaks and anchors carry no links (theirs are empty) and no code span across them.
+        item.fmts = frozenset(f for f in shared if not f.startswith(LINK) and (item.kind == TEXT or f != CODE)) | {
+            f for f in item.fmts if f.startswith(LINK)}
 
 
 def build_inline(soup: BeautifulSoup, parent: Tag, items: list[Item]) -> None:

@@ -31,6 +31,8 @@ _CELL, _ROW = "\x01", "\x02"
 _HTML_TAGS = frozenset({"p", "br", "strong", "em", "del", "sup", "sub", "code", "pre", "a", "img",
                         "ul", "ol", "li", "table", "tr", "td", "h1", "h2", "h3", "h4", "h5", "h6", "hr"})
 _HTML_ATTRS = frozenset({"href", "src", "alt", "id", "start", "colspan", "rowspan"})
+# Blocks whose text runs begin and end a Markdown line.
+_TEXT_BLOCKS = frozenset({"p", "li", "td", "h1", "h2", "h3", "h4", "h5", "h6"})
 
 
 def escape_text(text: str, line_start: bool, in_table: bool) -> str:
@@ -88,10 +90,11 @@ class GDocConverter(MarkdownConverter):
             text = escape_text(text, isinstance(el, LineStart), "td" in parent_tags)
         # Whitespace at the edges of a block means nothing (markdownify's rule, kept).
         parent = el.parent
-        if el.previous_sibling is None and parent is not None and parent.name in ("p", "li", "td", "h1", "h2", "h3", "h4", "h5", "h6"):
-            text = text.lstrip(" ")
-        if el.next_sibling is None and parent is not None and parent.name in ("p", "li", "td", "h1", "h2", "h3", "h4", "h5", "h6"):
-            text = text.rstrip(" ")
+        if parent is not None and parent.name in _TEXT_BLOCKS:
+            if el.previous_sibling is None:
+                text = text.lstrip(" ")
+            if el.next_sibling is None:
+                text = text.rstrip(" ")
         return text
 
     def convert_em(self, el, text, parent_tags):
@@ -104,8 +107,6 @@ class GDocConverter(MarkdownConverter):
         lead = " " if text[:1].isspace() else ""
         trail = " " if text[-1:].isspace() else ""
         return f"{lead}{symbol}{stripped}{symbol}{trail}"
-
-    convert_i = convert_em
 
     def convert_a(self, el, text, parent_tags):
         href = el.get("href")

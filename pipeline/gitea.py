@@ -33,6 +33,8 @@ class Owner:
 def normalise_url(url: str) -> str:
     """The server's base URL without a trailing slash or /api/v1 suffix; BadInput if not http(s)."""
     url = (url or "").strip().rstrip("/")
+    if not url:
+        raise BadInput("no Gitea URL: pass --gitea, set DOCPIPE_GITEA_URL, or set [gitea] url in docpipe.toml")
     if url.endswith(API_PREFIX):
         url = url[: -len(API_PREFIX)]
     parts = urlsplit(url)
@@ -45,6 +47,10 @@ def normalise_url(url: str) -> str:
 
 def _seg(value: str) -> str:
     return quote(value, safe="")
+
+
+def _repo_path(owner: str, repo: str) -> str:
+    return f"/repos/{_seg(owner)}/{_seg(repo)}"
 
 
 class _TokenAuth(requests.auth.AuthBase):
@@ -155,7 +161,7 @@ class GiteaClient:
         return None if resp.status_code == 404 else self._json(resp)
 
     def get_repo(self, owner: str, repo: str) -> dict[str, Any] | None:
-        return self._get_or_none(f"/repos/{_seg(owner)}/{_seg(repo)}")
+        return self._get_or_none(_repo_path(owner, repo))
 
     def get_org(self, org: str) -> dict[str, Any] | None:
         return self._get_or_none(f"/orgs/{_seg(org)}")
@@ -192,19 +198,21 @@ class GiteaClient:
             raise BadInput(f"Gitea at {self.base_url} has no user or organisation named {owner.login!r} (404)")
         return self._json(resp)
 
-    def edit_repo(self, owner: str, repo: str, changes: dict[str, Any]) -> dict[str, Any]:
-        resp = self._call("PATCH", f"/repos/{_seg(owner)}/{_seg(repo)}", changes)
+    def _setup_call(self, method: str, owner: str, repo: str, sub: str, body: Any, ok: int) -> requests.Response:
+        """A call on a repository docpipe just created: a 404 means it is gone."""
+        resp = self._call(method, _repo_path(owner, repo) + sub, body, ok=(ok,))
         if resp.status_code == 404:
             raise DocpipeError(f"repository {owner}/{repo} vanished from Gitea while docpipe was setting it up")
-        return self._json(resp)
+        return resp
+
+    def edit_repo(self, owner: str, repo: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return self._json(self._setup_call("PATCH", owner, repo, "", changes, 200))
 
     def set_topics(self, owner: str, repo: str, topics: list[str]) -> None:
-        resp = self._call("PUT", f"/repos/{_seg(owner)}/{_seg(repo)}/topics", {"topics": topics}, ok=(204,))
-        if resp.status_code == 404:
-            raise DocpipeError(f"repository {owner}/{repo} vanished from Gitea while docpipe was setting it up")
+        self._setup_call("PUT", owner, repo, "/topics", {"topics": topics}, 204)
 
     def delete_repo(self, owner: str, repo: str) -> bool:
-        resp = self._call("DELETE", f"/repos/{_seg(owner)}/{_seg(repo)}", ok=(204,))
+        resp = self._call("DELETE", _repo_path(owner, repo), ok=(204,))
         return resp.status_code == 204
 
     def git_url(self, full_name: str) -> str:

@@ -170,12 +170,6 @@ class PublishSummary:
         return asdict(self)
 
 
-def _archive_tip(workdir: Path):  # -> (repo, commit) or (None, None)
-    from pipeline.archive import tip
-
-    return tip(workdir)
-
-
 def _build(site: Path, out: Path, epoch: int) -> None:
     # A child process: MkDocs keeps global state (logging, plugin registries) and reads
     # SOURCE_DATE_EPOCH for the sitemap and page footers, which must not come from the clock.
@@ -223,10 +217,12 @@ def commit_site(repo: Any, site: Path, main: Any) -> str:
 
 def publish(workdir: Path, *, site_branch: bool = False) -> PublishSummary:
     """Build WORKDIR/site into WORKDIR/public with `mkdocs build --strict`."""
+    from pipeline.archive import tip  # not at the top: MkDocs imports this module (pygit2 is heavy)
+
     site, public = workdir / "site", workdir / "public"
     if not (site / "mkdocs.yml").is_file():
         raise BadInput(f"no rendered site at {site}: run `docpipe render` first")
-    repo, main = _archive_tip(workdir)
+    repo, main = tip(workdir)
     if site_branch and main is None:
         raise BadInput(f"--site-branch needs the archive at {workdir / 'archive'} (branch main)")
     epoch = main.commit_time if main is not None else int(os.environ.get("SOURCE_DATE_EPOCH", "0") or 0)

@@ -17,15 +17,16 @@ from typing import Any
 
 import pygit2
 
+from pipeline.archive import BRANCH, MANIFEST, open_main
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.gitea import GiteaClient
 
-BRANCH = "refs/heads/main"
-MANIFEST = ".docpipe/manifest.json"
 TOPICS = ["docpipe", "google-docs"]
 # Gitea's own limits on CreateRepoOption/EditRepoOption (binding MaxSize).
 MAX_NAME, MAX_DESCRIPTION, MAX_WEBSITE = 100, 2048, 1024
 PUSH_ATTEMPTS = 3
+# libgit2's wording for faults worth another attempt (connection trouble, a server's 5xx).
+TRANSIENT = ("failed to connect", "connection", "timed out", "failed to send", "500", "502", "503", "504")
 GIT_DIRECTION_PUSH = 1  # libgit2's git_direction; pygit2 has no named constant for it
 
 
@@ -69,8 +70,6 @@ class Archive:
 
 
 def open_archive(workdir: Path) -> Archive:
-    from pipeline.archive import open_main
-
     repo, commit = open_main(workdir)
     name = link = None
     try:
@@ -125,8 +124,6 @@ class _Callbacks(pygit2.RemoteCallbacks):
 
 def _git_error(exc: Exception, token: str, where: str) -> DocpipeError:
     text = " ".join(str(exc).replace(token, "***").split())[:300]
-    if isinstance(exc, DocpipeError):
-        return exc
     low = text.lower()
     if "403" in low:
         return BadInput(f"Gitea refused the push to {where} (403): the token's user has no write access")
@@ -137,11 +134,11 @@ def _git_error(exc: Exception, token: str, where: str) -> DocpipeError:
     return DocpipeError(f"git push to {where} failed: {text}")
 
 
-def _transient(err: DocpipeError) -> bool:
-    low = str(err).lower()
-    return not isinstance(err, BadInput) and any(
-        s in low for s in ("failed to connect", "connection", "timed out", "502", "503", "504", "500", "failed to send")
-    )
+def _transient(exc: Exception) -> bool:
+    # Judged on git's own message, not on ours: a repository named e.g. "connection-notes" or a
+    # SHA containing "500" must not make a refusal look like a network fault.
+    low = str(exc).lower()
+    return any(s in low for s in TRANSIENT)
 
 
 def _remote_main(remote: pygit2.Remote, callbacks: _Callbacks) -> pygit2.Oid | None:
@@ -163,26 +160,21 @@ def _push_main(archive: Archive, url: str, username: str, token: str, where: str
             # One connection (push direction) serves both the ref listing and the push.
             remote = repo.remotes.create_anonymous(url)
             before = _remote_main(remote, callbacks)
-            forced = False
-            if before is not None and before != archive.head:
-                ancestor = before in repo and repo.descendant_of(archive.head, before)
-                if not ancestor:
-                    if not force:
-                        raise DocpipeError(
-                            f"refusing to push: main on {where} ({str(before)[:12]}) has commits that are not in the "
-                            f"archive (someone else pushed); pass --force to overwrite them"
-                        )
-                    forced = True
             if before == archive.head:
                 return str(before), False
+            forced = before is not None and not (before in repo and repo.descendant_of(archive.head, before))
+            if forced and not force:
+                raise DocpipeError(
+                    f"refusing to push: main on {where} ({str(before)[:12]}) has commits that are not in the "
+                    f"archive (someone else pushed); pass --force to overwrite them"
+                )
             spec = ("+" if forced else "") + f"{BRANCH}:{BRANCH}"
             remote.push([spec], callbacks=callbacks, threads=0)  # 0: pack with every core
-        except (pygit2.GitError, DocpipeError, OSError) as exc:
-            err = _git_error(exc, token, where)
-            if attempt < PUSH_ATTEMPTS - 1 and _transient(err):
+        except (pygit2.GitError, OSError) as exc:  # our own DocpipeErrors (refusal, bad token) pass through
+            if attempt < PUSH_ATTEMPTS - 1 and _transient(exc):
                 time.sleep(0.25 * 2**attempt)
                 continue
-            raise err from None
+            raise _git_error(exc, token, where) from None
         if callbacks.rejected:
             reason = " ".join(callbacks.rejected.get(BRANCH, "rejected").split())[:200]
             raise DocpipeError(f"Gitea rejected the push of main to {where}: {reason}")
@@ -193,24 +185,26 @@ def _push_main(archive: Archive, url: str, username: str, token: str, where: str
 def push(
     workdir: Path,
     *,
-    gitea_url: str,
-    owner: str,
+    gitea_url: str | None,
+    owner: str | None,
     repo: str | None,
-    token: str,
+    token: str | None,
     private: bool = True,
     force: bool = False,
     client: GiteaClient | None = None,
 ) -> PushSummary:
     """Ensure `owner/repo` exists on Gitea (created with the folder's description, website and
     topics when missing; used as is otherwise) and push the archive's main to it."""
+    # Settings first (URL, owner, token: all BadInput), so every caller gets the same messages
+    # before anything is read or sent.
+    gitea = client or GiteaClient(gitea_url, token)
     if not owner:
-        raise BadInput("no Gitea owner: pass --owner (or [gitea] owner in docpipe.toml)")
+        raise BadInput("no Gitea owner: pass --owner or set [gitea] owner in docpipe.toml")
     archive = open_archive(workdir)
     if repo is None:
         if not archive.folder_name:
             raise BadInput(f"the archive has no {MANIFEST} naming the folder: pass --repo")
         repo = slug(archive.folder_name)
-    gitea = client or GiteaClient(gitea_url, token)
     me = gitea.current_user()
     existing = gitea.get_repo(owner, repo)
     created = existing is None
@@ -226,11 +220,11 @@ def push(
     else:
         info = existing
         full = info["full_name"]
+        o, r = full.split("/", 1)
         perms = info.get("permissions") or {}
         if perms and not perms.get("push"):
             raise BadInput(f"the token's user {me.get('login')!r} has no write access to {full} on Gitea (403)")
-    before, forced = _push_main(archive, gitea.git_url(full), me.get("login") or "docpipe", token, full, force)
-    o, r = full.split("/", 1)
+    before, forced = _push_main(archive, gitea.git_url(full), me.get("login") or "docpipe", gitea.token, full, force)
     return PushSummary(
         owner=o,
         repo=r,

@@ -16,13 +16,16 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
 
+from pipeline.archive import MANIFEST, open_main
 from pipeline.errors import BadInput, DocpipeError
 
+if TYPE_CHECKING:
+    from pipeline.lab.settings import LabSettings
+
 INDEX_PAGE = "index.md"
-MANIFEST = ".docpipe/manifest.json"
 
 # Drive links to a doc (the converter has already unwrapped google.com/url?q=). The optional
 # `heading=` fragment is Google's form of an in-doc anchor; the converter keeps ids as anchors.
@@ -48,6 +51,10 @@ class Thread:
     replies: int
 
 
+# The fields of a doc that hook events carry (Contract 4); run.py reads them from render's summary.
+EVENT_DOC_FIELDS = ("id", "name", "title", "status", "path", "page")
+
+
 @dataclass
 class DocPage:
     id: str
@@ -68,7 +75,7 @@ class DocPage:
 
     def event_doc(self) -> dict[str, Any]:
         """The `doc` object of a hook event (Contract 4)."""
-        return {k: getattr(self, k) for k in ("id", "name", "title", "status", "path", "page")}
+        return {k: getattr(self, k) for k in EVENT_DOC_FIELDS}
 
 
 @dataclass
@@ -95,12 +102,6 @@ class _History:
     revisions: set[str] = field(default_factory=set)
     authors: list[str] = field(default_factory=list)
     updated: int = 0  # epoch seconds of the newest revision commit
-
-
-def _open_archive(workdir: Path):  # -> (pygit2.Repository, pygit2.Commit)
-    from pipeline.archive import open_main
-
-    return open_main(workdir)
 
 
 def _histories(repo, tip) -> dict[str, _History]:
@@ -148,8 +149,8 @@ def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
     end = text.find("\n---\n", 3)
     if end < 0:
         return {}, text
-    try:
-        data = yaml.safe_load(text[4:end + 1])
+    try:  # libyaml's loader when built in: the pure-Python one is most of a page's render time
+        data = yaml.load(text[4:end + 1], Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
         data = None
     meta = {str(k): "" if v is None else str(v) for k, v in data.items()} if isinstance(data, dict) else {}
@@ -224,30 +225,25 @@ def _page_path(path: str) -> str:
     return "index-doc.md" if path == INDEX_PAGE else path
 
 
-def _lab(markdown: str, doc: str, allowed_bases: Mapping[str, str] | None) -> tuple[dict | None, str | None]:
-    """(validated spec as JSON, None) or (None, one-line reason): a bad spec never fails render."""
+def _lab(markdown: str, doc: str, workshop: str, title: str,
+         settings: LabSettings) -> tuple[dict | None, str | None]:
+    """(validated spec as JSON, with the image tag `docpipe provision` gives it, None) or
+    (None, one-line reason): a bad spec never fails render. One parse serves both; the lab's own
+    settings make the tag shown the tag provision builds."""
+    from pipeline.lab import dockerfile
     from pipeline.lab.spec import LabSpecError, parse_lab_spec
 
     try:
-        spec = parse_lab_spec(markdown, doc=doc, allowed_bases=allowed_bases)
+        spec = parse_lab_spec(markdown, doc=doc, allowed_bases=settings.allowed_bases,
+                              allow_setup=settings.allow_setup)
     except LabSpecError as exc:
         return None, exc.message
     if spec is None:
         return None, None
     data = spec.to_json()
     data["digest"] = spec.digest()
+    data["image_tag"] = dockerfile.render(spec, workshop=workshop, title=title, tdir=settings.templates).tag
     return data, None
-
-
-def _image_tag(markdown: str, doc: str, allowed_bases: Mapping[str, str] | None, workshop: str, title: str,
-               templates: Path | None) -> str:
-    """The tag `docpipe provision` gives this workshop's image (a hash of its build context)."""
-    from pipeline.lab import dockerfile
-    from pipeline.lab.spec import parse_lab_spec
-
-    spec = parse_lab_spec(markdown, doc=doc, allowed_bases=allowed_bases)
-    assert spec is not None  # _lab validated it already
-    return dockerfile.render(spec, workshop=workshop, title=title, tdir=templates).tag
 
 
 # ------------------------------------------------------------------ templates
@@ -311,9 +307,12 @@ def _copy_assets(tree, md_path: str, out_docs: Path) -> None:
 
 
 def render(workdir: Path, *, templates: Path | None = None,
-           allowed_bases: Mapping[str, str] | None = None) -> RenderSummary:
-    """Render WORKDIR/archive (tip of main) into WORKDIR/site, replacing what was there."""
-    repo, tip = _open_archive(workdir)
+           allowed_bases: Mapping[str, str] | None = None, allow_setup: bool = False) -> RenderSummary:
+    """Render WORKDIR/archive (tip of main) into WORKDIR/site, replacing what was there.
+    `allowed_bases` and `allow_setup` are the lab settings a workshop's spec is checked against."""
+    from pipeline.lab.settings import from_values
+
+    repo, tip = open_main(workdir)
     tree = tip.tree
     try:
         manifest = json.loads(_blob_text(tree, MANIFEST))
@@ -323,6 +322,8 @@ def render(workdir: Path, *, templates: Path | None = None,
         raise DocpipeError(f"archive {MANIFEST} is not a valid manifest") from None
 
     env = template_env(templates)
+    # Resolved as provision resolves them (e.g. a templates dir's desktop/ subfolder).
+    lab = from_values({"templates": templates, "allowed_bases": allowed_bases, "allow_shell_steps": allow_setup})
     history = _histories(repo, tip)
     pages_by_id = {fid: _page_path(_safe_rel(str(d["path"]), "doc")) for fid, d in docs.items()}
 
@@ -333,8 +334,8 @@ def render(workdir: Path, *, templates: Path | None = None,
     summary = RenderSummary(site=str(site), commit=str(tip.id))
     try:
         for fid in sorted(docs, key=lambda f: (pages_by_id[f], f)):
-            doc, text, comments = _render_doc(env, tree, fid, docs[fid], pages_by_id, history.get(fid, _History()),
-                                              allowed_bases, templates)
+            doc, text, comments = _render_doc(env, tree, fid, docs[fid], pages_by_id,
+                                              history.get(fid, _History()), lab)
             _write(out_docs / doc.page, text.encode("utf-8"))
             if doc.comments_page:
                 _write(out_docs / doc.comments_page, comments.encode("utf-8"))
@@ -353,9 +354,10 @@ def render(workdir: Path, *, templates: Path | None = None,
 
 
 def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_by_id: Mapping[str, str],
-                hist: _History, allowed_bases: Mapping[str, str] | None,
-                templates: Path | None = None) -> tuple[DocPage, str, str]:
+                hist: _History, lab_settings: LabSettings) -> tuple[DocPage, str, str]:
     """One doc's page record, its Markdown and its comments page's Markdown ("" if none)."""
+    from pipeline.lab.spec import workshop_slug
+
     path = _safe_rel(str(entry["path"]), "doc")
     page = pages_by_id[fid]
     markdown = _blob_text(tree, path)
@@ -375,14 +377,10 @@ def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_b
         workshop=False, revisions=len(hist.revisions), authors=list(hist.authors),
         updated=_date(hist.updated), open_threads=len(threads), comments_page=comments_page,
     )
-    lab, lab_error = _lab(markdown, name or title, allowed_bases)
+    workshop = workshop_slug(name or PurePosixPath(path).stem)
+    lab, lab_error = _lab(markdown, name or title, workshop, title, lab_settings)
     if lab is not None or lab_error is not None:
-        from pipeline.lab.spec import workshop_slug
-
-        doc.workshop, doc.lab, doc.lab_error = True, lab, lab_error
-        doc.workshop_name = workshop_slug(name or PurePosixPath(path).stem)
-        if lab is not None:
-            lab["image_tag"] = _image_tag(markdown, name or title, allowed_bases, doc.workshop_name, title, templates)
+        doc.workshop, doc.lab, doc.lab_error, doc.workshop_name = True, lab, lab_error, workshop
     text = _render_template(
         env, "tutorial.md.j2" if doc.workshop else "page.md.j2",
         doc=doc, body=rewrite_drive_links(_drop_title_heading(body, title), page, pages_by_id),

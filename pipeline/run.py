@@ -178,11 +178,9 @@ def _replay(f: FolderSettings) -> dict[str, Any]:
 def _push(f: FolderSettings) -> dict[str, Any]:
     from pipeline.push import push
 
-    token = f.get("gitea", "token")
-    if not token:
-        raise DocpipeError("no Gitea token: set GITEA_TOKEN")
+    # push() itself refuses a missing URL, owner or token, with the same words as `docpipe push`.
     return push(f.workdir, gitea_url=f.get("gitea", "url"), owner=f.get("gitea", "owner"),
-                repo=f.get("gitea", "repo"), token=token, private=f.get("gitea", "private")).to_json()
+                repo=f.get("gitea", "repo"), token=f.get("gitea", "token"), private=f.get("gitea", "private")).to_json()
 
 
 def _render(f: FolderSettings) -> dict[str, Any]:
@@ -190,7 +188,7 @@ def _render(f: FolderSettings) -> dict[str, Any]:
 
     templates = f.get("render", "templates")
     return render(f.workdir, templates=Path(templates) if templates else None,
-                  allowed_bases=f.get("lab", "allowed_bases")).to_json()
+                  allowed_bases=f.get("lab", "allowed_bases"), allow_setup=f.get("lab", "allow_shell_steps")).to_json()
 
 
 def _publish(f: FolderSettings) -> dict[str, Any]:
@@ -266,7 +264,9 @@ def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_
                 state["pushed"] = {"head": head, "target": target}
 
     templates = f.get("render", "templates")
-    render_key = {"head": head, "templates": tree_digest(Path(templates)) if templates else None}
+    # Everything render reads: the archive, the templates, and the lab settings specs are checked against.
+    render_key = {"head": head, "templates": tree_digest(Path(templates)) if templates else None,
+                  "allowed_bases": f.get("lab", "allowed_bases"), "allow_setup": f.get("lab", "allow_shell_steps")}
     rendered: dict[str, Any] | None = None
     if "render" in only or "provision" in only:
         if state.get("rendered", {}).get("key") == render_key and (f.workdir / "site").is_dir():
@@ -300,13 +300,15 @@ def _provision(f: FolderSettings, rendered: dict[str, Any], result: FolderResult
                fire: Callable[[str, dict[str, Any]], None], state: dict[str, Any], dry_run: bool) -> None:
     """One `workshop` event per workshop doc; the built-in hook builds its desktop image.
     A workshop whose spec is unchanged since its last successful event is not fired again."""
+    from pipeline.render import EVENT_DOC_FIELDS
+
     start = time.monotonic()
     done = state.setdefault("workshops", {})
     settings = _lab_settings(f, dry_run)
     fired = 0
     for ws in rendered.get("workshops", []):
         name = ws.get("workshop_name") or ws.get("name") or ws.get("id")
-        doc = {k: ws.get(k) for k in ("id", "name", "title", "status", "path", "page")}
+        doc = {k: ws.get(k) for k in EVENT_DOC_FIELDS}
         doc["workshop"] = name
         doc["lab"] = ws.get("lab")
         key = json.dumps([ws.get("lab"), ws.get("lab_error"), settings], sort_keys=True)

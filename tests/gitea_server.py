@@ -255,6 +255,7 @@ class GiteaServer:
         self.unimplemented: list[str] = []
         self.response_errors: list[str] = []
         self.fail_next: list[int] = []  # statuses for the next valid API requests, 0 = answer normally (faults)
+        self.fail_next_git: list[int] = []  # the same for the next git smart-HTTP requests
         self._ids = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -691,6 +692,11 @@ class _Handler(BaseHTTPRequestHandler):
         m = _GIT_PATH.match(path)
         assert m is not None
         owner, repo, rest = unquote(m.group(1)), unquote(m.group(2)), m.group(3)
+        with gitea.lock:
+            injected = gitea.fail_next_git.pop(0) if gitea.fail_next_git else 0
+        if injected:
+            self._send(injected, b"injected failure\n", {"Content-Type": "text/plain;charset=utf-8"})
+            return injected
         denied = gitea.git_access(self.command, owner, repo, rest, query, self.headers.get("Authorization"))
         if denied is not None:
             status, text, _ = denied

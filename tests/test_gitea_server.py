@@ -74,7 +74,7 @@ def test_content_type_must_be_one_the_operation_consumes(validator: SwaggerValid
 
 def test_response_shapes_are_checked(validator: SwaggerValidator) -> None:
     op = validator.spec["paths"]["/repos/{owner}/{repo}"]["get"]
-    assert validator.check_response(op, 200, {"id": "seven"})  # id must be an integer
+    assert validator.check_response(op, 200, {"id": "seven"}) == ["id: 'seven' is not of type 'integer'"]
     assert validator.check_response(op, 418, {}) == ["status 418 is not a documented response"]
     assert validator.check_response(op, 200, {"id": 7, "name": "x"}) == []
 
@@ -137,15 +137,19 @@ def test_spec_valid_but_unimplemented_is_recorded(server: GiteaServer) -> None:
 # ---------------------------------------------------------------- git over HTTP
 
 
-def _git_push(tmp_path: Path, url: str, args: list[str]) -> subprocess.CompletedProcess[str]:
-    make_archive(tmp_path / "wd")
-    return subprocess.run(["git", *args, "-C", str(tmp_path / "wd" / "archive"), "push", url, "main"],
-                          capture_output=True, text=True, timeout=60,
+def _git(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`git` as a user would run it, with no credential helper, config or prompt of this machine."""
+    return subprocess.run(["git", *args], capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "GIT_TERMINAL_PROMPT": "0", "HOME": str(tmp_path)})
+
+
+def _git_push(tmp_path: Path, url: str, auth: list[str]) -> subprocess.CompletedProcess[str]:
+    return _git(tmp_path, *auth, "-C", str(tmp_path / "wd" / "archive"), "push", url, "main")
 
 
 def test_push_to_a_repo_never_created_is_403(tmp_path: Path, server: GiteaServer) -> None:
     token = server.add_user("alice")
+    make_archive(tmp_path / "wd")
     proc = _git_push(tmp_path, f"{server.url}/alice/never.git", git_auth_args(token))
     assert proc.returncode != 0 and "Push to create is not enabled" in proc.stderr
     assert any(r.kind == "git" and r.status == 403 for r in server.requests)
@@ -156,22 +160,16 @@ def test_git_push_needs_the_token_and_then_works(tmp_path: Path, server: GiteaSe
     token = server.add_user("alice")
     server.add_repo("alice", "docs", private=False)
     url = f"{server.url}/alice/docs.git"
+    head = make_archive(tmp_path / "wd")[-1]
     anon = _git_push(tmp_path, url, [])
     assert anon.returncode != 0 and server.main_sha("alice", "docs") is None
-    wrong = subprocess.run(["git", *git_auth_args("0" * 40), "-C", str(tmp_path / "wd" / "archive"), "push", url,
-                            "main"], capture_output=True, text=True, timeout=60,
-                           env={"PATH": "/usr/bin:/bin", "GIT_TERMINAL_PROMPT": "0", "HOME": str(tmp_path)})
-    assert wrong.returncode != 0
-    ok = subprocess.run(["git", *git_auth_args(token), "-C", str(tmp_path / "wd" / "archive"), "push", url, "main"],
-                        capture_output=True, text=True, timeout=60,
-                        env={"PATH": "/usr/bin:/bin", "GIT_TERMINAL_PROMPT": "0", "HOME": str(tmp_path)})
+    wrong = _git_push(tmp_path, url, git_auth_args("0" * 40))
+    assert wrong.returncode != 0 and server.main_sha("alice", "docs") is None
+    ok = _git_push(tmp_path, url, git_auth_args(token))
     assert ok.returncode == 0, ok.stderr
-    head = subprocess.run(["git", "-C", str(tmp_path / "wd" / "archive"), "rev-parse", "main"], capture_output=True,
-                          text=True).stdout.strip()
     assert server.main_sha("alice", "docs") == head
     # Public: anyone can clone; private would need the token.
     subprocess.run(["git", "clone", "-q", url, str(tmp_path / "anon")], check=True, capture_output=True, timeout=60)
     server.repos[("alice", "docs")].private = True
-    hidden = subprocess.run(["git", "clone", "-q", url, str(tmp_path / "anon2")], capture_output=True, timeout=60,
-                            env={"PATH": "/usr/bin:/bin", "GIT_TERMINAL_PROMPT": "0", "HOME": str(tmp_path)})
-    assert hidden.returncode != 0
+    hidden = _git(tmp_path, "clone", "-q", url, str(tmp_path / "anon2"))
+    assert hidden.returncode != 0 and not (tmp_path / "anon2" / ".git").exists()

@@ -215,6 +215,7 @@ def test_publish_without_render_is_bad_input(tmp_path: Path) -> None:
         publish(tmp_path)
     out = subprocess.run(["docpipe", "publish", "--workdir", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith("docpipe: error: no rendered site at ") and "run `docpipe render` first" in out.stderr
 
 
 def test_cli_publish_json(tmp_path: Path) -> None:
@@ -224,6 +225,9 @@ def test_cli_publish_json(tmp_path: Path) -> None:
                          capture_output=True, text=True, check=True)
     data = json.loads(out.stdout)
     assert data["html_files"] >= 5 and re.fullmatch(r"[0-9a-f]{40}", data["site_commit"])
+    public = tmp_path / "public"
+    assert data["public"] == str(public) and data["html_files"] == len(list(public.rglob("*.html")))
+    assert data["site_commit"] == str(pygit2.Repository(str(tmp_path / "archive")).references["refs/heads/site"].target)
 
 
 @pytest.mark.parametrize("fragment, expected", [

@@ -298,6 +298,26 @@ def test_connection_errors_are_retried_with_backoff(gitea_double: Target) -> Non
     assert client.current_user()["login"] == "alice" and calls == ["GET"] * 3
 
 
+def test_git_5xx_is_retried_and_a_refusal_is_not(tmp_path: Path, gitea_double: Target) -> None:
+    server = gitea_double.server
+    wd, other = tmp_path / "wd", tmp_path / "other"
+    head = make_archive(wd)[-1]
+    # The ref discovery answers 502 once: the push still lands.
+    server.fail_next_git.append(502)
+    summary = push(wd, gitea_url=gitea_double.url, owner="alice", repo="connection-500", token=gitea_double.token)
+    assert summary.after == head and server.main_sha("alice", "connection-500") == head
+    assert [r.status for r in server.requests if r.kind == "git"][0] == 502
+    # A diverged remote is refused at once, although the repository's name reads like a network fault.
+    make_archive(other, commits=1)
+    add_commit(other, "someone else's edit")
+    seen = len(server.requests)
+    with pytest.raises(DocpipeError, match="refusing to push"):
+        push(other, gitea_url=gitea_double.url, owner="alice", repo="connection-500", token=gitea_double.token)
+    discoveries = [r for r in server.requests[seen:] if r.kind == "git" and r.path.endswith("/info/refs")]
+    assert [r.status for r in discoveries] == [401, 200]  # one connection: libgit2's auth challenge, then the refs
+    assert server.main_sha("alice", "connection-500") == head
+
+
 def test_persistent_5xx_is_one_line(tmp_path: Path, gitea_double: Target) -> None:
     gitea_double.server.fail_next.extend([500] * 10)
     make_archive(tmp_path / "wd")
@@ -312,6 +332,11 @@ def test_missing_archive_and_missing_token_are_bad_input(tmp_path: Path, gitea_d
     make_archive(tmp_path / "wd")
     proc = run_cli(tmp_path, None, "--gitea", gitea_double.url, "--owner", "alice", "--workdir", str(tmp_path / "wd"))
     assert proc.returncode == 2 and "GITEA_TOKEN" in one_line_error(proc)
+    proc = run_cli(tmp_path, gitea_double.token, "--owner", "alice", "--workdir", str(tmp_path / "wd"))
+    assert proc.returncode == 2 and "no Gitea URL: pass --gitea" in one_line_error(proc)
+    proc = run_cli(tmp_path, gitea_double.token, "--gitea", gitea_double.url, "--workdir", str(tmp_path / "wd"))
+    assert proc.returncode == 2 and "no Gitea owner: pass --owner" in one_line_error(proc)
+    assert gitea_double.server.requests == []  # nothing was sent for any of these
     with pytest.raises(BadInput, match="http"):
         push(tmp_path / "wd", gitea_url="ftp://x", owner="alice", repo=None, token="t")
 

@@ -70,6 +70,48 @@ def test_workshops_carry_their_lab_spec_or_the_reason_it_is_invalid(rendered, sa
                               "page": "workshops/ws-go-promisegrid.md"}
 
 
+def _provision_tags(workdir: Path, **values: object) -> dict[str, str]:
+    """Workshop name -> the tag `docpipe provision` would build, for the same settings."""
+    from pipeline.lab import provision
+    from pipeline.lab.settings import from_values
+
+    settings = from_values(values)
+    _, found = provision.archive_workshops(workdir, settings)
+    return {w.name: provision.plan(w, settings).tag for w in found if w.spec is not None}
+
+
+def test_image_tag_is_the_tag_provision_builds(tmp_path: Path, sample_workdir: Path) -> None:
+    work = tmp_path / "w"
+    shutil.copytree(sample_workdir / "archive", work / "archive")
+    custom = tmp_path / "custom"
+    (custom / "desktop").mkdir(parents=True)
+    shipped = Path(__file__).resolve().parents[1] / "templates" / "desktop" / "Dockerfile.j2"
+    (custom / "desktop" / "Dockerfile.j2").write_text(shipped.read_text() + 'LABEL io.docpipe.house="yes"\n')
+    tags = {}
+    for templates in (None, custom):  # a templates dir's desktop/ overrides the Dockerfile, as in provision
+        (ws,) = [w for w in render(work, templates=templates).workshops if w.lab]
+        assert _provision_tags(work, templates=templates) == {ws.workshop_name: ws.lab["image_tag"]}
+        tags[templates] = ws.lab["image_tag"]
+    assert tags[None] != tags[custom]
+
+
+def test_shell_setup_steps_follow_the_operator_setting(tmp_path: Path) -> None:
+    fid = "1SetupStepsXXXXXXXXXXXX"
+    manifest = {"folder": {"id": "f", "name": "F", "webViewLink": ""},
+                "docs": {fid: {"path": "ws-setup.md", "comments": None, "title": "Setup", "webViewLink": ""}}}
+    body = "## Lab desktop\n\nbase: debian-xfce\n\nsetup:\n\n```\necho hi > /etc/motd\n```\n"
+    build_archive(tmp_path / "archive", [Event(1_700_000_000, "Ann Lee", fid, {
+        ".docpipe/manifest.json": json.dumps(manifest),
+        "ws-setup.md": doc_md("Setup", body, drive_id=fid, name="ws-setup")}, revision="r1")])
+    (off,) = render(tmp_path).workshops
+    assert off.lab is None and "disabled by the operator" in off.lab_error
+    assert "Lab desktop unavailable" in (tmp_path / "site/docs/ws-setup.md").read_text()
+    (on,) = render(tmp_path, allow_setup=True).workshops
+    assert on.lab_error is None and on.lab["setup"] == ["echo hi > /etc/motd"]
+    assert _provision_tags(tmp_path, allow_shell_steps=True) == {"ws-setup": on.lab["image_tag"]}
+    assert "docpipe lab up ws-setup" in (tmp_path / "site/docs/ws-setup.md").read_text()
+
+
 def test_drive_links_between_docs_become_relative_page_links(sample_workdir: Path, rendered) -> None:
     docs = sample_workdir / "site" / "docs"
     ws = (docs / "workshops/ws-go-promisegrid.md").read_text()

@@ -20,13 +20,13 @@ from tests.support.gitea import assert_clean, clone_main, start_double
 from tests.support.pull import TOKEN, add_doc, cli, new_dataset, revision_html, running
 
 
-def lab_doc_html(name: str, base: str = "debian-novnc") -> str:
+def lab_doc_html(name: str, base: str = "debian-novnc", extra: str = "") -> str:
     return (
         "<html><head><style type=\"text/css\">.c1{font-weight:700}</style></head><body>"
         f"<p><span>Name: {name}</span></p><p><span>Title: Workshop {name}</span></p><p><span>Status: Draft</span></p>"
         "<h2 id=\"h.steps\"><span>Steps</span></h2><p><span>Open a terminal.</span></p>"
         "<h2 id=\"h.lab\"><span>Lab desktop</span></h2>"
-        f"<p><span>base: {base}</span></p><p><span>packages: git</span></p><p><span>ports: 8080</span></p>"
+        f"<p><span>base: {base}</span></p><p><span>packages: git</span></p><p><span>ports: 8080</span></p>{extra}"
         "</body></html>"
     )
 
@@ -203,3 +203,19 @@ def test_killed_run_resumes_to_the_same_history(world: dict[str, Any], tmp_path:
     r = cli(["run", "--config", str(world["config"]), "--only", "pull,replay", "--json"], env=world["env"], timeout=300)
     assert r.returncode == 0, r.stderr
     assert main_sha(world["wd"]) == main_sha(tmp_path / "ref")
+
+
+def test_shell_setup_steps_reach_the_workshop_hook_only_when_the_operator_allows_them(world: dict[str, Any]) -> None:
+    ds, ws = world["ds"], world["ws"]
+    ds.add_revision(ws, lab_doc_html("ws-one", extra="<p><span>setup: make install</span></p>"), "bob",
+                    "2024-03-02T10:00:00Z")
+    write_hook(world["hooks"] / "workshop", 'python3 -c "import json,sys; print(json.dumps({\'setup\': json.load(sys.stdin)[\'doc\'][\'lab\'][\'setup\']}))"\n')
+    r, summary = docpipe_run(world)
+    assert r.returncode == 1
+    (ws_result,) = summary["folders"][0]["workshops"]
+    assert "shell setup steps are disabled by the operator" in ws_result["error"]
+    world["config"].write_text(world["config"].read_text() + "[lab]\nallow_shell_steps = true\n")
+    r, summary = docpipe_run(world)
+    assert r.returncode == 0, r.stderr
+    (ws_result,) = summary["folders"][0]["workshops"]
+    assert ws_result["outputs"] == [{"setup": ["make install"]}]

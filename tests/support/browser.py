@@ -2,7 +2,7 @@
 tests that check pages the way a user sees them.
 
     with serve(public_dir) as base_url:
-        browser = Chromium(tmp_path)
+        browser = Chromium()
         dom = browser.dump_dom(base_url + "/index.html")   # DOM after scripts ran
         browser.screenshot(base_url + "/index.html", artifacts / "index.png")
 
@@ -80,7 +80,7 @@ def require_chromium() -> None:
 
 
 class Chromium:
-    """One headless Chromium run per call, each with a fresh --user-data-dir under `workdir`."""
+    """One headless Chromium run per call, each with a fresh --user-data-dir (a temp dir, removed after)."""
 
     def __init__(self, timeout: float = 60.0) -> None:
         require_chromium()

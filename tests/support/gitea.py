@@ -16,7 +16,6 @@ import pytest
 
 from tests.gitea_server import GiteaServer
 
-MANIFEST = ".docpipe/manifest.json"
 FOLDER_LINK = "https://drive.google.com/drive/folders/1AbCdEfGhIjK"
 
 

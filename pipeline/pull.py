@@ -54,9 +54,7 @@ class PullSummary:
     requests: int
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["skipped"] = [asdict(s) for s in self.skipped]
-        return data
+        return asdict(self)  # asdict turns the Skipped entries into dicts too
 
     def text(self) -> str:
         lines = [
@@ -313,9 +311,7 @@ def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], o
 
     failed: list[_DocJob] = []
     while futures:
-        fut = finished.get()
-        if fut not in futures:
-            continue
+        fut = finished.get()  # each future lands here exactly once, cancelled ones included
         job, kind, index = futures.pop(fut)
         job.pending.discard(fut)
         if fut.cancelled() or job.failed is not None:
@@ -457,9 +453,14 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
         found, skipped = walk(client, pool, folder_id, sizes, root.get("driveId"))
     else:
         root, found, skipped = _only(client, pool, folder_id, only_file_ids, store)
+    # Revisions, comment threads and replies of every doc in the store, noted as each doc is read
+    # or written, so the summary needs no second pass over the store.
+    counts: dict[str, tuple[int, int, int]] = {}
     todo = []
     for entry in found.values():
         stored = store.read_doc(entry.id)
+        if stored:
+            counts[entry.id] = _counts(stored.get("revisions", []), stored.get("comments", []))
         if stored and stored.get("version") == entry.version and stored.get("removed") is None \
                 and stored.get("name") == entry.name and stored.get("folder_ids") == entry.folder_ids:
             continue  # unchanged since the last pull: no revisions, comments or export calls
@@ -471,8 +472,17 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
     with progress("pull", quiet=quiet, every=10) as bar:
         bar.total(len(todo))
         failed = _sync_docs(_Puller(client, store, journal, sizes), pool, todo, lambda: bar.advance())
+    for job in todo:
+        if job.failed is None:  # written by _sync_docs
+            counts[job.entry.id] = _counts(job.revisions or [], job.comments or [])
+    gone = []
+    for fid in store.doc_ids():
+        doc = None if fid in found else store.read_doc(fid)
+        if doc is not None:
+            counts[fid] = _counts(doc.get("revisions", []), doc.get("comments", []))
+            if doc.get("removed") is None:
+                gone.append(fid)
     if only_file_ids is None:
-        gone = [d for d in store.doc_ids() if d not in found and (store.read_doc(d) or {}).get("removed") is None]
         _mark_removed(client, store, pool, gone)
 
     for job in failed:
@@ -500,7 +510,9 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
     if exhausted:
         more = f" (and {len(exhausted) - 1} more docs)" if len(exhausted) > 1 else ""
         raise DocpipeError(exhausted[0].message + more)
-    return _summary(store, root["id"], sum(j.new for j in todo), skipped_list, client.requests)
+    revisions, comments, replies = (sum(c[i] for c in counts.values()) for i in range(3))
+    return PullSummary(root["id"], len(counts), revisions, comments, replies, sum(j.new for j in todo),
+                       skipped_list, client.requests)
 
 
 def _only(client: DriveClient, pool: ThreadPoolExecutor, folder_id: str, file_ids: list[str], store: Store
@@ -530,11 +542,5 @@ def _get_or_bad(client: DriveClient, fid: str) -> dict[str, Any]:
         raise
 
 
-def _summary(store: Store, folder: str, new_revisions: int, skipped: list[Skipped], requests: int) -> PullSummary:
-    revisions = comments = replies = docs = 0
-    for doc in store.docs():
-        docs += 1
-        revisions += len(doc.get("revisions", []))
-        comments += len(doc.get("comments", []))
-        replies += sum(len(c.get("replies", []) or []) for c in doc.get("comments", []))
-    return PullSummary(folder, docs, revisions, comments, replies, new_revisions, skipped, requests)
+def _counts(revisions: list[Any], comments: list[Any]) -> tuple[int, int, int]:
+    return len(revisions), len(comments), sum(len(c.get("replies") or []) for c in comments)

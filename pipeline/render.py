@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
 
+from pipeline import frontmatter
 from pipeline.archive import MANIFEST, open_main
 from pipeline.errors import BadInput, DocpipeError
 
@@ -139,22 +140,6 @@ def _safe_rel(path: str, what: str) -> str:
     if not path or p.is_absolute() or ".." in p.parts or "\\" in path or "\x00" in path:
         raise DocpipeError(f"archive manifest has an unsafe {what} path {path!r}")
     return p.as_posix()
-
-
-def _split_front_matter(text: str) -> tuple[dict[str, str], str]:
-    import yaml
-
-    if not text.startswith("---\n"):
-        return {}, text
-    end = text.find("\n---\n", 3)
-    if end < 0:
-        return {}, text
-    try:  # libyaml's loader when built in: the pure-Python one is most of a page's render time
-        data = yaml.load(text[4:end + 1], Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
-        data = None
-    meta = {str(k): "" if v is None else str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-    return meta, text[end + 5:]
 
 
 def parse_threads(text: str) -> list[Thread]:
@@ -361,7 +346,7 @@ def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_b
     path = _safe_rel(str(entry["path"]), "doc")
     page = pages_by_id[fid]
     markdown = _blob_text(tree, path)
-    meta, body = _split_front_matter(markdown)
+    meta, body = frontmatter.split(markdown)
     threads: list[Thread] = []
     comments, comments_page = "", None
     if entry.get("comments"):

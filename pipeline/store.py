@@ -16,7 +16,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pipeline.errors import DocpipeError
 
@@ -118,12 +118,6 @@ class Store:
         if not folder.is_dir():
             return []
         return sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith(TMP_PREFIX))
-
-    def docs(self) -> Iterator[dict[str, Any]]:
-        for file_id in self.doc_ids():
-            doc = self.read_doc(file_id)
-            if doc is not None:
-                yield doc
 
     # ------------------------------------------------------------- folder
     @property

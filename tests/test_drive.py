@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.drive import DriveCallError, DriveClient, RetryPolicy, ensure_fresh, load_credentials
 from pipeline.drive.ratelimit import RateLimiter
-from pipeline.drive.retry import error_reason, is_retryable, parse_retry_after
+from pipeline.drive.retry import error_message, error_reason, is_retryable, parse_retry_after
 from pipeline.errors import BadInput
 from tests.support.pull import new_dataset, running, service_account_file, token_env  # noqa: F401
 
@@ -38,6 +38,12 @@ def test_rate_limiter_holds_the_rate_across_threads() -> None:
     assert time.monotonic() - start >= 19 / 40 - 0.02  # 20 slots, 1/40 s apart
 
 
+def test_rate_limiter_lets_one_burst_through_then_spaces_requests() -> None:
+    limiter = RateLimiter(qps=4, burst=4)  # pull passes burst=jobs: every worker starts at once
+    assert [limiter.acquire() for _ in range(4)] == [0.0] * 4
+    assert 0 < limiter.acquire() <= 0.25  # the fifth waits for the next slot
+
+
 def test_retry_policy_never_waits_less_than_retry_after() -> None:
     policy = RetryPolicy(base=0.01, cap=0.02)
     assert all(policy.delay(3, 2.0) == 2.0 for _ in range(20))
@@ -51,7 +57,13 @@ def test_retry_policy_never_waits_less_than_retry_after() -> None:
 
 def test_which_errors_are_retried() -> None:
     body = b'{"error": {"code": 403, "errors": [{"reason": "userRateLimitExceeded"}], "message": "slow down"}}'
-    assert error_reason(body) == "userRateLimitExceeded"
+    assert error_reason(body) == "userRateLimitExceeded" and error_message(body) == "slow down"
+    assert error_reason(b'{"error": {"details": [{"reason": "RATE_LIMIT_EXCEEDED"}]}}') == "RATE_LIMIT_EXCEEDED"
+    assert error_reason(b'{"error": {"code": 503, "status": "UNAVAILABLE"}}') == "UNAVAILABLE"
+    # A proxy's HTML page or an odd JSON shape gives no reason and no message, never an exception.
+    for odd in (b"", b"<html>502 Bad Gateway</html>", b"[1]", b'{"error": "x"}', b'{"error": {"errors": {"a": 1}}}',
+                b'{"error": {"message": null}}', b"\xff\xfe"):
+        assert (error_reason(odd), error_message(odd)) == ("", ""), odd
     assert is_retryable(403, "userRateLimitExceeded") and is_retryable(429, "") and is_retryable(503, "")
     assert not is_retryable(403, "insufficientFilePermissions") and not is_retryable(404, "notFound")
 

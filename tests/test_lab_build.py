@@ -65,10 +65,15 @@ def test_template_override_is_used(tmp_path: Path) -> None:
     tdir = tmp_path / "templates" / "desktop"
     tdir.mkdir(parents=True)
     text = (shipped("templates") / "desktop" / "Dockerfile.j2").read_text()
-    (tdir / "Dockerfile.j2").write_text(text.replace("USER root", "USER root\nWORKDIR /srv"))
+    # A comment before FROM must not hide the base image the build needs first.
+    text = text.replace("FROM {{", "# our course image\nFROM {{", 1).replace("USER root", "USER root\nWORKDIR /srv")
+    (tdir / "Dockerfile.j2").write_text(text)
     make_archive(tmp_path, {"w/ws-go-promisegrid.md": SAMPLE_WORKSHOP})
-    _, results = provision.provision(tmp_path, from_values({"templates": str(tmp_path / "templates")}), dry_run=True)
+    settings = from_values({"templates": str(tmp_path / "templates")})
+    _, results = provision.provision(tmp_path, settings, dry_run=True)
     assert "\nWORKDIR /srv\n" in (results[0].dockerfile or "")
+    _, (ws,) = provision.archive_workshops(tmp_path, settings)
+    assert provision.plan(ws, settings).context.base_ref.startswith("docpipe/debian-novnc:")
 
 
 @docker
@@ -87,6 +92,9 @@ def test_sample_workshop_builds_pushes_and_pulls_back_by_digest(sample_build: Sa
     # Pull it back from the registry by digest alone.
     for tag in result.tags:
         client.images.remove(tag)
+    # Gone here but in the registry: provision finds it there and builds nothing.
+    _, (again,) = provision.provision(sample_build.workdir, sample_build.settings)
+    assert again.error is None and not again.built and not again.pushed and again.digest == result.digest
     pulled = client.images.pull(result.digest)
     try:
         assert pulled.id == image.id
@@ -136,8 +144,10 @@ def test_builtin_hook_provisions_one_workshop(sample_build: SampleBuild) -> None
 
     spec = parse_lab_spec(SAMPLE_WORKSHOP, doc="ws-go-promisegrid")
     assert spec is not None
+    # As `docpipe run` sends it: `workshop` is the slug `docpipe lab up` takes.
     event = {"event": "workshop", "workdir": str(sample_build.workdir), "commit": sample_build.commit,
-             "doc": {"id": "1SampleWorkshopDocId", "name": "ws-go-promisegrid", "title": "Go and PromiseGrid, hands on",
+             "doc": {"id": "1SampleWorkshopDocId", "name": "ws-go-promisegrid", "workshop": "ws-go-promisegrid",
+                     "title": "Go and PromiseGrid, hands on",
                      "status": "Draft", "path": "workshops/ws-go-promisegrid.md", "page": "workshops/ws-go-promisegrid.md",
                      "lab": {**spec.to_json(), "digest": spec.digest()}},
              "settings": {"registry": sample_build.settings.registry, "prefix": sample_build.settings.prefix,

@@ -149,9 +149,11 @@ def test_removed_and_trashed_docs_keep_their_history(folder, token_env, tmp_path
         summary = _pull(emu, tmp_path)
     old, lab = read_doc(tmp_path, ids["old"]), read_doc(tmp_path, ids["lab"])
     assert old["removed"]["reason"] == "trashed" and len(old["revisions"]) == 2
+    assert old["removed"]["time"] == "2024-10-01T00:00:00.000Z"  # Drive's trashedTime, not the pull's clock
     assert lab["removed"]["reason"] == "deleted" and len(lab["revisions"]) == 5
     assert ids["old"] not in read_folder(tmp_path)["docs"] and ids["lab"] not in read_folder(tmp_path)["docs"]
     assert summary.docs == 4  # totals are for the whole store, history included
+    assert (summary.revisions, summary.comments, summary.replies) == (12, 6, 5)
 
 
 @pytest.mark.parametrize("extra", [0, 1], ids=["exactly-one-page", "one-over"])
@@ -276,6 +278,20 @@ def test_settings_come_from_docpipe_toml(tmp_path: Path) -> None:
     assert (tmp_path / ".docpipe" / "store" / "folder.json").is_file()
 
 
+def test_a_folder_flag_picks_that_folders_settings(tmp_path: Path) -> None:
+    # With several [[folders]], `pull --folder ID` uses ID's own [drive] settings, as `run --folder ID` does.
+    ds = new_dataset()
+    add_doc(ds, "second folder's doc", 2)
+    with running(ds) as emu:
+        (tmp_path / "docpipe.toml").write_text(
+            '[[folders]]\nid = "1FirstFolderxxxxxxxxxxxxxxxxxxxx"\n[folders.drive]\nendpoint = "http://127.0.0.1:9/"\n'
+            f'[[folders]]\nid = "{ds.root_id}"\n[folders.drive]\nendpoint = "{emu.url}"\n')
+        r = cli(["pull", "--folder", ds.root_id, "--workdir", str(tmp_path / "wd"), "--json"],
+                env={"DOCPIPE_ACCESS_TOKEN": TOKEN}, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["revisions"] == 2 and read_folder(tmp_path / "wd")["id"] == ds.root_id
+
+
 def test_per_doc_problems_are_skipped_and_the_rest_syncs(token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ds = new_dataset()
     ok = add_doc(ds, "fine", 2)
@@ -298,7 +314,9 @@ def test_per_doc_problems_are_skipped_and_the_rest_syncs(token_env, tmp_path: Pa
         r = cli(["pull", "--folder", ds.root_id, "--drive-endpoint", proxy.url, "--workdir", str(tmp_path), "--json"],
                 env={"DOCPIPE_ACCESS_TOKEN": TOKEN})
     assert r.returncode == 0, r.stderr
-    reasons = {s["id"]: s["reason"] for s in json.loads(r.stdout)["skipped"]}
+    out = json.loads(r.stdout)
+    assert (out["docs"], out["revisions"], out["new_revisions"]) == (1, 2, 2)
+    reasons = {s["id"]: s["reason"] for s in out["skipped"]}
     assert reasons == {
         denied: "no permission to read its revisions (HTTP 403 insufficientFilePermissions)",
         vanishing: "deleted during the pull (HTTP 404)",
@@ -338,7 +356,7 @@ def test_giving_up_names_doc_and_revision_and_keeps_the_store_consistent(
 def test_only_file_ids_pulls_one_doc_without_walking(token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ds = new_dataset()
     one = add_doc(ds, "the workshop", 3)
-    add_doc(ds, "another", 3)
+    other = add_doc(ds, "another", 3)
     with running(ds) as emu:
         summary = pull(ds.root_id, workdir=tmp_path, endpoint=emu.url, only_file_ids=[one], quiet=True)
         assert "/drive/v3/files" not in paths_of(emu)
@@ -346,6 +364,10 @@ def test_only_file_ids_pulls_one_doc_without_walking(token_env, tmp_path: Path) 
             pull(ds.root_id, workdir=tmp_path, endpoint=emu.url, only_file_ids=["1Missingxxxxxxxxxxxxxxxxxxxxxx"], quiet=True)
     assert summary.docs == 1 and summary.revisions == 3
     assert read_folder(tmp_path)["docs"] == [one]
+    with running(ds) as emu:
+        second = pull(ds.root_id, workdir=tmp_path, endpoint=emu.url, only_file_ids=[other], quiet=True)
+    assert (second.docs, second.revisions, second.new_revisions) == (2, 6, 3)  # totals cover the docs not named
+    assert read_folder(tmp_path)["docs"] == sorted([one, other])
 
 
 def test_a_shared_drive_folder_is_listed_in_its_drive(token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -74,17 +74,6 @@ def convert_html(
 
 def front_matter(md: str) -> dict[str, str]:
     """The YAML front matter of converted Markdown as a dict of strings ({} when there is none)."""
-    if not md.startswith("---\n"):
-        return {}
-    end = md.find("\n---\n", 3)
-    if end < 0 and md.endswith("\n---"):
-        end = len(md) - 4
-    if end < 0:
-        return {}
-    try:
-        data = yaml.safe_load(md[4 : end + 1])
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(k): "" if v is None else str(v) for k, v in data.items()}
+    from pipeline.frontmatter import read
+
+    return read(md)

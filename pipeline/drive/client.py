@@ -23,16 +23,13 @@ from google.auth.transport.requests import AuthorizedSession
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
+# The defaults live with the settings schema; they are re-exported here for callers of the client.
+from pipeline.config import DEFAULT_ENDPOINT, DEFAULT_MAX_QPS
 from pipeline.drive.auth import LoadedCredentials
 from pipeline.drive.ratelimit import RateLimiter
 from pipeline.drive.retry import RetryPolicy, error_message, error_reason, is_retryable, parse_retry_after
 from pipeline.errors import BadInput, DocpipeError
 
-DEFAULT_ENDPOINT = "https://www.googleapis.com/"
-# Drive's documented quota is 12,000 queries a minute per user (200/s). A quarter of it (3,000 a
-# minute) leaves room for the user's other clients and for retries, and still keeps 8 workers busy
-# at Google's usual 100-300 ms per call. Same value as pipeline.config's default.
-DEFAULT_MAX_QPS = 50.0
 HTTP_TIMEOUT = 60.0
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
 
@@ -174,7 +171,7 @@ class DriveClient:
             try:
                 result = request.execute(http=self._http())
             except HttpError as exc:
-                raise _Status.from_httplib2(exc) from None
+                raise _Status.of(exc.resp.status, exc.content, exc.resp.get("retry-after")) from None
             if not isinstance(result, dict):
                 raise ValueError("not a JSON object")
             return result
@@ -214,9 +211,7 @@ class DriveClient:
             session = self._session(authorized)
             with session.get(url, timeout=HTTP_TIMEOUT, stream=True) as resp:
                 if resp.status_code != 200:
-                    body = resp.content[:65536]
-                    raise _Status(resp.status_code, error_reason(body), error_message(body),
-                                  parse_retry_after(resp.headers.get("Retry-After")))
+                    raise _Status.of(resp.status_code, resp.content[:65536], resp.headers.get("Retry-After"))
                 chunks, size = [], 0
                 for chunk in resp.iter_content(1 << 16):
                     size += len(chunk)
@@ -237,7 +232,5 @@ class _Status(Exception):
         self.status, self.reason, self.message, self.retry_after = status, reason, message, retry_after
 
     @classmethod
-    def from_httplib2(cls, exc: HttpError) -> "_Status":
-        body = exc.content or b""
-        return cls(int(exc.resp.status), error_reason(body), error_message(body),
-                   parse_retry_after(exc.resp.get("retry-after")))
+    def of(cls, status: int, body: bytes | None, retry_after: str | None) -> "_Status":
+        return cls(int(status), error_reason(body), error_message(body), parse_retry_after(retry_after))

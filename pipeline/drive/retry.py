@@ -31,37 +31,34 @@ class RetryPolicy:
         return backoff
 
 
-def error_reason(body: bytes | str | None) -> str:
-    """The `reason` of a Google JSON error body ({"error": {"errors": [{"reason": ...}]}}), or ''."""
+def _error_object(body: bytes | str | None) -> dict:
+    """The `error` object of a Google JSON error body, or {} for anything else."""
     if not body:
-        return ""
+        return {}
     try:
         data = json.loads(body)
-        err = data.get("error", {}) if isinstance(data, dict) else {}
-        if not isinstance(err, dict):
-            return ""
-        errors = err.get("errors") or []
-        if errors and isinstance(errors[0], dict) and errors[0].get("reason"):
-            return str(errors[0]["reason"])
-        details = err.get("details") or []
-        for detail in details:
-            if isinstance(detail, dict) and detail.get("reason"):
-                return str(detail["reason"])
-        return str(err.get("status") or "")
-    except (ValueError, AttributeError, TypeError):
-        return ""
+    except ValueError:
+        return {}
+    err = data.get("error") if isinstance(data, dict) else None
+    return err if isinstance(err, dict) else {}
+
+
+def error_reason(body: bytes | str | None) -> str:
+    """The `reason` of a Google JSON error body ({"error": {"errors": [{"reason": ...}]}}), or ''."""
+    err = _error_object(body)
+    errors = err.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict) and errors[0].get("reason"):
+        return str(errors[0]["reason"])
+    details = err.get("details")
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and detail.get("reason"):
+            return str(detail["reason"])
+    return str(err.get("status") or "")
 
 
 def error_message(body: bytes | str | None) -> str:
     """The human `message` of a Google JSON error body, on one line, or ''."""
-    if not body:
-        return ""
-    try:
-        data = json.loads(body)
-        msg = data.get("error", {}).get("message", "") if isinstance(data, dict) else ""
-        return " ".join(str(msg).split())[:200]
-    except (ValueError, AttributeError, TypeError):
-        return ""
+    return " ".join(str(_error_object(body).get("message") or "").split())[:200]
 
 
 def is_retryable(status: int, reason: str) -> bool:

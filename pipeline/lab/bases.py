@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 
 from pipeline.errors import BadInput
+from pipeline.lab.spec import DEFAULT_BASES
 
 NOVNC_ALIAS = "debian-novnc"
-NOVNC_REPO = "docpipe/debian-novnc"
+NOVNC_REPO = DEFAULT_BASES[NOVNC_ALIAS]  # docpipe's own recipe, templates/desktop/debian-novnc
 
 # An image reference from operator config; still checked, since it is written after FROM.
 _IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._\-/:]{0,200}(@sha256:[0-9a-f]{64})?")

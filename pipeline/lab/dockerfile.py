@@ -57,6 +57,7 @@ class Context:
     dockerfile: str
     files: dict[str, bytes]  # path in the context -> bytes (Dockerfile included)
     tag: str  # content hash: Dockerfile + every context file
+    base_ref: str  # what FROM names (docpipe's own base is built first when missing)
 
     def tar(self) -> bytes:
         return make_tar(self.files)
@@ -110,7 +111,7 @@ def render(spec: LabSpec, *, workshop: str, title: str = "", revision: str = "",
     """The Dockerfile and build context for one workshop."""
     base_ref = check_image_ref(spec.base_image)
     profile: BaseProfile = profile_for(spec.base, spec.base_image)
-    if base_ref.split(":")[0] == NOVNC_REPO and ":" not in base_ref:
+    if base_ref == NOVNC_REPO:
         base_ref = novnc_context(tdir)[2]  # pin the exact recipe, so a recipe change rebuilds
     labels = [
         ("org.opencontainers.image.title", title or workshop),
@@ -141,4 +142,4 @@ def render(spec: LabSpec, *, workshop: str, title: str = "", revision: str = "",
     hashed = dict(files)
     hashed["Dockerfile"] = template.render(spec=spec, base_ref=base_ref, profile=profile,
                                            labels=[kv for kv in labels if kv[0].startswith("io.docpipe.")]).encode()
-    return Context(dockerfile=dockerfile, files=files, tag=content_hash(hashed))
+    return Context(dockerfile=dockerfile, files=files, tag=content_hash(hashed), base_ref=base_ref)

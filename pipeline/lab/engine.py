@@ -6,6 +6,7 @@ Only this module knows the engine's wire format (build/push JSON chunks).
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -27,8 +28,6 @@ def client() -> Any:
         c.ping()
         return c
     except DockerException as exc:
-        import os
-
         where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         # The socket's absence is the usual case: say that plainly, the library's words otherwise.
         reason = "nothing listens there" if "FileNotFoundError" in str(exc) or "No such file" in str(exc) else _short(exc)
@@ -38,6 +37,14 @@ def client() -> Any:
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) < 200 else text[:197] + "..."
+
+
+def _chunk_error(chunk: dict[str, Any]) -> str | None:
+    """The error an engine stream chunk reports, as one line; None for a normal chunk."""
+    if "error" not in chunk and "errorDetail" not in chunk:
+        return None
+    detail = chunk.get("error") or chunk.get("errorDetail", {}).get("message", "")
+    return " ".join(str(detail).split())
 
 
 def image_exists(c: Any, ref: str) -> bool:
@@ -81,10 +88,9 @@ def build(c: Any, context_tar: bytes, tags: list[str], *, timeout: float = DEFAU
         stream = c.api.build(fileobj=io.BytesIO(context_tar), custom_context=True, tag=tags[0],
                              rm=True, forcerm=True, decode=True, pull=False, timeout=timeout)
         for chunk in stream:
-            if "error" in chunk or "errorDetail" in chunk:
-                detail = chunk.get("error") or chunk.get("errorDetail", {}).get("message", "")
-                raise DocpipeError(f"building {what} failed: {' '.join(str(detail).split())} "
-                                   f"(last log lines: {log.tail()})")
+            error = _chunk_error(chunk)
+            if error is not None:
+                raise DocpipeError(f"building {what} failed: {error} (last log lines: {log.tail()})")
             text = chunk.get("stream") or chunk.get("status") or ""
             for line in str(text).splitlines():
                 log.lines.append(line.strip())
@@ -96,19 +102,17 @@ def build(c: Any, context_tar: bytes, tags: list[str], *, timeout: float = DEFAU
             if time.monotonic() > deadline:
                 stream.close()  # dropping the connection makes the engine cancel the build
                 raise DocpipeError(f"building {what} timed out after {timeout:g}s (last log lines: {log.tail()})")
+    except DocpipeError:
+        raise
     except APIError as exc:
         raise DocpipeError(f"building {what} failed: {_short(exc)}") from None
     except Exception as exc:  # read timeouts from the HTTP layer
-        if isinstance(exc, DocpipeError):
-            raise
         raise DocpipeError(f"building {what} failed: {_short(exc)} (last log lines: {log.tail()})") from None
-    if not image_id:
-        image_id = c.images.get(tags[0]).id
-    image = c.images.get(image_id)
+    image = c.images.get(image_id or tags[0])
     for ref in tags[1:]:
         repo, _, tag = ref.rpartition(":")
         image.tag(repo, tag)
-    return image_id
+    return image.id
 
 
 def push(c: Any, ref: str) -> str:
@@ -119,9 +123,9 @@ def push(c: Any, ref: str) -> str:
     digest = ""
     try:
         for chunk in c.api.push(repo, tag=tag, stream=True, decode=True):
-            if "error" in chunk or "errorDetail" in chunk:
-                detail = chunk.get("error") or chunk.get("errorDetail", {}).get("message", "")
-                raise DocpipeError(f"pushing {ref} failed: {' '.join(str(detail).split())}")
+            error = _chunk_error(chunk)
+            if error is not None:
+                raise DocpipeError(f"pushing {ref} failed: {error}")
             aux = chunk.get("aux")
             if isinstance(aux, dict) and aux.get("Digest"):
                 digest = aux["Digest"]

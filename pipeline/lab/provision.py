@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from pipeline import frontmatter
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.lab import dockerfile
 from pipeline.lab.bases import NOVNC_REPO
 from pipeline.lab.settings import LabSettings
-from pipeline.lab.spec import LabSpec, LabSpecError, has_lab_section, parse_lab_spec, workshop_slug
+from pipeline.lab.spec import LabSpec, LabSpecError, extract_lab_section, spec_from_section, workshop_slug
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,6 @@ class Plan:
     repo: str
     tag: str
     context: dockerfile.Context
-    base_ref: str  # FROM (docpipe's own base is built first when missing)
 
     @property
     def tags(self) -> list[str]:
@@ -66,31 +66,19 @@ class Result:
 # ------------------------------------------------------------------ finding workshops
 
 
-def _front_matter(text: str) -> dict[str, Any]:
-    import yaml
-
-    if not text.startswith("---\n"):
-        return {}
-    end = text.find("\n---", 4)
-    try:
-        data = yaml.safe_load(text[4:end]) if end > 0 else None
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def workshop_of(markdown: str, path: str, settings: LabSettings) -> Workshop | None:
     """The workshop a Markdown doc describes, or None when it has no "Lab desktop" heading."""
-    if not has_lab_section(markdown):
+    section = extract_lab_section(markdown)
+    if section is None:
         return None
-    meta = _front_matter(markdown)
+    meta = frontmatter.read(markdown)
     name = str(meta.get("name") or "") or PurePosixPath(path).stem
     title = str(meta.get("title") or name)
     doc_id = str(meta.get("drive_id") or "")
     slug = workshop_slug(name)
     try:
-        spec = parse_lab_spec(markdown, doc=name, allowed_bases=settings.allowed_bases,
-                              allow_setup=settings.allow_setup)
+        spec = spec_from_section(section, doc=name, allowed_bases=settings.allowed_bases,
+                                 allow_setup=settings.allow_setup)
     except LabSpecError as exc:
         return Workshop(slug, title, path, doc_id, None, exc.message)
     return Workshop(slug, title, path, doc_id, spec)
@@ -127,8 +115,7 @@ def plan(ws: Workshop, settings: LabSettings, *, revision: str = "") -> Plan:
     assert ws.spec is not None
     ctx = dockerfile.render(ws.spec, workshop=ws.name, title=ws.title, revision=revision,
                             source=settings.source, tdir=settings.templates)
-    base_ref = ctx.dockerfile.split("\n", 1)[0].removeprefix("FROM ").strip()
-    return Plan(ws.name, ws.title, settings.repo(ws.name), ctx.tag, ctx, base_ref)
+    return Plan(ws.name, ws.title, settings.repo(ws.name), ctx.tag, ctx)
 
 
 def ensure_novnc_base(client: Any, settings: LabSettings, on_line: Callable[[str], None] | None = None) -> str:
@@ -149,18 +136,18 @@ def build_plan(client: Any, p: Plan, settings: LabSettings,
     start = time.monotonic()
     result = Result(workshop=p.workshop, image=p.repo, tags=p.tags)
     ref = p.tags[0]
-    image_repo, _, _ = p.tags[1].rpartition(":")
     local = engine.image_exists(client, ref)
-    remote = engine.remote_digest(client, ref) if settings.registry else None
-    if not local and remote is None:
-        if p.base_ref.split(":")[0] == NOVNC_REPO:
+    # A local image is pushed anyway, so the registry is asked only about a missing one.
+    remote = engine.remote_digest(client, ref) if settings.registry and not local else None
+    if local:
+        client.images.get(ref).tag(p.repo, "latest")
+    elif remote is None:
+        if p.context.base_ref.split(":")[0] == NOVNC_REPO:
             ensure_novnc_base(client, settings, on_line)
         engine.build(client, p.context.tar(), p.tags, timeout=settings.build_timeout, on_line=on_line,
                      what=f"workshop {p.workshop}")
         result.built = True
-    elif local:
-        client.images.get(ref).tag(image_repo, "latest")
-    if settings.registry and engine.image_exists(client, ref):
+    if settings.registry and (local or result.built):
         # Pushing layers the registry already has costs only a manifest check.
         result.digest = f"{p.repo}@{engine.push(client, ref)}"
         engine.push(client, p.tags[1])

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.lab.bases import NOVNC_PROFILE, WEBTOP_PROFILE, BaseProfile
+from pipeline.lab.bases import BaseProfile, profile_for
+from pipeline.lab.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY
 
 SEAT_LABEL = "io.docpipe.seat"  # value: the workshop slug
 INDEX_LABEL = "io.docpipe.seat-index"
 URL_LABEL = "io.docpipe.url-path"
+BASE_LABEL = "io.docpipe.base"  # set on the image by the Dockerfile template, copied to seats
 SHM_SIZE = "256m"
 READY_TIMEOUT = 60.0
 # VNC authentication uses only the first 8 characters of a password; webtops take longer ones.
@@ -46,8 +48,12 @@ def new_password(profile: BaseProfile) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
+def _base(labels: dict[str, str]) -> str:
+    return labels.get(BASE_LABEL) or DEFAULT_BASE
+
+
 def _profile(labels: dict[str, str]) -> BaseProfile:
-    return NOVNC_PROFILE if labels.get("io.docpipe.base", "debian-novnc") == "debian-novnc" else WEBTOP_PROFILE
+    return profile_for(_base(labels), "")
 
 
 def _seat_of(container: Any) -> Seat:
@@ -113,8 +119,8 @@ def up(client: Any, workshop: str, image: str, seats: int, *, bind: str = "127.0
     profile = _profile(labels)
     desktop_port = int(labels.get("io.docpipe.desktop-port", profile.desktop_port))
     extra_ports = [int(p) for p in labels.get("io.docpipe.ports", "").split(",") if p.strip().isdigit()]
-    memory = int(labels.get("io.docpipe.memory", 2 * 1024**3))
-    cpus = float(labels.get("io.docpipe.cpus", 1.0))
+    memory = int(labels.get("io.docpipe.memory", DEFAULT_MEMORY))
+    cpus = float(labels.get("io.docpipe.cpus", DEFAULT_CPUS))
     existing = list_seats(client, workshop)
     first = max((s.index for s in existing), default=0) + 1
     started: list[Any] = []
@@ -127,7 +133,7 @@ def up(client: Any, workshop: str, image: str, seats: int, *, bind: str = "127.0
                 image, detach=True, name=f"docpipe-{workshop}-{index}-{secrets.token_hex(3)}",
                 environment=env,
                 labels={SEAT_LABEL: workshop, INDEX_LABEL: str(index), URL_LABEL: profile.url_path,
-                        "io.docpipe.base": labels.get("io.docpipe.base", "")},
+                        BASE_LABEL: _base(labels)},
                 ports={f"{p}/tcp": (bind, None) for p in [desktop_port, *extra_ports]},
                 mem_limit=memory, memswap_limit=memory, nano_cpus=int(cpus * 1e9), shm_size=SHM_SIZE,
                 pids_limit=2048,

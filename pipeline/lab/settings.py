@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import BadInput
+from pipeline.lab.engine import DEFAULT_BUILD_TIMEOUT
 from pipeline.lab.spec import DEFAULT_BASES
 
 _REGISTRY = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
@@ -21,7 +22,7 @@ class LabSettings:
     prefix: str = "docpipe"
     allowed_bases: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_BASES))
     allow_setup: bool = False
-    build_timeout: float = 1800.0
+    build_timeout: float = DEFAULT_BUILD_TIMEOUT
     templates: Path | None = None
     source: str = ""  # the Gitea repo URL, for org.opencontainers.image.source
     bind: str = "127.0.0.1"
@@ -63,7 +64,7 @@ def from_values(values: Mapping[str, Any], *, registry: str | None = None) -> La
     reg = registry if registry is not None else values.get("registry")
     if reg and not _REGISTRY.fullmatch(str(reg)):
         raise BadInput(f"lab registry {reg!r} must be HOST or HOST:PORT")
-    prefix = values.get("prefix") or "docpipe"
+    prefix = values.get("prefix") or LabSettings.prefix
     if not _PREFIX.fullmatch(str(prefix)):
         raise BadInput(f"lab prefix {prefix!r} must be lowercase path components like 'docpipe'")
     bases = values.get("allowed_bases") or DEFAULT_BASES
@@ -74,12 +75,12 @@ def from_values(values: Mapping[str, Any], *, registry: str | None = None) -> La
         prefix=str(prefix),
         allowed_bases={str(k): str(v) for k, v in bases.items()},
         allow_setup=bool(values.get("allow_shell_steps") or values.get("allow_setup")),
-        build_timeout=float(values.get("build_timeout") or 1800.0),
+        build_timeout=float(values.get("build_timeout") or LabSettings.build_timeout),
         templates=_templates(values.get("templates")),
         source=values.get("source") or source_url(values.get("gitea_url"), values.get("gitea_owner"),
                                                    values.get("gitea_repo")),
-        bind=str(values.get("bind") or "127.0.0.1"),
-        max_seats=int(values.get("max_seats") or 30),
+        bind=str(values.get("bind") or LabSettings.bind),
+        max_seats=int(values.get("max_seats") or LabSettings.max_seats),
         dry_run=bool(values.get("dry_run")),
     )
 

@@ -177,12 +177,10 @@ def extract_lab_section(markdown: str) -> str | None:
     return None
 
 
-def has_lab_section(markdown: str) -> bool:
-    return extract_lab_section(markdown) is not None
-
-
 # ------------------------------------------------------------------ section -> raw key/values
 
+# Marks an entry's value as the raw text of a fenced code block (or a JSON string), not a line.
+_BLOCK = "\x00block\x00"
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|<>~=&$])")
 _LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]*)\)")
 _AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]*)>")
@@ -240,7 +238,7 @@ def _raw_entries(section: str, doc: str) -> list[tuple[str, str]]:
                 i += 1
             i += 1
             if current is not None:
-                entries.append((current, "\x00block\x00" + "\n".join(block)))
+                entries.append((current, _BLOCK + "\n".join(block)))
                 current = None
             continue
         stripped = line.strip()
@@ -423,28 +421,26 @@ def _build(doc: str, entries: Iterable[tuple[str, str]], bases: Mapping[str, str
         name, val = validate_env(doc, name, val)
         env[name] = val
     for key, raw in entries:
-        block = raw.startswith("\x00block\x00")
-        value = raw[len("\x00block\x00"):] if block else raw
+        block = raw.startswith(_BLOCK)
+        value = raw[len(_BLOCK):] if block else raw
+        text = value if block else _clean(value)  # a block is taken verbatim
         if key != "files":
             pending_file = None
         if key in ("base", "memory", "cpus"):
             if block:
                 raise LabSpecError(doc, key, value, "expected one value, not a block")
-            cleaned = _clean(value)
-            if key in scalars and scalars[key] != cleaned:
+            if key in scalars and scalars[key] != text:
                 raise LabSpecError(doc, key, value, f"given twice ({scalars[key]!r} before)")
-            scalars[key] = cleaned
+            scalars[key] = text
         elif key == "packages":
-            packages += [validate_package(doc, v) for v in _items(_clean(value) if not block else value)]
+            packages += [validate_package(doc, v) for v in _items(text)]
         elif key == "pip":
-            text = value if block else _clean(value)
             # A comma or space starts a new requirement only when a name follows it, so
             # "numpy>=1.26,<2" stays one requirement.
             pips += [validate_pip(doc, v) for v in _items(text, r"(?<![<>=!~,\s])[,\s]+(?=[A-Za-z0-9])|\n")]
         elif key == "ports":
-            ports += [validate_port(doc, v) for v in _items(_clean(value) if not block else value)]
+            ports += [validate_port(doc, v) for v in _items(text)]
         elif key == "env":
-            text = value if block else _clean(value)
             for item in _items(text, r"\n|,\s*(?=[A-Za-z_][A-Za-z0-9_]*\s*=)"):
                 if "=" not in item:
                     raise LabSpecError(doc, "env", item, "expected NAME=value")
@@ -460,7 +456,7 @@ def _build(doc: str, entries: Iterable[tuple[str, str]], bases: Mapping[str, str
                 files[pending_file] = validate_file_content(doc, pending_file, value + ("\n" if value else ""))
                 pending_file = None
                 continue
-            m = re.match(r"^(.*?)\s*(?:=|:)\s+(.*)$", _clean(value))
+            m = re.match(r"^(.*?)\s*(?:=|:)\s+(.*)$", text)
             if m and m.group(2):
                 path = validate_file_path(doc, m.group(1))
                 content = validate_file_content(doc, path, m.group(2) + "\n")
@@ -470,7 +466,7 @@ def _build(doc: str, entries: Iterable[tuple[str, str]], bases: Mapping[str, str
                 pending_file = validate_file_path(doc, value.rstrip(":").strip())
                 files.setdefault(pending_file, "")
         elif key == "autostart":
-            for item in (value.split("\n") if block else _items(_clean(value), r",")):
+            for item in (value.split("\n") if block else _items(text, r",")):
                 autostart.append(validate_autostart(doc, item))
         elif key == "setup":
             if not allow_setup:
@@ -515,6 +511,12 @@ def parse_lab_spec(markdown: str, *, doc: str, allowed_bases: Mapping[str, str] 
     section = extract_lab_section(markdown)
     if section is None:
         return None
+    return spec_from_section(section, doc=doc, allowed_bases=allowed_bases, allow_setup=allow_setup)
+
+
+def spec_from_section(section: str, *, doc: str, allowed_bases: Mapping[str, str] | None = None,
+                      allow_setup: bool = False) -> LabSpec:
+    """The validated spec of a section `extract_lab_section` returned (see parse_lab_spec)."""
     bases = DEFAULT_BASES if allowed_bases is None else allowed_bases
     return _build(doc, _raw_entries(section, doc), bases, allow_setup)
 
@@ -533,13 +535,13 @@ def spec_from_json(data: Mapping[str, Any], *, doc: str, allowed_bases: Mapping[
         return list(value)
 
     for key in ("base", "memory", "cpus"):
-        if data.get(key) is not None and key in data:
+        if data.get(key) is not None:
             value = data[key]
             if key == "memory" and isinstance(value, int):
                 value = f"{value}b"
             entries.append((key, str(value)))
     entries += [("packages", str(v)) for v in as_list("packages")]
-    entries += [("pip", "\x00block\x00" + str(v)) for v in as_list("pip")]
+    entries += [("pip", _BLOCK + str(v)) for v in as_list("pip")]
     entries += [("ports", str(v)) for v in as_list("ports")]
     env = data.get("env") or {}
     if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
@@ -549,14 +551,14 @@ def spec_from_json(data: Mapping[str, Any], *, doc: str, allowed_bases: Mapping[
         if not isinstance(item, Mapping) or not isinstance(item.get("content"), str):
             raise LabSpecError(doc, "files", item, "expected {path, content}")
         entries.append(("files", str(item.get("path", ""))))
-        entries.append(("files", "\x00block\x00" + item["content"].removesuffix("\n")))
+        entries.append(("files", _BLOCK + item["content"].removesuffix("\n")))
     for argv in as_list("autostart"):
         if not isinstance(argv, (list, tuple)) or not all(isinstance(t, str) and " " not in t for t in argv):
             raise LabSpecError(doc, "autostart", argv, "expected a list of plain arguments")
         entries.append(("autostart", " ".join(argv)))
     setup = as_list("setup")
     if setup:
-        entries.append(("setup", "\x00block\x00" + "\n".join(str(s) for s in setup)))
+        entries.append(("setup", _BLOCK + "\n".join(str(s) for s in setup)))
     bases = DEFAULT_BASES if allowed_bases is None else allowed_bases
     return _build(doc, entries, bases, allow_setup, env_pairs)
 
@@ -570,5 +572,5 @@ def workshop_slug(name: str) -> str:
 
 __all__ = [
     "DEFAULT_BASES", "DEFAULT_BASE", "LabSpec", "LabSpecError", "extract_lab_section",
-    "has_lab_section", "parse_lab_spec", "spec_from_json", "workshop_slug", "KEYS",
+    "parse_lab_spec", "spec_from_json", "spec_from_section", "workshop_slug", "KEYS",
 ]

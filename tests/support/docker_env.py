@@ -201,7 +201,9 @@ def make_test_base(client) -> None:  # type: ignore[no-untyped-def]
              "--change", 'CMD ["bash"]',
              "-", BASE_TAG],
             stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL)
-        tar.wait()
+        if tar.wait() != 0:  # a short rootfs imports without complaint: never cache it
+            subprocess.run(["docker", "rmi", "-f", BASE_TAG], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            raise RuntimeError(f"tar of the debootstrap rootfs failed with status {tar.returncode}")
     finally:
         shutil.rmtree(rootfs, ignore_errors=True)
 
@@ -219,8 +221,6 @@ def test_base(docker_engine) -> str:  # type: ignore[no-untyped-def]
                 pytest.skip("debootstrap is not installed")
             make_test_base(docker_engine)
     return BASE_TAG
-
-
 
 
 # ---------------------------------------------------------------- a workshop archive
@@ -453,7 +453,6 @@ class Browser:
     """Headless Chromium driven over the DevTools protocol (playwright cannot be installed here)."""
 
     def __init__(self) -> None:
-        import json
         import urllib.request
 
         browser = shutil.which("chromium")
@@ -475,8 +474,6 @@ class Browser:
         self.next_id = 0
 
     def call(self, method: str, **params: object) -> dict:
-        import json
-
         self.next_id += 1
         self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}).encode(), opcode=0x1)
         while True:

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 import pygit2  # noqa: E402
 
+from pipeline.emulator.gdoc_html import render  # noqa: E402
 from pipeline.replay import replay  # noqa: E402
 from tests.support.replay import DocSpec, StoreWriter, rfc3339, user  # noqa: E402
 
@@ -44,10 +45,6 @@ WORDS = "the lab desktop image builds from the workshop doc with packages tools 
 
 def google_html(doc: str, n: int, size: int, rng: random.Random) -> str:
     """Export HTML in Google's style, of about `size` bytes."""
-    try:
-        from pipeline.emulator.gdoc_html import render
-    except ImportError:  # the emulator ships with docpipe; keep the bench usable without it
-        render = None
     lines = [f"Name: mcp-{doc}", "", f"Title: Doc {doc}", "", "Status: draft", "", f"# Revision {n}"]
     html = ""
     while len(html) < size:
@@ -62,9 +59,8 @@ def google_html(doc: str, n: int, size: int, rng: random.Random) -> str:
         else:
             lines.append(text)
         lines.append("")
-        if len(lines) % 16 == 1 or render is None:  # render in steps: it costs O(size)
-            body = "\n".join(lines)
-            html = render(body, seed=doc) if render else "<html><body>" + "".join(f"<p>{x}</p>" for x in lines) + "</body></html>"
+        if len(lines) % 16 == 1:  # render in steps: it costs O(size)
+            html = render("\n".join(lines), seed=doc)
     return html
 
 
@@ -190,7 +186,7 @@ def scenario(label: str, docs: int, revs: int, size: tuple[int, int], cli_sample
     t_cli = run_git_cli(repo, sample, base / "cli")
 
     t_write = second.timings["write"]
-    print(f"  warm replay phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in sorted(second.timings.items())))
+    print("  warm replay phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in sorted(second.timings.items())))
     rate = {"replay (with conversion)": n / t_full, "replay without conversion (warm cache)": n / t_git,
             "replay, git part (objects, commits, pack)": n / t_write,
             "git fast-import": n / t_fi, f"git CLI per commit (first {len(sample)})": len(sample) / t_cli}

@@ -145,24 +145,24 @@ def pull(
     as_json: bool = JsonOpt,
 ) -> None:
     """Pull every revision and comment of the Docs in a Drive folder into WORKDIR/store."""
-    from pipeline import config
-    from pipeline.drive import DEFAULT_ENDPOINT, DEFAULT_MAX_QPS
+    from pipeline.config import load_settings
     from pipeline.errors import BadInput
     from pipeline.pull import pull as run_pull
 
-    folder_id = config.value("drive", "folder", folder, None)
-    if not folder_id:
+    # One resolution of flags > environment > docpipe.toml > defaults, validated, as `docpipe run`
+    # does it: a --folder that names one of several [[folders]] gets that folder's [drive] settings.
+    settings, _ = load_settings(None, cli={
+        ("drive", "folder"): folder, ("drive", "endpoint"): endpoint, ("drive", "jobs"): jobs,
+        ("drive", "max_qps"): max_qps, ("drive", "credentials"): str(credentials) if credentials else None,
+    })
+    f = settings.folders[0]
+    if not f.id:
         raise BadInput("no Drive folder: pass --folder, set DOCPIPE_FOLDER, or set [drive] folder in docpipe.toml")
-    creds = config.value("drive", "credentials", credentials, None)
-    try:
-        n_jobs = int(config.value("drive", "jobs", jobs, 8))
-        qps = float(config.value("drive", "max_qps", max_qps, DEFAULT_MAX_QPS))
-    except (TypeError, ValueError):
-        raise BadInput("[drive] jobs must be an integer and max_qps a number") from None
+    creds = f.get("drive", "credentials")
     summary = run_pull(
-        str(folder_id), workdir=workdir_of(workdir),
-        endpoint=str(config.value("drive", "endpoint", endpoint, DEFAULT_ENDPOINT)),
-        credentials=Path(creds) if creds else None, jobs=n_jobs, max_qps=qps, quiet=as_json,
+        f.id, workdir=workdir_of(workdir), endpoint=f.get("drive", "endpoint"),
+        credentials=Path(creds) if creds else None, jobs=f.get("drive", "jobs"), max_qps=f.get("drive", "max_qps"),
+        quiet=as_json,
     )
     emit(summary.to_json(), as_json, summary.text())
 
@@ -194,25 +194,17 @@ def push(
     as_json: bool = JsonOpt,
 ) -> None:
     """Create the Gitea repository if missing and push the archive's main to it (token: GITEA_TOKEN)."""
-    import os
-
-    from pipeline import config
-    from pipeline.errors import BadInput
+    from pipeline.config import load_settings
     from pipeline.push import push as run_push
 
-    url = config.value("gitea", "url", gitea, None)
-    who = config.value("gitea", "owner", owner, None)
-    if not url:
-        raise BadInput("no Gitea URL: pass --gitea, set DOCPIPE_GITEA_URL, or set [gitea] url in docpipe.toml")
-    if not who:
-        raise BadInput("no Gitea owner: pass --owner or set [gitea] owner in docpipe.toml")
-    token = config.value("gitea", "token", os.environ.get("GITEA_TOKEN") or None, None)
-    if not token:
-        raise BadInput("no Gitea token: set GITEA_TOKEN (or [gitea] token in docpipe.toml)")
-    summary = run_push(
-        workdir_of(workdir), gitea_url=str(url), owner=str(who), repo=config.value("gitea", "repo", repo, None),
-        token=str(token), private=bool(config.value("gitea", "private", private, True)), force=force,
-    )
+    # One resolution of flags > environment > docpipe.toml > defaults, as `docpipe run` does it (the
+    # token from GITEA_TOKEN / DOCPIPE_GITEA_TOKEN or the file); push() says what is missing.
+    settings, _ = load_settings(None, cli={
+        ("gitea", "url"): gitea, ("gitea", "owner"): owner, ("gitea", "repo"): repo, ("gitea", "private"): private,
+    })
+    g = settings.folders[0].values["gitea"]
+    summary = run_push(workdir_of(workdir), gitea_url=g["url"], owner=g["owner"], repo=g["repo"], token=g["token"],
+                       private=g["private"], force=force)
     emit(summary.to_json(), as_json, summary.text())
 
 
@@ -229,7 +221,8 @@ def render(
 
     tpl = config.value("render", "templates", templates, None)
     summary = run_render(workdir_of(workdir), templates=Path(tpl) if tpl else None,
-                         allowed_bases=config.value("lab", "allowed_bases", None, None))
+                         allowed_bases=config.value("lab", "allowed_bases", None, None),
+                         allow_setup=bool(config.value("lab", "allow_shell_steps", None, False)))
     emit(summary.to_json(), as_json,
          f"rendered {len(summary.pages)} pages ({len(summary.workshops)} tutorials) into {summary.site}")
 
@@ -264,7 +257,8 @@ def provision(
     from pipeline.progress import log
 
     wd, settings = lab_settings.load(workdir, registry=registry)
-    commit, results = lab_provision.provision(wd, settings, dry_run=dry_run or settings.dry_run)
+    dry_run = dry_run or settings.dry_run
+    commit, results = lab_provision.provision(wd, settings, dry_run=dry_run)
     lines = []
     for r in results:
         if r.error:
@@ -278,11 +272,12 @@ def provision(
             lines.append(f"{r.workshop}: {state}: {r.digest}" + (" (pushed)" if r.pushed else ""))
     if not results:
         lines.append(f"no workshop docs (no \"Lab desktop\" heading) at {commit[:12]}")
-    emit({"commit": commit, "dry_run": bool(dry_run or settings.dry_run),
+    emit({"commit": commit, "dry_run": dry_run,
           "workshops": [r.to_json() for r in results]}, as_json, "\n".join(lines))
     failed = [r for r in results if r.error]
     if failed:
-        code = max(r.exit_code or 1 for r in failed) if all(r.exit_code == 2 for r in failed) else 1
+        # Exit 2 (bad input) only when every failure is an invalid spec.
+        code = EXIT_BAD_INPUT if all(r.exit_code == EXIT_BAD_INPUT for r in failed) else EXIT_FAILURE
         raise DocpipeError(f"{len(failed)} of {len(results)} workshops failed ({failed[0].error})", exit_code=code)
 
 
@@ -385,11 +380,9 @@ def drive_emulator(
         raise DocpipeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     print(f"Drive emulator serving {data_dir} at {emu.url} (API endpoint {emu.api_endpoint}, root folder {emu.root_folder_id})", flush=True)
     try:
-        emu.serve_forever()
+        emu.serve_forever()  # stops the server however it returns
     except KeyboardInterrupt:  # Ctrl-C is how a user stops the server: a clean exit
         print("Drive emulator stopped", file=sys.stderr)
-    finally:
-        emu.stop()
 
 
 @app.command(rich_help_panel="Tools")

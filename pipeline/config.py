@@ -98,6 +98,7 @@ ENV_ALIASES: dict[str, tuple[str, str]] = {
     "DOCPIPE_JOBS": ("drive", "jobs"),
     "DOCPIPE_MAX_QPS": ("drive", "max_qps"),
     "DOCPIPE_CREDENTIALS": ("drive", "credentials"),
+    "DOCPIPE_AUTHORS": ("replay", "authors"),
     "GITEA_TOKEN": ("gitea", "token"),
     "DOCPIPE_REGISTRY": ("lab", "registry"),
 }

@@ -37,44 +37,42 @@ def write_pack(pack_dir: Path, objects: Iterable[tuple[bytes, int, bytes]]) -> s
     pack_dir; returns the pack's name, or None when there was nothing to write.
 
     The .idx is renamed into place last, so a reader never sees an index without its pack."""
-    pack_dir.mkdir(parents=True, exist_ok=True)
-    tmp_pack = pack_dir / f"tmp-docpipe-{os.getpid()}.pack"
+    # Records are compressed first: the header carries the object count, and the trailer (the
+    # SHA-1 of all that precedes it) is then computed while writing, in one pass over the file.
+    records: list[bytes] = []
     entries: list[tuple[bytes, int, int]] = []  # (oid, crc32, offset)
+    offset = 12
+    for oid, kind, data in objects:
+        record = _object_header(kind, len(data)) + zlib.compress(data, _LEVEL)
+        records.append(record)
+        entries.append((oid, zlib.crc32(record), offset))
+        offset += len(record)
+    if not entries:
+        return None
+    pack_dir.mkdir(parents=True, exist_ok=True)
     sha = hashlib.sha1()
-    with open(tmp_pack, "wb") as fh:
-        fh.write(b"\0" * 12)  # the header, rewritten once the count is known
-        offset = 12
-        for oid, kind, data in objects:
-            record = _object_header(kind, len(data)) + zlib.compress(data, _LEVEL)
-            fh.write(record)
-            entries.append((oid, zlib.crc32(record), offset))
-            offset += len(record)
-        if not entries:
-            fh.close()
-            tmp_pack.unlink()
-            return None
-        header = b"PACK" + struct.pack(">II", 2, len(entries))
-        fh.seek(0)
-        fh.write(header)
-        fh.flush()
-    # The trailer is the SHA-1 of everything before it, header included.
-    with open(tmp_pack, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(chunk)
-    pack_sum = sha.digest()
-    with open(tmp_pack, "ab") as fh:
-        fh.write(pack_sum)
-        fh.flush()
-        os.fsync(fh.fileno())
-    name = f"pack-{pack_sum.hex()}"
-    idx = _index(entries, pack_sum)
+    tmp_pack = pack_dir / f"tmp-docpipe-{os.getpid()}.pack"
     tmp_idx = pack_dir / f"tmp-docpipe-{os.getpid()}.idx"
-    with open(tmp_idx, "wb") as fh:
-        fh.write(idx)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp_pack, pack_dir / f"{name}.pack")
-    os.replace(tmp_idx, pack_dir / f"{name}.idx")
+    try:
+        with open(tmp_pack, "wb") as fh:
+            for chunk in (b"PACK" + struct.pack(">II", 2, len(entries)), *records):
+                sha.update(chunk)
+                fh.write(chunk)
+            pack_sum = sha.digest()
+            fh.write(pack_sum)
+            fh.flush()
+            os.fsync(fh.fileno())
+        name = f"pack-{pack_sum.hex()}"
+        with open(tmp_idx, "wb") as fh:
+            fh.write(_index(entries, pack_sum))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_pack, pack_dir / f"{name}.pack")
+        os.replace(tmp_idx, pack_dir / f"{name}.idx")
+    except BaseException:  # a full disk or a kill: leave no half-written temp files behind
+        tmp_pack.unlink(missing_ok=True)
+        tmp_idx.unlink(missing_ok=True)
+        raise
     return name
 
 

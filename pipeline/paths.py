@@ -103,7 +103,3 @@ class PathTable:
         current = self.stems.pop(file_id, None)
         if current:
             self.holder.pop(current[1].casefold(), None)
-
-    def stem_of(self, file_id: str) -> str | None:
-        current = self.stems.get(file_id)
-        return current[1] if current else None

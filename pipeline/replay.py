@@ -26,18 +26,18 @@ import time
 import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import pygit2
 
 from pipeline import paths
+from pipeline.archive import BRANCH, MANIFEST
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.timeline import (COMMENT_KINDS, Event, Key, StoreData, all_events, initial_title,
                                key_from_trailers, one_line, read_store, render_comments, trailers_of)
 
-BRANCH = "refs/heads/main"
-MANIFEST = ".docpipe/manifest.json"
 BLOB, TREE = pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.TREE
 COMMITTER = ("docpipe", "docpipe@localhost")
 # Stands in for the doc's slug while converting; letters and digits only so no converter escapes it.
@@ -143,16 +143,26 @@ def _convert_one(job: Job, html_path: str, cache_path: str) -> str:
 
 
 def name_header(md: str) -> str | None:
-    """The `name` front-matter key; YAML is parsed only when the block has such a line."""
+    """The `name` front-matter key; YAML is parsed only when the block has such a line, and once
+    per distinct block: a doc's revisions mostly share theirs, and parsing costs ~1 ms each."""
     end = md.find("\n---", 3) if md.startswith("---") else -1
     if end < 0 or not re.search(r"^name\s*:", md[:end], re.M):
         return None
+    # front_matter reads up to the first "\n---\n" only, so that prefix parses as the whole would.
+    block = md.find("\n---\n", 3)
+    return _name_in(md[: block + 5] if block >= 0 else md)
+
+
+@lru_cache(maxsize=4096)
+def _name_in(front: str) -> str | None:
     from pipeline.convert import front_matter
 
-    return front_matter(md).get("name") or None
+    return front_matter(front).get("name") or None
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    # Not pipeline.store.atomic_write: that one fsyncs file and directory, which for thousands of
+    # cache entries costs more than converting them again; a cache entry only needs to be whole.
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
@@ -177,8 +187,8 @@ def convert_all(jobs: Iterable[Job], store: StoreData, cache_dir: Path, workers:
     version = converter_version()
     result = Converted()
     todo: list[tuple[Job, str, str]] = []
-    for job in sorted(set(jobs), key=lambda j: j.cache_key(version)):
-        cache_path = cache_dir / "markdown" / (key := job.cache_key(version))[:2] / f"{key}.md"
+    for key, job in sorted({job.cache_key(version): job for job in jobs}.items()):
+        cache_path = cache_dir / "markdown" / key[:2] / f"{key}.md"
         try:
             result.markdown[job] = cache_path.read_text(encoding="utf-8")
             result.cached += 1
@@ -235,9 +245,10 @@ class ObjectBuffer:
         self._lib: Any = None
         self._odb: Any = None
         self._backend: Any = None
-        try:
-            import ctypes
+        import ctypes
 
+        self._ctypes = ctypes
+        try:
             lib = ctypes.CDLL(pygit2._pygit2.__file__)  # its dependencies' symbols (libgit2) resolve too
             for name in ("git_repository_odb", "git_mempack_new", "git_odb_add_backend", "git_mempack_reset", "git_odb_free",
                          "git_odb_read", "git_odb_object_type"):
@@ -256,10 +267,6 @@ class ObjectBuffer:
             self._lib, self._odb, self._backend = lib, odb, backend
         except (OSError, AttributeError, TypeError, ValueError):
             self._lib = None
-
-    @property
-    def in_memory(self) -> bool:
-        return self._lib is not None
 
     def added(self, oid: pygit2.Oid, size: int = 0) -> pygit2.Oid:
         if self._lib is not None:
@@ -287,10 +294,9 @@ class ObjectBuffer:
     def _read(self, oid: pygit2.Oid) -> tuple[int, bytes]:
         """(type, raw content) from the ODB that holds the mempack (pygit2's readers do not
         reach it)."""
-        import ctypes
-
-        lib, obj = self._lib, ctypes.c_void_p()
-        if lib.git_odb_read(ctypes.byref(obj), self._odb, ctypes.create_string_buffer(oid.raw, 20)) != 0:
+        ctypes, lib = self._ctypes, self._lib
+        obj = ctypes.c_void_p()
+        if lib.git_odb_read(ctypes.byref(obj), self._odb, oid.raw) != 0:  # bytes pass as the git_oid's 20 bytes
             raise DocpipeError(f"replay lost object {oid} before writing it; nothing was changed")
         try:
             return lib.git_odb_object_type(obj), ctypes.string_at(lib.git_odb_object_data(obj), lib.git_odb_object_size(obj))
@@ -414,7 +420,6 @@ class DocState:
     stem: str | None = None
     name_header: str | None = None
     has_comments: bool = False
-    removed: bool = False
     md_cache: tuple[str, pygit2.Oid] | None = None
 
 
@@ -561,12 +566,11 @@ class Replayer:
             if state.stem:
                 self._remove_files(state.stem)
             self.table.release(state.file_id)
-            state.stem, state.removed = None, True
+            state.stem = None
             self.manifest["docs"].pop(state.file_id, None)
             self._manifest_dirty = True
             reason = re.sub(r"[^a-z]", "", event.reason.lower()) or "removed"
             return f"Remove {old_stem}.md ({reason})" if old_stem else f"Remove doc {state.file_id} ({reason})"
-        state.removed = False
         if event.kind == "revision":
             state.rev = event.revision
         elif event.kind == "title":
@@ -653,7 +657,7 @@ class Replayer:
         tree = self.tree.write()
         if tree is None:  # cannot happen: the manifest is always there
             raise DocpipeError("internal error: empty archive tree")
-        if event.kind in ("revision",):
+        if event.kind == "revision":
             user = (event.revision or {}).get("lastModifyingUser")
             name, email = identity(user if isinstance(user, dict) else None, self.authors)
         elif event.kind in COMMENT_KINDS:

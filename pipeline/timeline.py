@@ -186,6 +186,10 @@ def doc_events(doc: dict) -> list[Event]:
     return events
 
 
+def _reply_kind(reply: dict) -> str:
+    return {"resolve": "resolve", "reopen": "reopen"}.get(reply.get("action"), "reply")
+
+
 def _comment_events(file_id: str, comment: dict) -> list[Event]:
     cid = checked_id(comment.get("id"), f"doc {file_id} comment")
     where = f"doc {file_id} comment {cid}"
@@ -194,8 +198,7 @@ def _comment_events(file_id: str, comment: dict) -> list[Event]:
     for reply in comment.get("replies") or []:
         rid = checked_id(reply.get("id"), f"{where} reply")
         t = parse_time(reply.get("createdTime"), f"{where} reply {rid}")
-        action = reply.get("action")
-        kind = {"resolve": "resolve", "reopen": "reopen"}.get(action, "reply")
+        kind = _reply_kind(reply)
         last_action = kind if kind != "reply" else last_action
         out.append(Event(t, file_id, kind, f"{cid}/{rid}", comment=comment, reply=reply))
         if reply.get("deleted"):
@@ -261,8 +264,7 @@ def render_comments(title: str, comments: list[dict], applied: set[Key], file_id
         reply_lines = []
         for reply in comment.get("replies") or []:
             rid = reply["id"]
-            action = reply.get("action")
-            kind = {"resolve": "resolve", "reopen": "reopen"}.get(action, "reply")
+            kind = _reply_kind(reply)
             if (kind, file_id, cid, rid, "") not in applied:
                 continue
             if kind != "reply":

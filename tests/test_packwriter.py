@@ -54,3 +54,19 @@ def test_offsets_past_2_gib_go_to_the_large_offset_table() -> None:
     assert offsets == (12, 0x80000000)
     (large,) = struct.unpack(">Q", body[n * 28: n * 28 + 8])
     assert large == (1 << 31) + 5
+
+
+def test_a_failed_write_leaves_no_temp_files(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    try:
+        write_pack(tmp_path, [(b"\1" * 20, 3, b"data")])
+    except OSError as exc:
+        assert exc.errno == 28
+    else:
+        raise AssertionError("the write should have failed")
+    assert list(tmp_path.iterdir()) == []

@@ -302,6 +302,16 @@ def test_slugs(title, slug):
     assert slugify(title) == slug
 
 
+def test_name_header_reads_the_front_matter_of_each_markdown():
+    from pipeline.replay import name_header
+
+    head = "---\ntitle: Design\nname: mcp-101-design\ndrive_id: d1\n---\n"
+    assert name_header(head + "# Design\n\nfirst\n") == name_header(head + "second\n") == "mcp-101-design"
+    assert name_header(head.replace("mcp-101-design", "'mcp-102: x'") + "body\n") == "mcp-102: x"
+    assert name_header("---\ntitle: Design\ndrive_id: d1\n---\nname: not front matter\n") is None
+    assert name_header("name: no front matter\n") is None
+
+
 def test_path_table_is_first_come_and_keeps_holders():
     table = PathTable()
     assert table.claim("b", ("x",), "t") == "x/t"
@@ -351,3 +361,20 @@ def test_loose_object_fallback_writes_the_same_history(tmp_path, monkeypatch):
     assert list((tmp_path / "b" / "archive" / "objects" / "pack").iterdir()) == []
     assert any((tmp_path / "a" / "archive" / "objects" / "pack").iterdir())
     subprocess.run(["git", "--git-dir", str(tmp_path / "b" / "archive"), "fsck", "--strict"], check=True, capture_output=True)
+
+
+def test_batches_packed_mid_replay_write_the_same_history(tmp_path, monkeypatch):
+    """A replay larger than one batch packs as it goes (bounded memory): same main, valid packs."""
+    from pipeline.replay import ObjectBuffer
+
+    hard_store(tmp_path / "a" / "store", revisions=30, threads=10)
+    shutil.copytree(tmp_path / "a" / "store", tmp_path / "b" / "store")
+    whole = replay(tmp_path / "a", quiet=True)
+    monkeypatch.setattr(ObjectBuffer, "BATCH_OBJECTS", 25)
+    batched = replay(tmp_path / "b", quiet=True)
+    assert batched.head == whole.head
+    assert len(list((tmp_path / "a" / "archive" / "objects" / "pack").glob("*.pack"))) == 1
+    packs = list((tmp_path / "b" / "archive" / "objects" / "pack").glob("*.pack"))
+    assert len(packs) > 4 and not list((tmp_path / "b" / "archive" / "objects").glob("[0-9a-f][0-9a-f]"))
+    subprocess.run(["git", "--git-dir", str(tmp_path / "b" / "archive"), "fsck", "--strict", "--no-dangling"],
+                   check=True, capture_output=True)

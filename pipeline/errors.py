@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-# Exit statuses: 2 for bad input or configuration (the user can fix the call),
-# 1 for failures elsewhere (network, server, engine, a hook).
+# Exit statuses (README "Exit status"): 2 for bad input or configuration (the user can fix the
+# call), 1 for failures elsewhere (network, server, engine, a hook), 3 for a bug in docpipe (the
+# traceback goes to a log file), 4 when another docpipe process holds the workdir.
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+EXIT_LOCKED = 4
 
 
 class DocpipeError(Exception):

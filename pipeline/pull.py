@@ -11,7 +11,6 @@ resumed run downloads nothing twice.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import queue
@@ -22,12 +21,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from pipeline.drive import DEFAULT_ENDPOINT, DEFAULT_MAX_QPS, DriveCallError, DriveClient, RetryPolicy
 from pipeline.drive.auth import ensure_fresh, load_credentials
 from pipeline.drive.walk import DOC_MIME, FOLDER_MIME, DocEntry, PageSizes, Skipped, doc_entry, get_file, walk
 from pipeline.errors import BadInput, DocpipeError
+from pipeline.lock import workdir_lock
 from pipeline.store import Store, valid_file_id
 
 REVISION_FIELDS = (
@@ -350,20 +350,6 @@ def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], o
 # ------------------------------------------------------------------ the stage
 
 
-@contextlib.contextmanager
-def _workdir_lock(workdir: Path) -> Iterator[None]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(workdir / ".pull.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DocpipeError(f"another docpipe pull is running on {workdir}") from None
-        yield
-    finally:
-        os.close(fd)  # the kernel drops the lock with the descriptor, also on kill -9
-
-
 def _now() -> str:
     # The one wall-clock value in the store: when a pull noticed that a doc left the folder.
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -431,7 +417,7 @@ def pull(
     if jobs < 1:
         raise BadInput("--jobs must be at least 1")
     workdir = Path(workdir)
-    with _workdir_lock(workdir):
+    with workdir_lock(workdir, name=".pull.lock", what="pull"):
         store = Store.at(workdir)
         store.sweep_temp_files()
         client = _open_client(endpoint, credentials, max_qps, jobs, retry)

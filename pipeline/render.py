@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
 
 from pipeline import frontmatter
-from pipeline.archive import MANIFEST, open_main
+from pipeline.archive import MANIFEST, open_main, read_manifest, revision_of
 from pipeline.errors import BadInput, DocpipeError
 
 if TYPE_CHECKING:
@@ -113,10 +113,10 @@ def _histories(repo, tip) -> dict[str, _History]:
     found: dict[str, _History] = {}
     walker = repo.walk(tip.id, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
     for commit in walker:
-        trailers = commit.message_trailers
-        file_id, rev_id = trailers.get("Drive-File-Id"), trailers.get("Drive-Revision-Id")
-        if not file_id or not rev_id:
+        found_rev = revision_of(commit.message_trailers)
+        if found_rev is None:
             continue
+        file_id, rev_id = found_rev
         hist = found.setdefault(file_id, _History())
         hist.revisions.add(rev_id)
         if commit.author.name not in hist.authors:
@@ -299,12 +299,11 @@ def render(workdir: Path, *, templates: Path | None = None,
 
     repo, tip = open_main(workdir)
     tree = tip.tree
-    try:
-        manifest = json.loads(_blob_text(tree, MANIFEST))
-        docs: dict[str, dict[str, Any]] = dict(manifest["docs"])
-        folder = manifest.get("folder") or {}
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise DocpipeError(f"archive {MANIFEST} is not a valid manifest") from None
+    manifest = read_manifest(repo, tip)
+    if manifest is None:
+        raise BadInput(f"the archive has no {MANIFEST}: run `docpipe replay` first")
+    docs = manifest.docs
+    folder = manifest.folder
 
     env = template_env(templates)
     # Resolved as provision resolves them (e.g. a templates dir's desktop/ subfolder).

@@ -33,10 +33,10 @@ from typing import Any, Callable, Iterable, Iterator
 import pygit2
 
 from pipeline import paths
-from pipeline.archive import BRANCH, MANIFEST
+from pipeline.archive import BRANCH, MANIFEST, Key, Manifest, key_from_trailers
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.timeline import (COMMENT_KINDS, Event, Key, StoreData, all_events, initial_title,
-                               key_from_trailers, one_line, read_store, render_comments, trailers_of)
+from pipeline.store import Snapshot, Store
+from pipeline.timeline import COMMENT_KINDS, Event, all_events, initial_title, one_line, render_comments, trailers_of
 
 BLOB, TREE = pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.TREE
 COMMITTER = ("docpipe", "docpipe@localhost")
@@ -181,7 +181,7 @@ class Converted:
     cached: int = 0
 
 
-def convert_all(jobs: Iterable[Job], store: StoreData, cache_dir: Path, workers: int | None = None,
+def convert_all(jobs: Iterable[Job], store: Snapshot, cache_dir: Path, workers: int | None = None,
                 on_done: Callable[[int], None] | None = None) -> Converted:
     """Markdown for every job: from the cache, else converted in parallel (one process per core)."""
     version = converter_version()
@@ -480,7 +480,7 @@ def scan_history(repo: pygit2.Repository, tip: pygit2.Oid | None) -> tuple[set[K
 class Replayer:
     """Applies events to the tree and makes one commit per event."""
 
-    def __init__(self, repo: pygit2.Repository, store: StoreData, authors: Authors,
+    def __init__(self, repo: pygit2.Repository, store: Snapshot, authors: Authors,
                  tip: pygit2.Oid | None, applied: set[Key], latest: dict[str, str]) -> None:
         self.repo, self.store, self.authors = repo, store, authors
         self.applied = applied
@@ -499,7 +499,7 @@ class Replayer:
         for file_id, doc in store.docs.items():
             self.docs[file_id] = DocState(file_id, initial_title(doc), paths.folder_slugs(list(doc.get("folder_path") or [])),
                                           has_comments=bool(doc.get("comments")))
-        for file_id, entry in sorted(self.manifest["docs"].items()):
+        for file_id, entry in sorted(self.manifest.docs.items()):
             state = self.docs.get(file_id)
             if state is None or not isinstance(entry, dict) or not str(entry.get("path", "")).endswith(".md"):
                 continue
@@ -567,7 +567,7 @@ class Replayer:
                 self._remove_files(state.stem)
             self.table.release(state.file_id)
             state.stem = None
-            self.manifest["docs"].pop(state.file_id, None)
+            self.manifest.docs.pop(state.file_id, None)
             self._manifest_dirty = True
             reason = re.sub(r"[^a-z]", "", event.reason.lower()) or "removed"
             return f"Remove {old_stem}.md ({reason})" if old_stem else f"Remove doc {state.file_id} ({reason})"
@@ -627,29 +627,22 @@ class Replayer:
             text = render_comments(state.title, comments, self.applied, state.file_id)
             self.tree.set(f"{state.stem}.comments.md", self.blob(text.encode("utf-8")))
             entry["comments"] = f"{state.stem}.comments.md"
-        if state.job is not None and self.manifest["docs"].get(state.file_id) != entry:
-            self.manifest["docs"][state.file_id] = entry
+        if state.job is not None and self.manifest.docs.get(state.file_id) != entry:
+            self.manifest.docs[state.file_id] = entry
             self._manifest_dirty = True
 
-    def _load_manifest(self) -> dict[str, Any]:
+    def _load_manifest(self) -> Manifest:
         blob = self.tree.get(MANIFEST)
-        manifest: dict[str, Any] = {"docs": {}}
-        if isinstance(blob, tuple):
-            try:
-                loaded = json.loads(self.repo[blob[0]].data)
-                if isinstance(loaded, dict) and isinstance(loaded.get("docs"), dict):
-                    manifest = loaded
-            except ValueError:
-                pass
+        # A corrupt manifest is refused (as render and push refuse it), never silently replaced.
+        manifest = Manifest.from_bytes(self.repo[blob[0]].data) if isinstance(blob, tuple) else Manifest()
         folder = self.store.folder
-        manifest["folder"] = {"id": str(folder.get("id") or ""), "name": str(folder.get("name") or ""),
-                              "webViewLink": str(folder.get("webViewLink") or "")}
+        manifest.folder = {"id": str(folder.get("id") or ""), "name": str(folder.get("name") or ""),
+                           "webViewLink": str(folder.get("webViewLink") or "")}
         return manifest
 
     def write_manifest(self) -> None:
         if self._manifest_dirty:
-            text = json.dumps(self.manifest, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
-            self.tree.set(MANIFEST, self.blob(text.encode("utf-8")))
+            self.tree.set(MANIFEST, self.blob(self.manifest.to_bytes()))
             self._manifest_dirty = False
 
     def commit(self, event: Event, subject: str, parent: pygit2.Oid | None) -> pygit2.Oid:
@@ -668,7 +661,7 @@ class Replayer:
         when = event.unix_time
         author = pygit2.Signature(name, email, when, 0)
         committer = pygit2.Signature(*COMMITTER, when, 0)
-        trailers = "\n".join(f"{k}: {v}" for k, v in trailers_of(event))
+        trailers = trailers_of(event)
         message = f"{subject}\n\n{trailers}\n"
         return self.buffer.added(self.repo.create_commit(None, author, committer, message, tree, [parent] if parent else []))
 
@@ -687,7 +680,7 @@ def replay(workdir: Path, *, authors: Path | None = None, workers: int | None = 
 
 def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> ReplayResult:
     started = time.perf_counter()
-    store = read_store(workdir / "store")
+    store = Store.at(workdir).snapshot()
     archive = workdir / "archive"
     repo = open_archive(archive)
     ref = repo.references.get(BRANCH)

@@ -6,19 +6,17 @@ run, fires the events between stages, and gathers one summary. Nothing here know
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from pipeline.config import FolderSettings, Settings
 from pipeline.errors import BadInput, DocpipeError
+from pipeline.hashing import tree_digest
 from pipeline.hooks import HookRunner, default_dirs
+from pipeline.lock import workdir_lock
 from pipeline.progress import log
 
 STAGES = ("pull", "replay", "push", "render", "publish", "provision")
@@ -104,49 +102,10 @@ def save_state(workdir: Path, state: dict[str, Any]) -> None:
     atomic_write(_state_path(workdir), (json.dumps(state, sort_keys=True, indent=1) + "\n").encode())
 
 
-@contextmanager
-def workdir_lock(workdir: Path, *, wait: bool = False) -> Iterator[None]:
-    """Keep two runs on one workdir from overlapping."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = workdir / ".lock"
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise DocpipeError(f"another docpipe run is using {workdir} (pid {holder}); "
-                               "wait for it or pass --wait") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        try:
-            yield
-        finally:
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def tree_digest(root: Path) -> str:
-    """A digest of a directory's files (names and bytes), to notice whether it changed."""
-    h = hashlib.sha256()
-    if root.is_dir():
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            h.update(path.relative_to(root).as_posix().encode() + b"\0")
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
-
-
 def _store_digest(workdir: Path) -> str:
-    """What pull changed shows in the per-doc metadata (blobs are only ever added with it)."""
-    store = workdir / "store"
-    h = hashlib.sha256(tree_digest(store / "docs").encode())
-    folder = store / "folder.json"
-    if folder.exists():
-        h.update(folder.read_bytes())
-    return h.hexdigest()
+    from pipeline.store import Store
+
+    return Store.at(workdir).digest()
 
 
 # ----------------------------------------------------------------------------- stages

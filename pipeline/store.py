@@ -9,7 +9,6 @@ a blob that is not on disk.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DocpipeError
+from pipeline.errors import BadInput, DocpipeError
+from pipeline.hashing import sha256_hex, sha256_parts, tree_digest
 
 # Temp files carry this prefix so a run can sweep the ones a killed run left behind.
 TMP_PREFIX = ".tmp-"
@@ -33,7 +33,7 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return sha256_hex(data)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -64,8 +64,31 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def valid_file_id(file_id: str) -> bool:
-    return bool(_ID_RE.match(file_id))
+def valid_file_id(file_id: object) -> bool:
+    """The one doc-id rule of the store (pull, replay and every reader): a Drive id, never a path."""
+    return isinstance(file_id, str) and bool(_ID_RE.match(file_id))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What replay needs of a store, read once: folder.json and every doc, in fileId order."""
+
+    store: "Store"
+    folder: dict[str, Any]
+    docs: dict[str, dict[str, Any]]
+
+    def blob_path(self, digest: str) -> Path:
+        return self.store.blob_path(digest)
+
+    def read_blob(self, digest: str, where: str) -> bytes:
+        """A blob a doc names; `where` says which doc and revision for the error."""
+        if not isinstance(digest, str) or not _SHA_RE.match(digest):
+            raise BadInput(f"store: {where} names an invalid blob")
+        try:
+            return self.store.blob_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise DocpipeError(f"store is incomplete: blob {digest[:12]} of {where} is missing; "
+                               "run docpipe pull") from None
 
 
 @dataclass(frozen=True)
@@ -104,7 +127,7 @@ class Store:
     # ------------------------------------------------------------- docs
     def doc_path(self, file_id: str) -> Path:
         if not valid_file_id(file_id):
-            raise DocpipeError(f"store: {file_id!r} is not a Drive file id")
+            raise BadInput(f"store: {file_id!r} is not a Drive file id")
         return self.root / "docs" / f"{file_id}.json"
 
     def read_doc(self, file_id: str) -> dict[str, Any] | None:
@@ -114,10 +137,39 @@ class Store:
         atomic_write(self.doc_path(doc["id"]), canonical_json(doc))
 
     def doc_ids(self) -> list[str]:
+        """Every doc in the store; a docs/ file not named by a valid id is refused, not skipped."""
         folder = self.root / "docs"
         if not folder.is_dir():
             return []
-        return sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith(TMP_PREFIX))
+        # Sorted by file name (not id) as replay always did, so event and manifest order stay put.
+        names = sorted(p.name for p in folder.glob("*.json") if not p.name.startswith(TMP_PREFIX))
+        ids = [name[: -len(".json")] for name in names]
+        for file_id in ids:
+            if not valid_file_id(file_id):
+                raise BadInput(f"store: docs/{file_id}.json is not named by a Drive file id; remove it and pull again")
+        return ids
+
+    # ------------------------------------------------------------- whole-store views
+    def snapshot(self) -> Snapshot:
+        """folder.json and every doc, each checked to be the doc its file name says."""
+        folder = self.read_folder()
+        if folder is None:
+            raise BadInput(f"no store at {self.root} (folder.json missing); run docpipe pull first")
+        docs: dict[str, dict[str, Any]] = {}
+        for file_id in self.doc_ids():
+            doc = self.read_doc(file_id)
+            if doc is None:  # removed between listing and reading: only a concurrent pull does that
+                continue
+            if doc.get("id") != file_id:
+                raise BadInput(f"store: docs/{file_id}.json holds another doc; remove it and pull again")
+            docs[file_id] = doc
+        return Snapshot(self, folder, docs)
+
+    def digest(self) -> str:
+        """Changes whenever a pull changed anything (blobs are only ever added with a doc's JSON)."""
+        folder = self.folder_path
+        return sha256_parts([tree_digest(self.root / "docs").encode(),
+                             folder.read_bytes() if folder.exists() else b""])
 
     # ------------------------------------------------------------- folder
     @property
@@ -145,11 +197,16 @@ class Store:
         return removed
 
     def _read_json(self, path: Path) -> dict[str, Any] | None:
+        """The one reader of the store's JSON: every stage refuses a corrupt file with these words."""
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             return None
         try:
-            return json.loads(data)
-        except ValueError:
-            raise DocpipeError(f"store file {path} is not valid JSON; remove it and pull again") from None
+            loaded = json.loads(data)
+        except ValueError:  # UnicodeDecodeError is a ValueError too
+            loaded = None
+        if not isinstance(loaded, dict):
+            rel = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else str(path)
+            raise BadInput(f"store file {rel} in {self.root} is not valid JSON (one object); remove it and pull again")
+        return loaded

@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import BadInput, DocpipeError
+from pipeline.archive import EVENT_KINDS, Key, format_trailers, key_from_trailers
+from pipeline.errors import BadInput
+from pipeline.store import Snapshot
 
 # Tie-break between kinds at the same instant: a title change first (so a revision made right
 # after a rename is converted under the new title), a removal last.
@@ -26,8 +28,7 @@ KIND_RANK = {"title": 0, "revision": 1, "comment": 2, "reply": 3, "resolve": 4, 
 COMMENT_KINDS = {"comment", "reply", "resolve", "reopen", "delete"}
 _ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,256}$")
 
-# (kind, fileId, revision or comment id, reply id, event time): what the trailers record.
-Key = tuple[str, str, str, str, str]
+assert set(KIND_RANK) == EVENT_KINDS
 
 
 def parse_time(value: Any, where: str) -> datetime:
@@ -78,74 +79,11 @@ class Event:
         return int(self.time.timestamp())
 
 
-def key_from_trailers(trailers: dict[str, str]) -> Key | None:
-    kind = trailers.get("Drive-Event")
-    file_id = trailers.get("Drive-File-Id")
-    if not kind or not file_id or kind not in KIND_RANK:
-        return None
-    first = trailers.get("Drive-Revision-Id") or trailers.get("Drive-Comment-Id") or ""
-    return (kind, file_id, first, trailers.get("Drive-Reply-Id", ""), trailers.get("Drive-Event-Time", ""))
-
-
-def trailers_of(event: Event) -> list[tuple[str, str]]:
-    out = [("Drive-File-Id", event.file_id)]
-    if event.revision:
-        out.append(("Drive-Revision-Id", event.revision["id"]))
-    if event.comment:
-        out.append(("Drive-Comment-Id", event.comment["id"]))
-    if event.reply:
-        out.append(("Drive-Reply-Id", event.reply["id"]))
-    out.append(("Drive-Event", event.kind))
-    if event.stamp:
-        out.append(("Drive-Event-Time", event.stamp))
-    return out
-
-
-# ---------------------------------------------------------------- reading the store
-
-@dataclass
-class StoreData:
-    root: Path
-    folder: dict
-    docs: dict[str, dict]        # fileId -> docs/<fileId>.json, in fileId order
-
-    def blob_path(self, digest: str) -> Path:
-        return self.root / "blobs" / digest[:2] / digest
-
-    def read_blob(self, digest: str, where: str) -> bytes:
-        if not re.fullmatch(r"[0-9a-f]{64}", digest or ""):
-            raise BadInput(f"store: {where} names an invalid blob")
-        try:
-            return self.blob_path(digest).read_bytes()
-        except FileNotFoundError:
-            raise DocpipeError(f"store is incomplete: blob {digest[:12]} of {where} is missing; run docpipe pull") from None
-
-
-def _load_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"store: cannot read {path.name}: {type(exc).__name__}") from None
-    if not isinstance(data, dict):
-        raise BadInput(f"store: {path.name} is not a JSON object")
-    return data
-
-
-def read_store(root: Path) -> StoreData:
-    folder_file = root / "folder.json"
-    if not folder_file.is_file():
-        raise BadInput(f"no store at {root} (folder.json missing); run docpipe pull first")
-    folder = _load_json(folder_file)
-    docs: dict[str, dict] = {}
-    docs_dir = root / "docs"
-    names = sorted(p.name for p in docs_dir.glob("*.json")) if docs_dir.is_dir() else []
-    for name in names:
-        doc = _load_json(docs_dir / name)
-        file_id = checked_id(doc.get("id"), f"docs/{name}")
-        if f"{file_id}.json" != name:
-            raise BadInput(f"store: docs/{name} holds doc {file_id}")
-        docs[file_id] = doc
-    return StoreData(root, folder, docs)
+def trailers_of(event: Event) -> str:
+    """The trailer block of `event`'s commit (format: pipeline.archive)."""
+    return format_trailers(event.kind, event.file_id, revision=(event.revision or {}).get("id", ""),
+                           comment=(event.comment or {}).get("id", ""), reply=(event.reply or {}).get("id", ""),
+                           stamp=event.stamp)
 
 
 def initial_title(doc: dict) -> str:
@@ -213,7 +151,7 @@ def _comment_events(file_id: str, comment: dict) -> list[Event]:
     return out
 
 
-def all_events(store: StoreData) -> list[Event]:
+def all_events(store: Snapshot) -> list[Event]:
     events = [e for doc in store.docs.values() for e in doc_events(doc)]
     events.sort(key=lambda e: e.sort_key)
     return events

@@ -378,3 +378,27 @@ def test_batches_packed_mid_replay_write_the_same_history(tmp_path, monkeypatch)
     assert len(packs) > 4 and not list((tmp_path / "b" / "archive" / "objects").glob("[0-9a-f][0-9a-f]"))
     subprocess.run(["git", "--git-dir", str(tmp_path / "b" / "archive"), "fsck", "--strict", "--no-dangling"],
                    check=True, capture_output=True)
+
+
+def test_a_corrupt_manifest_is_refused_alike_by_replay_and_render(tmp_path):
+    """Replay once replaced a corrupt manifest with an empty one, losing every doc's path."""
+    hard_store(tmp_path / "store", revisions=15, threads=0)
+    replay(tmp_path, quiet=True)
+    repo = pygit2.Repository(str(tmp_path / "archive"))
+    tip = repo.references["refs/heads/main"].peel(pygit2.Commit)
+    builder = repo.TreeBuilder(tip.tree)
+    meta = repo.TreeBuilder(tip.tree[".docpipe"])
+    meta.insert("manifest.json", repo.create_blob(b"{torn"), pygit2.enums.FileMode.BLOB)
+    builder.insert(".docpipe", meta.write(), pygit2.enums.FileMode.TREE)
+    sig = pygit2.Signature("someone", "someone@example.org", tip.commit_time + 1, 0)
+    repo.create_commit("refs/heads/main", sig, sig, "hand edit\n", builder.write(), [tip.id])
+    from tests.support.replay import DocSpec
+    w = StoreWriter(tmp_path / "store")  # a new doc, so replay has to write the manifest
+    w.doc(DocSpec("doc-99", "New", [], revisions=[{"id": "n1", "modifiedTime": "2030-01-01T00:00:00.000Z",
+                                                   "lastModifyingUser": None, "html": w.blob(b"<p>new</p>"),
+                                                   "images": []}]).to_json())
+    outs = [subprocess.run([sys.executable, "-m", "pipeline.cli", stage, "--workdir", str(tmp_path)],
+                           capture_output=True, text=True) for stage in ("replay", "render")]
+    for out in outs:
+        assert out.returncode == 2, out.stderr
+        assert out.stderr == "docpipe: error: .docpipe/manifest.json in the archive's main is not valid JSON\n"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline.errors import DocpipeError
+from pipeline.errors import BadInput, DocpipeError
 from pipeline.store import TMP_PREFIX, Store, atomic_write, canonical_json
 
 
@@ -99,3 +101,65 @@ def test_pull_journal_survives_a_torn_last_line(tmp_path: Path) -> None:
     assert sorted(journal.read("1doc")) == [("1", "2024-01-01T00:00:00.000Z"), ("3", "2024-01-01T00:00:00.000Z")]
     journal.drop("1doc")
     assert journal.read("1doc") == {}
+
+
+def _doc(file_id: str) -> dict[str, object]:
+    return {"id": file_id, "name": file_id, "revisions": [], "comments": []}
+
+
+def test_snapshot_reads_folder_and_every_doc_once_in_file_name_order(tmp_path: Path) -> None:
+    store = Store.at(tmp_path)
+    with pytest.raises(BadInput, match="no store"):
+        store.snapshot()
+    store.write_folder({"id": "f1", "name": "Folder"})
+    for file_id in ("b-2", "a", "a-b"):
+        store.write_doc(_doc(file_id))
+    snap = store.snapshot()
+    assert snap.folder["name"] == "Folder"
+    assert list(snap.docs) == ["a-b", "a", "b-2"]  # "a-b.json" sorts before "a.json"
+    digest = store.put_blob(b"<p>x</p>")
+    assert snap.read_blob(digest, "doc a") == b"<p>x</p>"
+    with pytest.raises(BadInput, match="invalid blob"):
+        snap.read_blob("../x", "doc a")
+
+
+def test_one_doc_id_rule_for_every_reader(tmp_path: Path) -> None:
+    store = Store.at(tmp_path)
+    store.write_folder({"id": "f1"})
+    store.write_doc(_doc("ok"))
+    (tmp_path / "store" / "docs" / "a.b.json").write_text(json.dumps(_doc("a.b")))
+    with pytest.raises(BadInput, match="'a.b' is not a Drive file id"):
+        store.doc_path("a.b")
+    for read in (store.doc_ids, store.snapshot):
+        with pytest.raises(BadInput, match=r"docs/a\.b\.json is not named by a Drive file id"):
+            read()
+
+
+def test_a_corrupt_doc_reads_the_same_way_everywhere(tmp_path: Path) -> None:
+    store = Store.at(tmp_path)
+    store.write_folder({"id": "f1"})
+    (tmp_path / "store" / "docs").mkdir()
+    (tmp_path / "store" / "docs" / "abc.json").write_text("[1, 2]")
+    messages = []
+    for read in (lambda: store.read_doc("abc"), store.snapshot):
+        with pytest.raises(BadInput) as info:
+            read()
+        messages.append(info.value.message)
+    assert messages[0] == messages[1] and "docs/abc.json" in messages[0] and "pull again" in messages[0]
+    # ... and through the command line: one line, exit 2, the same words.
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", "--workdir", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr == f"docpipe: error: {messages[0]}\n"
+
+
+def test_digest_changes_with_docs_and_folder_not_with_a_lone_blob(tmp_path: Path) -> None:
+    store = Store.at(tmp_path)
+    empty = store.digest()
+    store.write_folder({"id": "f1"})
+    with_folder = store.digest()
+    store.write_doc(_doc("d1"))
+    with_doc = store.digest()
+    assert len({empty, with_folder, with_doc}) == 3
+    store.put_blob(b"an image not yet named by any doc")
+    assert store.digest() == with_doc
+    assert Store.at(tmp_path).digest() == with_doc  # a pure function of the files

@@ -3,7 +3,7 @@
 Reads only git objects (tip tree of main, plus history for authors, last update and revision
 counts), never a working tree. Pages come from Jinja2 templates (templates/, overridable file by
 file with --templates). Doc content is untrusted: titles and names are escaped as Markdown text
-here, and the site's Markdown runs with pipeline.publish:UntrustedHtml, which neutralises raw
+here, and the site's Markdown runs with pipeline.markdown_ext:UntrustedHtml, which neutralises raw
 HTML and script URLs in doc bodies (see templates/mkdocs.yml.j2).
 """
 
@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from pipeline import frontmatter
 from pipeline.archive import MANIFEST, open_main, read_manifest, revision_of
+from pipeline.comments import Thread, parse_threads
 from pipeline.errors import BadInput, DocpipeError
 
 if TYPE_CHECKING:
@@ -35,21 +36,9 @@ _DRIVE_LINK = re.compile(
     r"(?:/[A-Za-z]*)?(?:\?[^\s)#>\"']*)?(?:#(?:heading=)?([A-Za-z0-9_.\-]+))?"
 )
 _HEADING_ANCHOR = re.compile(r'<a id="[^"<>]*"></a>')  # the converter's heading-id anchors
-_THREAD = re.compile(r"^## Thread (\S+) · (open|resolved|deleted)\s*$")
-_BYLINE = re.compile(r"^\*\*(.+?)\*\* · (\d{4}-\d\d-\d\d \d\d:\d\d UTC)\s*$")
 # Inline Markdown syntax; `<` and `&` become entities instead. Values never start a line, so
 # line-start syntax (`-`, `1.`, `>`) needs no escape.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
-
-
-@dataclass
-class Thread:
-    id: str
-    author: str
-    time: str
-    quote: str
-    text: str
-    replies: int
 
 
 # The fields of a doc that hook events carry (Contract 4); run.py reads them from render's summary.
@@ -140,32 +129,6 @@ def _safe_rel(path: str, what: str) -> str:
     if not path or p.is_absolute() or ".." in p.parts or "\\" in path or "\x00" in path:
         raise DocpipeError(f"archive manifest has an unsafe {what} path {path!r}")
     return p.as_posix()
-
-
-def parse_threads(text: str) -> list[Thread]:
-    """Thread headers (`## Thread <id> · <state>`) of a comments file, with the first comment."""
-    threads: list[Thread] = []
-    current: dict[str, Any] | None = None
-    for line in text.splitlines():
-        head = _THREAD.match(line)
-        if head:
-            current = {"id": head.group(1), "state": head.group(2), "author": "", "time": "",
-                       "quote": [], "text": [], "replies": 0}
-            threads.append(current)  # type: ignore[arg-type]
-            continue
-        if current is None:
-            continue
-        if line.startswith("> ") or line == ">":
-            current["quote"].append(line[2:])
-        elif (m := _BYLINE.match(line)) and not current["author"]:
-            current["author"], current["time"] = m.group(1), m.group(2)
-        elif line.startswith("- **"):
-            current["replies"] += 1
-        elif current["author"] and line.strip() and not current["replies"]:
-            current["text"].append(line.strip())
-    return [Thread(id=t["id"], author=t["author"], time=t["time"], quote=" ".join(t["quote"]).strip(),
-                   text=" ".join(t["text"]), replies=t["replies"])
-            for t in threads if t["state"] == "open"]  # type: ignore[index]
 
 
 # ------------------------------------------------------------------ Markdown helpers

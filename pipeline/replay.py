@@ -34,9 +34,16 @@ import pygit2
 
 from pipeline import paths
 from pipeline.archive import BRANCH, MANIFEST, Key, Manifest, key_from_trailers
+from pipeline.comments import one_line, render_comments
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.store import Snapshot, Store
-from pipeline.timeline import COMMENT_KINDS, Event, all_events, initial_title, one_line, render_comments, trailers_of
+from pipeline.timeline import (
+    COMMENT_KINDS,
+    Event,
+    all_events,
+    initial_title,
+    trailers_of,
+)
 
 BLOB, TREE = pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.TREE
 COMMITTER = ("docpipe", "docpipe@localhost")

@@ -1,4 +1,4 @@
-"""The store's history as one ordered list of events, and the comments file they produce.
+"""The store's history as one ordered list of events.
 
 Every revision, title change, comment event (new thread, reply, resolve, reopen, delete) and
 removal of every Doc becomes an `Event`; events sort by (time, fileId, kind, id) as Contract 2
@@ -9,15 +9,13 @@ tell from history alone which events are already in the archive.
 
 from __future__ import annotations
 
-import html
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from pipeline.archive import EVENT_KINDS, Key, format_trailers, key_from_trailers
+from pipeline.archive import EVENT_KINDS, Key, format_trailers
+from pipeline.comments import reply_kind
 from pipeline.errors import BadInput
 from pipeline.store import Snapshot
 
@@ -124,10 +122,6 @@ def doc_events(doc: dict) -> list[Event]:
     return events
 
 
-def _reply_kind(reply: dict) -> str:
-    return {"resolve": "resolve", "reopen": "reopen"}.get(reply.get("action"), "reply")
-
-
 def _comment_events(file_id: str, comment: dict) -> list[Event]:
     cid = checked_id(comment.get("id"), f"doc {file_id} comment")
     where = f"doc {file_id} comment {cid}"
@@ -136,7 +130,7 @@ def _comment_events(file_id: str, comment: dict) -> list[Event]:
     for reply in comment.get("replies") or []:
         rid = checked_id(reply.get("id"), f"{where} reply")
         t = parse_time(reply.get("createdTime"), f"{where} reply {rid}")
-        kind = _reply_kind(reply)
+        kind = reply_kind(reply)
         last_action = kind if kind != "reply" else last_action
         out.append(Event(t, file_id, kind, f"{cid}/{rid}", comment=comment, reply=reply))
         if reply.get("deleted"):
@@ -155,76 +149,3 @@ def all_events(store: Snapshot) -> list[Event]:
     events = [e for doc in store.docs.values() for e in doc_events(doc)]
     events.sort(key=lambda e: e.sort_key)
     return events
-
-
-# ---------------------------------------------------------------- the comments file
-
-def when(value: Any) -> str:
-    try:
-        return parse_time(value, "comment").strftime("%Y-%m-%d %H:%M UTC")
-    except BadInput:
-        return "unknown time"
-
-
-def one_line(text: Any) -> str:
-    return " ".join(str(text or "").split())
-
-
-def _text(text: Any) -> str:
-    """Comment text is plain text in Drive; escaped so it stays text when rendered as Markdown."""
-    return html.escape(str(text or ""), quote=False)
-
-
-def _block(text: str) -> str:
-    """Comment text as Markdown that cannot fake a `## Thread` line or front matter."""
-    lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    out = []
-    for line in lines:
-        stripped = line.lstrip()
-        if stripped.startswith(("#", "---", "===")):
-            line = line[: len(line) - len(stripped)] + "\\" + stripped
-        out.append(line)
-    return "\n".join(out).strip("\n")
-
-
-def _author(resource: dict) -> str:
-    return _text(one_line((resource.get("author") or {}).get("displayName"))).replace("*", "\\*") or "Unknown"
-
-
-def render_comments(title: str, comments: list[dict], applied: set[Key], file_id: str) -> str:
-    """The comments file for the comment events in `applied` (Contract 2 format)."""
-    parts = [f"# Comments on {_text(one_line(title)) or 'Untitled'}\n"]
-    for comment in comments:
-        cid = comment["id"]
-        if ("comment", file_id, cid, "", "") not in applied:
-            continue
-        state = "open"
-        reply_lines = []
-        for reply in comment.get("replies") or []:
-            rid = reply["id"]
-            kind = _reply_kind(reply)
-            if (kind, file_id, cid, rid, "") not in applied:
-                continue
-            if kind != "reply":
-                state = "resolved" if kind == "resolve" else "open"
-            deleted = ("delete", file_id, cid, rid, "") in applied
-            content = "*deleted*" if deleted else _text(one_line(reply.get("content")))
-            label = {"resolve": "resolved", "reopen": "reopened", "reply": "reply"}[kind]
-            tail = f"{label}: {content}" if content else label
-            reply_lines.append(f"- **{_author(reply)}** · {when(reply.get('createdTime'))} · {tail}")
-        if ("resolve", file_id, cid, "", "") in applied:
-            state = "resolved"
-        deleted = ("delete", file_id, cid, "", "") in applied
-        if deleted:
-            state = "deleted"
-        section = [f"## Thread {cid} · {state}\n"]
-        quoted = ((comment.get("quotedFileContent") or {}).get("value") or "").strip()
-        if quoted:
-            section.append("\n".join("> " + _text(line) for line in quoted.replace("\r", "").split("\n")) + "\n")
-        section.append(f"**{_author(comment)}** · {when(comment.get('createdTime'))}\n")
-        body = _block(_text(comment.get("content")))
-        section.append((body if body and not deleted else "*deleted*" if deleted else "*(no text)*") + "\n")
-        if reply_lines:
-            section.append("\n".join(reply_lines) + "\n")
-        parts.append("\n".join(section))
-    return "\n".join(parts)

@@ -176,9 +176,12 @@ def test_comments_file_lists_every_thread_and_cannot_be_forged(hard):
         assert len(heads) == len(spec.comments)
         for cm, head in zip(spec.comments, heads):
             state = "deleted" if cm["deleted"] else "resolved" if cm["resolved"] else "open"
-            assert head == f"## Thread {cm['id']} · {state}"
+            # Headed by what a reader recognises (quote, first words), never by the Drive id.
+            assert head.startswith(f"## “{cm['quotedFileContent']['value'].replace(chr(10), ' ')}” — ")
+            assert head.endswith(f" · {state}") and cm["id"] not in head
     text = files[manifest["doc-01"]["comments"]].decode()
-    assert text.startswith("# Comments on Design Overview\n\n## Thread ")
+    assert text.startswith("# Comments on Design Overview\n\n## “quoted ")
+    assert "## “quoted 15 second line” — Thread 15: please check · " in text
     assert "> quoted 15\n> second line\n\n**Ada Lovelace** · 2024-03-01 10:00 UTC\n\nThread 15: please check\n" in text
     assert "\n- **Zoë Ünïcode** · 2024-03-01 10:28 UTC · resolved\n" in text
     assert "**Linus &lt;T&gt;**" in text  # markup in names stays text

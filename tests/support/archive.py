@@ -174,7 +174,7 @@ Some steps.
 
 COMMENTS_WS = """# Comments on Go on PromiseGrid
 
-## Thread AAAAcomment1 · open
+## “Set up a Go toolchain.” — Which Go version do we need? · open
 
 > Set up a Go toolchain.
 
@@ -184,7 +184,7 @@ Which Go version do we need?
 
 - **Bo Chen** · 2024-06-11 10:00 UTC · reply: 1.22 or later
 
-## Thread AAAAcomment2 · resolved
+## “Build a tiny PromiseGrid node” — Typo here. · resolved
 
 > Build a tiny PromiseGrid node
 

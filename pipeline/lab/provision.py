@@ -8,27 +8,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable
 
-from pipeline import frontmatter
+from pipeline import workshops
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.lab import dockerfile
 from pipeline.lab.bases import NOVNC_REPO
 from pipeline.lab.settings import LabSettings
-from pipeline.lab.spec import LabSpec, LabSpecError, extract_lab_section, spec_from_section, workshop_slug
-
-
-@dataclass(frozen=True)
-class Workshop:
-    """One workshop doc of the archive (spec None and error set when its spec is invalid)."""
-
-    name: str  # slug: the Name: header, else the path's stem
-    title: str
-    path: str
-    doc_id: str
-    spec: LabSpec | None
-    error: str | None = None
+from pipeline.workshops import Workshop
 
 
 @dataclass(frozen=True)
@@ -68,44 +56,16 @@ class Result:
 
 def workshop_of(markdown: str, path: str, settings: LabSettings) -> Workshop | None:
     """The workshop a Markdown doc describes, or None when it has no "Lab desktop" heading."""
-    section = extract_lab_section(markdown)
-    if section is None:
-        return None
-    meta = frontmatter.read(markdown)
-    name = str(meta.get("name") or "") or PurePosixPath(path).stem
-    title = str(meta.get("title") or name)
-    doc_id = str(meta.get("drive_id") or "")
-    slug = workshop_slug(name)
-    try:
-        spec = spec_from_section(section, doc=name, allowed_bases=settings.allowed_bases,
-                                 allow_setup=settings.allow_setup)
-    except LabSpecError as exc:
-        return Workshop(slug, title, path, doc_id, None, exc.message)
-    return Workshop(slug, title, path, doc_id, spec)
+    return workshops.workshop_of(markdown, path, allowed_bases=settings.allowed_bases, allow_setup=settings.allow_setup)
 
 
 def archive_workshops(workdir: Path, settings: LabSettings) -> tuple[str, list[Workshop]]:
-    """(tip commit, workshops) from WORKDIR/archive's main branch."""
+    """(tip commit, workshops) from WORKDIR/archive's main branch (pipeline.workshops decides)."""
     from pipeline.archive import open_main
 
     repo, commit = open_main(workdir)
-    found: list[Workshop] = []
-
-    def walk(tree: Any, prefix: str) -> None:
-        for entry in tree:
-            name = f"{prefix}{entry.name}"
-            if entry.type_str == "tree":
-                if not name.startswith(".docpipe"):
-                    walk(repo[entry.id], name + "/")
-            elif name.endswith(".md") and not name.endswith(".comments.md"):
-                text = repo[entry.id].data.decode("utf-8", errors="replace")
-                ws = workshop_of(text, name, settings)
-                if ws is not None:
-                    found.append(ws)
-
-    walk(commit.tree, "")
-    found.sort(key=lambda w: (w.name, w.path))
-    return str(commit.id), found
+    return str(commit.id), workshops.find_workshops(repo, commit, allowed_bases=settings.allowed_bases,
+                                                    allow_setup=settings.allow_setup)
 
 
 # ------------------------------------------------------------------ planning and building

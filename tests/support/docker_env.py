@@ -272,9 +272,15 @@ def make_archive(workdir: Path, docs: dict[str, str]) -> str:
     """WORKDIR/archive as replay would leave it: a git repo whose `main` holds `docs`."""
     import pygit2
 
+    from pipeline import frontmatter
+
     path = Path(workdir) / "archive"
     repo = pygit2.init_repository(str(path), bare=False, initial_head="main")
     index = repo.index
+    # The manifest replay writes: workshops are the docs it names (pipeline.workshops).
+    entries = {str(frontmatter.read(text).get("drive_id") or f"doc{i}"): {"path": name, "comments": None}
+               for i, (name, text) in enumerate(sorted(docs.items())) if name.endswith(".md")}
+    docs = {**docs, ".docpipe/manifest.json": json.dumps({"docs": entries, "folder": {}}, sort_keys=True)}
     for name, text in docs.items():
         target = path / name
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -7,11 +7,12 @@ be `..`, contain a separator, start with a dot (`.git`, `.docpipe`) or hold cont
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
+
+from pipeline.hashing import sha256_hex
 
 MAX_SLUG = 80  # characters; keeps every component far below the 255-byte file name limit
 # Names Windows refuses as file names (even with an extension): a clone there must still work.
@@ -59,7 +60,7 @@ def placeholder_email(display_name: str) -> str:
     """A stable made-up address for a user Google gives no email for."""
     local = slugify(unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode(), "")
     if not local:
-        local = "user-" + hashlib.sha256(display_name.encode()).hexdigest()[:10]
+        local = "user-" + sha256_hex(display_name)[:10]
     return f"{local}@users.noreply.docs.google.com"
 
 

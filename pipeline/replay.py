@@ -17,10 +17,10 @@ on where the doc lands in the tree (paths are decided in event order, after conv
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 import time
 import tomllib
@@ -36,6 +36,7 @@ from pipeline import paths
 from pipeline.archive import BRANCH, MANIFEST, Key, Manifest, key_from_trailers
 from pipeline.comments import one_line, render_comments
 from pipeline.errors import BadInput, DocpipeError
+from pipeline.hashing import sha256_hex, sha256_parts
 from pipeline.store import Snapshot, Store
 from pipeline.timeline import (
     COMMENT_KINDS,
@@ -123,18 +124,33 @@ class Job:
     def cache_key(self, version: str) -> str:
         blob = json.dumps([version, self.html, self.title, self.images, self.comments, self.drive_id],
                           ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return sha256_hex(blob)
 
 
 def converter_version() -> str:
     """The converter's declared version plus a hash of its source, so an edit invalidates the cache."""
     import pipeline.convert as conv
 
-    digest = hashlib.sha256()
     root = Path(conv.__file__).parent
-    for source in sorted(root.rglob("*.py")):
-        digest.update(source.relative_to(root).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
-    return f"{getattr(conv, '__version__', '')}:{digest.hexdigest()[:16]}"
+    digest = sha256_parts(source.relative_to(root).as_posix().encode() + b"\0" + source.read_bytes() + b"\0"
+                          for source in sorted(root.rglob("*.py")))
+    return f"{getattr(conv, '__version__', '')}:{digest[:16]}"
+
+
+def _worker_init(parent: int) -> None:
+    """Runs first in each conversion worker: die with docpipe (issue #13), never outlive it.
+
+    A worker blocked on its task pipe exits when the parent's end closes; one busy converting
+    would finish its chunk first, so the kernel kills it when the parent dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 def _convert_one(job: Job, html_path: str, cache_path: str) -> str:
@@ -142,9 +158,13 @@ def _convert_one(job: Job, html_path: str, cache_path: str) -> str:
     from pipeline.convert import convert_html
 
     html = Path(html_path).read_bytes().decode("utf-8", errors="replace")
-    md = convert_html(html, title=job.title, images=dict(job.images),
-                      comments_href=f"{SLUG_PLACEHOLDER}.comments.md" if job.comments else None,
-                      extra_meta={"drive_id": job.drive_id})
+    try:
+        md = convert_html(html, title=job.title, images=dict(job.images),
+                          comments_href=f"{SLUG_PLACEHOLDER}.comments.md" if job.comments else None,
+                          extra_meta={"drive_id": job.drive_id})
+    except Exception as exc:  # a converter crash on hostile HTML: name the doc, not a traceback
+        raise DocpipeError(f"converting doc {job.drive_id} ({one_line(job.title)[:80] or 'untitled'}) failed: "
+                           f"{type(exc).__name__}: {one_line(exc)[:200]}") from None
     _atomic_write(Path(cache_path), md.encode("utf-8"))
     return md
 
@@ -216,7 +236,8 @@ def convert_all(jobs: Iterable[Job], store: Snapshot, cache_dir: Path, workers: 
                 if on_done:
                     on_done(1)
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=_worker_init,
+                                     initargs=(os.getpid(),)) as pool:
                 chunk = max(1, min(32, len(todo) // (workers * 8)))
                 columns = list(zip(*todo))
                 for job, md in zip(columns[0], pool.map(_convert_one, *columns, chunksize=chunk)):

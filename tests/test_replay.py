@@ -405,3 +405,55 @@ def test_a_corrupt_manifest_is_refused_alike_by_replay_and_render(tmp_path):
     for out in outs:
         assert out.returncode == 2, out.stderr
         assert out.stderr == "docpipe: error: .docpipe/manifest.json in the archive's main is not valid JSON\n"
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live processes of process group `pgid` (a killed docpipe's workers are reparented, not regrouped)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":  # state, ppid, pgrp
+            found.append(int(entry.name))
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
+                for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_killed_replay_leaves_no_worker_alive_and_rerun_gives_the_same_head(tmp_path):
+    import signal
+    import time
+
+    hard_store(tmp_path / "ref" / "store", revisions=1500, threads=20)
+    reference = replay(tmp_path / "ref", quiet=True, workers=1)
+    shutil.copytree(tmp_path / "ref" / "store", tmp_path / "wd" / "store")
+    env = {**os.environ, "PYTHONHASHSEED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "replay", "--workdir", str(tmp_path / "wd")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(_children(proc.pid)) >= 2, "replay never started its conversion workers"
+        time.sleep(0.3)  # mid-conversion
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        time.sleep(5)
+        assert _group_members(proc.pid) == []
+    finally:
+        for pid in _group_members(proc.pid):  # never leave strays behind, even when failing
+            os.kill(pid, signal.SIGKILL)
+    rerun = replay(tmp_path / "wd", quiet=True)
+    assert rerun.head == reference.head

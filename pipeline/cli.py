@@ -7,28 +7,51 @@ Errors reach the user once, here, as one line (see `main`).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILURE, DocpipeError
+from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERNAL, DocpipeError
+
+if TYPE_CHECKING:
+    from pipeline.config import FolderSettings
 
 app = typer.Typer(
     name="docpipe",
-    help="Keep Google Docs as git history and publish them as workshops with lab desktops.",
-    no_args_is_help=True,
+    help="Keep Google Docs as git history and publish them as workshops with lab desktops.\n\n"
+         "Exit status: 0 ok; 1 a failure elsewhere (network, server, engine, hook); 2 bad input or "
+         "configuration; 3 a bug in docpipe (the traceback is in the log file it names); "
+         "4 another docpipe process holds the workdir.",
+    no_args_is_help=False,  # handled in _root: help on stdout, exit 0, nothing on stderr
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup would swallow every "[default: ...]" and show flags as <bool>.
+    rich_markup_mode=None,
 )
 
 
-@app.callback()
-def _root() -> None:
-    """Keep Google Docs as git history and publish them as workshops with lab desktops."""
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    """With no command: the help, on stdout, exit status 0."""
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help())
+        raise typer.Exit(0)
 
-WorkdirOpt = typer.Option(None, "--workdir", envvar="DOCPIPE_WORKDIR", help="Working directory [default: .docpipe].")
+
+def _env_help(section: str, key: str) -> str:
+    from pipeline.config import SCHEMA, env_names
+
+    default = SCHEMA[section][key].default
+    shown = f"; default: {default}" if default not in (None, [], {}) else ""
+    return f"[env var: {', '.join(env_names(section, key))}; docpipe.toml: {f'{section}.' if section else ''}{key}{shown}]"
+
+
+WorkdirOpt = typer.Option(None, "--workdir", help=f"Working directory. {_env_help('', 'workdir')}")
+ConfigOpt = typer.Option(None, "--config", envvar="DOCPIPE_CONFIG",
+                         help="Config file [default: ./docpipe.toml when present].")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON summary object on stdout.")
 
 
@@ -38,6 +61,31 @@ def emit(summary: dict[str, Any], as_json: bool, text: str) -> None:
         print(json.dumps(summary, sort_keys=True))
     else:
         print(text)
+
+
+def folder_settings(config: Optional[Path], workdir: Optional[Path],
+                    cli: Optional[dict[tuple[str, str], Any]] = None) -> "FolderSettings":
+    """One resolution of flags > environment > docpipe.toml > defaults, as `docpipe run` does it;
+    an explicit --workdir picks the configured folder that lives there, else the first one."""
+    from pipeline.config import load_settings
+
+    overrides = dict(cli or {})
+    if workdir is not None:
+        overrides[("", "workdir")] = str(workdir)
+    settings, _ = load_settings(config, cli=overrides)
+    folder = settings.folders[0]
+    if workdir is not None:
+        folder = next((f for f in settings.folders if Path(f.workdir) == Path(workdir)), folder)
+        folder.workdir = Path(workdir)
+    return folder
+
+
+def run_stage(name: str, f: "FolderSettings", as_json: bool, **options: Any) -> Any:
+    """Run one stage through pipeline.stages (so it fires its event) and return its summary."""
+    from pipeline import stages
+
+    summary, _ = stages.run_stage(name, f, **options)
+    return summary
 
 
 def workdir_of(value: Optional[Path]) -> Path:
@@ -71,14 +119,17 @@ app.add_typer(config_app, name="config", rich_help_panel="The whole job")
 
 
 @config_app.command("check")
-def config_check(
-    config: Optional[Path] = typer.Option(None, "--config", envvar="DOCPIPE_CONFIG", help="Config file [default: ./docpipe.toml]."),
-) -> None:
+def config_check(config: Optional[Path] = ConfigOpt) -> None:
     """Validate the configuration and report every problem at once."""
-    from pipeline.config import load_settings
+    from pipeline.config import PLACEHOLDER_FOLDER, load_settings
     from pipeline.errors import BadInput
 
     settings, problems = load_settings(config, strict=False)
+    problems = list(problems)
+    for f in settings.folders:
+        if f.id == PLACEHOLDER_FOLDER:
+            problems.append(f"{settings.path or 'configuration'}: drive.folder: still the placeholder "
+                            f"{PLACEHOLDER_FOLDER!r} that `docpipe init` wrote; set the id of your Drive folder")
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
@@ -90,10 +141,10 @@ def config_check(
 
 @app.command(rich_help_panel="The whole job")
 def run(
-    config: Optional[Path] = typer.Option(None, "--config", envvar="DOCPIPE_CONFIG", help="Config file [default: ./docpipe.toml]."),
+    config: Optional[Path] = ConfigOpt,
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated stages: pull,replay,push,render,publish,provision."),
     folder: Optional[str] = typer.Option(None, "--folder", help="Run only this Drive folder id (or the one folder if none is configured)."),
-    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Working directory [default: .docpipe]."),
+    workdir: Optional[Path] = WorkdirOpt,
     hooks_dir: list[Path] = typer.Option([], "--hooks", help="Another directory of hooks (repeatable)."),
     no_hooks: bool = typer.Option(False, "--no-hooks", help="Run no hooks (no lab images either)."),
     dry_run_lab: bool = typer.Option(False, "--dry-run-lab", help="Plan lab images without building them."),
@@ -112,8 +163,8 @@ def run(
     result = run_all(settings, only=stages, hooks_enabled=not no_hooks, extra_hook_dirs=hooks_dir,
                      wait=wait, dry_run_lab=dry_run_lab)
     emit(result.to_json(), as_json, result.text())
-    if not result.ok:
-        raise typer.Exit(EXIT_FAILURE)
+    if not result.ok:  # the highest status of what failed: a BadInput stays 2
+        raise typer.Exit(result.exit_code or EXIT_FAILURE)
 
 
 @app.command(rich_help_panel="The whole job")
@@ -133,96 +184,71 @@ def demo(
 
 @app.command(rich_help_panel="Stages")
 def pull(
-    folder: Optional[str] = typer.Option(None, "--folder", envvar="DOCPIPE_FOLDER", help="Drive folder id to pull."),
-    endpoint: Optional[str] = typer.Option(None, "--drive-endpoint", envvar="DOCPIPE_DRIVE_ENDPOINT",
-                                           help="Drive API root URL (default https://www.googleapis.com/)."),
+    folder: Optional[str] = typer.Option(None, "--folder", help=f"Drive folder id to pull. {_env_help('drive', 'folder')}"),
+    endpoint: Optional[str] = typer.Option(None, "--drive-endpoint", help=f"Drive API root URL. {_env_help('drive', 'endpoint')}"),
     workdir: Optional[Path] = WorkdirOpt,
-    credentials: Optional[Path] = typer.Option(None, "--credentials", envvar="DOCPIPE_CREDENTIALS",
-                                               help="Service-account or authorized-user JSON (default: DOCPIPE_ACCESS_TOKEN, then ADC)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", envvar="DOCPIPE_JOBS", help="Parallel requests (default 8)."),
-    max_qps: Optional[float] = typer.Option(None, "--max-qps", envvar="DOCPIPE_MAX_QPS",
-                                            help="Client-side rate limit in requests/s (default 50; Drive allows 200 per user)."),
+    config: Optional[Path] = ConfigOpt,
+    credentials: Optional[Path] = typer.Option(
+        None, "--credentials",
+        help=f"Service-account or authorized-user JSON (unset: DOCPIPE_ACCESS_TOKEN, then ADC). {_env_help('drive', 'credentials')}"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", help=f"Parallel requests. {_env_help('drive', 'jobs')}"),
+    max_qps: Optional[float] = typer.Option(
+        None, "--max-qps", help=f"Client-side rate limit in requests/s (Drive allows 200 per user). {_env_help('drive', 'max_qps')}"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Pull every revision and comment of the Docs in a Drive folder into WORKDIR/store."""
-    from pipeline.config import load_settings
-    from pipeline.errors import BadInput
-    from pipeline.pull import pull as run_pull
-
-    # One resolution of flags > environment > docpipe.toml > defaults, validated, as `docpipe run`
-    # does it: a --folder that names one of several [[folders]] gets that folder's [drive] settings.
-    settings, _ = load_settings(None, cli={
+    f = folder_settings(config, workdir, {
         ("drive", "folder"): folder, ("drive", "endpoint"): endpoint, ("drive", "jobs"): jobs,
         ("drive", "max_qps"): max_qps, ("drive", "credentials"): str(credentials) if credentials else None,
     })
-    f = settings.folders[0]
-    if not f.id:
-        raise BadInput("no Drive folder: pass --folder, set DOCPIPE_FOLDER, or set [drive] folder in docpipe.toml")
-    creds = f.get("drive", "credentials")
-    summary = run_pull(
-        f.id, workdir=workdir_of(workdir), endpoint=f.get("drive", "endpoint"),
-        credentials=Path(creds) if creds else None, jobs=f.get("drive", "jobs"), max_qps=f.get("drive", "max_qps"),
-        quiet=as_json,
-    )
+    summary = run_stage("pull", f, as_json, quiet=as_json)
     emit(summary.to_json(), as_json, summary.text())
 
 
 @app.command(rich_help_panel="Stages")
 def replay(
     workdir: Optional[Path] = WorkdirOpt,
-    authors: Optional[Path] = typer.Option(None, "--authors", envvar="DOCPIPE_AUTHORS",
-                                           help='TOML map of Drive display name to "Name <email>".'),
+    config: Optional[Path] = ConfigOpt,
+    authors: Optional[Path] = typer.Option(
+        None, "--authors", help=f'TOML map of Drive display name to "Name <email>". {_env_help("replay", "authors")}'),
     as_json: bool = JsonOpt,
 ) -> None:
     """Write the store's revisions and comment events as commits on main of WORKDIR/archive (bare git)."""
-    from pipeline import config
-    from pipeline.replay import replay as run_replay
-
-    authors_file = config.value("replay", "authors", authors, None)
-    summary = run_replay(workdir_of(workdir), authors=Path(authors_file) if authors_file else None, quiet=as_json)
+    f = folder_settings(config, workdir, {("replay", "authors"): str(authors) if authors else None})
+    summary = run_stage("replay", f, as_json, quiet=as_json)
     emit(summary.to_json(), as_json, summary.text())
 
 
 @app.command(rich_help_panel="Stages")
 def push(
-    gitea: Optional[str] = typer.Option(None, "--gitea", envvar="DOCPIPE_GITEA_URL", help="Gitea base URL, e.g. https://git.example.org."),
-    owner: Optional[str] = typer.Option(None, "--owner", envvar="DOCPIPE_GITEA_OWNER", help="User or organisation that owns the repository."),
-    repo: Optional[str] = typer.Option(None, "--repo", help="Repository name (default: slug of the Drive folder name)."),
-    private: Optional[bool] = typer.Option(None, "--private/--public", help="Visibility of a repository docpipe creates (default: private)."),
+    gitea: Optional[str] = typer.Option(None, "--gitea", help=f"Gitea base URL, e.g. https://git.example.org. {_env_help('gitea', 'url')}"),
+    owner: Optional[str] = typer.Option(None, "--owner", help=f"User or organisation that owns the repository. {_env_help('gitea', 'owner')}"),
+    repo: Optional[str] = typer.Option(None, "--repo", help=f"Repository name [default: slug of the Drive folder name]. {_env_help('gitea', 'repo')}"),
+    private: Optional[bool] = typer.Option(None, "--private/--public", help=f"Visibility of a repository docpipe creates. {_env_help('gitea', 'private')}"),
     force: bool = typer.Option(False, "--force", help="Overwrite a remote main that has commits the archive lacks."),
     workdir: Optional[Path] = WorkdirOpt,
+    config: Optional[Path] = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Create the Gitea repository if missing and push the archive's main to it (token: GITEA_TOKEN)."""
-    from pipeline.config import load_settings
-    from pipeline.push import push as run_push
-
-    # One resolution of flags > environment > docpipe.toml > defaults, as `docpipe run` does it (the
-    # token from GITEA_TOKEN / DOCPIPE_GITEA_TOKEN or the file); push() says what is missing.
-    settings, _ = load_settings(None, cli={
+    f = folder_settings(config, workdir, {
         ("gitea", "url"): gitea, ("gitea", "owner"): owner, ("gitea", "repo"): repo, ("gitea", "private"): private,
     })
-    g = settings.folders[0].values["gitea"]
-    summary = run_push(workdir_of(workdir), gitea_url=g["url"], owner=g["owner"], repo=g["repo"], token=g["token"],
-                       private=g["private"], force=force)
+    summary = run_stage("push", f, as_json, force=force)
     emit(summary.to_json(), as_json, summary.text())
 
 
 @app.command(rich_help_panel="Stages")
 def render(
     workdir: Optional[Path] = WorkdirOpt,
+    config: Optional[Path] = ConfigOpt,
     templates: Optional[Path] = typer.Option(
-        None, "--templates", help="Directory of templates that replace the shipped ones file by file."),
+        None, "--templates", help=f"Directory of templates that replace the shipped ones file by file. {_env_help('render', 'templates')}"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Render the archive (branch main) as an MkDocs project in WORKDIR/site."""
-    from pipeline import config
-    from pipeline.render import render as run_render
-
-    tpl = config.value("render", "templates", templates, None)
-    summary = run_render(workdir_of(workdir), templates=Path(tpl) if tpl else None,
-                         allowed_bases=config.value("lab", "allowed_bases", None, None),
-                         allow_setup=bool(config.value("lab", "allow_shell_steps", None, False)))
+    f = folder_settings(config, workdir, {("render", "templates"): str(templates) if templates else None})
+    summary = run_stage("render", f, as_json)
     emit(summary.to_json(), as_json,
          f"rendered {len(summary.pages)} pages ({len(summary.workshops)} tutorials) into {summary.site}")
 
@@ -230,16 +256,15 @@ def render(
 @app.command(rich_help_panel="Stages")
 def publish(
     workdir: Optional[Path] = WorkdirOpt,
+    config: Optional[Path] = ConfigOpt,
     site_branch: Optional[bool] = typer.Option(
         None, "--site-branch/--no-site-branch",
-        help="Also commit the site source to the archive's `site` branch (default: publish.site_branch in docpipe.toml, else off)."),
+        help=f"Also commit the site source to the archive's `site` branch. {_env_help('publish', 'site_branch')}"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Build WORKDIR/site with `mkdocs build --strict` into WORKDIR/public."""
-    from pipeline import config
-    from pipeline.publish import publish as run_publish
-
-    summary = run_publish(workdir_of(workdir), site_branch=bool(config.value("publish", "site_branch", site_branch, False)))
+    f = folder_settings(config, workdir, {("publish", "site_branch"): site_branch})
+    summary = run_stage("publish", f, as_json)
     extra = f"; site branch at {summary.site_commit[:12]}" if summary.site_commit else ""
     emit(summary.to_json(), as_json, f"published {summary.html_files} HTML files into {summary.public}{extra}")
 
@@ -247,6 +272,7 @@ def publish(
 @app.command(rich_help_panel="Stages")
 def provision(
     workdir: Optional[Path] = WorkdirOpt,
+    config: Optional[Path] = ConfigOpt,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and Dockerfiles; no engine needed."),
     registry: Optional[str] = typer.Option(None, "--registry", help="Registry HOST:PORT to push lab images to."),
     as_json: bool = JsonOpt,
@@ -256,6 +282,8 @@ def provision(
     from pipeline.lab import settings as lab_settings
     from pipeline.progress import log
 
+    if config is not None:  # the lab settings read the file DOCPIPE_CONFIG names
+        os.environ["DOCPIPE_CONFIG"] = str(config)
     wd, settings = lab_settings.load(workdir, registry=registry)
     dry_run = dry_run or settings.dry_run
     commit, results = lab_provision.provision(wd, settings, dry_run=dry_run)
@@ -393,8 +421,33 @@ def version() -> None:
     print(__version__)
 
 
+def log_path() -> Path:
+    """Where an unexpected error's traceback goes (pre-commit's way: one line on stderr, the rest here)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "docpipe" / "docpipe.log"
+
+
+def _log_crash(exc: BaseException) -> Path | None:
+    import datetime
+    import traceback
+
+    from pipeline import __version__
+
+    path = log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"### {stamp} docpipe {__version__}: {' '.join(sys.argv[1:3])}\n")
+            fh.write("".join(traceback.format_exception(exc)))
+            fh.write("\n")
+    except OSError:
+        return None
+    return path
+
+
 def main() -> None:
-    """Console entry point: the single place user-facing errors become one line and an exit status."""
+    """Console entry point: the single place errors become one line and an exit status."""
     try:
         # Without standalone mode click hands back the exit status (e.g. 130 for Ctrl-C).
         status = app(standalone_mode=False)
@@ -413,6 +466,13 @@ def main() -> None:
         text = fmt() if fmt else str(exc)
         print(f"docpipe: error: {' '.join(text.split())}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", EXIT_BAD_INPUT) or EXIT_BAD_INPUT)
+    except Exception as exc:  # a bug in docpipe: one line naming the log that holds the traceback
+        where = _log_crash(exc)
+        first = " ".join(str(exc).split())[:200]
+        print(f"docpipe: error: unexpected {type(exc).__name__}{': ' + first if first else ''}; "
+              + (f"the traceback is in {where}" if where else "no log could be written"), file=sys.stderr)
+        sys.exit(EXIT_INTERNAL)
+
 
 if __name__ == "__main__":
     main()

@@ -14,13 +14,15 @@ import difflib
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from pipeline.errors import BadInput
 
 DEFAULT_WORKDIR = ".docpipe"
+# What `docpipe init` writes for [drive] folder; `docpipe config check` refuses it.
+PLACEHOLDER_FOLDER = "REPLACE-WITH-FOLDER-ID"
 DEFAULT_ENDPOINT = "https://www.googleapis.com/"
 # Drive allows 12,000 requests a minute per user (200/s). 50/s leaves room for the other tools
 # and people sharing the same account's quota.
@@ -104,9 +106,23 @@ ENV_ALIASES: dict[str, tuple[str, str]] = {
 }
 
 
+def _section_type(section: str, keys: Mapping[str, Key]) -> type:
+    """A frozen dataclass with one field per Key of a SCHEMA section, so adding a Key to SCHEMA
+    is the whole change: its typed field follows."""
+    name = "".join(part.title() for part in (section or "top").split("_")) + "Settings"
+    return make_dataclass(name, [(key, Any) for key in keys], frozen=True)
+
+
+# Section name -> its settings type, e.g. SECTION_TYPES["drive"](folder=..., jobs=8, ...).
+SECTION_TYPES: dict[str, type] = {section: _section_type(section, keys) for section, keys in SCHEMA.items()}
+
+
 @dataclass
 class FolderSettings:
-    """Everything one folder's run needs, fully resolved."""
+    """Everything one folder's run needs, fully resolved.
+
+    Read a section as a frozen dataclass, `f.drive.jobs`, `f.gitea.url` (types and defaults from
+    SCHEMA); `values` keeps the plain dicts for code that wants the whole table."""
 
     id: str | None
     name: str | None
@@ -116,6 +132,16 @@ class FolderSettings:
     def get(self, section: str, key: str) -> Any:
         return self.values[section][key]
 
+    def section(self, name: str) -> Any:
+        """The frozen settings of one SCHEMA section."""
+        return SECTION_TYPES[name](**self.values[name])
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not fields: the SCHEMA sections.
+        if name in SECTION_TYPES and name:
+            return self.section(name)
+        raise AttributeError(name)
+
 
 @dataclass
 class Settings:
@@ -124,6 +150,12 @@ class Settings:
 
 
 # ----------------------------------------------------------------------------- reading
+
+
+def env_names(section: str, key: str) -> list[str]:
+    """The environment variables of one setting: the canonical name first, then its aliases."""
+    canonical = f"DOCPIPE_{section.upper()}_{key.upper()}" if section else f"DOCPIPE_{key.upper()}"
+    return [canonical, *(a for a, target in ENV_ALIASES.items() if target == (section, key))]
 
 
 def config_path() -> Path | None:
@@ -457,9 +489,7 @@ def reference_markdown() -> str:
     for section, keys in SCHEMA.items():
         for key, spec in keys.items():
             dotted = f"{section}.{key}" if section else key
-            env = f"DOCPIPE_{section.upper()}_{key.upper()}" if section else f"DOCPIPE_{key.upper()}"
-            aliases = [a for a, target in ENV_ALIASES.items() if target == (section, key)]
-            env_text = ", ".join(f"`{e}`" for e in [env, *aliases])
+            env_text = ", ".join(f"`{e}`" for e in env_names(section, key))
             default = "—" if spec.default in (None, [], {}) else f"`{spec.default!r}`".replace("'", '"')
             rows.append(f"| `{dotted}` | {env_text} | {default} | {spec.help} |")
     return "\n".join(rows)

@@ -27,6 +27,7 @@ class DemoResult:
     engine: bool
     seconds: float
     notes: list[str] = field(default_factory=list)
+    why_planned: str = "no Docker Engine answered"  # why lab images were only planned (engine False)
 
     def to_json(self) -> dict[str, Any]:
         return {"workdir": str(self.workdir), "gitea_standin": str(self.standin), "docker_engine": self.engine,
@@ -45,7 +46,7 @@ class DemoResult:
             f"  built site:                          python3 -m http.server -d {wd / 'public'} 8000",
             "  lab desktops:                        "
             + ("built; start seats with `docpipe lab up ws-go-promisegrid --seats 2 --workdir "
-               f"{wd}`" if self.engine else "planned only (no Docker Engine answered); "
+               f"{wd}`" if self.engine else f"planned only ({self.why_planned}); "
                f"see `docpipe provision --dry-run --workdir {wd}`"),
         ]
         lines += [f"note: {n}" for n in self.notes]
@@ -104,12 +105,14 @@ def _emulator(factory: Any, dataset: Any, token: str) -> Iterator[Any]:
 def demo(workdir: Path, *, dry_run_lab: bool | None = None) -> DemoResult:
     from pipeline.emulator import Emulator, load_dataset
     from pipeline.resources import shipped
-    from pipeline.run import RunResult, StageResult, run_folder, workdir_lock
+    from pipeline.lock import workdir_lock
+    from pipeline.run import RunResult, StageResult, run_folder
     from pipeline.hooks import HookRunner, default_dirs
 
     start = time.monotonic()
     notes: list[str] = []
     engine = docker_engine_answers() if dry_run_lab is None else not dry_run_lab
+    why_planned = "no Docker Engine answered" if dry_run_lab is None else "--dry-run-lab was given"
     if not engine and dry_run_lab is None:
         notes.append("no Docker Engine answered, so lab images were planned (--dry-run), not built")
     token = secrets.token_urlsafe(24)
@@ -147,4 +150,4 @@ def demo(workdir: Path, *, dry_run_lab: bool | None = None) -> DemoResult:
     log(f"demo finished in {time.monotonic() - start:.1f}s")
 
     return DemoResult(workdir=workdir, run=RunResult([result], time.monotonic() - start), standin=standin,
-                      engine=engine, seconds=time.monotonic() - start, notes=notes)
+                      engine=engine, seconds=time.monotonic() - start, notes=notes, why_planned=why_planned)

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from pipeline import stages
 from pipeline.config import FolderSettings, Settings
-from pipeline.errors import BadInput, DocpipeError
+from pipeline.errors import EXIT_FAILURE, BadInput, DocpipeError
 from pipeline.hashing import tree_digest
-from pipeline.hooks import HookRunner, default_dirs
+from pipeline.hooks import HookRunner
 from pipeline.lock import workdir_lock
 from pipeline.progress import log
 
@@ -29,6 +30,7 @@ class StageResult:
     seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    exit_code: int = 0  # a failed stage's: 2 for bad input, 1 otherwise (pipeline.errors)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"stage": self.stage, "status": self.status, "seconds": round(self.seconds, 3)}
@@ -51,6 +53,13 @@ class FolderResult:
     def ok(self) -> bool:
         return all(s.status != "failed" for s in self.stages) and all(w.get("ok", True) for w in self.workshops)
 
+    @property
+    def exit_code(self) -> int:
+        """The highest exit status of what failed (0 when nothing did)."""
+        codes = [s.exit_code or EXIT_FAILURE for s in self.stages if s.status == "failed"]
+        codes += [EXIT_FAILURE for w in self.workshops if not w.get("ok", True)]
+        return max(codes, default=0)
+
     def to_json(self) -> dict[str, Any]:
         return {"folder": self.folder, "workdir": str(self.workdir), "ok": self.ok,
                 "stages": [s.to_json() for s in self.stages], "workshops": self.workshops, "hooks": self.hooks}
@@ -64,6 +73,10 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return all(f.ok for f in self.folders)
+
+    @property
+    def exit_code(self) -> int:
+        return max((f.exit_code for f in self.folders), default=0)
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "seconds": round(self.seconds, 3), "folders": [f.to_json() for f in self.folders]}
@@ -117,51 +130,16 @@ def archive_head(workdir: Path) -> str | None:
     return head(workdir)
 
 
-def _pull(f: FolderSettings) -> dict[str, Any]:
-    from pipeline.pull import pull
-
-    creds = f.get("drive", "credentials")
-    summary = pull(str(f.id), workdir=f.workdir, endpoint=f.get("drive", "endpoint"),
-                   credentials=Path(creds) if creds else None, jobs=f.get("drive", "jobs"),
-                   max_qps=f.get("drive", "max_qps"))
-    return summary.to_json()
-
-
-def _replay(f: FolderSettings) -> dict[str, Any]:
-    from pipeline.replay import replay
-
-    authors = f.get("replay", "authors")
-    return replay(f.workdir, authors=Path(authors) if authors else None).to_json()
-
-
-def _push(f: FolderSettings) -> dict[str, Any]:
-    from pipeline.push import push
-
-    # push() itself refuses a missing URL, owner or token, with the same words as `docpipe push`.
-    return push(f.workdir, gitea_url=f.get("gitea", "url"), owner=f.get("gitea", "owner"),
-                repo=f.get("gitea", "repo"), token=f.get("gitea", "token"), private=f.get("gitea", "private")).to_json()
-
-
-def _render(f: FolderSettings) -> dict[str, Any]:
-    from pipeline.render import render
-
-    templates = f.get("render", "templates")
-    return render(f.workdir, templates=Path(templates) if templates else None,
-                  allowed_bases=f.get("lab", "allowed_bases"), allow_setup=f.get("lab", "allow_shell_steps")).to_json()
-
-
-def _publish(f: FolderSettings) -> dict[str, Any]:
-    from pipeline.publish import publish
-
-    return publish(f.workdir, site_branch=f.get("publish", "site_branch")).to_json()
+def _call(name: str, f: FolderSettings) -> Callable[[], dict[str, Any]]:
+    return lambda: stages.call(name, f).to_json()
 
 
 def _lab_settings(f: FolderSettings, dry_run: bool) -> dict[str, Any]:
-    return {"registry": f.get("lab", "registry"), "prefix": f.get("lab", "prefix"),
-            "allowed_bases": f.get("lab", "allowed_bases"), "dry_run": dry_run or f.get("lab", "dry_run"),
-            "allow_shell_steps": f.get("lab", "allow_shell_steps"), "build_timeout": f.get("lab", "build_timeout"),
-            "templates": f.get("render", "templates"), "gitea_url": f.get("gitea", "url"),
-            "gitea_owner": f.get("gitea", "owner"), "gitea_repo": f.get("gitea", "repo")}
+    return {"registry": f.lab.registry, "prefix": f.lab.prefix,
+            "allowed_bases": f.lab.allowed_bases, "dry_run": dry_run or f.lab.dry_run,
+            "allow_shell_steps": f.lab.allow_shell_steps, "build_timeout": f.lab.build_timeout,
+            "templates": f.render.templates, "gitea_url": f.gitea.url,
+            "gitea_owner": f.gitea.owner, "gitea_repo": f.gitea.repo}
 
 
 def _timed(stage: str, fn: Callable[[], dict[str, Any]]) -> StageResult:
@@ -170,17 +148,16 @@ def _timed(stage: str, fn: Callable[[], dict[str, Any]]) -> StageResult:
         summary = fn()
     except DocpipeError as exc:
         log(f"{stage}: failed: {exc.message}")
-        return StageResult(stage, "failed", time.monotonic() - start, error=exc.message)
+        return StageResult(stage, "failed", time.monotonic() - start, error=exc.message, exit_code=exc.exit_code)
     return StageResult(stage, "changed", time.monotonic() - start, summary=summary)
 
 
 def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_lab: bool = False) -> FolderResult:
     result = FolderResult(folder=f.id, workdir=f.workdir)
     state = load_state(f.workdir)
-    base_payload = {"workdir": str(f.workdir.resolve()), "folder": f.id}
 
     def fire(event: str, payload: dict[str, Any]) -> None:
-        for r in hooks.fire(event, {**base_payload, "commit": archive_head(f.workdir), **payload}):
+        for r in stages.fire(hooks, event, f, payload):
             result.hooks.append(r.to_json())
 
     def stage(name: str, fn: Callable[[], dict[str, Any]], changed: Callable[[dict[str, Any]], bool],
@@ -195,44 +172,44 @@ def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_
             try:
                 fire(event, {"summary": res.summary})
             except DocpipeError as exc:
-                res.status, res.error = "failed", exc.message
+                res.status, res.error, res.exit_code = "failed", exc.message, exc.exit_code
         result.stages.append(res)
         return res
 
     failed = lambda: any(s.status == "failed" for s in result.stages)  # noqa: E731
 
     store_before = _store_digest(f.workdir)
-    stage("pull", lambda: _pull(f), lambda s: _store_digest(f.workdir) != store_before, "pulled")
+    stage("pull", _call("pull", f), lambda s: _store_digest(f.workdir) != store_before, "pulled")
     if failed():
         return result
     before = archive_head(f.workdir)
-    stage("replay", lambda: _replay(f), lambda s: archive_head(f.workdir) != before, "replayed")
+    stage("replay", _call("replay", f), lambda s: archive_head(f.workdir) != before, "replayed")
     if failed():
         return result
     head = archive_head(f.workdir)
 
     if "push" in only:
-        target = [f.get("gitea", "url"), f.get("gitea", "owner"), f.get("gitea", "repo")]
-        if not f.get("gitea", "url"):
+        target = [f.gitea.url, f.gitea.owner, f.gitea.repo]
+        if not f.gitea.url:
             result.stages.append(StageResult("push", "skipped", summary={"reason": "no [gitea] url configured"}))
         elif state.get("pushed") == {"head": head, "target": target}:
             result.stages.append(StageResult("push", "unchanged"))
         else:
-            res = stage("push", lambda: _push(f), lambda s: True, "pushed")
+            res = stage("push", _call("push", f), lambda s: True, "pushed")
             if res and res.status != "failed":
                 state["pushed"] = {"head": head, "target": target}
 
-    templates = f.get("render", "templates")
+    templates = f.render.templates
     # Everything render reads: the archive, the templates, and the lab settings specs are checked against.
     render_key = {"head": head, "templates": tree_digest(Path(templates)) if templates else None,
-                  "allowed_bases": f.get("lab", "allowed_bases"), "allow_setup": f.get("lab", "allow_shell_steps")}
+                  "allowed_bases": f.lab.allowed_bases, "allow_setup": f.lab.allow_shell_steps}
     rendered: dict[str, Any] | None = None
     if "render" in only or "provision" in only:
         if state.get("rendered", {}).get("key") == render_key and (f.workdir / "site").is_dir():
             result.stages.append(StageResult("render", "unchanged"))
             rendered = state["rendered"]["summary"]
         else:
-            res = stage("render", lambda: _render(f), lambda s: True, "rendered")
+            res = stage("render", _call("render", f), lambda s: True, "rendered")
             if res and res.status != "failed":
                 rendered = res.summary
                 state["rendered"] = {"key": render_key, "summary": rendered}
@@ -240,12 +217,12 @@ def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_
         save_state(f.workdir, state)
         return result
 
-    if "publish" in only and f.get("publish", "enabled"):
+    if "publish" in only and f.publish.enabled:
         site = tree_digest(f.workdir / "site")
         if state.get("published") == site and (f.workdir / "public").is_dir():
             result.stages.append(StageResult("publish", "unchanged"))
         else:
-            res = stage("publish", lambda: _publish(f), lambda s: True, None)
+            res = stage("publish", _call("publish", f), lambda s: True, None)
             if res and res.status != "failed":
                 state["published"] = site
 
@@ -306,12 +283,7 @@ def run(settings: Settings, *, only: set[str] | None = None, hooks_enabled: bool
     start = time.monotonic()
     results = []
     for f in settings.folders:
-        hooks = HookRunner(
-            dirs=default_dirs(f.workdir, [*(Path(d) for d in f.get("hooks", "dirs")), *(extra_hook_dirs or [])],
-                              builtin=f.get("hooks", "builtin")),
-            timeout=f.get("hooks", "timeout"), enabled=hooks_enabled and f.get("hooks", "enabled"),
-            pass_env=tuple(f.get("hooks", "pass_env")),
-        )
+        hooks = stages.hook_runner(f, enabled=hooks_enabled, extra_dirs=extra_hook_dirs or [])
         with workdir_lock(f.workdir, wait=wait):
             results.append(run_folder(f, only=only, hooks=hooks, dry_run_lab=dry_run_lab))
     return RunResult(results, time.monotonic() - start)

@@ -51,6 +51,8 @@ def test_demo_runs_the_whole_job_and_a_rerun_changes_nothing(tmp_path: Path) -> 
     r_text = cli(["demo", "--workdir", str(wd), "--dry-run-lab"], timeout=300)
     assert r_text.returncode == 0, r_text.stderr
     assert f"git -C {wd / 'archive'} log" in r_text.stdout and "http.server" in r_text.stdout
+    # The true reason the lab was only planned: the flag, not a missing engine.
+    assert "planned only (--dry-run-lab was given)" in r_text.stdout and "no Docker Engine" not in r_text.stdout
     # Nothing new in the sample data: the second and third runs made no commit.
     assert pygit2.Repository(str(wd / "archive")).references["refs/heads/main"].target == head
     assert "replay    unchanged" in r_text.stdout and "push      unchanged" in r_text.stdout

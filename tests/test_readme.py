@@ -94,6 +94,10 @@ def test_init_then_config_check_as_the_readme_says(tmp_path: Path) -> None:
     r = cli(["init", str(tmp_path / "docpipe.toml")])
     assert r.returncode == 0, r.stderr
     r = cli(["config", "check", "--config", str(tmp_path / "docpipe.toml")])
+    assert r.returncode == 2 and "still the placeholder" in r.stderr  # init's folder id is no folder
+    config = tmp_path / "docpipe.toml"
+    config.write_text(config.read_text().replace("REPLACE-WITH-FOLDER-ID", "1AbCdEfGhIjKlMnOp"))
+    r = cli(["config", "check", "--config", str(config)])
     assert r.returncode == 0, r.stderr
     assert "ok, 1 folder(s)" in r.stdout
     r = cli(["init", str(tmp_path / "docpipe.toml")])

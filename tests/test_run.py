@@ -219,3 +219,28 @@ def test_shell_setup_steps_reach_the_workshop_hook_only_when_the_operator_allows
     assert r.returncode == 0, r.stderr
     (ws_result,) = summary["folders"][0]["workshops"]
     assert ws_result["outputs"] == [{"setup": ["make install"]}]
+
+
+def test_a_single_stage_fires_its_event_and_a_failed_stage_keeps_its_exit_status(world: dict[str, Any]) -> None:
+    log = world["tmp"] / "events.jsonl"
+    write_hook(world["hooks"] / "pulled", f"cat >> {log}; echo >> {log}; echo '{{}}'\n")
+    write_hook(world["hooks"] / "rendered", f"cat >> {log}; echo >> {log}; echo '{{}}'\n")
+    for stage in ("pull", "replay", "render"):
+        r = cli([stage, "--config", str(world["config"])], env=world["env"])
+        assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert [e["event"] for e in events] == ["pulled", "rendered"]  # `docpipe render` alone fires `rendered`
+    assert events[1]["workdir"] == str(world["wd"].resolve()) and len(events[1]["commit"]) == 40
+    assert not (world["wd"] / ".pull.lock").exists() and not (world["wd"] / ".lock").exists()
+    # A BadInput inside run stays 2: a corrupt doc in the store.
+    (world["wd"] / "store" / "docs" / f"{world['alpha']}.json").write_text("{torn")
+    r = cli(["run", "--config", str(world["config"]), "--only", "replay"], env=world["env"])
+    assert r.returncode == 2, r.stderr
+    assert "replay" in r.stdout and "is not valid JSON" in r.stdout
+
+
+def test_a_failed_pull_leaves_no_lock_file(tmp_path: Path) -> None:
+    r = cli(["pull", "--folder", "1AbCdEfGhIjK", "--drive-endpoint", "http://127.0.0.1:9/", "--workdir", str(tmp_path),
+             "--credentials", str(tmp_path / "missing.json")])
+    assert r.returncode != 0 and r.stderr.startswith("docpipe: error: ")
+    assert [p.name for p in tmp_path.iterdir()] == []

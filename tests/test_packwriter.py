@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pygit2
 
-from pipeline.packwriter import _index, write_pack
+from pipeline.replay.packwriter import _index, write_pack
 
 
 def git(repo: Path, *args: str) -> str:

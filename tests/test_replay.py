@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.convert import convert_html, front_matter
 from pipeline.errors import BadInput
-from pipeline.paths import PathTable, image_name, slugify
+from pipeline.replay.paths import PathTable, image_name, slugify
 from pipeline.replay import replay
 from tests.support.replay import (NO_USER, REMOVED, RENAMED, StoreWriter, comment_event_count, git,
                                   hard_store, history, html_page, rfc3339, tree_files, user)
@@ -306,7 +306,7 @@ def test_slugs(title, slug):
 
 
 def test_name_header_reads_the_front_matter_of_each_markdown():
-    from pipeline.replay import name_header
+    from pipeline.replay.conversion import name_header
 
     head = "---\ntitle: Design\nname: mcp-101-design\ndrive_id: d1\n---\n"
     assert name_header(head + "# Design\n\nfirst\n") == name_header(head + "second\n") == "mcp-101-design"
@@ -368,7 +368,7 @@ def test_loose_object_fallback_writes_the_same_history(tmp_path, monkeypatch):
 
 def test_batches_packed_mid_replay_write_the_same_history(tmp_path, monkeypatch):
     """A replay larger than one batch packs as it goes (bounded memory): same main, valid packs."""
-    from pipeline.replay import ObjectBuffer
+    from pipeline.replay.objects import ObjectBuffer
 
     hard_store(tmp_path / "a" / "store", revisions=30, threads=10)
     shutil.copytree(tmp_path / "a" / "store", tmp_path / "b" / "store")

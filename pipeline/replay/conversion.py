@@ -1,0 +1,170 @@
+"""The conversion cache: each distinct (HTML blob, converter args) converted once, over all cores,
+and kept under WORKDIR/cache/markdown keyed by the converter's own source hash.
+
+Conversion runs with a placeholder slug so its result does not depend on where the doc lands in
+the tree (paths are decided in event order, after conversion). Workers die with docpipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable
+
+from pipeline.comments import one_line
+from pipeline.errors import DocpipeError
+from pipeline.hashing import sha256_hex, sha256_parts
+from pipeline.store import Snapshot
+
+# Stands in for the doc's slug while converting; letters and digits only so no converter escapes it.
+SLUG_PLACEHOLDER = "docpipe0slug0placeholder0c4f1e"
+
+
+# ---------------------------------------------------------------- conversion
+
+@dataclass(frozen=True)
+class Job:
+    """One conversion: a revision's HTML with the args the converter gets."""
+    html: str                                  # sha256 of the export HTML
+    title: str
+    images: tuple[tuple[str, str], ...]        # (src in the HTML, link with the slug placeholder)
+    comments: bool                             # whether to pass comments_href
+    drive_id: str
+
+    def cache_key(self, version: str) -> str:
+        blob = json.dumps([version, self.html, self.title, self.images, self.comments, self.drive_id],
+                          ensure_ascii=False)
+        return sha256_hex(blob)
+
+
+def converter_version() -> str:
+    """The converter's declared version plus a hash of its source, so an edit invalidates the cache."""
+    import pipeline.convert as conv
+
+    root = Path(conv.__file__).parent
+    digest = sha256_parts(source.relative_to(root).as_posix().encode() + b"\0" + source.read_bytes() + b"\0"
+                          for source in sorted(root.rglob("*.py")))
+    return f"{getattr(conv, '__version__', '')}:{digest[:16]}"
+
+
+def _worker_init(parent: int) -> None:
+    """Runs first in each conversion worker: die with docpipe (issue #13), never outlive it.
+
+    A worker blocked on its task pipe exits when the parent's end closes; one busy converting
+    would finish its chunk first, so the kernel kills it when the parent dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no libc to call: the closed task pipe still ends an idle worker
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _convert_one(job: Job, html_path: str, cache_path: str) -> str:
+    """Runs in a worker process: convert one HTML blob and keep the result in the cache."""
+    from pipeline.convert import convert_html
+
+    html = Path(html_path).read_bytes().decode("utf-8", errors="replace")
+    try:
+        md = convert_html(html, title=job.title, images=dict(job.images),
+                          comments_href=f"{SLUG_PLACEHOLDER}.comments.md" if job.comments else None,
+                          extra_meta={"drive_id": job.drive_id})
+    except Exception as exc:  # a converter crash on hostile HTML: name the doc, not a traceback
+        raise DocpipeError(f"converting doc {job.drive_id} ({one_line(job.title)[:80] or 'untitled'}) failed: "
+                           f"{type(exc).__name__}: {one_line(exc)[:200]}") from None
+    _atomic_write(Path(cache_path), md.encode("utf-8"))
+    return md
+
+
+def name_header(md: str) -> str | None:
+    """The `name` front-matter key; YAML is parsed only when the block has such a line, and once
+    per distinct block: a doc's revisions mostly share theirs, and parsing costs ~1 ms each."""
+    end = md.find("\n---", 3) if md.startswith("---") else -1
+    if end < 0 or not re.search(r"^name\s*:", md[:end], re.M):
+        return None
+    # front_matter reads up to the first "\n---\n" only, so that prefix parses as the whole would.
+    block = md.find("\n---\n", 3)
+    return _name_in(md[: block + 5] if block >= 0 else md)
+
+
+@lru_cache(maxsize=4096)
+def _name_in(front: str) -> str | None:
+    from pipeline.convert import front_matter
+
+    return front_matter(front).get("name") or None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    # Not pipeline.store.atomic_write: that one fsyncs file and directory, which for thousands of
+    # cache entries costs more than converting them again; a cache entry only needs to be whole.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class Converted:
+    markdown: dict[Job, str] = field(default_factory=dict)
+    converted: int = 0
+    cached: int = 0
+
+
+def convert_all(jobs: Iterable[Job], store: Snapshot, cache_dir: Path, workers: int | None = None,
+                on_done: Callable[[int], None] | None = None) -> Converted:
+    """Markdown for every job: from the cache, else converted in parallel (one process per core)."""
+    version = converter_version()
+    result = Converted()
+    todo: list[tuple[Job, str, str]] = []
+    for key, job in sorted({job.cache_key(version): job for job in jobs}.items()):
+        cache_path = cache_dir / "markdown" / key[:2] / f"{key}.md"
+        try:
+            result.markdown[job] = cache_path.read_text(encoding="utf-8")
+            result.cached += 1
+            if on_done:
+                on_done(1)
+            continue
+        except (FileNotFoundError, UnicodeDecodeError):
+            pass
+        html_path = store.blob_path(job.html)
+        if not html_path.is_file():
+            raise DocpipeError(f"store is incomplete: HTML blob {job.html[:12]} of doc {job.drive_id} is missing; run docpipe pull")
+        todo.append((job, str(html_path), str(cache_path)))
+    workers = workers or os.cpu_count() or 1
+    try:
+        if workers <= 1 or len(todo) < 4:
+            for job, html_path, cache_path in todo:
+                result.markdown[job] = _convert_one(job, html_path, cache_path)
+                if on_done:
+                    on_done(1)
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=_worker_init,
+                                     initargs=(os.getpid(),)) as pool:
+                chunk = max(1, min(32, len(todo) // (workers * 8)))
+                columns = list(zip(*todo))
+                for job, md in zip(columns[0], pool.map(_convert_one, *columns, chunksize=chunk)):
+                    result.markdown[job] = md
+                    if on_done:
+                        on_done(1)
+    except DocpipeError:
+        raise
+    except Exception as exc:  # a converter crash on hostile HTML: name the doc, not a traceback
+        raise DocpipeError(f"converting a revision failed: {type(exc).__name__}: {one_line(exc)[:200]}") from None
+    result.converted = len(todo)
+    return result

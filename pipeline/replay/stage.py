@@ -1,0 +1,362 @@
+"""Stage 2: the store as git history (Contract 1 -> Contract 2), written with pygit2 objects only.
+
+`WORKDIR/archive` is a *bare* repository: blobs, trees and commits are made in the object
+database and `refs/heads/main` is moved once at the end, so there is no working tree to churn
+and a killed replay leaves `main` where it was (the next run recomputes the same objects).
+Read it with `git --git-dir WORKDIR/archive …`, pygit2, or clone it.
+
+Incremental and idempotent without a side file: every commit's trailers name the event it
+records (see `pipeline.timeline`), so the replayed set is read back from history. Events that
+are not there yet are appended after the tip in event order; nothing new means no commit.
+
+Conversion is the costly part: each distinct (HTML blob, converter args) is converted once,
+over all cores, and kept under WORKDIR/cache/markdown keyed by the converter's own source hash,
+so later replays reuse it. Conversion runs with a placeholder slug so its result does not depend
+on where the doc lands in the tree (paths are decided in event order, after conversion).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pygit2
+
+from pipeline.archive import BRANCH, MANIFEST, Key, Manifest, key_from_trailers
+from pipeline.comments import render_comments
+from pipeline.errors import BadInput, DocpipeError
+from pipeline.replay import paths
+from pipeline.replay.authors import Authors, identity, known_emails, load_authors
+from pipeline.replay.conversion import SLUG_PLACEHOLDER, Job, convert_all, name_header
+from pipeline.replay.events import (
+    COMMENT_KINDS,
+    Event,
+    all_events,
+    initial_title,
+    trailers_of,
+)
+from pipeline.replay.objects import ObjectBuffer, Tree
+from pipeline.store import Snapshot, Store
+
+BLOB, TREE = pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.TREE
+COMMITTER = ("docpipe", "docpipe@localhost")
+
+
+# ---------------------------------------------------------------- replay state
+
+@dataclass
+class DocState:
+    file_id: str
+    title: str
+    folders: tuple[str, ...]
+    rev: dict | None = None
+    job: Job | None = None
+    stem: str | None = None
+    name_header: str | None = None
+    has_comments: bool = False
+    md_cache: tuple[str, pygit2.Oid] | None = None
+
+
+@dataclass
+class ReplayResult:
+    archive: Path
+    head: str | None
+    commits: int
+    events: int
+    docs: int
+    converted: int
+    cached: int
+    # Seconds per phase (read: store, history and plan; convert; write: objects, commits, pack).
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"archive": str(self.archive), "head": self.head, "commits": self.commits,
+                "events": self.events, "docs": self.docs, "converted": self.converted, "cached": self.cached,
+                "seconds": {k: round(v, 3) for k, v in sorted(self.timings.items())}}
+
+    def text(self) -> str:
+        head = self.head[:12] if self.head else "none"
+        if not self.commits:
+            return f"archive {self.archive} is up to date (main at {head})"
+        return (f"replayed {self.commits} new events of {self.docs} docs into {self.archive} (main at {head}); "
+                f"converted {self.converted} revisions, {self.cached} from cache")
+
+
+def open_archive(path: Path) -> pygit2.Repository:
+    if path.exists() and any(path.iterdir()):
+        try:
+            repo = pygit2.Repository(str(path), pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+        except pygit2.GitError:
+            raise BadInput(f"{path} exists and is not a git repository; move it away or pick another --workdir") from None
+        if not repo.is_bare:
+            raise BadInput(f"{path} is not the bare repository docpipe replay writes")
+        return repo
+    path.mkdir(parents=True, exist_ok=True)
+    return pygit2.init_repository(str(path), bare=True, initial_head="main")
+
+
+def scan_history(repo: pygit2.Repository, tip: pygit2.Oid | None) -> tuple[set[Key], dict[str, str]]:
+    """Events already in the archive, and each doc's newest replayed revision id."""
+    applied: set[Key] = set()
+    latest: dict[str, str] = {}
+    if tip is None:
+        return applied, latest
+    for commit in repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL):
+        key = key_from_trailers(commit.message_trailers)
+        if key is None:
+            continue
+        applied.add(key)
+        if key[0] == "revision":
+            latest.setdefault(key[1], key[2])
+    return applied, latest
+
+
+class Replayer:
+    """Applies events to the tree and makes one commit per event."""
+
+    def __init__(self, repo: pygit2.Repository, store: Snapshot, authors: Authors,
+                 tip: pygit2.Oid | None, applied: set[Key], latest: dict[str, str]) -> None:
+        self.repo, self.store, self.authors = repo, store, authors
+        self.applied = applied
+        # Docs with at least one comment event in the archive: they have a comments file.
+        self.commented = {key[1] for key in applied if key[0] in COMMENT_KINDS}
+        self.tip = tip
+        self.buffer = ObjectBuffer(repo)
+        self.tree = Tree(repo, repo[tip].tree_id if tip else None, self.buffer)
+        self.table = paths.PathTable()
+        self.docs: dict[str, DocState] = {}
+        self.markdown: dict[Job, str] = {}
+        self.names: dict[Job, str | None] = {}
+        self.image_oids: dict[str, pygit2.Oid] = {}
+        self.manifest = self._load_manifest()
+        self._manifest_dirty = True  # serializing it is costly: only when an entry changed
+        for file_id, doc in store.docs.items():
+            self.docs[file_id] = DocState(file_id, initial_title(doc), paths.folder_slugs(list(doc.get("folder_path") or [])),
+                                          has_comments=bool(doc.get("comments")))
+        for file_id, entry in sorted(self.manifest.docs.items()):
+            state = self.docs.get(file_id)
+            if state is None or not isinstance(entry, dict) or not str(entry.get("path", "")).endswith(".md"):
+                continue
+            state.stem = entry["path"][:-3]
+            state.title = str(entry.get("title", state.title))
+            rev_id = latest.get(file_id)
+            state.rev = next((r for r in store.docs[file_id].get("revisions") or [] if r.get("id") == rev_id), None)
+            blob = self.tree.get(entry["path"])
+            if isinstance(blob, tuple):
+                state.name_header = name_header(self.repo[blob[0]].data.decode("utf-8", "replace"))
+            self.table.adopt(file_id, state.stem, (*state.folders, self._slug(state)))
+
+    # -- planning
+
+    def job_for(self, state: DocState) -> Job | None:
+        rev = state.rev
+        if rev is None:
+            return None
+        html = rev.get("html")
+        if not isinstance(html, str) or not re.fullmatch(r"[0-9a-f]{64}", html):
+            raise BadInput(f"store: doc {state.file_id} revision {rev.get('id')} has no valid html blob")
+        images = []
+        for image in rev.get("images") or []:
+            src, blob = image.get("src"), image.get("blob")
+            if isinstance(src, str) and isinstance(blob, str) and re.fullmatch(r"[0-9a-f]{64}", blob):
+                images.append((src, f"{SLUG_PLACEHOLDER}.assets/{paths.image_name(blob, image.get('mimeType'))}"))
+        return Job(html, state.title, tuple(sorted(set(images))), state.has_comments, state.file_id)
+
+    def plan(self, events: list[Event]) -> list[Job]:
+        """The conversions the events will need, found by replaying titles and revisions only."""
+        revs = {fid: (s.rev, s.title) for fid, s in self.docs.items()}
+        jobs = []
+        for event in events:
+            state = self.docs[event.file_id]
+            rev, title = revs[event.file_id]
+            if event.kind == "revision":
+                rev = event.revision
+            elif event.kind == "title":
+                title = event.title or ""
+            else:
+                continue
+            revs[event.file_id] = (rev, title)
+            probe = DocState(state.file_id, title, state.folders, rev=rev, has_comments=state.has_comments)
+            if (job := self.job_for(probe)) is not None:
+                jobs.append(job)
+        # A doc's current revision under its current title is needed to rewrite it on a comment event.
+        for file_id in {e.file_id for e in events}:
+            if (job := self.job_for(self.docs[file_id])) is not None:
+                jobs.append(job)
+        return jobs
+
+    # -- applying
+
+    def _slug(self, state: DocState) -> str:
+        if state.name_header:
+            return paths.slugify(state.name_header)
+        return paths.slugify(state.title)
+
+    def apply(self, event: Event) -> str:
+        """Change the tree for one event; returns the commit subject."""
+        state = self.docs[event.file_id]
+        old_stem = state.stem
+        if event.kind == "removed":
+            if state.stem:
+                self._remove_files(state.stem)
+            self.table.release(state.file_id)
+            state.stem = None
+            self.manifest.docs.pop(state.file_id, None)
+            self._manifest_dirty = True
+            reason = re.sub(r"[^a-z]", "", event.reason.lower()) or "removed"
+            return f"Remove {old_stem}.md ({reason})" if old_stem else f"Remove doc {state.file_id} ({reason})"
+        if event.kind == "revision":
+            state.rev = event.revision
+        elif event.kind == "title":
+            state.title = event.title or ""
+        else:
+            self.applied.add(event.key)
+            self.commented.add(state.file_id)
+        state.job = self.job_for(state)
+        state.name_header = self.names.get(state.job) if state.job else None
+        state.stem = self.table.claim(state.file_id, state.folders, self._slug(state))
+        if old_stem and old_stem != state.stem:
+            self._remove_files(old_stem)
+        self._write_files(state)
+        where = f"{state.stem}.md"
+        if event.kind == "revision":
+            verb = "Add" if old_stem is None else "Update"
+            moved = f" (moved from {old_stem}.md)" if old_stem and old_stem != state.stem else ""
+            return f"{verb} {where}{moved}"
+        if event.kind == "title":
+            if old_stem and old_stem != state.stem:
+                return f"Rename {old_stem}.md to {where}"
+            return f"Retitle {where}"
+        return {"comment": "Comment on", "reply": "Reply on", "resolve": "Resolve a comment on",
+                "reopen": "Reopen a comment on", "delete": "Delete a comment on"}[event.kind] + f" {where}"
+
+    def _remove_files(self, stem: str) -> None:
+        for suffix in (".md", ".comments.md", ".assets"):
+            self.tree.remove(stem + suffix)
+
+    def _write_files(self, state: DocState) -> None:
+        assert state.stem is not None
+        slug = state.stem.rsplit("/", 1)[-1]
+        entry: dict[str, Any] = {"path": f"{state.stem}.md", "comments": None, "title": state.title,
+                                 "webViewLink": str(self.store.docs[state.file_id].get("webViewLink") or "")}
+        if state.job is not None:
+            md = self.markdown[state.job].replace(SLUG_PLACEHOLDER, slug)
+            if state.md_cache and state.md_cache[0] == md:
+                oid = state.md_cache[1]
+            else:
+                oid = self.blob(md.encode("utf-8"))
+                state.md_cache = (md, oid)
+            self.tree.set(f"{state.stem}.md", oid)
+            self.tree.remove(f"{state.stem}.assets")
+            for image in state.rev.get("images") or [] if state.rev else []:
+                blob = image.get("blob")
+                if not isinstance(blob, str) or not re.fullmatch(r"[0-9a-f]{64}", blob):
+                    continue
+                if blob not in self.image_oids:
+                    data = self.store.read_blob(blob, f"doc {state.file_id} image")
+                    self.image_oids[blob] = self.blob(data)
+                self.tree.set(f"{state.stem}.assets/{paths.image_name(blob, image.get('mimeType'))}", self.image_oids[blob])
+        comments = self.store.docs[state.file_id].get("comments") or []
+        if state.file_id in self.commented:
+            text = render_comments(state.title, comments, self.applied, state.file_id)
+            self.tree.set(f"{state.stem}.comments.md", self.blob(text.encode("utf-8")))
+            entry["comments"] = f"{state.stem}.comments.md"
+        if state.job is not None and self.manifest.docs.get(state.file_id) != entry:
+            self.manifest.docs[state.file_id] = entry
+            self._manifest_dirty = True
+
+    def _load_manifest(self) -> Manifest:
+        blob = self.tree.get(MANIFEST)
+        # A corrupt manifest is refused (as render and push refuse it), never silently replaced.
+        manifest = Manifest.from_bytes(self.repo[blob[0]].data) if isinstance(blob, tuple) else Manifest()
+        folder = self.store.folder
+        manifest.folder = {"id": str(folder.get("id") or ""), "name": str(folder.get("name") or ""),
+                           "webViewLink": str(folder.get("webViewLink") or "")}
+        return manifest
+
+    def write_manifest(self) -> None:
+        if self._manifest_dirty:
+            self.tree.set(MANIFEST, self.blob(self.manifest.to_bytes()))
+            self._manifest_dirty = False
+
+    def commit(self, event: Event, subject: str, parent: pygit2.Oid | None) -> pygit2.Oid:
+        self.write_manifest()
+        tree = self.tree.write()
+        if tree is None:  # cannot happen: the manifest is always there
+            raise DocpipeError("internal error: empty archive tree")
+        if event.kind == "revision":
+            user = (event.revision or {}).get("lastModifyingUser")
+            name, email = identity(user if isinstance(user, dict) else None, self.authors)
+        elif event.kind in COMMENT_KINDS:
+            source = event.reply if event.reply and event.kind != "delete" else event.comment
+            name, email = identity((source or {}).get("author") or None, self.authors)
+        else:  # title changes and removals have no author in Drive's data
+            name, email = COMMITTER
+        when = event.unix_time
+        author = pygit2.Signature(name, email, when, 0)
+        committer = pygit2.Signature(*COMMITTER, when, 0)
+        trailers = trailers_of(event)
+        message = f"{subject}\n\n{trailers}\n"
+        return self.buffer.added(self.repo.create_commit(None, author, committer, message, tree, [parent] if parent else []))
+
+    def blob(self, data: bytes) -> pygit2.Oid:
+        return self.buffer.added(self.repo.create_blob(data), len(data))
+
+
+def replay(workdir: Path, *, authors: Path | None = None, workers: int | None = None,
+           quiet: bool = False) -> ReplayResult:
+    """Append every store event not yet in WORKDIR/archive as commits on `main`."""
+    from pipeline.progress import progress as progress_bar
+
+    with progress_bar("replay", quiet=quiet, every=1000) as bar:
+        return _replay(Path(workdir), load_authors(authors), workers, bar)
+
+
+def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> ReplayResult:
+    started = time.perf_counter()
+    store = Store.at(workdir).snapshot()
+    archive = workdir / "archive"
+    repo = open_archive(archive)
+    ref = repo.references.get(BRANCH)
+    tip = ref.target if ref is not None else None
+    applied, latest = scan_history(repo, tip)
+    events = [e for e in all_events(store) if e.key not in applied]
+    result = ReplayResult(archive, str(tip) if tip else None, 0, 0, len(store.docs), 0, 0)
+    if not events:
+        return result
+    # The operator's authors file wins over what the revisions tell.
+    replayer = Replayer(repo, store, {**known_emails(store), **authors}, tip, applied, latest)
+    jobs = set(replayer.plan(events))
+    bar.total(len(jobs) + len(events))
+    planned = time.perf_counter()
+    converted = convert_all(jobs, store, workdir / "cache", workers, on_done=bar.advance)
+    writing = time.perf_counter()
+    replayer.markdown = converted.markdown
+    replayer.names = {job: name_header(md) for job, md in converted.markdown.items()}
+    head = tip
+    # Trees and commits only name objects this replay just made or read: skip libgit2's
+    # per-entry existence check (a lookup per tree entry).
+    pygit2.settings.enable_strict_object_creation(False)
+    try:
+        for event in events:
+            subject = replayer.apply(event)
+            head = replayer.commit(event, subject, head)
+            bar.advance(1)
+        replayer.buffer.close()  # objects reach disk before main may point at them
+    except BaseException:
+        replayer.buffer.close(keep=False)
+        raise
+    finally:
+        pygit2.settings.enable_strict_object_creation(True)
+    # Compare-and-swap: a replay running at the same time must not be overwritten.
+    current = repo.references.get(BRANCH)
+    if (current.target if current is not None else None) != tip:
+        raise DocpipeError("the archive's main moved during this replay (another replay running?); run it again")
+    repo.references.create(BRANCH, head, force=True)
+    result.head, result.commits, result.events = str(head), len(events), len(events)
+    result.converted, result.cached = converted.converted, converted.cached
+    result.timings = {"read": planned - started, "convert": writing - planned, "write": time.perf_counter() - writing}
+    return result

@@ -97,6 +97,14 @@ class GDocConverter(MarkdownConverter):
                 text = text.rstrip(" ")
         return text
 
+    def convert_li(self, el, text, parent_tags):
+        out = super().convert_li(el, text, parent_tags)
+        # An item holding paragraphs needs a blank line before the next item, or Python-Markdown
+        # reads the next marker as a lazy continuation line of the item's last paragraph.
+        if el.next_sibling is not None and any(isinstance(c, Tag) and c.name == "p" for c in el.children):
+            out += "\n"
+        return out
+
     def convert_em(self, el, text, parent_tags):
         symbol = el.get("data-sym") or "_"
         if "_noformat" in parent_tags:

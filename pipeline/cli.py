@@ -333,7 +333,7 @@ def convert(
     comments_href: Optional[str] = typer.Option(None, "--comments-href", help="Link comment marks ([a]) here; dropped if unset."),
 ) -> None:
     """Convert a Google Docs HTML export to Markdown (with YAML front matter) on stdout."""
-    from pipeline.convert import convert_with_warnings
+    from pipeline.convert import convert_with_warnings, not_an_export_warning
     from pipeline.errors import BadInput
 
     if source == "-":
@@ -350,7 +350,7 @@ def convert(
     if not html.strip():
         raise BadInput(f"{source} is empty; expected a Google Docs HTML export")
     markdown, warnings = convert_with_warnings(html, title=title, comments_href=comments_href)
-    for warning in warnings:
+    for warning in [w for w in [not_an_export_warning(html)] if w] + warnings:
         print(f"docpipe: warning: {warning}", file=sys.stderr)
     sys.stdout.write(markdown)
 

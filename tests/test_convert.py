@@ -529,3 +529,42 @@ def test_unindented_paragraph_still_ends_the_list():
     source = _TUTORIAL.replace('<p class="c0"><span class="c3">It is in', '<p class="c4"><span class="c3">It is in')
     body = body_of(convert_html(source))
     assert "Wait until" in body and "1. Open a terminal.\n\nIt is in the Applications menu" in body
+
+
+# ---------------------------------------------------------------- is it an export?
+
+
+def test_every_fixture_is_recognised_as_a_google_export():
+    from pipeline.convert import is_google_export, not_an_export_warning
+
+    for case in CASES:
+        source = (FIXTURES / f"{case.name}.export.html").read_text(encoding="utf-8")
+        assert is_google_export(source), case.name
+        # exports from before Google classed the body `doc-content`
+        assert is_google_export(source.replace(" doc-content", "")), case.name
+        assert not_an_export_warning(source) is None
+    assert is_google_export(GDoc().p("x").html())
+
+
+@pytest.mark.parametrize("source", [
+    "<html><body><h1>Notes</h1><p>Saved from a browser.</p></body></html>",
+    "# Already Markdown\n\nSome *text*.\n",
+    '<html><head><meta content="text/html; charset=UTF-8" http-equiv="content-type"></head><body><p>x</p></body></html>',
+    '<html><head><style>.c1{color:red}</style></head><body class="c1"><p>x</p></body></html>',
+])
+def test_other_html_is_not_an_export(source):
+    from pipeline.convert import is_google_export
+
+    assert not is_google_export(source)
+
+
+def test_cli_warns_when_input_is_not_an_export_and_still_converts(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text("<html><body><h1>Notes</h1><p>Saved from a browser.</p></body></html>", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0 and "# Notes\n\nSaved from a browser.\n" in run.stdout
+    assert run.stderr.startswith("docpipe: warning: ") and run.stderr.count("\n") == 1
+    assert "Google Docs" in run.stderr
+    real = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert", str(FIXTURES / "lists.export.html")],
+                          capture_output=True, text=True)
+    assert real.returncode == 0 and real.stderr == ""

@@ -7,8 +7,8 @@ import re
 # Every export Google serves (Drive `text/html` export, File > Download > Web page) has its body
 # classed `doc-content`; exports from before that class (2021 and earlier) still have the
 # content-type <meta> first in <head> and a stylesheet of generated `.cN` classes.
-_DOC_CONTENT = re.compile(r"<body\b[^>]*\bclass=\"[^\"]*\bdoc-content\b", re.I)
-_META = re.compile(r"<meta\s+content=\"text/html; charset=UTF-8\"\s+http-equiv=\"content-type\"", re.I)
+_DOC_CONTENT = re.compile(r"<body\b[^>]*\bclass=\"[^\"]*\bdoc-content\b", re.IGNORECASE)
+_META = re.compile(r"<meta\s+content=\"text/html; charset=UTF-8\"\s+http-equiv=\"content-type\"", re.IGNORECASE)
 _CLASS_RULE = re.compile(r"\.c\d+\{")
 
 

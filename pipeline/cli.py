@@ -189,7 +189,7 @@ def push(
     owner: Optional[str] = typer.Option(None, "--owner", envvar="DOCPIPE_GITEA_OWNER", help="User or organisation that owns the repository."),
     repo: Optional[str] = typer.Option(None, "--repo", help="Repository name (default: slug of the Drive folder name)."),
     private: Optional[bool] = typer.Option(None, "--private/--public", help="Visibility of a repository docpipe creates (default: private)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite a remote main that has commits the archive lacks."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a remote main (or site) that has commits the archive lacks."),
     workdir: Optional[Path] = WorkdirOpt,
     as_json: bool = JsonOpt,
 ) -> None:

@@ -568,3 +568,9 @@ def test_cli_warns_when_input_is_not_an_export_and_still_converts(tmp_path):
     real = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert", str(FIXTURES / "lists.export.html")],
                           check=False, capture_output=True, text=True)
     assert real.returncode == 0 and real.stderr == ""
+
+
+def test_large_generated_doc_keeps_step_paragraphs_in_their_steps():
+    body = body_of(convert_html(large_html(50_000)))
+    assert "\n  Step 1 goes on: see the **desktop** at `https://lab-1`.\n" in body
+    assert "\nStep 1 goes on" not in body

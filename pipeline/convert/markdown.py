@@ -101,7 +101,8 @@ class GDocConverter(MarkdownConverter):
         out = super().convert_li(el, text, parent_tags)
         # An item holding paragraphs needs a blank line before the next item, or Python-Markdown
         # reads the next marker as a lazy continuation line of the item's last paragraph.
-        if el.next_sibling is not None and any(isinstance(c, Tag) and c.name == "p" for c in el.children):
+        # (A paragraph in a nested item counts: that item's last line is just as lazy.)
+        if el.next_sibling is not None and el.find("p") is not None:
             out += "\n"
         return out
 

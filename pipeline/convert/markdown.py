@@ -97,8 +97,8 @@ class GDocConverter(MarkdownConverter):
                 text = text.rstrip(" ")
         return text
 
-    def convert_li(self, el, text, parent_tags):
-        out = super().convert_li(el, text, parent_tags)
+    def convert_li(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        out: str = super().convert_li(el, text, parent_tags)  # type: ignore[misc]  # markdownify is untyped
         # An item holding paragraphs needs a blank line before the next item, or Python-Markdown
         # reads the next marker as a lazy continuation line of the item's last paragraph.
         # (A paragraph in a nested item counts: that item's last line is just as lazy.)

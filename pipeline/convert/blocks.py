@@ -11,11 +11,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, Tag
+from bs4.element import NavigableString
 
 from pipeline.convert.inline import (
-    ANCHOR, BREAK, CODE_BLOCK_END, CODE_BLOCK_START, IMAGE, SAFE_ID, TEXT, Context, Item, build_inline,
-    clean_text, is_code_line, items_of, iter_text, line_text, split_lines,
+    ANCHOR,
+    BREAK,
+    CODE_BLOCK_END,
+    CODE_BLOCK_START,
+    IMAGE,
+    SAFE_ID,
+    TEXT,
+    Context,
+    Item,
+    build_inline,
+    clean_text,
+    is_code_line,
+    items_of,
+    iter_text,
+    line_text,
+    split_lines,
 )
 from pipeline.convert.styles import Look, StyleSheet
 from pipeline.convert.tree import Element, FastTag, child_tags, classes, first_descendant, is_blank, parse, tag_of, text_of
@@ -107,12 +122,13 @@ def _take_headers(body: Element, ctx: Context) -> dict[str, str]:
         text = "".join(iter_text(items_of(node, _NO_LOOK, ctx))).strip()
         if not text or "title" in names or "subtitle" in names:
             continue
-        pairs = [HEADER_LINE.match(line.strip()) for line in text.split("\n") if line.strip()]
-        if not all(pairs):
+        matches = [HEADER_LINE.match(line.strip()) for line in text.split("\n") if line.strip()]
+        pairs = [(m.group(1), m.group(2).strip()) for m in matches if m is not None]
+        if len(pairs) < len(matches):
             break
         if (node.tail or "").strip():
             break
-        found.append((node, [(m.group(1), m.group(2).strip()) for m in pairs]))
+        found.append((node, pairs))
     headers: dict[str, str] = {}
     for _, pairs in found:
         for key, value in pairs:
@@ -357,7 +373,7 @@ class _Builder:
         if self.lists and self.lists[-1].level == level:
             target = self.lists[-1].tag
         else:
-            kind = tag_of(node)
+            kind = tag_of(node) or "ul"  # only <ul>/<ol> nodes come here
             target = self.out.new_tag(kind)
             start = node.get("start")
             if kind == "ol" and start and start.isdigit() and int(start) != 1:
@@ -415,9 +431,9 @@ class _Builder:
                 row.append(td)
             table.append(row)
         if simple:
-            for row in table.children:
-                for td in row.children:
-                    for p in [c for c in td.children if isinstance(c, Tag) and c.name == "p"]:
+            for trow in [c for c in table.children if isinstance(c, Tag)]:
+                for cell_tag in [c for c in trow.children if isinstance(c, Tag)]:
+                    for p in [c for c in cell_tag.children if isinstance(c, Tag) and c.name == "p"]:
                         p.unwrap()
         else:
             table["data-html"] = "1"

@@ -75,7 +75,7 @@ class Look:
     align: str | None = None  # paragraph text-align: left/right/center/justify
     hidden: bool = False
 
-    def over(self, parent: "Look") -> "Look":
+    def over(self, parent: Look) -> Look:
         """This look on top of its parent's, the way CSS inherits (line-through propagates)."""
         return _over(self, parent)
 
@@ -144,7 +144,7 @@ class StyleSheet:
     undefined: set[str] = field(default_factory=set)
 
     @classmethod
-    def parse(cls, css: str) -> "StyleSheet":
+    def parse(cls, css: str) -> StyleSheet:
         classes: dict[str, dict[str, str]] = {}
         css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
         css = re.sub(r"@import[^;]*;", "", css)

@@ -255,7 +255,12 @@ def seat_info(cls: ClassRequest, seat: SeatRequest, host: str, status: str) -> S
                     expires=seat.expires, status=status, image=cls.image)
 
 
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # shared label dicts stay written out: anchors confuse readers of the manifests
+
+
 def dump_yaml(objects: Iterable[dict[str, Any]]) -> str:
-    """A multi-document stream `kubectl apply -f -` takes; safe_dump quotes whatever a name holds."""
-    return yaml.safe_dump_all(list(objects), sort_keys=True, explicit_start=True, allow_unicode=False,
-                              default_flow_style=False, width=4096)
+    """A multi-document stream `kubectl apply -f -` takes; the safe dumper quotes whatever a name holds."""
+    return yaml.dump_all(list(objects), Dumper=_Dumper, sort_keys=True, explicit_start=True,
+                         allow_unicode=False, default_flow_style=False, width=4096)

@@ -59,7 +59,9 @@ def _api_client(context: str) -> Any:
         (not paths and Path("~/.kube/config").expanduser().is_file())
     try:
         if have_file or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-            return config.new_client_from_config(context=context or None)
+            # The client reads KUBECONFIG once at import; read it now, as kubectl does per command.
+            config_file = paths or str(Path("~/.kube/config").expanduser())
+            return config.new_client_from_config(config_file=config_file, context=context or None)
         cfg = client.Configuration()
         config.load_incluster_config(client_configuration=cfg)
         return client.ApiClient(cfg)

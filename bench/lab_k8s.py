@@ -21,11 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.lab.backend import ClassRequest, SeatRequest  # noqa: E402
-from pipeline.lab.kube_manifests import manifests  # noqa: E402
-from pipeline.lab.kubernetes import KubernetesBackend  # noqa: E402
-from pipeline.lab.settings import LabSettings  # noqa: E402
-from tests.kube_server import KubeServer  # noqa: E402
+from pipeline.lab.backend import ClassRequest, SeatRequest
+from pipeline.lab.kube_manifests import manifests
+from pipeline.lab.kubernetes import KubernetesBackend
+from pipeline.lab.settings import LabSettings
+from tests.kube_server import KubeServer
 
 SETTINGS = LabSettings(host="lab.example.org", ingress_class="nginx", tls_secret="lab-wildcard")
 

@@ -20,7 +20,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import jsonschema
 import yaml
@@ -43,7 +43,7 @@ _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def validator(api_version: str, kind: str, version: str = K8S_VERSION) -> jsonschema.protocols.Validator:
     """The strict schema of one kind, resolved once (kubernetes_validate.validate re-reads it per call)."""
     schema_dir = f"v{version}-local-strict"
@@ -171,7 +171,7 @@ def status(code: int, reason: str, message: str) -> dict[str, Any]:
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: "KubeServer"
+    server: KubeServer
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
@@ -214,19 +214,19 @@ class Handler(BaseHTTPRequestHandler):
             code, body = r.code, status(r.code, r.reason, r.message)
         self._send(code, body)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._handle("GET")
 
-    def do_PATCH(self) -> None:  # noqa: N802
+    def do_PATCH(self) -> None:
         self._handle("PATCH")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._handle("DELETE")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._send(405, status(405, "MethodNotAllowed", "docpipe never creates with POST"))
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._send(405, status(405, "MethodNotAllowed", "docpipe never replaces with PUT"))
 
     @staticmethod
@@ -296,7 +296,7 @@ class Handler(BaseHTTPRequestHandler):
             raise Reject(422, "Invalid", f'{kind} "{name[:60]}" is invalid: metadata.name: Invalid value')
         if kind == "Service" and (len(name) > 63 or not name[0].isalpha()):
             raise Reject(422, "Invalid", f'Service "{name}" is invalid: metadata.name: must be a DNS-1035 label')
-        for key, value in (meta.get("labels") or {}).items():
+        for value in (meta.get("labels") or {}).values():
             if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
                 raise Reject(422, "Invalid", f"{kind} {name!r} is invalid: metadata.labels: Invalid value")
         errors = schema_errors(body)
@@ -322,11 +322,11 @@ class KubeServer(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def __enter__(self) -> "KubeServer":
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.shutdown()
         self.server_close()
 

@@ -10,15 +10,26 @@ import json
 import os
 import time
 import urllib.parse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.kube_manifests import (
-    CLASS_LABEL, EXPIRES, HOST, MANAGED, MANAGER, SEAT_LABEL, STUDENT, WORKSHOP_LABEL, base_host, class_name,
-    dump_yaml, manifests, seat_info,
+    CLASS_LABEL,
+    EXPIRES,
+    HOST,
+    MANAGED,
+    MANAGER,
+    SEAT_LABEL,
+    STUDENT,
+    WORKSHOP_LABEL,
+    base_host,
+    class_name,
+    dump_yaml,
+    manifests,
+    seat_info,
 )
 
 # kind -> (API prefix, plural); the only resources docpipe touches (templates/kubernetes/rbac.yaml).
@@ -44,10 +55,10 @@ def dry_run_yaml(cls: ClassRequest, settings: Any) -> str:
 
 def _parse_time(value: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise BadInput(f"time {value[:40]!r} is not RFC 3339 like 2026-12-04T18:00:00Z") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _api_client(context: str) -> Any:
@@ -61,9 +72,9 @@ def _api_client(context: str) -> Any:
         if have_file or not os.environ.get("KUBERNETES_SERVICE_HOST"):
             # The client reads KUBECONFIG once at import; read it now, as kubectl does per command.
             config_file = paths or str(Path("~/.kube/config").expanduser())
-            return config.new_client_from_config(config_file=config_file, context=context or None)
+            return config.new_client_from_config(config_file=config_file, context=context or None)  # type: ignore[no-untyped-call]
         cfg = client.Configuration()
-        config.load_incluster_config(client_configuration=cfg)
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         return client.ApiClient(cfg)
     except config.ConfigException as exc:
         raise DocpipeError(f"kubernetes configuration: {str(exc)[:200]}") from None
@@ -129,7 +140,7 @@ class KubernetesBackend:
         query = [("fieldManager", MANAGER), ("force", "true"), ("fieldValidation", "Strict")]
         return self._call("PATCH", obj["kind"], obj["metadata"]["name"], query, body=obj, content_type=APPLY)
 
-    def list(self, kind: str, selector: str) -> list[dict[str, Any]]:
+    def list_objects(self, kind: str, selector: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         token = ""
         while True:
@@ -165,7 +176,7 @@ class KubernetesBackend:
     def _ready(self, selector: str) -> set[str]:
         """Seats (by label) with a pod whose Ready condition is True."""
         ready = set()
-        for pod in self.list("Pod", selector):
+        for pod in self.list_objects("Pod", selector):
             conditions = (pod.get("status") or {}).get("conditions") or []
             if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
                 ready.add(pod["metadata"]["labels"].get(SEAT_LABEL, ""))
@@ -173,13 +184,13 @@ class KubernetesBackend:
 
     def status(self, workshop: str | None = None) -> list[SeatInfo]:
         selector = MANAGED + (f",{WORKSHOP_LABEL}={workshop}" if workshop else "")
-        deployments = self.list("Deployment", selector)
-        secrets = {s["metadata"]["name"]: s for s in self.list("Secret", selector)}
+        deployments = self.list_objects("Deployment", selector)
+        secrets = {s["metadata"]["name"]: s for s in self.list_objects("Secret", selector)}
         ready = {(p["metadata"]["labels"].get(CLASS_LABEL), p["metadata"]["labels"].get(SEAT_LABEL))
-                 for p in self.list("Pod", selector) if any(
+                 for p in self.list_objects("Pod", selector) if any(
                      c.get("type") == "Ready" and c.get("status") == "True"
                      for c in (p.get("status") or {}).get("conditions") or [])}
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         out = []
         for dep in deployments:
             info = self._seat_of(dep, secrets.get(dep["metadata"]["name"]), ready, now)
@@ -215,14 +226,14 @@ class KubernetesBackend:
 
     def down(self, workshop: str) -> int:
         selector = f"{MANAGED},{WORKSHOP_LABEL}={workshop}"
-        count = len(self.list("Deployment", selector))
+        count = len(self.list_objects("Deployment", selector))
         for kind in SEAT_KINDS + CLASS_KINDS:
             self.delete_all(kind, selector)
         return count
 
     def reap(self, now: str) -> int:
         moment = _parse_time(now)
-        deployments = self.list("Deployment", MANAGED)
+        deployments = self.list_objects("Deployment", MANAGED)
         expired: dict[str, set[str]] = {}
         remaining: set[str] = set()
         for dep in deployments:

@@ -106,6 +106,7 @@ class KubeState:
         self.rv = 0
         self.ready_after = ready_after
         self.requests: list[tuple[str, str]] = []
+        self.fail_next: list[int] = []  # status codes to answer the next requests with (overload, outage)
 
     def _next_rv(self) -> str:
         self.rv += 1
@@ -208,6 +209,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise Reject(401, "Unauthorized", "Unauthorized")
             plural, ns, name, api_version, kind, query = self._route()
             with state.lock:
+                if state.fail_next:
+                    code = state.fail_next.pop(0)
+                    raise Reject(code, "ServiceUnavailable" if code == 503 else "TooManyRequests", "try again")
                 state.requests.append((method, self.path))
                 code, body = getattr(self, f"_{method.lower()}")(state, plural, ns, name, api_version, kind, query, raw)
         except Reject as r:

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pipeline.errors import BadInput
+from pipeline.errors import BadInput, DocpipeError
 from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.kube_manifests import K8S_VERSION, dump_yaml, manifests
 from pipeline.lab.kubernetes import KubernetesBackend, _api_client, dry_run_yaml
@@ -184,6 +184,19 @@ def test_status_reports_starting_until_pods_are_ready(server: KubeServer) -> Non
     assert {i.status for i in backend.status()} == {"running"}
 
 
+def test_overload_is_retried_and_a_full_expiry_leaves_nothing(server: KubeServer) -> None:
+    backend = KubernetesBackend(SETTINGS)
+    server.state.fail_next = [503, 429]
+    old = tuple(seat(i, expires="2020-01-01T00:00:00Z") for i in range(2))
+    assert len(backend.up(klass(old))) == 2
+    assert {s.status for s in backend.status("intro")} == {"expired"}
+    assert backend.reap("2026-12-04T00:00:00Z") == 2
+    assert not [k for k in server.state.objects if k[0] != "pods"]
+    server.state.fail_next = [503] * 4
+    with pytest.raises(DocpipeError, match="503"):
+        backend.status()
+
+
 def _raw(srv: KubeServer, method: str, path: str, body: Any = None, ctype: str = "application/apply-patch+yaml",
          auth: bool = True) -> tuple[int, dict[str, Any]]:
     req = urllib.request.Request(srv.url + path, method=method, data=json.dumps(body).encode() if body else None)
@@ -231,7 +244,6 @@ def test_client_errors_are_one_line_and_never_leak_passwords(server: KubeServer)
 
 
 def test_context_picks_the_kubeconfig_context(server: KubeServer, tmp_path: Path) -> None:
-    from pipeline.errors import DocpipeError
     with pytest.raises(DocpipeError, match="kubernetes configuration"):
         _api_client("no-such-context")
     assert _api_client("test").configuration.host == server.url

@@ -57,6 +57,27 @@ def test_every_manifest_validates_strictly(count: int) -> None:
     assert list(yaml.safe_load_all(dump_yaml(objects))) == objects
 
 
+def test_webtops_and_long_names_validate_and_stay_unique() -> None:
+    long_seats = (SeatRequest(**{**seat(1).__dict__, "seat": "a" * 63}),
+                  SeatRequest(**{**seat(2).__dict__, "seat": "a" * 62 + "b"}), seat(3))
+    cls = ClassRequest(**{**klass(long_seats, "w" * 63).__dict__, "desktop_port": 3000, "ports": (3000, 8080)})
+    objects = manifests(cls, SETTINGS)
+    assert [schema_errors(obj) for obj in objects] == [[]] * len(objects)
+    names = [o["metadata"]["name"] for o in objects if o["kind"] == "Service"]
+    assert len(set(names)) == 3 and all(len(n) <= 48 and n[0].isalpha() for n in names)
+    container = objects[1]["spec"]["template"]["spec"]["containers"][0]
+    assert "runAsNonRoot" not in container["securityContext"]  # webtops start as root and drop themselves
+    assert [e["name"] for e in container["env"] if "valueFrom" in e] == ["PASSWORD", "VNC_VIEW_PASSWORD"]
+
+
+def test_extending_a_class_does_not_restart_its_desktops() -> None:
+    one, later = seat(1), SeatRequest(**{**seat(1).__dict__, "expires": "2100-01-01T00:00:00Z"})
+    templates = [manifests(klass((s,)), SETTINGS)[1]["spec"]["template"] for s in (one, SeatRequest(
+        **{**later.__dict__, "token": one.token, "watch_token": one.watch_token, "password": one.password,
+           "view_password": one.view_password}))]
+    assert templates[0] == templates[1]
+
+
 def test_strict_validation_catches_an_unknown_field() -> None:
     obj = manifests(klass((seat(1),)), SETTINGS)[1]
     obj["spec"]["template"]["spec"]["containers"][0]["passwrd"] = "x"

@@ -57,7 +57,7 @@ def object_name(class_id: str, seat: str) -> str:
     base = f"{class_id}-{seat}"
     if len(base) <= 47 and base[0].isalpha():
         return base
-    return f"s{_digest(base, 10)}-{base[:36].rstrip('-')}"
+    return f"s{_digest(base, 10)}-{base[-36:].strip('-')}"  # the seat end tells people which one it is
 
 
 def class_name(class_id: str) -> str:
@@ -165,7 +165,8 @@ def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: st
             "strategy": {"type": "Recreate"},  # one desktop per student, never two at once
             "selector": {"matchLabels": {CLASS_LABEL: cls.class_id, SEAT_LABEL: seat.seat}},
             "template": {
-                "metadata": {"labels": lbls, "annotations": {EXPIRES: seat.expires}},
+                # No expiry here: extending a class must not restart (and wipe) a student's desktop.
+                "metadata": {"labels": lbls},
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,

@@ -285,10 +285,11 @@ def test_class_flow_on_a_real_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     cls = ClassRequest(**{**cls.__dict__, "image": image})
     try:
         assert len(backend.up(cls)) == 3
-        versions = {d["metadata"]["name"]: d["metadata"]["resourceVersion"]
+        # generation, not resourceVersion: the controller keeps writing a Deployment's status
+        versions = {d["metadata"]["name"]: d["metadata"]["generation"]
                     for d in backend.list_objects("Deployment", f"docpipe.io/workshop={workshop}")}
         backend.up(cls)
-        assert {d["metadata"]["name"]: d["metadata"]["resourceVersion"]
+        assert {d["metadata"]["name"]: d["metadata"]["generation"]
                 for d in backend.list_objects("Deployment", f"docpipe.io/workshop={workshop}")} == versions
         assert len(backend.up(ClassRequest(**{**cls.__dict__, "seats": cls.seats[:2]}))) == 2
         assert {s.seat for s in backend.status(workshop)} == {"seat-0", "seat-1"}

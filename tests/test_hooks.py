@@ -3,8 +3,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import stat
+import time
 from pathlib import Path
 
 import pytest

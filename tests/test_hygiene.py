@@ -135,7 +135,7 @@ def world() -> Iterator[World]:
         root = Path(tmp)
         ref = root / "reference"
         r = cli(["pull", "--folder", emu.root_folder_id, "--drive-endpoint", emu.url, "--workdir", str(ref),
-                 "--jobs", "8", "--max-qps", "400"], env=ENV)
+                 "--jobs", "8", "--max-qps", "200"], env=ENV)
         assert r.returncode == 0, r.stderr
         replay(ref, quiet=True)
         render(ref)
@@ -201,7 +201,7 @@ def test_killed_run_leaves_nothing_and_the_rerun_matches(world: World) -> None:
     wd = fresh(world, "run")
     config = world.root / "run.toml"
     config.write_text(f'workdir = "{wd}"\n[drive]\nfolder = "{world.emu.root_folder_id}"\n'
-                      f'endpoint = "{world.emu.url}"\njobs = 8\nmax_qps = 400\n')
+                      f'endpoint = "{world.emu.url}"\njobs = 8\nmax_qps = 200\n')
     args = ["run", "--config", str(config), "--no-hooks", "--only", "pull,replay,render,publish"]
     # Killed in its last stage, with its MkDocs child building the site.
     killed = kill_when(args, world.root, has_child("mkdocs"))

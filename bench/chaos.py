@@ -199,9 +199,12 @@ def main() -> None:
                     soak.kills += 1
                     soak.killed_in[stage_of(log)] += 1
                 time.sleep(0.25)  # what dies with the run is gone by now
-                for p in session_alive(proc.pid):
+                alive = session_alive(proc.pid)
+                held = [lk for lk in locks_left(wd) if "held" in lk] if alive else []
+                for p in alive:
                     try:
-                        soak.processes_left.append(f"after run {attempt} ({stage_of(log)}): {' '.join(p.cmdline())}")
+                        soak.processes_left.append(f"after run {attempt} ({stage_of(log)}): pid {p.pid} "
+                                                   f"{' '.join(p.cmdline())}{' holding ' + ', '.join(held) if held else ''}")
                         p.kill()  # counted; out of the way of the next run
                     except psutil.NoSuchProcess:
                         pass

@@ -38,6 +38,12 @@ def _die_with(parent: int) -> Callable[[], None]:
     return preexec
 
 
+def die_with_parent() -> None:
+    """Make the calling process die (SIGKILL) when its parent does: for processes docpipe forks
+    without exec, e.g. as `ProcessPoolExecutor(initializer=children.die_with_parent)`."""
+    _die_with(os.getppid())()
+
+
 def popen(args: Args, *, new_group: bool = False, **kwargs: Any) -> subprocess.Popen[Any]:
     """`subprocess.Popen` whose child dies with docpipe; `new_group` makes it a process group leader."""
     if "preexec_fn" in kwargs or "start_new_session" in kwargs or "process_group" in kwargs:

@@ -213,3 +213,68 @@ def test_killed_run_leaves_nothing_and_the_rerun_matches(world: World) -> None:
     assert digest(wd / "store") == digest(world.reference / "store")
     assert main_sha(wd) == main_sha(world.reference)
     assert digest(wd / "public") == digest(world.reference / "public")
+
+
+# ------------------------------------------------------------------ pipeline.children itself
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _parent_printing_child_pids(code: str) -> tuple[subprocess.Popen[str], list[int]]:
+    """A Python process that starts children as `code` says and prints their pids."""
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    assert parent.stdout is not None
+    pids = [int(x) for x in parent.stdout.readline().split()]
+    assert pids, "the parent started no child"
+    return parent, pids
+
+
+@pytest.mark.parametrize("how", ["children", "plain subprocess"])
+def test_a_child_dies_with_its_sigkilled_parent(how: str) -> None:
+    start = ("from pipeline import children; p = children.popen(['sleep', '1000'])" if how == "children"
+             else "import subprocess; p = subprocess.Popen(['sleep', '1000'])")
+    parent, [child] = _parent_printing_child_pids(f"import time\n{start}\nprint(p.pid, flush=True)\ntime.sleep(1000)")
+    try:
+        parent.kill()
+        parent.wait()
+        # The plain child is the control: it shows that without children.popen the sleep lives on.
+        assert _gone_within(child, 1.0) == (how == "children")
+    finally:
+        if not _gone_within(child, 0):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_pool_workers_die_with_their_parent() -> None:
+    # Workers report their own pids; then the parent is SIGKILLed while they idle.
+    code = ("import os, time\nfrom concurrent.futures import ProcessPoolExecutor\nfrom pipeline import children\n"
+            "def pid(_):\n    time.sleep(0.2)\n    return os.getpid()\n"
+            "if __name__ == '__main__':\n"
+            "    pool = ProcessPoolExecutor(2, initializer=children.die_with_parent)\n"
+            "    print(*sorted(set(pool.map(pid, range(4)))), flush=True)\n    time.sleep(1000)\n")
+    parent, workers = _parent_printing_child_pids(code)
+    try:
+        parent.kill()
+        parent.wait()
+        assert all(_gone_within(w, 2.0) for w in workers)
+    finally:
+        for w in workers:
+            if not _gone_within(w, 0):
+                os.kill(w, signal.SIGKILL)
+
+
+def test_run_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+    from pipeline import children
+
+    pidfile = tmp_path / "bg.pid"
+    with pytest.raises(subprocess.TimeoutExpired):
+        children.run(["sh", "-c", f"sleep 1000 & echo $! > {pidfile}; wait"], timeout=1, capture_output=True)
+    assert _gone_within(int(pidfile.read_text()), 2.0)

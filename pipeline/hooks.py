@@ -158,9 +158,9 @@ def _capture(proc: subprocess.Popen[bytes], document: bytes, timeout: float, lim
         else:
             proc.stdin.close()
 
-        def read(stream: Any, buf: bytearray) -> bool:
-            """Read what is there now; False at end of file."""
-            while True:
+        def read(stream: Any, buf: bytearray, chunks: int = 1 << 30) -> bool:
+            """Read what is there now (at most `chunks` reads); False at end of file."""
+            for _ in range(chunks):
                 try:
                     chunk = os.read(stream.fileno(), 65536)
                 except BlockingIOError:
@@ -173,6 +173,7 @@ def _capture(proc: subprocess.Popen[bytes], document: bytes, timeout: float, lim
                     del err[:-_STDERR_KEEP]  # only the tail is ever shown
                 if buf is out and len(out) > limit:
                     return True
+            return True
 
         while True:
             if len(out) > limit:
@@ -182,7 +183,8 @@ def _capture(proc: subprocess.Popen[bytes], document: bytes, timeout: float, lim
                 # may print later.
                 for key in list(sel.get_map().values()):
                     if key.data is out or key.data is err:
-                        read(key.fileobj, key.data)
+                        # Bounded: a background job flooding the pipe must not keep docpipe here.
+                        read(key.fileobj, key.data, chunks=(limit >> 16) + 2)
                 if len(out) > limit:
                     continue
                 return _Captured(bytes(out), bytes(err), proc.returncode)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -146,3 +147,15 @@ def test_a_hook_that_ignores_a_large_event_still_runs(tmp_path: Path) -> None:
     write_hook(tmp_path / "rendered", "echo '{}'\n")
     [result] = HookRunner(dirs=[tmp_path], timeout=30).fire("rendered", {"big": "x" * (1 << 20)})
     assert result.output == {}
+
+
+def test_a_background_job_flooding_stderr_does_not_hold_docpipe(tmp_path: Path) -> None:
+    pidfile = tmp_path / "bg.pid"
+    write_hook(tmp_path / "rendered", f"yes flood >&2 &\necho $! > {pidfile}\necho '{{}}'\n")
+    start = time.monotonic()
+    try:
+        [result] = HookRunner(dirs=[tmp_path], timeout=30).fire("rendered", {})
+        assert result.output == {} and time.monotonic() - start < 5
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # `yes` may have died of the closed pipe
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)

@@ -38,10 +38,11 @@ def _die_with(parent: int) -> Callable[[], None]:
     return preexec
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """Make the calling process die (SIGKILL) when its parent does: for processes docpipe forks
-    without exec, e.g. as `ProcessPoolExecutor(initializer=children.die_with_parent)`."""
-    _die_with(os.getppid())()
+    without exec, e.g. `ProcessPoolExecutor(initializer=children.die_with_parent,
+    initargs=(os.getpid(),))`; with `parent` given, a parent already gone is noticed too."""
+    _die_with(os.getppid() if parent is None else parent)()
 
 
 def popen(args: Args, *, new_group: bool = False, **kwargs: Any) -> subprocess.Popen[Any]:

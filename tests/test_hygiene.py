@@ -258,7 +258,7 @@ def test_pool_workers_die_with_their_parent() -> None:
     code = ("import os, time\nfrom concurrent.futures import ProcessPoolExecutor\nfrom pipeline import children\n"
             "def pid(_):\n    time.sleep(0.2)\n    return os.getpid()\n"
             "if __name__ == '__main__':\n"
-            "    pool = ProcessPoolExecutor(2, initializer=children.die_with_parent)\n"
+            "    pool = ProcessPoolExecutor(2, initializer=children.die_with_parent, initargs=(os.getpid(),))\n"
             "    print(*sorted(set(pool.map(pid, range(4)))), flush=True)\n    time.sleep(1000)\n")
     parent, workers = _parent_printing_child_pids(code)
     try:

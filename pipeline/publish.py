@@ -12,7 +12,6 @@ import html
 import os
 import re
 import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from html.parser import HTMLParser
@@ -23,6 +22,7 @@ from markdown import Extension
 from markdown.postprocessors import Postprocessor
 from markdown.treeprocessors import Treeprocessor
 
+from pipeline import children
 from pipeline.errors import BadInput, DocpipeError
 
 SITE_BRANCH = "refs/heads/site"
@@ -176,7 +176,7 @@ def _build(site: Path, out: Path, epoch: int) -> None:
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
     cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean",
            "-f", str(site / "mkdocs.yml"), "-d", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=site)
+    proc = children.run(cmd, capture_output=True, text=True, env=env, cwd=site)
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
         first = next((ln for ln in lines if ln.startswith(("WARNING", "ERROR"))), lines[-1] if lines else "")

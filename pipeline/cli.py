@@ -225,7 +225,7 @@ def push(
     owner: Optional[str] = typer.Option(None, "--owner", help=f"User or organisation that owns the repository. {_env_help('gitea', 'owner')}"),
     repo: Optional[str] = typer.Option(None, "--repo", help=f"Repository name [default: slug of the Drive folder name]. {_env_help('gitea', 'repo')}"),
     private: Optional[bool] = typer.Option(None, "--private/--public", help=f"Visibility of a repository docpipe creates. {_env_help('gitea', 'private')}"),
-    force: bool = typer.Option(False, "--force", help="Overwrite a remote main that has commits the archive lacks."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a remote main (or site) that has commits the archive lacks."),
     workdir: Optional[Path] = WorkdirOpt,
     config: Optional[Path] = ConfigOpt,
     as_json: bool = JsonOpt,
@@ -361,7 +361,7 @@ def convert(
     comments_href: Optional[str] = typer.Option(None, "--comments-href", help="Link comment marks ([a]) here; dropped if unset."),
 ) -> None:
     """Convert a Google Docs HTML export to Markdown (with YAML front matter) on stdout."""
-    from pipeline.convert import convert_with_warnings
+    from pipeline.convert import convert_with_warnings, not_an_export_warning
     from pipeline.errors import BadInput
 
     if source == "-":
@@ -378,7 +378,7 @@ def convert(
     if not html.strip():
         raise BadInput(f"{source} is empty; expected a Google Docs HTML export")
     markdown, warnings = convert_with_warnings(html, title=title, comments_href=comments_href)
-    for warning in warnings:
+    for warning in [w for w in [not_an_export_warning(html)] if w] + warnings:
         print(f"docpipe: warning: {warning}", file=sys.stderr)
     sys.stdout.write(markdown)
 

@@ -89,6 +89,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "allow_shell_steps": Key("bool", False, "let docs run shell setup steps in their image"),
         "build_timeout": Key("float", 1800.0, "seconds an image build may take", _between(10, 86400)),
         "dry_run": Key("bool", False, "plan lab images without building them"),
+        "namespace": Key("str", "docpipe", "Kubernetes namespace of the seats"),
+        "ingress_class": Key("str", None, "Kubernetes IngressClass routing the seats"),
+        "tls_secret": Key("str", None, "Kubernetes TLS secret for *.host (wildcard)"),
+        "host": Key("str", None, "Kubernetes: seats get s-<label>.<host>"),
+        "context": Key("str", None, "kubeconfig context (default: current, or in-cluster)"),
+        "ingress_namespace": Key("str", "ingress-nginx", "namespace of the ingress controller"),
     },
 }
 SECTIONS = tuple(s for s in SCHEMA if s)

@@ -142,11 +142,15 @@ class GiteaClient:
         return DocpipeError(f"Gitea at {self.base_url} answered {status} to {method} {path}{detail}")
 
     @staticmethod
-    def _json(resp: requests.Response) -> Any:
+    def _json(resp: requests.Response) -> dict[str, Any]:
+        """The body as a JSON object: every endpoint docpipe calls answers with one."""
         try:
-            return resp.json()
+            body = resp.json()
         except ValueError:
             raise DocpipeError(f"Gitea answered {resp.status_code} with a body that is not JSON") from None
+        if not isinstance(body, dict):
+            raise DocpipeError(f"Gitea answered {resp.status_code} with JSON that is not an object")
+        return body
 
     # ------------------------------------------------------------ endpoints
     def current_user(self) -> dict[str, Any]:

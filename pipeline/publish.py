@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline import children
 from pipeline.errors import BadInput, DocpipeError
 
 SITE_BRANCH = "refs/heads/site"
@@ -43,7 +43,7 @@ def _build(site: Path, out: Path, epoch: int) -> None:
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
     cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean",
            "-f", str(site / "mkdocs.yml"), "-d", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=site)
+    proc = children.run(cmd, capture_output=True, text=True, env=env, cwd=site)
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
         first = next((ln for ln in lines if ln.startswith(("WARNING", "ERROR"))), lines[-1] if lines else "")

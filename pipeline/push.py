@@ -1,4 +1,5 @@
-"""Stage 3: make sure the Gitea repository exists, then push the archive's `main` to it.
+"""Stage 3: make sure the Gitea repository exists, then push the archive's `main` to it, and its
+`site` branch (the MkDocs project `publish --site-branch` commits) when there is one.
 
 The REST side lives in `pipeline.gitea`; this module owns the decisions (which repo, create or
 reuse, fast-forward or refuse) and the git side (pygit2 smart HTTP with the token as the basic-auth
@@ -41,17 +42,25 @@ class PushSummary:
     after: str  # remote main now (= local main)
     up_to_date: bool
     forced: bool
+    # The `site` branch, pushed with main under the same rules; all None when the archive has none.
+    site_before: str | None = None
+    site_after: str | None = None
+    site_forced: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"stage": "push", "branch": "main", **asdict(self)}
 
     def text(self) -> str:
         where = f"{self.owner}/{self.repo}"
+        site = ""
+        if self.site_after is not None and self.site_before != self.site_after:
+            how = "force-pushed" if self.site_forced else "pushed"
+            site = f"; {how} site {(self.site_before or '(none)')[:12]} -> {self.site_after[:12]}"
         if self.up_to_date:
-            return f"{where}: main already at {self.after[:12]}, nothing to push ({self.html_url})"
+            return f"{where}: main already at {self.after[:12]}, nothing to push{site} ({self.html_url})"
         made = " (created)" if self.created else ""
         how = "force-pushed" if self.forced else "pushed"
-        return f"{how} main {(self.before or '(none)')[:12]} -> {self.after[:12]} to {where}{made} ({self.html_url})"
+        return f"{how} main {(self.before or '(none)')[:12]} -> {self.after[:12]} to {where}{made}{site} ({self.html_url})"
 
 
 def slug(name: str) -> str:
@@ -141,17 +150,25 @@ def _transient(exc: Exception) -> bool:
     return any(s in low for s in TRANSIENT)
 
 
-def _remote_main(remote: pygit2.Remote, callbacks: _Callbacks) -> pygit2.Oid | None:
+def _remote_heads(remote: pygit2.Remote, callbacks: _Callbacks, names: list[str]) -> dict[str, pygit2.Oid]:
     # Ask receive-pack (push direction): it needs write access, so a missing permission shows here.
     remote.connect(callbacks=callbacks, direction=GIT_DIRECTION_PUSH)
-    for head in remote.list_heads(connect=False):
-        if head.name == BRANCH:
-            return head.oid
-    return None
+    return {head.name: head.oid for head in remote.list_heads(connect=False) if head.name in names}
 
 
-def _push_main(archive: Archive, url: str, username: str, token: str, where: str, force: bool) -> tuple[str | None, bool]:
-    """Push local main; returns (remote main before, forced). Retries connection failures."""
+@dataclass(frozen=True)
+class _Pushed:
+    before: str | None  # the remote branch before the push (None: it had none)
+    forced: bool
+
+
+def _push_branches(
+    archive: Archive, branches: dict[str, pygit2.Oid], url: str, username: str, token: str, where: str, force: bool
+) -> dict[str, _Pushed]:
+    """Push each local branch (ref name -> tip) in one push; retries connection failures.
+
+    Every branch follows main's rules: fast-forward only unless `force`; a refusal of any branch is
+    decided before anything is sent, so a refused run changes nothing on the server."""
     repo = archive.repo
     # An anonymous remote lives only in memory: the URL (credential-free anyway) never reaches .git/config.
     for attempt in range(PUSH_ATTEMPTS):
@@ -159,26 +176,34 @@ def _push_main(archive: Archive, url: str, username: str, token: str, where: str
         try:
             # One connection (push direction) serves both the ref listing and the push.
             remote = repo.remotes.create_anonymous(url)
-            before = _remote_main(remote, callbacks)
-            if before == archive.head:
-                return str(before), False
-            forced = before is not None and not (before in repo and repo.descendant_of(archive.head, before))
-            if forced and not force:
-                raise DocpipeError(
-                    f"refusing to push: main on {where} ({str(before)[:12]}) has commits that are not in the "
-                    f"archive (someone else pushed); pass --force to overwrite them"
-                )
-            spec = ("+" if forced else "") + f"{BRANCH}:{BRANCH}"
-            remote.push([spec], callbacks=callbacks, threads=0)  # 0: pack with every core
+            remote_heads = _remote_heads(remote, callbacks, list(branches))
+            result: dict[str, _Pushed] = {}
+            specs: list[str] = []
+            for ref, tip in branches.items():
+                before = remote_heads.get(ref)
+                forced = before is not None and before != tip and not (
+                    before in repo and repo.descendant_of(tip, before))
+                if forced and not force:
+                    short = ref.removeprefix("refs/heads/")
+                    raise DocpipeError(
+                        f"refusing to push: {short} on {where} ({str(before)[:12]}) has commits that are not in the "
+                        f"archive (someone else pushed); pass --force to overwrite them"
+                    )
+                result[ref] = _Pushed(str(before) if before is not None else None, forced)
+                if before != tip:
+                    specs.append(("+" if forced else "") + f"{ref}:{ref}")
+            if specs:
+                remote.push(specs, callbacks=callbacks, threads=0)  # 0: pack with every core
         except (pygit2.GitError, OSError) as exc:  # our own DocpipeErrors (refusal, bad token) pass through
             if attempt < PUSH_ATTEMPTS - 1 and _transient(exc):
                 time.sleep(0.25 * 2**attempt)
                 continue
             raise _git_error(exc, token, where) from None
         if callbacks.rejected:
-            reason = " ".join(callbacks.rejected.get(BRANCH, "rejected").split())[:200]
-            raise DocpipeError(f"Gitea rejected the push of main to {where}: {reason}")
-        return (str(before) if before is not None else None), forced
+            ref, message = min(callbacks.rejected.items())
+            reason = " ".join(message.split())[:200]
+            raise DocpipeError(f"Gitea rejected the push of {ref.removeprefix('refs/heads/')} to {where}: {reason}")
+        return result
     raise AssertionError("unreachable")
 
 
@@ -194,7 +219,8 @@ def push(
     client: GiteaClient | None = None,
 ) -> PushSummary:
     """Ensure `owner/repo` exists on Gitea (created with the folder's description, website and
-    topics when missing; used as is otherwise) and push the archive's main to it."""
+    topics when missing; used as is otherwise) and push the archive's main to it, and its `site`
+    branch when `publish --site-branch` made one."""
     # Settings first (URL, owner, token: all BadInput), so every caller gets the same messages
     # before anything is read or sent.
     gitea = client or GiteaClient(gitea_url, token)
@@ -224,7 +250,17 @@ def push(
         perms = info.get("permissions") or {}
         if perms and not perms.get("push"):
             raise BadInput(f"the token's user {me.get('login')!r} has no write access to {full} on Gitea (403)")
-    before, forced = _push_main(archive, gitea.git_url(full), me.get("login") or "docpipe", gitea.token, full, force)
+    # Imported here: publish imports Markdown, which push never needs.
+    from pipeline.publish import SITE_BRANCH
+
+    branches = {BRANCH: archive.head}
+    site_ref = archive.repo.references.get(SITE_BRANCH)
+    site_tip = site_ref.peel(pygit2.Commit).id if site_ref is not None else None
+    if site_tip is not None:
+        branches[SITE_BRANCH] = site_tip
+    pushed = _push_branches(archive, branches, gitea.git_url(full), me.get("login") or "docpipe", gitea.token, full, force)
+    before, forced = pushed[BRANCH].before, pushed[BRANCH].forced
+    site = pushed.get(SITE_BRANCH)
     return PushSummary(
         owner=o,
         repo=r,
@@ -235,4 +271,7 @@ def push(
         after=str(archive.head),
         up_to_date=before == str(archive.head),
         forced=forced,
+        site_before=site.before if site else None,
+        site_after=str(site_tip) if site_tip is not None else None,
+        site_forced=site.forced if site else False,
     )

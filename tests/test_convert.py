@@ -444,3 +444,133 @@ def test_cli_prints_warnings_on_stderr(tmp_path):
     run = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert", str(path)], capture_output=True, text=True)
     assert run.returncode == 0 and "docpipe: warning:" in run.stderr and "c99" in run.stderr
     assert run.stdout.startswith("---\n")
+
+
+# ---------------------------------------------------------------- list continuations
+
+# A tutorial as Google exports it (Drive `text/html`, classes as Google numbers them): step 1 has
+# a second paragraph and a screenshot, step 2 a sub-step with its own second paragraph and then
+# a paragraph back at step 2's indent, a code block between steps 2 and 3, and a plain paragraph
+# (no indent) ending the list.
+_TUTORIAL = (
+    '<html><head><meta content="text/html; charset=UTF-8" http-equiv="content-type"><style type="text/css">'
+    '.lst-kix_x1k2m3n4o5p6-0>li:before{content:"" counter(lst-ctn-kix_x1k2m3n4o5p6-0,decimal) ". "}'
+    '.lst-kix_x1k2m3n4o5p6-1>li:before{content:"" counter(lst-ctn-kix_x1k2m3n4o5p6-1,lower-latin) ". "}'
+    'ol.lst-kix_x1k2m3n4o5p6-0.start{counter-reset:lst-ctn-kix_x1k2m3n4o5p6-0 0}'
+    '.lst-kix_x1k2m3n4o5p6-0>li{counter-increment:lst-ctn-kix_x1k2m3n4o5p6-0}'
+    'ol{margin:0;padding:0}table td,table th{padding:0}'
+    '.c0{margin-left:36pt;padding-top:0pt;padding-bottom:0pt;line-height:1.15;orphans:2;widows:2;text-align:left}'
+    '.c1{margin-left:36pt;padding-top:0pt;padding-left:0pt;padding-bottom:0pt;line-height:1.15;orphans:2;widows:2;text-align:left}'
+    '.c2{margin-left:72pt;padding-top:0pt;padding-left:0pt;padding-bottom:0pt;line-height:1.15;orphans:2;widows:2;text-align:left}'
+    '.c3{color:#000000;font-weight:400;text-decoration:none;vertical-align:baseline;font-size:11pt;font-family:"Arial";font-style:normal}'
+    '.c4{padding-top:0pt;padding-bottom:0pt;line-height:1.15;orphans:2;widows:2;text-align:left}'
+    '.c5{background-color:#ffffff;max-width:468pt;padding:72pt 72pt 72pt 72pt}'
+    '.c6{padding:0;margin:0}'
+    '.c7{margin-left:72pt;padding-top:0pt;padding-bottom:0pt;line-height:1.15;orphans:2;widows:2;text-align:left}'
+    '.c8{font-weight:400;font-family:"Courier New"}.c10{height:11pt}'
+    '.c9{overflow:hidden;display:inline-block;margin:0.00px 0.00px;border:0.00px solid #000000;transform:rotate(0.00rad) translateZ(0px);'
+    '-webkit-transform:rotate(0.00rad) translateZ(0px);width:301.00px;height:120.00px}'
+    '</style></head><body class="c5 doc-content">'
+    '<p class="c4"><span class="c3">Set up the lab:</span></p>'
+    '<ol class="c6 lst-kix_x1k2m3n4o5p6-0 start" start="1"><li class="c1 li-bullet-0"><span class="c3">Open a terminal.</span></li></ol>'
+    '<p class="c0"><span class="c3">It is in the Applications menu, under System.</span></p>'
+    '<p class="c0"><span class="c9"><img alt="" src="https://lh7-rt.googleusercontent.com/docsz/AD_4nX" style="width: 301.00px; height: 120.00px;" title=""></span></p>'
+    '<p class="c0 c10"><span class="c3"></span></p>'
+    '<ol class="c6 lst-kix_x1k2m3n4o5p6-0" start="2"><li class="c1 li-bullet-0"><span class="c3">Start the desktop.</span></li></ol>'
+    '<ol class="c6 lst-kix_x1k2m3n4o5p6-1 start" start="1"><li class="c2 li-bullet-0"><span class="c3">Pick a seat.</span></li></ol>'
+    '<p class="c7"><span class="c3">Seats are numbered from 1.</span></p>'
+    '<p class="c0"><span class="c3">Wait until the desktop shows.</span></p>'
+    '<p class="c4"><span class="c8">docker ps</span></p>'
+    '<ol class="c6 lst-kix_x1k2m3n4o5p6-0" start="3"><li class="c1 li-bullet-0"><span class="c3">Log in.</span></li></ol>'
+    '<p class="c4"><span class="c3">That is all.</span></p>'
+    '</body></html>'
+)
+
+
+def _mkdocs_markdown(md: str) -> str:
+    """`md` rendered by Python-Markdown with the extensions the site's mkdocs.yml configures."""
+    import yaml
+
+    template = (REPO / "templates" / "mkdocs.yml.j2").read_text(encoding="utf-8")
+    section = re.search(r"^markdown_extensions:\n(?:[ #].*\n)+", template, re.MULTILINE)
+    assert section, "templates/mkdocs.yml.j2 has no markdown_extensions"
+    names, configs = [], {}
+    for ext in yaml.safe_load(section.group(0))["markdown_extensions"]:
+        name, config = next(iter(ext.items())) if isinstance(ext, dict) else (ext, None)
+        names.append(name)
+        if config:
+            configs[name] = config
+    assert "mdx_truly_sane_lists" in names
+    return python_markdown.markdown(md, extensions=names, extension_configs=configs)
+
+
+def test_indented_paragraphs_continue_their_list_item():
+    body = body_of(convert_html(_TUTORIAL, images={"https://lh7-rt.googleusercontent.com/docsz/AD_4nX": "t.assets/shot.png"}))
+    assert body.lstrip("\n").startswith("Set up the lab:\n\n1. Open a terminal.\n\n   It is in the Applications menu, under System.\n\n"
+                           "   ![](t.assets/shot.png)\n\n2. Start the desktop.\n   1. Pick a seat.\n\n      Seats are numbered from 1.\n\n"
+                           "   Wait until the desktop shows.\n"), body
+    site = re.sub(r"\s+", " ", _mkdocs_markdown(body))
+    steps = re.search(r"<ol>(.*)</ol> <pre><code>docker ps ?</code></pre> <ol start=\"3\">(.*?)</ol>", site)
+    assert steps, site
+    first = re.split(r" </li> <li> ", steps.group(1))
+    assert len(first) == 2, site  # steps 1 and 2 in one list; their paragraphs are inside the items
+    assert "<p>It is in the Applications menu, under System.</p>" in first[0]
+    assert '<img alt="" src="t.assets/shot.png" />' in first[0]
+    assert "Pick a seat.<p>Seats are numbered from 1.</p>" in first[1] or "<p>Pick a seat.</p> <p>Seats are numbered from 1.</p>" in first[1]
+    assert first[1].index("Seats are numbered") < first[1].index("</ol> <p>Wait until the desktop shows.</p>")
+    assert "Log in." in steps.group(2) and site.endswith("<p>That is all.</p>")
+    # CommonMark (GitHub, Gitea) reads the same structure.
+    cm = rendered(body)
+    assert "<li> <p>Open a terminal.</p> <p>It is in the Applications menu, under System.</p>" in cm
+    assert '<ol start="3"> <li>Log in.</li> </ol>' in cm
+
+
+def test_unindented_paragraph_still_ends_the_list():
+    source = _TUTORIAL.replace('<p class="c0"><span class="c3">It is in', '<p class="c4"><span class="c3">It is in')
+    body = body_of(convert_html(source))
+    assert "Wait until" in body and "1. Open a terminal.\n\nIt is in the Applications menu" in body
+
+
+# ---------------------------------------------------------------- is it an export?
+
+
+def test_every_fixture_is_recognised_as_a_google_export():
+    from pipeline.convert import is_google_export, not_an_export_warning
+
+    for case in CASES:
+        source = (FIXTURES / f"{case.name}.export.html").read_text(encoding="utf-8")
+        assert is_google_export(source), case.name
+        # exports from before Google classed the body `doc-content`
+        assert is_google_export(source.replace(" doc-content", "")), case.name
+        assert not_an_export_warning(source) is None
+    assert is_google_export(GDoc().p("x").html())
+
+
+@pytest.mark.parametrize("source", [
+    "<html><body><h1>Notes</h1><p>Saved from a browser.</p></body></html>",
+    "# Already Markdown\n\nSome *text*.\n",
+    '<html><head><meta content="text/html; charset=UTF-8" http-equiv="content-type"></head><body><p>x</p></body></html>',
+    '<html><head><style>.c1{color:red}</style></head><body class="c1"><p>x</p></body></html>',
+])
+def test_other_html_is_not_an_export(source):
+    from pipeline.convert import is_google_export
+
+    assert not is_google_export(source)
+
+
+def test_cli_warns_when_input_is_not_an_export_and_still_converts(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text("<html><body><h1>Notes</h1><p>Saved from a browser.</p></body></html>", encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert", str(path)], check=False, capture_output=True, text=True)
+    assert run.returncode == 0 and "# Notes\n\nSaved from a browser.\n" in run.stdout
+    assert run.stderr.startswith("docpipe: warning: ") and run.stderr.count("\n") == 1
+    assert "Google Docs" in run.stderr
+    real = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert", str(FIXTURES / "lists.export.html")],
+                          check=False, capture_output=True, text=True)
+    assert real.returncode == 0 and real.stderr == ""
+
+
+def test_large_generated_doc_keeps_step_paragraphs_in_their_steps():
+    body = body_of(convert_html(large_html(50_000)))
+    assert "\n  Step 1 goes on: see the **desktop** at `https://lab-1`.\n" in body
+    assert "\nStep 1 goes on" not in body

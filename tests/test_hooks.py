@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +83,79 @@ def test_secrets_are_not_passed_to_hooks(tmp_path: Path, monkeypatch: pytest.Mon
     assert env["SOME_SETTING"] == "visible"
     assert "GITEA_TOKEN" not in env and "DOCPIPE_ACCESS_TOKEN" not in env
     assert "s3cret" not in json.dumps(env)
+
+
+def test_hook_is_done_when_its_own_process_exits(tmp_path: Path) -> None:
+    # The background job keeps the hook's stdout and stderr open for 1000 s; docpipe must not wait.
+    pidfile = tmp_path / "bg.pid"
+    write_hook(tmp_path / "rendered", f"sleep 1000 &\necho $! > {pidfile}\necho '{{\"ok\": 1}}'\n")
+    start = time.monotonic()
+    results = HookRunner(dirs=[tmp_path], timeout=30).fire("rendered", {})
+    assert time.monotonic() - start < 5
+    assert [r.output for r in results] == [{"ok": 1}]
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)  # the hook's background job is its own business
+
+
+def test_timeout_kills_the_hooks_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "bg.pid"
+    write_hook(tmp_path / "pulled.d" / "10-slow", f"sleep 1000 &\necho $! > {pidfile}\necho working >&2\nwait\n")
+    with pytest.raises(DocpipeError) as err:
+        HookRunner(dirs=[tmp_path], timeout=1).fire("pulled", {})
+    assert "pulled.d/10-slow" in err.value.message and "timed out after 1s" in err.value.message
+    assert "working" in err.value.message
+    bg = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(bg) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(bg), "the hook's background job outlived its timeout"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_control_characters_from_a_hook_never_reach_the_user(tmp_path: Path) -> None:
+    write_hook(tmp_path / "pushed.d" / "10-rude",
+               r"printf '\033[2Jscreen cleared\r\007 over\tthere\n\033]0;title\007bad\n' >&2; exit 1" "\n")
+    with pytest.raises(DocpipeError) as err:
+        HookRunner(dirs=[tmp_path]).fire("pushed", {})
+    msg = err.value.message
+    assert "[2Jscreen cleared over there | ]0;titlebad" in msg
+    assert not any(ord(c) < 32 and c != "\t" for c in msg) and "\x7f" not in msg
+
+
+def test_control_characters_in_a_hooks_json_are_removed(tmp_path: Path) -> None:
+    write_hook(tmp_path / "pushed", r"""printf '{"note": "a\\u001b[31mred\\r\\u0007", "ok\\u009b": ["x\\ny\\tz"]}'""" "\n")
+    [result] = HookRunner(dirs=[tmp_path]).fire("pushed", {})
+    assert result.output == {"note": "a[31mred", "ok": ["x\ny\tz"]}
+
+
+def test_output_over_the_limit_fails_the_hook(tmp_path: Path) -> None:
+    # 2 MiB of JSON, from a hook that would go on printing forever were it not stopped.
+    write_hook(tmp_path / "replayed", "python3 -c \"import sys; sys.stdout.write('{\\\"x\\\": \\\"' + 'a' * (2 << 20))\"\nsleep 1000\n")
+    start = time.monotonic()
+    with pytest.raises(DocpipeError, match=r"hook replayed for event 'replayed' printed more than 1 MiB on stdout"):
+        HookRunner(dirs=[tmp_path], timeout=60).fire("replayed", {})
+    assert time.monotonic() - start < 10
+
+
+def test_a_hook_that_ignores_a_large_event_still_runs(tmp_path: Path) -> None:
+    # The event is bigger than a pipe's buffer and the hook never reads it: no deadlock.
+    write_hook(tmp_path / "rendered", "echo '{}'\n")
+    [result] = HookRunner(dirs=[tmp_path], timeout=30).fire("rendered", {"big": "x" * (1 << 20)})
+    assert result.output == {}
+
+
+def test_a_background_job_flooding_stderr_does_not_hold_docpipe(tmp_path: Path) -> None:
+    pidfile = tmp_path / "bg.pid"
+    write_hook(tmp_path / "rendered", f"yes flood >&2 &\necho $! > {pidfile}\necho '{{}}'\n")
+    start = time.monotonic()
+    try:
+        [result] = HookRunner(dirs=[tmp_path], timeout=30).fire("rendered", {})
+        assert result.output == {} and time.monotonic() - start < 5
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # `yes` may have died of the closed pipe
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)

@@ -13,8 +13,8 @@ import pytest
 
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.push import push, slug
-from tests.support.gitea import (FOLDER_LINK, Target, add_commit, clone_main, gitea_double, gitea_target,  # noqa: F401
-                                 make_archive)
+from tests.support.gitea import (FOLDER_LINK, Target, add_commit, clone_main, git_auth_args, gitea_double,  # noqa: F401
+                                 gitea_target, make_archive)
 
 
 def run_cli(tmp_path: Path, token: str | None, *args: str) -> subprocess.CompletedProcess[str]:
@@ -385,3 +385,78 @@ def test_contract_2_sample_archive_round_trips(tmp_path: Path, gitea_double: Tar
                           capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr
     assert json.loads((clone / ".docpipe" / "manifest.json").read_text())["folder"]["name"] == "CSWG docs"
+
+
+# ---------------------------------------------------------------- the site branch
+
+
+def _commit_site(workdir: Path, page: str) -> str:
+    """What `publish --site-branch` does: commit a site directory to the archive's `site` branch."""
+    from pipeline.publish import commit_site
+
+    site = workdir / "site-src"
+    (site / "docs").mkdir(parents=True, exist_ok=True)
+    (site / "mkdocs.yml").write_text("site_name: t\n")
+    (site / "docs" / "index.md").write_text(page)
+    repo = pygit2.Repository(str(workdir / "archive"))
+    return commit_site(repo, site, repo[repo.references["refs/heads/main"].target])
+
+
+def remote_branch(target: Target, name: str, branch: str) -> str | None:
+    out = subprocess.run(["git", *git_auth_args(target.token), "ls-remote", f"{target.url}/{target.owner}/{name}.git",
+                          f"refs/heads/{branch}"], check=True, capture_output=True, text=True, timeout=60).stdout
+    return out.split()[0] if out.strip() else None
+
+
+def test_site_branch_is_pushed_with_main_and_fast_forwards(tmp_path: Path, gitea_target: Target) -> None:
+    wd = tmp_path / "wd"
+    make_archive(wd)
+    name = gitea_target.repo_name("site")
+    # No site branch yet: main alone, and the remote has no `site`.
+    first = json.loads(cli_push(tmp_path, gitea_target, wd, "--repo", name).stdout)
+    assert first["site_after"] is None and remote_branch(gitea_target, name, "site") is None
+    site1 = _commit_site(wd, "# One\n")
+    proc = cli_push(tmp_path, gitea_target, wd, "--repo", name)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["up_to_date"] is True and (summary["site_before"], summary["site_after"]) == (None, site1)
+    assert remote_branch(gitea_target, name, "site") == site1
+    add_commit(wd, "revision 3")
+    site2 = _commit_site(wd, "# Two\n")
+    summary = json.loads(cli_push(tmp_path, gitea_target, wd, "--repo", name).stdout)
+    assert (summary["site_before"], summary["site_after"], summary["site_forced"]) == (site1, site2, False)
+    assert remote_branch(gitea_target, name, "site") == site2
+    clone = tmp_path / "clone"
+    subprocess.run(["git", *git_auth_args(gitea_target.token),
+                    "clone", "-q", "--branch", "site", f"{gitea_target.url}/{gitea_target.owner}/{name}.git", str(clone)],
+                   check=True, capture_output=True, timeout=120)
+    assert (clone / "docs" / "index.md").read_text() == "# Two\n" and (clone / "mkdocs.yml").is_file()
+
+
+def test_diverged_site_branch_is_refused_before_anything_is_pushed(tmp_path: Path, gitea_target: Target) -> None:
+    name = gitea_target.repo_name("site-diverged")
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    make_archive(ours, commits=1)
+    _commit_site(ours, "# Ours\n")
+    assert cli_push(tmp_path, gitea_target, ours, "--repo", name).returncode == 0
+    make_archive(theirs, commits=1)  # same main (deterministic), a different site history
+    their_site = _commit_site(theirs, "# Theirs\n")
+    # theirs' site has no parent in common with ours: pushing it needs --force.
+    assert cli_push(tmp_path, gitea_target, theirs, "--repo", name, "--force").returncode == 0
+    main_before = remote_branch(gitea_target, name, "main")
+    add_commit(ours, "our next revision")
+    our_site = _commit_site(ours, "# Ours, again\n")
+
+    proc = cli_push(tmp_path, gitea_target, ours, "--repo", name)
+    assert proc.returncode == 1
+    line = one_line_error(proc)
+    assert "refusing to push: site on" in line and "--force" in line
+    # Nothing moved: neither the site nor main (which alone would have fast-forwarded).
+    assert remote_branch(gitea_target, name, "site") == their_site
+    assert remote_branch(gitea_target, name, "main") == main_before
+
+    proc = cli_push(tmp_path, gitea_target, ours, "--repo", name, "--force")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["site_forced"] is True and summary["site_before"] == their_site and summary["forced"] is False
+    assert remote_branch(gitea_target, name, "site") == our_site

@@ -11,11 +11,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, Tag
+from bs4.element import NavigableString
 
 from pipeline.convert.inline import (
-    ANCHOR, BREAK, CODE_BLOCK_END, CODE_BLOCK_START, IMAGE, SAFE_ID, TEXT, Context, Item, build_inline,
-    clean_text, is_code_line, items_of, iter_text, line_text, split_lines,
+    ANCHOR,
+    BREAK,
+    CODE_BLOCK_END,
+    CODE_BLOCK_START,
+    IMAGE,
+    SAFE_ID,
+    TEXT,
+    Context,
+    Item,
+    build_inline,
+    clean_text,
+    is_code_line,
+    items_of,
+    iter_text,
+    line_text,
+    split_lines,
 )
 from pipeline.convert.styles import Look, StyleSheet
 from pipeline.convert.tree import Element, FastTag, child_tags, classes, first_descendant, is_blank, parse, tag_of, text_of
@@ -28,6 +43,10 @@ HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9]*(?:[ _-][A-Za-z0-9]+){0,2}):[ \
 _KNOWN_HEADERS = frozenset({"name", "title", "status"})
 _NO_LOOK = Look()
 _COMMENT_BODY = re.compile(r"^#cmnt_ref\d+$")
+# Google indents list level N's text by 36pt * (N + 1); used when the export's CSS says nothing.
+_LEVEL_INDENT = 36.0
+# Indents are floats from CSS (`35.99pt` happens after copy/paste): this much counts as equal.
+_INDENT_SLACK = 1.0
 
 
 @dataclass
@@ -103,12 +122,13 @@ def _take_headers(body: Element, ctx: Context) -> dict[str, str]:
         text = "".join(iter_text(items_of(node, _NO_LOOK, ctx))).strip()
         if not text or "title" in names or "subtitle" in names:
             continue
-        pairs = [HEADER_LINE.match(line.strip()) for line in text.split("\n") if line.strip()]
-        if not all(pairs):
+        matches = [HEADER_LINE.match(line.strip()) for line in text.split("\n") if line.strip()]
+        pairs = [(m.group(1), m.group(2).strip()) for m in matches if m is not None]
+        if len(pairs) < len(matches):
             break
         if (node.tail or "").strip():
             break
-        found.append((node, [(m.group(1), m.group(2).strip()) for m in pairs]))
+        found.append((node, pairs))
     headers: dict[str, str] = {}
     for _, pairs in found:
         for key, value in pairs:
@@ -125,6 +145,7 @@ class _ListLevel:
     level: int
     list_id: str
     tag: Tag
+    indent: float = 0.0  # where its items' text starts, in points
 
 
 class _Builder:
@@ -160,9 +181,17 @@ class _Builder:
         if name in ("ul", "ol"):
             self.list_block(node, parent)
             return
-        if not (name == "p" and is_blank(node)):
-            self.lists = []
-        if name == "p" or name == "li":
+        if name == "p":
+            if self.lists and not is_blank(node):
+                item = self.continued_item(node)
+                if item is not None:
+                    self.paragraph(node, parent, item)
+                    return
+                self.lists = []
+            self.paragraph(node, parent)
+            return
+        self.lists = []
+        if name == "li":
             self.paragraph(node, parent)
         elif _HEADING.match(name):
             self.heading(node, int(name[1]), parent)
@@ -225,7 +254,8 @@ class _Builder:
     def look(self, node: Element) -> Look:
         return self.ctx.sheet.look(classes(node), node.get("style") or "")
 
-    def paragraph(self, node: Element, parent: Tag) -> None:
+    def paragraph(self, node: Element, parent: Tag, item: Tag | None = None) -> None:
+        """`item`: the list item this paragraph continues (its indent matches the item's text)."""
         look = self.look(node)
         if look.hidden:
             return
@@ -233,6 +263,13 @@ class _Builder:
         items = items_of(node, look, self.ctx)
         if self.title is None and "title" in classes(node).split():
             self.title = "".join(iter_text(items)).strip() or None
+        if item is not None:
+            # Code stays a top-level fence: Python-Markdown (MkDocs) cannot fence inside a list
+            # item; the list's numbering carries on after it (KeepListNumbers).
+            if CODE_BLOCK_START in raw or self.in_marker or all(is_code_line(line) for line in split_lines(items)):
+                self.lists = []
+            else:
+                parent = item
         if CODE_BLOCK_START in raw or self.in_marker:
             self.marker_paragraph(raw, items, parent)
             return
@@ -305,6 +342,25 @@ class _Builder:
         self.emit(parent, tag)
 
     # ------------------------------------------------------------ lists
+    def continued_item(self, node: Element) -> Tag | None:
+        """The open list item whose text an indented paragraph lines up with, if any.
+
+        Google exports a step's second paragraph as a `<p>` between two `<ol>` fragments, indented
+        (`margin-left`) like the item's text; the deepest level indented no further is the one it
+        continues. Deeper levels close: a later sub-list starts a new one after the paragraph."""
+        indent = self.ctx.sheet.indent(classes(node), node.get("style") or "")
+        if indent <= 0:
+            return None
+        for depth in range(len(self.lists) - 1, -1, -1):
+            level = self.lists[depth]
+            if level.indent <= indent + _INDENT_SLACK:
+                last = level.tag.contents[-1] if level.tag.contents else None
+                if not isinstance(last, Tag) or last.name != "li":
+                    return None
+                del self.lists[depth + 1:]
+                return last
+        return None
+
     def list_block(self, node: Element, parent: Tag) -> None:
         self.flush_code()
         m = _LIST_CLASS.search(classes(node))
@@ -317,7 +373,7 @@ class _Builder:
         if self.lists and self.lists[-1].level == level:
             target = self.lists[-1].tag
         else:
-            kind = tag_of(node)
+            kind = tag_of(node) or "ul"  # only <ul>/<ol> nodes come here
             target = self.out.new_tag(kind)
             start = node.get("start")
             if kind == "ol" and start and start.isdigit() and int(start) != 1:
@@ -332,7 +388,10 @@ class _Builder:
                     self.lists[-1].tag.append(holder)
             holder.append(target)
             self.lists.append(_ListLevel(level, list_id, target))
+        level_info = self.lists[-1]
         for li in list(child_tags(node, ("li",))):
+            indent = self.ctx.sheet.indent(classes(li), li.get("style") or "")
+            level_info.indent = indent if indent > 0 else _LEVEL_INDENT * (level + 1)
             item = self.out.new_tag("li")
             target.append(item)
             saved, self.lists = self.lists, []
@@ -372,9 +431,9 @@ class _Builder:
                 row.append(td)
             table.append(row)
         if simple:
-            for row in table.children:
-                for td in row.children:
-                    for p in [c for c in td.children if isinstance(c, Tag) and c.name == "p"]:
+            for trow in [c for c in table.children if isinstance(c, Tag)]:
+                for cell_tag in [c for c in trow.children if isinstance(c, Tag)]:
+                    for p in [c for c in cell_tag.children if isinstance(c, Tag) and c.name == "p"]:
                         p.unwrap()
         else:
             table["data-html"] = "1"

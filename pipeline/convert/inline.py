@@ -10,11 +10,12 @@ neighbours share, so a bold run never breaks on a space and markers never hug a 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, Tag
+from bs4.element import NavigableString
 
 from pipeline.convert.styles import CODE, DEL, EM, STRONG, SUB, SUP, Look, StyleSheet
 from pipeline.convert.tree import Element, classes, tag_of, text_of
@@ -239,6 +240,7 @@ def _nest(soup: BeautifulSoup, parent: Tag, items: list[Item], applied: frozense
                 j += 1
             if j > best_end:
                 best, best_end = fmt, j
+        assert best is not None  # `todo` is never empty here, so some format won
         wrapper = _wrapper(soup, best, items, i, best_end)
         line_start = _nest(soup, wrapper, items[i:best_end], applied | {best}, line_start)
         parent.append(wrapper)
@@ -271,10 +273,10 @@ def _leaf(soup: BeautifulSoup, parent: Tag, item: Item, line_start: bool) -> boo
         parent.append(soup.new_tag("br"))
         return True
     if item.kind == IMAGE:
-        parent.append(soup.new_tag("img", attrs={"src": item.attrs["src"], "alt": item.text}))
+        parent.append(soup.new_tag("img", attrs={"src": (item.attrs or {})["src"], "alt": item.text}))
         return False
     if item.kind == ANCHOR:
-        parent.append(soup.new_tag("a", attrs={"id": item.attrs["id"]}))
+        parent.append(soup.new_tag("a", attrs={"id": (item.attrs or {})["id"]}))
     return line_start
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from typing import Any
 
-from bs4 import NavigableString, Tag
+from bs4 import Tag
+from bs4.element import NavigableString, PageElement
 from markdownify import ATX, BACKSLASH, MarkdownConverter
 
 from pipeline.convert.inline import LineStart
@@ -68,7 +70,7 @@ def display_width(text: str) -> int:
 class GDocConverter(MarkdownConverter):
     """Converts the pre-pass's semantic tree (not raw Google HTML) to GitHub-flavoured Markdown."""
 
-    def __init__(self, **options):
+    def __init__(self, **options: Any) -> None:
         options.setdefault("heading_style", ATX)
         options.setdefault("bullets", "-")
         options.setdefault("newline_style", BACKSLASH)
@@ -80,7 +82,7 @@ class GDocConverter(MarkdownConverter):
         options.setdefault("escape_misc", False)
         super().__init__(**options)
 
-    def process_text(self, el, parent_tags=None):
+    def process_text(self, el: NavigableString, parent_tags: set[str] | None = None) -> str:
         parent_tags = parent_tags or set()
         text = str(el)
         if "pre" in parent_tags:
@@ -97,7 +99,16 @@ class GDocConverter(MarkdownConverter):
                 text = text.rstrip(" ")
         return text
 
-    def convert_em(self, el, text, parent_tags):
+    def convert_li(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        out: str = super().convert_li(el, text, parent_tags)  # type: ignore[misc]  # markdownify is untyped
+        # An item holding paragraphs needs a blank line before the next item, or Python-Markdown
+        # reads the next marker as a lazy continuation line of the item's last paragraph.
+        # (A paragraph in a nested item counts: that item's last line is just as lazy.)
+        if el.next_sibling is not None and el.find("p") is not None:
+            out += "\n"
+        return out
+
+    def convert_em(self, el: Tag, text: str, parent_tags: set[str]) -> str:
         symbol = el.get("data-sym") or "_"
         if "_noformat" in parent_tags:
             return text
@@ -108,11 +119,11 @@ class GDocConverter(MarkdownConverter):
         trail = " " if text[-1:].isspace() else ""
         return f"{lead}{symbol}{stripped}{symbol}{trail}"
 
-    def convert_a(self, el, text, parent_tags):
+    def convert_a(self, el: Tag, text: str, parent_tags: set[str]) -> str:
         href = el.get("href")
         if not href:
             anchor = el.get("id")
-            return f'<a id="{html.escape(anchor, quote=True)}"></a>' if anchor else text
+            return f'<a id="{html.escape(str(anchor), quote=True)}"></a>' if anchor else text
         if "_noformat" in parent_tags:
             return text
         lead = " " if text[:1] == " " else ""
@@ -122,11 +133,11 @@ class GDocConverter(MarkdownConverter):
             return lead or trail
         return f"{lead}[{text}]({href}){trail}"
 
-    def convert_img(self, el, text, parent_tags):
-        alt = escape_text(el.get("alt") or "", False, "td" in parent_tags)
+    def convert_img(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        alt = escape_text(str(el.get("alt") or ""), False, "td" in parent_tags)
         return f"![{alt}]({el.get('src')})"
 
-    def convert_pre(self, el, text, parent_tags):
+    def convert_pre(self, el: Tag, text: str, parent_tags: set[str]) -> str:
         if not text:
             return ""
         longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0)
@@ -134,15 +145,15 @@ class GDocConverter(MarkdownConverter):
         return f"\n\n{fence}\n{text}\n{fence}\n\n"
 
     # ------------------------------------------------------------ tables
-    def convert_td(self, el, text, parent_tags):
+    def convert_td(self, el: Tag, text: str, parent_tags: set[str]) -> str:
         return _CELL + " ".join(text.split("\n")).strip()
 
     convert_th = convert_td
 
-    def convert_tr(self, el, text, parent_tags):
+    def convert_tr(self, el: Tag, text: str, parent_tags: set[str]) -> str:
         return _ROW + text
 
-    def convert_table(self, el, text, parent_tags):
+    def convert_table(self, el: Tag, text: str, parent_tags: set[str]) -> str:
         if el.get("data-html"):
             # One line: a blank line would end the HTML block; &#10; keeps a <pre>'s line breaks.
             return "\n\n" + _to_html(el).replace("\n", "&#10;") + "\n\n"
@@ -155,7 +166,7 @@ class GDocConverter(MarkdownConverter):
             votes: dict[str, int] = {}
             for tr in tags:
                 if col < len(tr):
-                    a = tr[col].get("data-align") or "left"
+                    a = str(tr[col].get("data-align") or "left")
                     votes[a] = votes.get(a, 0) + 1
             aligns.append(max(sorted(votes), key=lambda a: votes[a]) if votes else "left")
         widths = [max(3, *(display_width(r[c]) for r in rows)) for c in range(width)]
@@ -177,12 +188,14 @@ class GDocConverter(MarkdownConverter):
         return "\n\n" + "\n".join(lines) + "\n\n"
 
 
-def _to_html(node) -> str:
+def _to_html(node: PageElement) -> str:
     """A table whose cells hold blocks, as HTML: only our own tags and checked attributes."""
     if isinstance(node, NavigableString):
         return html.escape(str(node), quote=False)
+    if not isinstance(node, Tag):
+        return ""
     inner = "".join(_to_html(c) for c in node.children)
-    if not isinstance(node, Tag) or node.name not in _HTML_TAGS:
+    if node.name not in _HTML_TAGS:
         return inner
     attrs = "".join(f' {k}="{html.escape(str(v), quote=True)}"' for k, v in sorted(node.attrs.items()) if k in _HTML_ATTRS)
     if node.name in ("br", "hr", "img"):

@@ -19,6 +19,10 @@ MONOSPACE_FONTS = frozenset(
     }
 )
 
+# CSS lengths in points: Google writes `pt`; hand-made or re-saved exports may use others.
+_LENGTH = re.compile(r"^(-?[0-9.]+)(pt|px|in|cm|mm|pc)?$")
+_POINTS = {"pt": 1.0, "px": 0.75, "in": 72.0, "cm": 72 / 2.54, "mm": 72 / 25.4, "pc": 12.0, None: 0.75}
+
 _RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
 _SIMPLE_CLASS = re.compile(r"^\.([A-Za-z0-9_-]+)$")
 # Class names that carry structure rather than style: they need no stylesheet rule.
@@ -46,6 +50,19 @@ def is_monospace(family: str) -> bool:
     return False
 
 
+def points(value: str | None) -> float:
+    """A CSS length in points (0 for what cannot be read, e.g. `auto` or `em`)."""
+    if not value:
+        return 0.0
+    m = _LENGTH.match(value.strip().lower())
+    if m is None:
+        return 0.0
+    try:
+        return float(m.group(1)) * _POINTS[m.group(2)]
+    except ValueError:
+        return 0.0
+
+
 @dataclass(frozen=True)
 class Look:
     """What a run's CSS says about its text. None means "not set here" (inherit)."""
@@ -58,7 +75,7 @@ class Look:
     align: str | None = None  # paragraph text-align: left/right/center/justify
     hidden: bool = False
 
-    def over(self, parent: "Look") -> "Look":
+    def over(self, parent: Look) -> Look:
         """This look on top of its parent's, the way CSS inherits (line-through propagates)."""
         return _over(self, parent)
 
@@ -123,10 +140,11 @@ class StyleSheet:
 
     classes: dict[str, dict[str, str]]
     _cache: dict[tuple[str, str], Look] = field(default_factory=dict)
+    _indents: dict[tuple[str, str], float] = field(default_factory=dict)
     undefined: set[str] = field(default_factory=set)
 
     @classmethod
-    def parse(cls, css: str) -> "StyleSheet":
+    def parse(cls, css: str) -> StyleSheet:
         classes: dict[str, dict[str, str]] = {}
         css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
         css = re.sub(r"@import[^;]*;", "", css)
@@ -155,4 +173,20 @@ class StyleSheet:
         if style_attr:
             decls.update(parse_declarations(style_attr))
         result = self._cache[key] = look_of(decls)
+        return result
+
+    def indent(self, class_attr: str, style_attr: str = "") -> float:
+        """How far a block's text starts from the left edge, in points (margin + padding)."""
+        key = (class_attr, style_attr)
+        hit = self._indents.get(key)
+        if hit is not None:
+            return hit
+        decls: dict[str, str] = {}
+        for name in class_attr.split():
+            rule = self.classes.get(name)
+            if rule is not None:
+                decls.update(rule)
+        if style_attr:
+            decls.update(parse_declarations(style_attr))
+        result = self._indents[key] = points(decls.get("margin-left")) + points(decls.get("padding-left"))
         return result

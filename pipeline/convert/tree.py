@@ -8,13 +8,15 @@ tree we build is bs4, with `FastTag` answering markdownify's hot look-ups direct
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeAlias
 
 import lxml.html
 from bs4 import Tag
 from lxml.etree import ParserError
 
-Element = lxml.html.HtmlElement
+# lxml ships no type hints: its elements are typed as Any here, not guessed at.
+Element: TypeAlias = Any
 _PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, remove_pis=True)
 
 
@@ -27,12 +29,12 @@ def parse(html: str) -> Element:
         return lxml.html.document_fromstring(b"<html><body></body></html>", parser=_PARSER)
 
 
-def tag_of(node) -> str | None:
+def tag_of(node: Element) -> str | None:
     tag = node.tag
     return tag.lower() if isinstance(tag, str) else None
 
 
-def child_tags(node, names: Iterable[str] | None = None) -> Iterator:
+def child_tags(node: Element, names: Iterable[str] | None = None) -> Iterator[Element]:
     wanted = frozenset(names) if names is not None else None
     for child in node:
         tag = tag_of(child)
@@ -40,28 +42,28 @@ def child_tags(node, names: Iterable[str] | None = None) -> Iterator:
             yield child
 
 
-def first_descendant(node, names: Iterable[str]):
+def first_descendant(node: Element, names: Iterable[str]) -> Element | None:
     return next(node.iterdescendants(*names), None)
 
 
-def text_of(node) -> str:
-    return node.text_content()
+def text_of(node: Element) -> str:
+    return str(node.text_content())
 
 
-def is_blank(node) -> bool:
+def is_blank(node: Element) -> bool:
     """No visible text and no image."""
     return not node.text_content().strip() and first_descendant(node, ("img",)) is None
 
 
-def classes(node) -> str:
-    return node.get("class") or ""
+def classes(node: Element) -> str:
+    return str(node.get("class") or "")
 
 
 class FastTag(Tag):
     """The semantic tree's tags: markdownify asks every node for its `pre` parent and every list
     item for its previous siblings; answer those by walking pointers, not through bs4's filters."""
 
-    def find_parent(self, name=None, attrs={}, **kwargs):  # noqa: B006 - bs4's signature
+    def find_parent(self, name: Any = None, attrs: Any = {}, **kwargs: Any) -> Any:  # noqa: B006 - bs4's signature
         if not isinstance(name, str) or attrs or kwargs:
             return super().find_parent(name, attrs, **kwargs)
         node = self.parent
@@ -71,10 +73,11 @@ class FastTag(Tag):
             node = node.parent
         return None
 
-    def find_previous_siblings(self, name=None, attrs={}, string=None, limit=None, **kwargs):  # noqa: B006
+    def find_previous_siblings(self, name: Any = None, attrs: Any = {}, string: Any = None, limit: Any = None,  # noqa: B006
+                               **kwargs: Any) -> Any:
         if not isinstance(name, str) or attrs or string is not None or limit is not None or kwargs:
             return super().find_previous_siblings(name, attrs, string, limit, **kwargs)
-        out = []
+        out: list[Tag] = []
         node = self.previous_sibling
         while node is not None:
             if isinstance(node, Tag) and node.name == name:

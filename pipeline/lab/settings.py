@@ -28,6 +28,13 @@ class LabSettings:
     bind: str = "127.0.0.1"
     max_seats: int = 30
     dry_run: bool = False
+    # Kubernetes backend (pipeline/lab/kubernetes.py)
+    namespace: str = "docpipe"
+    ingress_class: str = ""
+    tls_secret: str = ""
+    host: str = ""  # seats are s-<label>.<host>; tls_secret should hold *.<host>
+    context: str = ""  # kubeconfig context; "" = current context (or in-cluster)
+    ingress_namespace: str = "ingress-nginx"  # the only namespace seats accept traffic from
 
     def repo(self, workshop_slug: str) -> str:
         path = f"{self.prefix}/{workshop_slug}"
@@ -82,6 +89,12 @@ def from_values(values: Mapping[str, Any], *, registry: str | None = None) -> La
         bind=str(values.get("bind") or LabSettings.bind),
         max_seats=int(values.get("max_seats") or LabSettings.max_seats),
         dry_run=bool(values.get("dry_run")),
+        namespace=str(values.get("namespace") or LabSettings.namespace),
+        ingress_class=str(values.get("ingress_class") or ""),
+        tls_secret=str(values.get("tls_secret") or ""),
+        host=str(values.get("host") or ""),
+        context=str(values.get("context") or ""),
+        ingress_namespace=str(values.get("ingress_namespace") or LabSettings.ingress_namespace),
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -58,17 +57,13 @@ def _worker_init(parent: int) -> None:
 
     A worker blocked on its task pipe exits when the parent's end closes; one busy converting
     would finish its chunk first, so the kernel kills it when the parent dies (Linux)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
+    from pipeline import children
 
-        pr_set_pdeathsig = 1
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass  # no libc to call: the closed task pipe still ends an idle worker
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
+    try:
+        children.die_with_parent(parent)
+    except OSError:  # no libc to reach: the closed task pipe still ends an idle worker
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def _convert_one(job: Job, html_path: str, cache_path: str) -> str:

@@ -34,6 +34,8 @@ _CLASSES = {
     "c12": "text-decoration:line-through",
     "c13": "padding-top:20pt;padding-bottom:6pt;line-height:1.15;page-break-after:avoid;text-align:left",
     "c14": "padding-top:0pt;padding-bottom:0pt;line-height:1.15;text-align:right",
+    "c15": "margin-left:72pt;padding-left:0pt",
+    "c16": "margin-left:108pt;padding-left:0pt",
 }
 _RUN_CLASS = {"": "c3", "b": "c5", "i": "c6", "bi": "c5 c6", "s": "c12", "code": "c9"}
 
@@ -110,7 +112,8 @@ class GDoc:
             start = ' start="1"' if ordered else ""
             self.parts.append(f'<{tag} class="c10 lst-kix_{list_id}-{level} start"{start}>')
             self._open_list = (list_id, level, tag)
-        self.parts.append(f'<li class="c2 c11 li-bullet-0">{runs(text)}</li>')
+        indent = ("c11", "c15")[level] if level < 2 else "c16"  # Google indents each level 36pt more
+        self.parts.append(f'<li class="c2 {indent} li-bullet-0">{runs(text)}</li>')
         return self
 
     def code_block(self, lines: list[str]) -> "GDoc":
@@ -171,6 +174,8 @@ def large_html(target_bytes: int = 200_000) -> str:
         for k in range(4):
             doc.li(lid, 0, f"Step {k} of section {n} with **emphasis**")
             doc.li(lid, 1, f"Detail {k}: run `make lab-{k}` and check the _output_")
+            if k == 1:  # a step's second paragraph, indented like the step's text (c11: level 0)
+                doc.raw(f'<p class="c2 c11">{runs(f"Step {k} goes on: see the **desktop** at `https://lab-{n}`.")}</p>')
         doc.code_block([f"docker run --rm lab:{n}", "  echo 'hello'", "", "exit 0"])
         doc.table([["Tool", "Version", "Notes"], ["python", f"3.{n % 13}", "ok"], ["git", "2.39", "**needed**"]])
     return doc.html()

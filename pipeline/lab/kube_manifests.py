@@ -1,0 +1,268 @@
+"""Kubernetes objects for one class of seats: pure, no I/O (the client lives in kubernetes.py).
+
+Routing is a host per seat (`s-<label>.<host>`, one wildcard TLS secret): plain `pathType: Prefix`
+rules every ingress controller understands, no controller-specific rewrite annotation, noVNC served
+at `/` exactly as the image serves it, and every seat its own browser origin, so one student's
+workshop web app cannot script another seat's page or the instructor's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import yaml
+
+from pipeline.errors import BadInput
+from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.bases import NOVNC_PROFILE, WEBTOP_PROFILE, BaseProfile
+
+K8S_VERSION = "1.31.0"  # the schemas tests validate against (kubernetes-validate ships them)
+MANAGER = "docpipe"
+NAME_LABEL = "app.kubernetes.io/name"
+MANAGED_LABEL = "app.kubernetes.io/managed-by"
+WORKSHOP_LABEL = "docpipe.io/workshop"
+CLASS_LABEL = "docpipe.io/class"
+SEAT_LABEL = "docpipe.io/seat"
+EXPIRES = "docpipe.io/expires"
+STUDENT = "docpipe.io/student"
+REVISION = "docpipe.io/revision"
+HOST = "docpipe.io/host"  # so `lab status` rebuilds links without the settings that made them
+SEAT_APP = "docpipe-seat"
+MANAGED = f"{NAME_LABEL}={SEAT_APP},{MANAGED_LABEL}={MANAGER}"
+
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_DNS_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+_DIGEST_REF = re.compile(r"[a-z0-9][a-z0-9._\-/:]{0,200}@sha256:[0-9a-f]{64}")
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_MAX_STUDENT = 200  # an annotation, not a page: enough to tell students apart
+
+
+def _label(value: str, what: str) -> str:
+    if not _LABEL.fullmatch(value):
+        raise BadInput(f"{what} {value[:80]!r} must be a DNS-1123 label (a-z, 0-9, '-', at most 63)")
+    return value
+
+
+def _digest(text: str, n: int) -> str:
+    """Lowercase base32 of sha256: DNS-safe, case-insensitive, fixed length."""
+    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode().lower().rstrip("=")[:n]
+
+
+def object_name(class_id: str, seat: str) -> str:
+    """A DNS-1035 label (Service names need a leading letter) short enough for pod-name suffixes."""
+    base = f"{class_id}-{seat}"
+    if len(base) <= 47 and base[0].isalpha():
+        return base
+    return f"s{_digest(base, 10)}-{base[-36:].strip('-')}"  # the seat end tells people which one it is
+
+
+def class_name(class_id: str) -> str:
+    return class_id if class_id[0].isalpha() and len(class_id) <= 50 else f"c{_digest(class_id, 10)}"
+
+
+def host_label(token: str) -> str:
+    """A token may hold '_' and capitals, which DNS cannot carry: 130 bits of its hash instead."""
+    return f"s-{_digest(token, 26)}"
+
+
+def _profile(desktop_port: int) -> BaseProfile:
+    return NOVNC_PROFILE if desktop_port == NOVNC_PROFILE.desktop_port else WEBTOP_PROFILE
+
+
+def _port_host(token: str, port: int, host: str) -> str:
+    return f"{host_label(token)}-p{port}.{host}"
+
+
+def base_host(settings: Any, public_url: str = "") -> str:
+    host = str(getattr(settings, "host", "") or "")
+    if not host and public_url:
+        from urllib.parse import urlsplit
+        host = urlsplit(public_url).hostname or ""
+    host = host.lower().rstrip(".")
+    if not host or len(host) > 200 or not _DNS_NAME.fullmatch(host):
+        raise BadInput(f"lab host {host[:80]!r} must be a DNS name like lab.example.org (seats get s-<id>.<host>)")
+    return host
+
+
+def seat_links(cls: ClassRequest, seat: SeatRequest, host: str) -> tuple[str, str, dict[str, str]]:
+    """Desktop, view-only and port links; passwords only ever in the fragment, never sent to a server."""
+    path = _profile(cls.desktop_port).url_path
+    sep = "&" if "?" in path else "?"
+    url = f"https://{host_label(seat.token)}.{host}{path}#password={seat.password}"
+    watch = f"https://{host_label(seat.watch_token)}.{host}{path}{sep}view_only=1#password={seat.view_password}"
+    ports = {str(p): f"https://{_port_host(seat.token, p, host)}/" for p in cls.ports}
+    return url, watch, ports
+
+
+def _check(cls: ClassRequest) -> None:
+    _label(cls.workshop, "workshop")
+    _label(cls.class_id, "class id")
+    if not _DIGEST_REF.fullmatch(cls.image):
+        raise BadInput(f"Kubernetes seats need an image by digest (registry/repo@sha256:...), not {cls.image[:120]!r}")
+    if not 0 < cls.desktop_port < 65536 or any(not 0 < p < 65536 for p in cls.ports):
+        raise BadInput("lab ports must be between 1 and 65535")
+    if cls.memory <= 0 or cls.cpus <= 0:
+        raise BadInput("lab memory and cpus must be positive")
+    seen: set[str] = set()
+    for seat in cls.seats:
+        _label(seat.seat, "seat")
+        if seat.seat in seen:
+            raise BadInput(f"seat {seat.seat!r} appears twice in the class")
+        seen.add(seat.seat)
+        if not _RFC3339.fullmatch(seat.expires):
+            raise BadInput(f"seat expiry {seat.expires[:40]!r} must be RFC 3339 UTC like 2026-12-04T18:00:00Z")
+
+
+def labels(cls: ClassRequest, seat: str | None = None) -> dict[str, str]:
+    out = {NAME_LABEL: SEAT_APP, MANAGED_LABEL: MANAGER, WORKSHOP_LABEL: cls.workshop, CLASS_LABEL: cls.class_id}
+    if seat is not None:
+        out[SEAT_LABEL] = seat
+    return out
+
+
+def _meta(name: str, namespace: str, lbls: dict[str, str], ann: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": lbls, "annotations": ann}
+
+
+def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: str) -> list[dict[str, Any]]:
+    name = object_name(cls.class_id, seat.seat)
+    lbls = labels(cls, seat.seat)
+    # The student's name is untrusted text: only ever an annotation value, which YAML/JSON escape.
+    ann = {EXPIRES: seat.expires, STUDENT: seat.student[:_MAX_STUDENT], REVISION: cls.revision[:64], HOST: host}
+    profile = _profile(cls.desktop_port)
+    secret = {
+        "apiVersion": "v1", "kind": "Secret", "metadata": _meta(name, namespace, lbls, ann), "type": "Opaque",
+        "stringData": {"password": seat.password, "view-password": seat.view_password,
+                       "token": seat.token, "watch-token": seat.watch_token},
+    }
+    env: list[dict[str, Any]] = [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": name, "key": "password"}}}
+        for var in profile.password_env
+    ]
+    env.append({"name": "VNC_VIEW_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "view-password"}}})
+    env.extend({"name": k, "value": v} for k, v in profile.extra_env)
+    millicpu = f"{max(1, round(cls.cpus * 1000))}m"
+    resources = {"cpu": millicpu, "memory": str(cls.memory)}
+    probe = {"tcpSocket": {"port": "desktop"}, "periodSeconds": 10}
+    non_root = profile.user is not None  # webtops start s6 as root and drop to their user themselves
+    security: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                "seccompProfile": {"type": "RuntimeDefault"}}
+    if non_root:
+        security.update(runAsNonRoot=True, runAsUser=profile.uid, runAsGroup=profile.gid)
+    else:
+        # s6 needs to switch users; everything else stays dropped.
+        security["capabilities"]["add"] = ["CHOWN", "SETUID", "SETGID", "DAC_OVERRIDE", "FOWNER"]
+    ports = [{"name": "desktop", "containerPort": cls.desktop_port, "protocol": "TCP"}]
+    ports += [{"name": f"p{p}", "containerPort": p, "protocol": "TCP"} for p in cls.ports if p != cls.desktop_port]
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, namespace, lbls, ann),
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},  # one desktop per student, never two at once
+            "selector": {"matchLabels": {CLASS_LABEL: cls.class_id, SEAT_LABEL: seat.seat}},
+            "template": {
+                # No expiry here: extending a class must not restart (and wipe) a student's desktop.
+                "metadata": {"labels": lbls},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "containers": [{
+                        "name": "desktop", "image": cls.image, "imagePullPolicy": "IfNotPresent",
+                        "env": env, "ports": ports,
+                        "resources": {"requests": resources, "limits": resources},
+                        "readinessProbe": {**probe, "initialDelaySeconds": 2, "failureThreshold": 3},
+                        "livenessProbe": {**probe, "initialDelaySeconds": 30, "failureThreshold": 6},
+                        "securityContext": security,
+                        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+                    }],
+                    "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, lbls, ann),
+        "spec": {"type": "ClusterIP", "selector": {CLASS_LABEL: cls.class_id, SEAT_LABEL: seat.seat},
+                 "ports": [{"name": p["name"], "port": p["containerPort"], "targetPort": p["name"],
+                            "protocol": "TCP"} for p in ports]},
+    }
+    return [secret, deployment, service]
+
+
+def ingress_rules(cls: ClassRequest, host: str) -> list[dict[str, Any]]:
+    def rule(hostname: str, service: str, port: str) -> dict[str, Any]:
+        backend = {"service": {"name": service, "port": {"name": port}}}
+        return {"host": hostname, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+
+    rules = []
+    for seat in cls.seats:
+        svc = object_name(cls.class_id, seat.seat)
+        rules.append(rule(f"{host_label(seat.token)}.{host}", svc, "desktop"))
+        rules.append(rule(f"{host_label(seat.watch_token)}.{host}", svc, "desktop"))
+        rules += [rule(_port_host(seat.token, p, host), svc, f"p{p}") for p in cls.ports if p != cls.desktop_port]
+    return rules
+
+
+def class_objects(cls: ClassRequest, settings: Any, host: str) -> list[dict[str, Any]]:
+    """The Ingress and NetworkPolicy shared by a class's seats."""
+    namespace = settings.namespace
+    name = class_name(cls.class_id)
+    lbls = labels(cls)
+    ann = {REVISION: cls.revision[:64]}
+    if cls.seats:
+        ann[EXPIRES] = max(s.expires for s in cls.seats)
+    spec: dict[str, Any] = {"rules": ingress_rules(cls, host)}
+    if settings.ingress_class:
+        spec["ingressClassName"] = _label(settings.ingress_class, "lab ingress_class")
+    if settings.tls_secret:
+        spec["tls"] = [{"hosts": [f"*.{host}"], "secretName": _label(settings.tls_secret, "lab tls_secret")}]
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+               "metadata": _meta(name, namespace, lbls, ann), "spec": spec}
+    ports = [{"port": cls.desktop_port, "protocol": "TCP"}]
+    ports += [{"port": p, "protocol": "TCP"} for p in cls.ports if p != cls.desktop_port]
+    policy = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": _meta(name, namespace, lbls, ann),
+        "spec": {
+            "podSelector": {"matchLabels": {NAME_LABEL: SEAT_APP, CLASS_LABEL: cls.class_id}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": _label(settings.ingress_namespace, "lab ingress_namespace")}}}],
+                "ports": ports}],
+        },
+    }
+    return [ingress, policy]
+
+
+def manifests(cls: ClassRequest, settings: Any) -> list[dict[str, Any]]:
+    """Every object of the class: per seat a Secret, Deployment and Service; then Ingress and NetworkPolicy."""
+    _check(cls)
+    _label(settings.namespace, "lab namespace")
+    host = base_host(settings, cls.public_url)
+    out: list[dict[str, Any]] = []
+    for seat in cls.seats:
+        out += _seat_objects(cls, seat, settings.namespace, host)
+    # An Ingress without rules is invalid: a class of no seats has no class objects either.
+    return out + class_objects(cls, settings, host) if cls.seats else out
+
+
+def seat_info(cls: ClassRequest, seat: SeatRequest, host: str, status: str) -> SeatInfo:
+    url, watch, ports = seat_links(cls, seat, host)
+    return SeatInfo(workshop=cls.workshop, seat=seat.seat, student=seat.student, url=url, password=seat.password,
+                    watch_url=watch, ports=ports, container=object_name(cls.class_id, seat.seat),
+                    expires=seat.expires, status=status, image=cls.image)
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # shared label dicts stay written out: anchors confuse readers of the manifests
+
+
+def dump_yaml(objects: Iterable[dict[str, Any]]) -> str:
+    """A multi-document stream `kubectl apply -f -` takes; the safe dumper quotes whatever a name holds."""
+    return yaml.dump_all(list(objects), Dumper=_Dumper, sort_keys=True, explicit_start=True,
+                         allow_unicode=False, default_flow_style=False, width=4096)

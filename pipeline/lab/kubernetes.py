@@ -1,0 +1,274 @@
+"""The Kubernetes seat backend: server-side apply of kube_manifests' objects through the official client.
+
+Every object is found again by label selector, so there is no state file: `up` applies the class's
+exact set and deletes the seats of that class not in it, `down` and `reap` delete by selector.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.parse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import BadInput, DocpipeError
+from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.kube_manifests import (
+    CLASS_LABEL,
+    EXPIRES,
+    HOST,
+    MANAGED,
+    MANAGER,
+    SEAT_LABEL,
+    STUDENT,
+    WORKSHOP_LABEL,
+    base_host,
+    class_name,
+    dump_yaml,
+    manifests,
+    seat_info,
+)
+
+# kind -> (API prefix, plural); the only resources docpipe touches (templates/kubernetes/rbac.yaml).
+RESOURCES: dict[str, tuple[str, str]] = {
+    "Secret": ("/api/v1", "secrets"),
+    "Service": ("/api/v1", "services"),
+    "Pod": ("/api/v1", "pods"),
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "Ingress": ("/apis/networking.k8s.io/v1", "ingresses"),
+    "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies"),
+}
+SEAT_KINDS = ("Deployment", "Service", "Secret")
+CLASS_KINDS = ("Ingress", "NetworkPolicy")
+APPLY = "application/apply-patch+yaml"
+_RETRY = (429, 500, 502, 503, 504)
+_ATTEMPTS = 4
+
+
+def dry_run_yaml(cls: ClassRequest, settings: Any) -> str:
+    """What `lab up --backend kubernetes --dry-run -o yaml` prints: no cluster needed."""
+    return dump_yaml(manifests(cls, settings))
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInput(f"time {value[:40]!r} is not RFC 3339 like 2026-12-04T18:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _api_client(context: str) -> Any:
+    """KUBECONFIG / ~/.kube/config (with --context), else the in-cluster service account."""
+    from kubernetes import client, config
+
+    paths = os.environ.get("KUBECONFIG", "")
+    have_file = any(Path(p).is_file() for p in paths.split(os.pathsep) if p) or \
+        (not paths and Path("~/.kube/config").expanduser().is_file())
+    try:
+        if have_file or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            # The client reads KUBECONFIG once at import; read it now, as kubectl does per command.
+            config_file = paths or str(Path("~/.kube/config").expanduser())
+            return config.new_client_from_config(config_file=config_file, context=context or None)  # type: ignore[no-untyped-call]
+        cfg = client.Configuration()
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        return client.ApiClient(cfg)
+    except config.ConfigException as exc:
+        raise DocpipeError(f"kubernetes configuration: {str(exc)[:200]}") from None
+
+
+class KubernetesBackend:
+    name = "kubernetes"
+
+    def __init__(self, settings: Any, api_client: Any = None) -> None:
+        self.settings = settings
+        self.namespace: str = settings.namespace
+        self.api = api_client if api_client is not None else _api_client(getattr(settings, "context", ""))
+        self.requests = 0  # for bench/lab_k8s.py: every HTTP request made
+
+    # -------------------------------------------------------------------------- wire
+    def _path(self, kind: str, name: str = "") -> str:
+        prefix, plural = RESOURCES[kind]
+        path = f"{prefix}/namespaces/{urllib.parse.quote(self.namespace)}/{plural}"
+        return f"{path}/{urllib.parse.quote(name)}" if name else path
+
+    def _call(self, method: str, kind: str, name: str = "", query: list[tuple[str, str]] | None = None,
+              body: Any = None, content_type: str | None = None, missing_ok: bool = False) -> dict[str, Any]:
+        import urllib3
+
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        serialized = self.api.param_serialize(method=method, resource_path=self._path(kind, name),
+                                              query_params=query or [], header_params=headers, body=body,
+                                              auth_settings=["BearerToken"])
+        for attempt in range(_ATTEMPTS):
+            self.requests += 1
+            try:
+                response = self.api.call_api(*serialized, _request_timeout=30)
+                response.read()
+                status, data = response.status, response.data
+            except urllib3.exceptions.HTTPError as exc:
+                if attempt + 1 == _ATTEMPTS:
+                    raise DocpipeError(f"kubernetes: {method} {kind}: {type(exc).__name__}") from None
+            else:
+                if status < 300:
+                    return json.loads(data) if data else {}
+                if status == 404 and missing_ok:
+                    return {}
+                if status not in _RETRY or attempt + 1 == _ATTEMPTS:
+                    raise DocpipeError(self._error(method, kind, name, status, data))
+            time.sleep(0.25 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _error(method: str, kind: str, name: str, status: int, data: bytes) -> str:
+        try:
+            detail = json.loads(data)
+            reason, message = detail.get("reason", ""), detail.get("message", "")
+        except ValueError:
+            reason, message = "", ""
+        # A Secret's rejection may quote its values: never print it.
+        message = "" if kind == "Secret" else f": {str(message)[:300]}"
+        return f"kubernetes: {method} {kind} {name or '(collection)'} failed with {status} {reason}{message}"
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply: docpipe owns exactly the fields it sends; unchanged input changes nothing."""
+        query = [("fieldManager", MANAGER), ("force", "true"), ("fieldValidation", "Strict")]
+        return self._call("PATCH", obj["kind"], obj["metadata"]["name"], query, body=obj, content_type=APPLY)
+
+    def list_objects(self, kind: str, selector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = [("labelSelector", selector), ("limit", "500")] + ([("continue", token)] if token else [])
+            page = self._call("GET", kind, query=query)
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
+
+    def delete_all(self, kind: str, selector: str) -> None:
+        query = [("labelSelector", selector), ("propagationPolicy", "Background")]
+        self._call("DELETE", kind, query=query)
+
+    # -------------------------------------------------------------------------- contract
+    def up(self, cls: ClassRequest) -> list[SeatInfo]:
+        objects = manifests(cls, self.settings)
+        host = base_host(self.settings, cls.public_url)
+        for obj in objects:
+            self.apply(obj)
+        selector = f"{MANAGED},{CLASS_LABEL}={cls.class_id}"
+        keep = ",".join(sorted(s.seat for s in cls.seats))
+        stale = f"{selector},{SEAT_LABEL} notin ({keep})" if keep else selector
+        for kind in SEAT_KINDS:
+            self.delete_all(kind, stale)
+        if not cls.seats:
+            for kind in CLASS_KINDS:
+                self.delete_all(kind, selector)
+            return []
+        ready = self._ready(selector)
+        return [seat_info(cls, s, host, "running" if s.seat in ready else "starting") for s in cls.seats]
+
+    def _ready(self, selector: str) -> set[str]:
+        """Seats (by label) with a pod whose Ready condition is True."""
+        ready = set()
+        for pod in self.list_objects("Pod", selector):
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                ready.add(pod["metadata"]["labels"].get(SEAT_LABEL, ""))
+        return ready
+
+    def status(self, workshop: str | None = None) -> list[SeatInfo]:
+        selector = MANAGED + (f",{WORKSHOP_LABEL}={workshop}" if workshop else "")
+        deployments = self.list_objects("Deployment", selector)
+        secrets = {s["metadata"]["name"]: s for s in self.list_objects("Secret", selector)}
+        ready = {(p["metadata"]["labels"].get(CLASS_LABEL), p["metadata"]["labels"].get(SEAT_LABEL))
+                 for p in self.list_objects("Pod", selector) if any(
+                     c.get("type") == "Ready" and c.get("status") == "True"
+                     for c in (p.get("status") or {}).get("conditions") or [])}
+        now = datetime.now(UTC)
+        out = []
+        for dep in deployments:
+            info = self._seat_of(dep, secrets.get(dep["metadata"]["name"]), ready, now)
+            if info is not None:
+                out.append(info)
+        return sorted(out, key=lambda i: (i.workshop, i.seat))
+
+    def _seat_of(self, dep: dict[str, Any], secret: dict[str, Any] | None,
+                 ready: set[tuple[str | None, str | None]], now: datetime) -> SeatInfo | None:
+        import base64
+
+        meta = dep["metadata"]
+        lbls, ann = meta.get("labels") or {}, meta.get("annotations") or {}
+        if secret is None:
+            return None  # half-deleted seat: `up` or `down` finishes it
+        data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+        container = dep["spec"]["template"]["spec"]["containers"][0]
+        ports = [p["containerPort"] for p in container.get("ports") or []]
+        cls = ClassRequest(workshop=lbls.get(WORKSHOP_LABEL, ""), class_id=lbls.get(CLASS_LABEL, ""),
+                           class_token="", image=container.get("image", ""), revision="",
+                           desktop_port=ports[0] if ports else 0, ports=tuple(ports[1:]), memory=1, cpus=1,
+                           public_url="")
+        seat = SeatRequest(seat=lbls.get(SEAT_LABEL, ""), student=ann.get(STUDENT, ""), email="",
+                           token=data.get("token", ""), watch_token=data.get("watch-token", ""),
+                           password=data.get("password", ""), view_password=data.get("view-password", ""),
+                           expires=ann.get(EXPIRES, ""))
+        if seat.expires and _parse_time(seat.expires) < now:
+            state = "expired"
+        else:
+            state = "running" if (cls.class_id, seat.seat) in ready else "starting"
+        info = seat_info(cls, seat, ann.get(HOST, ""), state)
+        return info
+
+    def down(self, workshop: str) -> int:
+        selector = f"{MANAGED},{WORKSHOP_LABEL}={workshop}"
+        count = len(self.list_objects("Deployment", selector))
+        for kind in SEAT_KINDS + CLASS_KINDS:
+            self.delete_all(kind, selector)
+        return count
+
+    def reap(self, now: str) -> int:
+        moment = _parse_time(now)
+        deployments = self.list_objects("Deployment", MANAGED)
+        expired: dict[str, set[str]] = {}
+        remaining: set[str] = set()
+        for dep in deployments:
+            meta = dep["metadata"]
+            class_id, seat = meta["labels"].get(CLASS_LABEL, ""), meta["labels"].get(SEAT_LABEL, "")
+            when = (meta.get("annotations") or {}).get(EXPIRES)
+            if when and _parse_time(when) < moment:
+                expired.setdefault(class_id, set()).add(seat)
+            else:
+                remaining.add(class_id)
+        for class_id, seats in expired.items():
+            selector = f"{MANAGED},{CLASS_LABEL}={class_id},{SEAT_LABEL} in ({','.join(sorted(seats))})"
+            for kind in SEAT_KINDS:
+                self.delete_all(kind, selector)
+            if class_id in remaining:
+                self._drop_routes(class_id, {name for name in self._names(class_id, seats)})
+            else:
+                for kind in CLASS_KINDS:
+                    self.delete_all(kind, f"{MANAGED},{CLASS_LABEL}={class_id}")
+        return sum(len(s) for s in expired.values())
+
+    @staticmethod
+    def _names(class_id: str, seats: set[str]) -> list[str]:
+        from pipeline.lab.kube_manifests import object_name
+        return [object_name(class_id, s) for s in seats]
+
+    def _drop_routes(self, class_id: str, services: set[str]) -> None:
+        """Re-apply the class's Ingress without the reaped seats' hosts (rules are an atomic list)."""
+        ingress = self._call("GET", "Ingress", class_name(class_id), missing_ok=True)
+        if not ingress:
+            return
+        spec = dict(ingress.get("spec") or {})
+        spec["rules"] = [r for r in spec.get("rules") or []
+                         if r["http"]["paths"][0]["backend"]["service"]["name"] not in services]
+        meta = ingress["metadata"]
+        self.apply({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                    "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta},
+                    "spec": spec})

@@ -1,0 +1,345 @@
+"""A test Kubernetes API server: the subset docpipe uses, strict like a real one. Never imported by pipeline/.
+
+Speaks server-side apply (PATCH application/apply-patch+yaml with fieldManager), GET, LIST and
+DELETE / deletecollection by label selector for secrets, services, deployments, ingresses,
+networkpolicies, plus pods it simulates one per Deployment. Every applied body is validated
+strictly (unknown fields are errors) against kubernetes-validate's schemas of the pinned version;
+rejections are `Status` objects with the code a real API server uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import re
+import socket
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Self
+
+import jsonschema
+import yaml
+from kubernetes_validate import utils as kv_utils
+from referencing import Registry, Resource
+
+K8S_VERSION = "1.31.0"
+# (group/version as in the URL, plural) -> (apiVersion, kind)
+RESOURCES = {
+    ("api/v1", "secrets"): ("v1", "Secret"),
+    ("api/v1", "services"): ("v1", "Service"),
+    ("api/v1", "pods"): ("v1", "Pod"),
+    ("apis/apps/v1", "deployments"): ("apps/v1", "Deployment"),
+    ("apis/networking.k8s.io/v1", "ingresses"): ("networking.k8s.io/v1", "Ingress"),
+    ("apis/networking.k8s.io/v1", "networkpolicies"): ("networking.k8s.io/v1", "NetworkPolicy"),
+}
+_PATH = re.compile(r"/(api/v1|apis/[a-z0-9.]+/v1)/namespaces/([a-z0-9-]+)/([a-z]+)(?:/([^/]+))?")
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+_SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
+
+
+@functools.cache
+def validator(api_version: str, kind: str, version: str = K8S_VERSION) -> jsonschema.protocols.Validator:
+    """The strict schema of one kind, resolved once (kubernetes_validate.validate re-reads it per call)."""
+    schema_dir = f"v{version}-local-strict"
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema = kv_utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group}.json", version)
+    defs = kv_utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", version)
+    registry: Registry[Any] = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+def schema_errors(obj: dict[str, Any]) -> list[str]:
+    errors = validator(obj["apiVersion"], obj["kind"]).iter_errors(obj)
+    return [f"{'.'.join(map(str, e.path)) or '<root>'}: {e.message[:200]}" for e in errors]
+
+
+def parse_selector(text: str) -> list[tuple[str, str, set[str]]]:
+    """Label selector: k=v, k==v, k!=v, k, !k, k in (a,b), k notin (a,b)."""
+    out: list[tuple[str, str, set[str]]] = []
+    for part in re.findall(r"(?:[^,(]|\([^)]*\))+", text or ""):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", part)
+        if m:
+            out.append((m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",") if v.strip()}))
+            continue
+        m = re.fullmatch(r"([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)", part)
+        if m:
+            out.append((m.group(1), "!=" if m.group(2) == "!=" else "=", {m.group(3)}))
+        elif re.fullmatch(r"!?[\w./-]+", part):
+            out.append((part.lstrip("!"), "!" if part.startswith("!") else "exists", set()))
+        else:
+            raise ValueError(f"unable to parse requirement: {part!r}")
+    return out
+
+
+def matches(labels: dict[str, str], selector: list[tuple[str, str, set[str]]]) -> bool:
+    for key, op, values in selector:
+        have = labels.get(key)
+        if op in ("=", "in") and have not in values:
+            return False
+        if op in ("!=", "notin") and have in values:
+            return False
+        if (op == "exists") != (have is not None) and op in ("exists", "!"):
+            return False
+    return True
+
+
+class Reject(Exception):
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+
+class KubeState:
+    def __init__(self, ready_after: float = 0.0) -> None:
+        self.lock = threading.Lock()
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, ns, name)
+        self.applied: dict[tuple[str, str, str], dict[str, Any]] = {}  # last applied config per object
+        self.rv = 0
+        self.ready_after = ready_after
+        self.requests: list[tuple[str, str]] = []
+        self.fail_next: list[int] = []  # status codes to answer the next requests with (overload, outage)
+
+    def _next_rv(self) -> str:
+        self.rv += 1
+        return str(self.rv)
+
+    def apply(self, plural: str, ns: str, name: str, body: dict[str, Any], manager: str) -> tuple[int, dict[str, Any]]:
+        key = (plural, ns, name)
+        if self.applied.get(key) == body:
+            return 200, self.objects[key]  # nothing changed: same resourceVersion, as SSA does
+        meta = body["metadata"]
+        old = self.objects.get(key)
+        obj = copy.deepcopy(body)
+        obj["metadata"].update(
+            uid=old["metadata"]["uid"] if old else hashlib.sha1(f"{plural}/{ns}/{name}/{self.rv}".encode()).hexdigest(),
+            resourceVersion=self._next_rv(), generation=(old["metadata"]["generation"] + 1) if old else 1,
+            creationTimestamp=old["metadata"]["creationTimestamp"] if old else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            managedFields=[{"manager": manager, "operation": "Apply", "apiVersion": body["apiVersion"],
+                            "fieldsType": "FieldsV1"}],
+        )
+        obj["metadata"].setdefault("namespace", ns)
+        if plural == "secrets" and "stringData" in obj:
+            import base64
+            data = obj.setdefault("data", {})
+            data.update({k: base64.b64encode(v.encode()).decode() for k, v in obj.pop("stringData").items()})
+        self.objects[key] = obj
+        self.applied[key] = copy.deepcopy(body)
+        if plural == "deployments":
+            self._pod_for(ns, obj, meta)
+        return (200 if old else 201), obj
+
+    def _pod_for(self, ns: str, dep: dict[str, Any], meta: dict[str, Any]) -> None:
+        for key in [k for k, v in self.objects.items() if k[0] == "pods" and v.get("_owner") == meta["name"]]:
+            del self.objects[key]
+        template = dep["spec"]["template"]
+        name = f"{meta['name']}-{hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]}-x1"
+        self.objects[("pods", ns, name)] = {
+            "apiVersion": "v1", "kind": "Pod", "_owner": meta["name"], "_born": time.monotonic(),
+            "metadata": {"name": name, "namespace": ns, "labels": dict(template["metadata"].get("labels") or {}),
+                         "resourceVersion": self._next_rv()},
+            "spec": copy.deepcopy(template["spec"]),
+        }
+
+    def view(self, obj: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in obj.items() if not k.startswith("_")}
+        if obj["kind"] == "Pod":
+            ready = time.monotonic() - obj["_born"] >= self.ready_after
+            out["status"] = {"phase": "Running" if ready else "Pending", "conditions": [
+                {"type": "Ready", "status": "True" if ready else "False"}]}
+        return out
+
+    def delete(self, key: tuple[str, str, str]) -> None:
+        obj = self.objects.pop(key)
+        self.applied.pop(key, None)
+        if key[0] == "deployments":  # the garbage collector's job, done at once
+            for pod in [k for k, v in self.objects.items() if k[0] == "pods" and v.get("_owner") == key[2]]:
+                del self.objects[pod]
+        del obj
+
+
+def status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: KubeServer
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body are two writes: without TCP_NODELAY, Nagle + delayed ACK add 40 ms each.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _route(self) -> tuple[str, str, str, str, str, dict[str, list[str]]]:
+        url = urllib.parse.urlsplit(self.path)
+        m = _PATH.fullmatch(url.path)
+        if not m or (m.group(1), m.group(3)) not in RESOURCES:
+            raise Reject(404, "NotFound", f"the server could not find the requested resource ({url.path})")
+        api_version, kind = RESOURCES[(m.group(1), m.group(3))]
+        name = urllib.parse.unquote(m.group(4) or "")
+        return m.group(3), m.group(2), name, api_version, kind, urllib.parse.parse_qs(url.query)
+
+    def _handle(self, method: str) -> None:
+        state = self.server.state
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            if self.headers.get("Authorization") != f"Bearer {self.server.token}":
+                raise Reject(401, "Unauthorized", "Unauthorized")
+            plural, ns, name, api_version, kind, query = self._route()
+            with state.lock:
+                if state.fail_next:
+                    code = state.fail_next.pop(0)
+                    raise Reject(code, "ServiceUnavailable" if code == 503 else "TooManyRequests", "try again")
+                state.requests.append((method, self.path))
+                code, body = getattr(self, f"_{method.lower()}")(state, plural, ns, name, api_version, kind, query, raw)
+        except Reject as r:
+            code, body = r.code, status(r.code, r.reason, r.message)
+        self._send(code, body)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_POST(self) -> None:
+        self._send(405, status(405, "MethodNotAllowed", "docpipe never creates with POST"))
+
+    def do_PUT(self) -> None:
+        self._send(405, status(405, "MethodNotAllowed", "docpipe never replaces with PUT"))
+
+    @staticmethod
+    def _select(state: KubeState, plural: str, ns: str, query: dict[str, list[str]]) -> list[tuple[str, str, str]]:
+        try:
+            selector = parse_selector(query.get("labelSelector", [""])[0])
+        except ValueError as exc:
+            raise Reject(400, "BadRequest", f"unable to parse requirement: {exc}") from None
+        return sorted((k for k, v in state.objects.items() if k[0] == plural and k[1] == ns
+                       and matches(v["metadata"].get("labels") or {}, selector)), key=lambda k: k[2])
+
+    def _get(self, state: KubeState, plural: str, ns: str, name: str, api_version: str, kind: str,
+             query: dict[str, list[str]], raw: bytes) -> tuple[int, dict[str, Any]]:
+        if name:
+            obj = state.objects.get((plural, ns, name))
+            if obj is None:
+                raise Reject(404, "NotFound", f'{plural} "{name}" not found')
+            return 200, state.view(obj)
+        items = [state.view(state.objects[k]) for k in self._select(state, plural, ns, query)]
+        return 200, {"apiVersion": api_version, "kind": f"{kind}List",
+                     "metadata": {"resourceVersion": str(state.rv)}, "items": items}
+
+    def _delete(self, state: KubeState, plural: str, ns: str, name: str, api_version: str, kind: str,
+                query: dict[str, list[str]], raw: bytes) -> tuple[int, dict[str, Any]]:
+        if plural == "pods":
+            raise Reject(403, "Forbidden", "docpipe deletes Deployments, never pods")
+        if name:
+            if (plural, ns, name) not in state.objects:
+                raise Reject(404, "NotFound", f'{plural} "{name}" not found')
+            state.delete((plural, ns, name))
+            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+        keys = self._select(state, plural, ns, query)
+        items = [state.view(state.objects[k]) for k in keys]
+        for key in keys:
+            state.delete(key)
+        return 200, {"apiVersion": api_version, "kind": f"{kind}List", "metadata": {}, "items": items}
+
+    def _patch(self, state: KubeState, plural: str, ns: str, name: str, api_version: str, kind: str,
+               query: dict[str, list[str]], raw: bytes) -> tuple[int, dict[str, Any]]:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if ctype != "application/apply-patch+yaml":
+            raise Reject(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                         f"accepted media types include: application/apply-patch+yaml (got {ctype!r})")
+        if not name or plural == "pods":
+            raise Reject(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        manager = query.get("fieldManager", [""])[0]
+        if not manager:
+            raise Reject(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required "
+                         "value: is required for apply patch")
+        try:
+            body = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise Reject(400, "BadRequest", "error decoding YAML") from None
+        if not isinstance(body, dict):
+            raise Reject(400, "BadRequest", "the body must be an object")
+        if body.get("apiVersion") != api_version or body.get("kind") != kind:
+            raise Reject(400, "BadRequest", f"the API version in the data ({body.get('apiVersion')}) and kind "
+                         f"({body.get('kind')}) do not match the URL ({api_version}, {kind})")
+        meta = body.get("metadata") or {}
+        if meta.get("name") != name:
+            raise Reject(400, "BadRequest", "the name of the object does not match the name on the URL")
+        if meta.get("namespace", ns) != ns:
+            raise Reject(400, "BadRequest", "the namespace of the object does not match the namespace on the URL")
+        if any(f in meta for f in _SERVER_FIELDS):
+            raise Reject(400, "BadRequest", "metadata.managedFields/resourceVersion must not be set in an apply")
+        if not _NAME.fullmatch(name) or len(name) > 253:
+            raise Reject(422, "Invalid", f'{kind} "{name[:60]}" is invalid: metadata.name: Invalid value')
+        if kind == "Service" and (len(name) > 63 or not name[0].isalpha()):
+            raise Reject(422, "Invalid", f'Service "{name}" is invalid: metadata.name: must be a DNS-1035 label')
+        for value in (meta.get("labels") or {}).values():
+            if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+                raise Reject(422, "Invalid", f"{kind} {name!r} is invalid: metadata.labels: Invalid value")
+        errors = schema_errors(body)
+        if errors:
+            unknown = [e for e in errors if "Additional properties" in e]
+            if unknown:
+                raise Reject(400, "BadRequest", f'{kind} in version "{api_version}" cannot be handled: '
+                             f"strict decoding error: unknown field: {unknown[0]}")
+            raise Reject(422, "Invalid", f'{kind} "{name}" is invalid: {"; ".join(errors[:3])}')
+        return state.apply(plural, ns, name, body, manager)
+
+
+class KubeServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, token: str, ready_after: float = 0.0) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.token = token
+        self.state = KubeState(ready_after)
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def kubeconfig(self, path: Path, namespace: str = "docpipe") -> Path:
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "test",
+            "clusters": [{"name": "test", "cluster": {"server": self.url}}],
+            "users": [{"name": "test", "user": {"token": self.token}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test", "namespace": namespace}}],
+        }
+        path.write_text(yaml.safe_dump(config))
+        return path

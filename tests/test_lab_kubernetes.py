@@ -1,0 +1,298 @@
+"""Kubernetes seats: strict schema validation, a class flow against tests/kube_server.py, and a real cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from pipeline.errors import BadInput, DocpipeError
+from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.kube_manifests import K8S_VERSION, dump_yaml, manifests
+from pipeline.lab.kubernetes import KubernetesBackend, _api_client, dry_run_yaml
+from pipeline.lab.settings import LabSettings
+from tests.kube_server import KubeServer, schema_errors
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGEST = "registry.example.org:5000/docpipe/intro@sha256:" + "ab" * 32
+HOSTILE = ['"quoted" \'name\'', "../x", "A" * 300, "<script>alert(1)</script>", "Zoë 李 \u202e", "x\ny: z"]
+SETTINGS = LabSettings(host="lab.example.org", ingress_class="nginx", tls_secret="lab-wildcard")
+
+
+def seat(i: int, student: str = "", expires: str = "2099-01-01T00:00:00Z") -> SeatRequest:
+    return SeatRequest(seat=f"seat-{i}", student=student or f"Student {i}", email="",
+                       token=secrets.token_urlsafe(16), watch_token=secrets.token_urlsafe(16),
+                       password=secrets.token_urlsafe(6)[:8], view_password=secrets.token_urlsafe(6)[:8],
+                       expires=expires)
+
+
+def klass(seats: tuple[SeatRequest, ...], workshop: str = "intro") -> ClassRequest:
+    return ClassRequest(workshop=workshop, class_id=workshop, class_token=secrets.token_urlsafe(16), image=DIGEST,
+                        revision="0" * 40, desktop_port=6080, ports=(8080,), memory=2 * 2**30, cpus=1.5,
+                        public_url="https://lab.example.org", seats=seats)
+
+
+# ------------------------------------------------------------------------------ 1: strict schemas
+
+
+@pytest.mark.parametrize("count", [1, 3, 200])
+def test_every_manifest_validates_strictly(count: int) -> None:
+    cls = klass(tuple(seat(i, HOSTILE[i % len(HOSTILE)]) for i in range(count)))
+    objects = manifests(cls, SETTINGS)
+    assert len(objects) == 3 * count + 2
+    # kubernetes_validate.validate re-reads its schema files per call: the public API checks one seat's
+    # objects, the same strict schemas resolved once (tests/kube_server.py) check all of them.
+    for obj in objects[:3] + objects[-2:]:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    assert [schema_errors(obj) for obj in objects] == [[]] * len(objects)
+    # what kubectl would read back from the dry-run stream is the same objects
+    assert list(yaml.safe_load_all(dump_yaml(objects))) == objects
+
+
+def test_webtops_and_long_names_validate_and_stay_unique() -> None:
+    long_seats = (SeatRequest(**{**seat(1).__dict__, "seat": "a" * 63}),
+                  SeatRequest(**{**seat(2).__dict__, "seat": "a" * 62 + "b"}), seat(3))
+    cls = ClassRequest(**{**klass(long_seats, "w" * 63).__dict__, "desktop_port": 3000, "ports": (3000, 8080)})
+    objects = manifests(cls, SETTINGS)
+    assert [schema_errors(obj) for obj in objects] == [[]] * len(objects)
+    names = [o["metadata"]["name"] for o in objects if o["kind"] == "Service"]
+    assert len(set(names)) == 3 and all(len(n) <= 48 and n[0].isalpha() for n in names)
+    container = objects[1]["spec"]["template"]["spec"]["containers"][0]
+    assert "runAsNonRoot" not in container["securityContext"]  # webtops start as root and drop themselves
+    assert [e["name"] for e in container["env"] if "valueFrom" in e] == ["PASSWORD", "VNC_VIEW_PASSWORD"]
+
+
+def test_extending_a_class_does_not_restart_its_desktops() -> None:
+    one, later = seat(1), SeatRequest(**{**seat(1).__dict__, "expires": "2100-01-01T00:00:00Z"})
+    templates = [manifests(klass((s,)), SETTINGS)[1]["spec"]["template"] for s in (one, SeatRequest(
+        **{**later.__dict__, "token": one.token, "watch_token": one.watch_token, "password": one.password,
+           "view_password": one.view_password}))]
+    assert templates[0] == templates[1]
+
+
+def test_strict_validation_catches_an_unknown_field() -> None:
+    obj = manifests(klass((seat(1),)), SETTINGS)[1]
+    obj["spec"]["template"]["spec"]["containers"][0]["passwrd"] = "x"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    assert "passwrd" in schema_errors(obj)[0]
+
+
+def test_hostile_names_only_reach_annotations() -> None:
+    cls = klass(tuple(seat(i, name) for i, name in enumerate(HOSTILE)))
+    text = dry_run_yaml(cls, SETTINGS)
+    for obj in yaml.safe_load_all(text):
+        meta = obj["metadata"]
+        assert all(v.isascii() and "<" not in v and "/" not in v and "." not in v
+                   for v in [meta["name"], *meta["labels"].values()] if v)
+        students = {meta["annotations"].get("docpipe.io/student")} - {None}
+        assert students <= {n[:200] for n in HOSTILE}
+    assert "<script>" in text and "\ny: z" not in text  # kept as text, escaped, never a YAML key
+
+
+def test_seat_shape_what_an_operator_checks() -> None:
+    secret, dep, svc, ingress, policy = manifests(klass((seat(1),)), SETTINGS)
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert dep["spec"]["replicas"] == 1 and "@sha256:" in c["image"]
+    assert c["resources"]["requests"] == c["resources"]["limits"] == {"cpu": "1500m", "memory": str(2 * 2**30)}
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}} in pod["volumes"]
+    assert c["readinessProbe"]["tcpSocket"]["port"] == c["livenessProbe"]["tcpSocket"]["port"] == "desktop"
+    sc = c["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"]["drop"] == ["ALL"] and sc["runAsNonRoot"]
+    assert all("valueFrom" in e for e in c["env"] if "PASSWORD" in e["name"])
+    assert secret["stringData"]["password"] not in json.dumps(dep)
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"hosts": ["*.lab.example.org"], "secretName": "lab-wildcard"}]
+    assert len(ingress["spec"]["rules"]) == 3  # desktop, watch, port 8080
+    assert policy["spec"]["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+    for obj in (secret, dep, svc, ingress, policy):
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "docpipe"
+        assert obj["metadata"]["labels"]["docpipe.io/class"] == "intro"
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(BadInput, match="by digest"):
+        manifests(ClassRequest(**{**klass((seat(1),)).__dict__, "image": "docpipe/intro:latest"}), SETTINGS)
+    with pytest.raises(BadInput, match="DNS-1123"):
+        manifests(klass((SeatRequest(**{**seat(1).__dict__, "seat": "../x"}),)), SETTINGS)
+    with pytest.raises(BadInput, match="lab host"):
+        manifests(klass((seat(1),)), LabSettings(host="evil host/"))
+
+
+def test_rbac_validates_and_grants_only_what_docpipe_uses() -> None:
+    docs = list(yaml.safe_load_all((ROOT / "templates/kubernetes/rbac.yaml").read_text()))
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    role = next(d for d in docs if d["kind"] == "Role")
+    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+               for v in rule["verbs"]}
+    assert ("", "pods", "delete") not in granted and ("", "pods", "list") in granted
+    assert not any("*" in x for x in granted)
+    assert ("apps", "deployments", "patch") in granted and ("", "secrets", "deletecollection") in granted
+
+
+# ------------------------------------------------------------------------------ 2: test API server
+
+
+@pytest.fixture()
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeServer]:
+    with KubeServer(secrets.token_hex(16)) as srv:
+        monkeypatch.setenv("KUBECONFIG", str(srv.kubeconfig(tmp_path / "kubeconfig")))
+        yield srv
+
+
+def objects(srv: KubeServer, plural: str) -> dict[str, str]:
+    """name -> resourceVersion of every stored object of one kind."""
+    return {k[2]: v["metadata"]["resourceVersion"] for k, v in srv.state.objects.items() if k[0] == plural}
+
+
+def test_class_flow_against_the_test_server(server: KubeServer) -> None:
+    backend = KubernetesBackend(SETTINGS)  # real client, configured from the generated kubeconfig
+    five = tuple(seat(i) for i in range(5))
+    infos = backend.up(klass(five))
+    assert [i.seat for i in infos] == [f"seat-{i}" for i in range(5)]
+    assert all(i.status == "running" for i in infos)
+    before = {p: objects(server, p) for p in ("secrets", "deployments", "services", "ingresses", "networkpolicies")}
+    assert [len(before[p]) for p in before] == [5, 5, 5, 1, 1]
+
+    backend.up(klass(five))
+    assert {p: objects(server, p) for p in before} == before  # nothing changed, not even resourceVersions
+
+    backend.up(klass(five[:3]))
+    after = {p: objects(server, p) for p in before}
+    for plural in ("secrets", "deployments", "services"):
+        assert set(before[plural]) - set(after[plural]) == {"intro-seat-3", "intro-seat-4"}
+        assert after[plural] == {k: v for k, v in before[plural].items() if k in after[plural]}
+    assert len(server.state.objects[("ingresses", "docpipe", "intro")]["spec"]["rules"]) == 9
+
+    statuses = backend.status("intro")
+    docker_keys = set(SeatInfo("w", "s", "", "", "", "", {}, "", "", "").to_json())
+    assert [set(s.to_json()) for s in statuses] == [docker_keys] * 3
+    first = statuses[0].to_json()
+    assert first["password"] == five[0].password and first["url"].endswith(f"#password={five[0].password}")
+    assert five[0].password not in first["url"].split("#")[0]
+    assert first["ports"]["8080"].startswith("https://s-") and first["status"] == "running"
+    assert first["student"] == "Student 0" and first["image"] == DIGEST
+    json.dumps([s.to_json() for s in statuses])
+
+    backend.up(klass(five[:2] + (SeatRequest(**{**five[2].__dict__, "expires": "2020-01-01T00:00:00Z"}),)))
+    assert backend.reap("2026-12-04T00:00:00Z") == 1
+    assert sorted(objects(server, "deployments")) == ["intro-seat-0", "intro-seat-1"]
+    assert len(server.state.objects[("ingresses", "docpipe", "intro")]["spec"]["rules"]) == 6
+
+    assert backend.down("intro") == 2
+    assert not [k for k in server.state.objects if k[0] != "pods"] and not objects(server, "pods")
+    deletes = [p for m, p in server.state.requests if m == "DELETE"]
+    assert deletes and all("labelSelector=" in p for p in deletes)
+
+
+def test_status_reports_starting_until_pods_are_ready(server: KubeServer) -> None:
+    server.state.ready_after = 3600
+    backend = KubernetesBackend(SETTINGS)
+    assert {i.status for i in backend.up(klass((seat(1), seat(2))))} == {"starting"}
+    server.state.ready_after = 0
+    assert {i.status for i in backend.status()} == {"running"}
+
+
+def test_overload_is_retried_and_a_full_expiry_leaves_nothing(server: KubeServer) -> None:
+    backend = KubernetesBackend(SETTINGS)
+    server.state.fail_next = [503, 429]
+    old = tuple(seat(i, expires="2020-01-01T00:00:00Z") for i in range(2))
+    assert len(backend.up(klass(old))) == 2
+    assert {s.status for s in backend.status("intro")} == {"expired"}
+    assert backend.reap("2026-12-04T00:00:00Z") == 2
+    assert not [k for k in server.state.objects if k[0] != "pods"]
+    server.state.fail_next = [503] * 4
+    with pytest.raises(DocpipeError, match="503"):
+        backend.status()
+
+
+def _raw(srv: KubeServer, method: str, path: str, body: Any = None, ctype: str = "application/apply-patch+yaml",
+         auth: bool = True) -> tuple[int, dict[str, Any]]:
+    req = urllib.request.Request(srv.url + path, method=method, data=json.dumps(body).encode() if body else None)
+    req.add_header("Content-Type", ctype)
+    if auth:
+        req.add_header("Authorization", f"Bearer {srv.token}")
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_test_server_rejects_what_a_real_server_would(server: KubeServer) -> None:
+    good = manifests(klass((seat(1),)), SETTINGS)[1]
+    path = "/apis/apps/v1/namespaces/docpipe/deployments/intro-seat-1"
+    unknown = json.loads(json.dumps(good))
+    unknown["spec"]["replicaz"] = 2
+    wrong_kind = {**good, "kind": "StatefulSet"}
+    wrong_version = {**good, "apiVersion": "apps/v1beta1"}
+    cases = [
+        (_raw(server, "PATCH", path + "?fieldManager=docpipe", unknown), 400, "unknown field"),
+        (_raw(server, "PATCH", path + "?fieldManager=docpipe", wrong_kind), 400, "do not match"),
+        (_raw(server, "PATCH", path + "?fieldManager=docpipe", wrong_version), 400, "do not match"),
+        (_raw(server, "PATCH", path, good), 400, "fieldManager"),
+        (_raw(server, "PATCH", path + "?fieldManager=docpipe", good, ctype="application/merge-patch+json"), 415, ""),
+        (_raw(server, "PATCH", path + "?fieldManager=docpipe", good, auth=False), 401, ""),
+        (_raw(server, "GET", "/apis/apps/v1/namespaces/docpipe/statefulsets"), 404, ""),
+        (_raw(server, "GET", "/api/v1/namespaces/docpipe/secrets?labelSelector=a%20in%20(b"), 400, ""),
+    ]
+    for (code, body), want, text in cases:
+        assert (code, body["kind"], body["code"]) == (want, "Status", want) and text in body["message"]
+    assert not server.state.objects
+    assert _raw(server, "PATCH", path + "?fieldManager=docpipe", good)[0] == 201
+
+
+def test_client_errors_are_one_line_and_never_leak_passwords(server: KubeServer) -> None:
+    backend = KubernetesBackend(LabSettings(host="lab.example.org", namespace="docpipe"))
+    bad = manifests(klass((seat(1),)), SETTINGS)[0]
+    bad["stringData"]["password"] = "hunter2-secret"
+    bad["unexpected"] = True
+    with pytest.raises(Exception) as err:
+        backend.apply(bad)
+    assert "400" in str(err.value) and "hunter2" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_context_picks_the_kubeconfig_context(server: KubeServer, tmp_path: Path) -> None:
+    with pytest.raises(DocpipeError, match="kubernetes configuration"):
+        _api_client("no-such-context")
+    assert _api_client("test").configuration.host == server.url
+
+
+# ------------------------------------------------------------------------------ 3: a real cluster
+
+
+@pytest.mark.skipif(not os.environ.get("DOCPIPE_TEST_KUBECONFIG"),
+                    reason="DOCPIPE_TEST_KUBECONFIG is not set: no real cluster to run a class on")
+def test_class_flow_on_a_real_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", os.environ["DOCPIPE_TEST_KUBECONFIG"])
+    namespace = os.environ.get("DOCPIPE_TEST_NAMESPACE", "docpipe")
+    image = os.environ.get("DOCPIPE_TEST_IMAGE", DIGEST)
+    backend = KubernetesBackend(LabSettings(host="lab.example.org", namespace=namespace))
+    workshop = f"t{secrets.token_hex(4)}"
+    cls = klass(tuple(seat(i) for i in range(3)), workshop)
+    cls = ClassRequest(**{**cls.__dict__, "image": image})
+    try:
+        assert len(backend.up(cls)) == 3
+        # generation, not resourceVersion: the controller keeps writing a Deployment's status
+        versions = {d["metadata"]["name"]: d["metadata"]["generation"]
+                    for d in backend.list_objects("Deployment", f"docpipe.io/workshop={workshop}")}
+        backend.up(cls)
+        assert {d["metadata"]["name"]: d["metadata"]["generation"]
+                for d in backend.list_objects("Deployment", f"docpipe.io/workshop={workshop}")} == versions
+        assert len(backend.up(ClassRequest(**{**cls.__dict__, "seats": cls.seats[:2]}))) == 2
+        assert {s.seat for s in backend.status(workshop)} == {"seat-0", "seat-1"}
+    finally:
+        assert backend.down(workshop) in (0, 2)
+    assert backend.status(workshop) == []

@@ -94,7 +94,10 @@ def read_manifest(repo: pygit2.Repository, commit: pygit2.Commit | None) -> Mani
         entry = commit.tree[MANIFEST]
     except KeyError:
         return None
-    return Manifest.from_bytes(repo[entry.id].data)
+    blob = repo[entry.id]
+    if not isinstance(blob, pygit2.Blob):
+        raise BadInput(f"{MANIFEST} in the archive's main is not a file")
+    return Manifest.from_bytes(blob.data)
 
 
 def write_manifest(repo: pygit2.Repository, manifest: Manifest) -> pygit2.Oid:

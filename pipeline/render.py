@@ -173,25 +173,23 @@ def _page_path(path: str) -> str:
     return "index-doc.md" if path == INDEX_PAGE else path
 
 
-def _lab(markdown: str, doc: str, workshop: str, title: str,
-         settings: LabSettings) -> tuple[dict | None, str | None]:
-    """(validated spec as JSON, with the image tag `docpipe provision` gives it, None) or
-    (None, one-line reason): a bad spec never fails render. One parse serves both; the lab's own
-    settings make the tag shown the tag provision builds."""
+def _lab(markdown: str, path: str, settings: LabSettings) -> tuple[str | None, dict | None, str | None]:
+    """(workshop name, validated spec as JSON with the image tag `docpipe provision` gives it,
+    None) or (name, None, one-line reason), or all None for a doc that is no workshop: a bad spec
+    never fails render. The workshop is found as provision finds it (pipeline.workshops), so the
+    tag shown is the tag provision builds."""
     from pipeline.lab import dockerfile
-    from pipeline.lab.spec import LabSpecError, parse_lab_spec
+    from pipeline.workshops import workshop_of
 
-    try:
-        spec = parse_lab_spec(markdown, doc=doc, allowed_bases=settings.allowed_bases,
-                              allow_setup=settings.allow_setup)
-    except LabSpecError as exc:
-        return None, exc.message
-    if spec is None:
-        return None, None
-    data = spec.to_json()
-    data["digest"] = spec.digest()
-    data["image_tag"] = dockerfile.render(spec, workshop=workshop, title=title, tdir=settings.templates).tag
-    return data, None
+    ws = workshop_of(markdown, path, allowed_bases=settings.allowed_bases, allow_setup=settings.allow_setup)
+    if ws is None:
+        return None, None, None
+    if ws.spec is None:
+        return ws.name, None, ws.error
+    data = ws.spec.to_json()
+    data["digest"] = ws.spec.digest()
+    data["image_tag"] = dockerfile.render(ws.spec, workshop=ws.name, title=ws.title, tdir=settings.templates).tag
+    return ws.name, data, None
 
 
 # ------------------------------------------------------------------ templates
@@ -303,7 +301,6 @@ def render(workdir: Path, *, templates: Path | None = None,
 def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_by_id: Mapping[str, str],
                 hist: _History, lab_settings: LabSettings) -> tuple[DocPage, str, str]:
     """One doc's page record, its Markdown and its comments page's Markdown ("" if none)."""
-    from pipeline.lab.spec import workshop_slug
 
     path = _safe_rel(str(entry["path"]), "doc")
     page = pages_by_id[fid]
@@ -324,9 +321,8 @@ def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_b
         workshop=False, revisions=len(hist.revisions), authors=list(hist.authors),
         updated=_date(hist.updated), open_threads=len(threads), comments_page=comments_page,
     )
-    workshop = workshop_slug(name or PurePosixPath(path).stem)
-    lab, lab_error = _lab(markdown, name or title, workshop, title, lab_settings)
-    if lab is not None or lab_error is not None:
+    workshop, lab, lab_error = _lab(markdown, path, lab_settings)
+    if workshop is not None:
         doc.workshop, doc.lab, doc.lab_error, doc.workshop_name = True, lab, lab_error, workshop
     text = _render_template(
         env, "tutorial.md.j2" if doc.workshop else "page.md.j2",

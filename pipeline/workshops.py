@@ -57,10 +57,12 @@ def find_workshops(repo: pygit2.Repository, commit: pygit2.Commit, *, allowed_ba
     for file_id, entry in sorted((manifest.docs if manifest else {}).items()):
         path = str(entry["path"])
         try:
-            blob = commit.tree[path]
+            blob = repo[commit.tree[path].id]
         except KeyError:
-            continue  # a removed doc's entry stays until its path is reused
-        text = repo[blob.id].data.decode("utf-8", errors="replace")
+            continue  # not in this tree: nothing to provision
+        if not isinstance(blob, pygit2.Blob):
+            continue
+        text = blob.data.decode("utf-8", errors="replace")
         ws = workshop_of(text, path, allowed_bases=allowed_bases, allow_setup=allow_setup, doc_id=file_id)
         if ws is not None:
             found.append(ws)

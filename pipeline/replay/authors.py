@@ -45,7 +45,7 @@ def _clean_name(name: Any) -> str:
     return one_line(str(name or "").replace("<", "").replace(">", "")) or "Unknown"
 
 
-def identity(user: dict | None, authors: Authors) -> tuple[str, str]:
+def identity(user: dict[str, Any] | None, authors: Authors) -> tuple[str, str]:
     """(name, email) of a Drive user: Google's email, else the authors map, else a placeholder."""
     display = one_line((user or {}).get("displayName")) or "Unknown"
     email = one_line((user or {}).get("emailAddress"))

@@ -144,8 +144,8 @@ def convert_all(jobs: Iterable[Job], store: Snapshot, cache_dir: Path, workers: 
     workers = workers or os.cpu_count() or 1
     try:
         if workers <= 1 or len(todo) < 4:
-            for job, html_path, cache_path in todo:
-                result.markdown[job] = _convert_one(job, html_path, cache_path)
+            for job, html_file, cache_file in todo:
+                result.markdown[job] = _convert_one(job, html_file, cache_file)
                 if on_done:
                     on_done(1)
         else:

@@ -143,12 +143,13 @@ def config_check(config: Optional[Path] = ConfigOpt) -> None:
 def run(
     config: Optional[Path] = ConfigOpt,
     only: Optional[str] = typer.Option(None, "--only", help="Comma-separated stages: pull,replay,push,render,publish,provision."),
-    folder: Optional[str] = typer.Option(None, "--folder", help="Run only this Drive folder id (or the one folder if none is configured)."),
+    folder: Optional[str] = typer.Option(
+        None, "--folder", help=f"Run only this Drive folder id (or the one folder if none is configured). {_env_help('drive', 'folder')}"),
     workdir: Optional[Path] = WorkdirOpt,
-    hooks_dir: list[Path] = typer.Option([], "--hooks", help="Another directory of hooks (repeatable)."),
+    hooks_dir: list[Path] = typer.Option([], "--hooks", metavar="DIR", help="Another directory of hooks (repeatable)."),
     no_hooks: bool = typer.Option(False, "--no-hooks", help="Run no hooks (no lab images either)."),
     dry_run_lab: bool = typer.Option(False, "--dry-run-lab", help="Plan lab images without building them."),
-    wait: bool = typer.Option(False, "--wait", help="Wait for another run on the same workdir instead of exiting."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for another run on the same workdir instead of exiting with status 4."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Run every stage for every configured folder, doing only what changed since the last run."""
@@ -274,7 +275,7 @@ def provision(
     workdir: Optional[Path] = WorkdirOpt,
     config: Optional[Path] = ConfigOpt,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and Dockerfiles; no engine needed."),
-    registry: Optional[str] = typer.Option(None, "--registry", help="Registry HOST:PORT to push lab images to."),
+    registry: Optional[str] = typer.Option(None, "--registry", help=f"Registry HOST:PORT to push lab images to. {_env_help('lab', 'registry')}"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Build (and push) the lab desktop image of every workshop doc in the archive."""

@@ -383,7 +383,7 @@ def test_batches_packed_mid_replay_write_the_same_history(tmp_path, monkeypatch)
                    check=True, capture_output=True)
 
 
-def test_a_corrupt_manifest_is_refused_alike_by_replay_and_render(tmp_path):
+def test_a_corrupt_manifest_is_refused_alike_by_replay_render_and_push(tmp_path):
     """Replay once replaced a corrupt manifest with an empty one, losing every doc's path."""
     hard_store(tmp_path / "store", revisions=15, threads=0)
     replay(tmp_path, quiet=True)
@@ -400,8 +400,11 @@ def test_a_corrupt_manifest_is_refused_alike_by_replay_and_render(tmp_path):
     w.doc(DocSpec("doc-99", "New", [], revisions=[{"id": "n1", "modifiedTime": "2030-01-01T00:00:00.000Z",
                                                    "lastModifyingUser": None, "html": w.blob(b"<p>new</p>"),
                                                    "images": []}]).to_json())
-    outs = [subprocess.run([sys.executable, "-m", "pipeline.cli", stage, "--workdir", str(tmp_path)],
-                           capture_output=True, text=True) for stage in ("replay", "render")]
+    push = ["--gitea", "http://127.0.0.1:9", "--owner", "alice"]  # the archive is read before any request
+    env = {**os.environ, "GITEA_TOKEN": "not-used"}
+    outs = [subprocess.run([sys.executable, "-m", "pipeline.cli", stage, "--workdir", str(tmp_path), *extra],
+                           capture_output=True, text=True, env=env)
+            for stage, extra in (("replay", []), ("render", []), ("push", push))]
     for out in outs:
         assert out.returncode == 2, out.stderr
         assert out.stderr == "docpipe: error: .docpipe/manifest.json in the archive's main is not valid JSON\n"

@@ -69,7 +69,7 @@ class Manifest:
         return (json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Manifest":
+    def from_bytes(cls, data: bytes) -> Manifest:
         try:
             loaded = json.loads(data.decode("utf-8"))
         except ValueError:  # also UnicodeDecodeError

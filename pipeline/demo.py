@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pipeline.config import FolderSettings, load_settings
 from pipeline.errors import DocpipeError
@@ -104,10 +105,10 @@ def _emulator(factory: Any, dataset: Any, token: str) -> Iterator[Any]:
 
 def demo(workdir: Path, *, dry_run_lab: bool | None = None) -> DemoResult:
     from pipeline.emulator import Emulator, load_dataset
-    from pipeline.resources import shipped
-    from pipeline.lock import workdir_lock
-    from pipeline.run import RunResult, StageResult, run_folder
     from pipeline.hooks import HookRunner, default_dirs
+    from pipeline.lock import workdir_lock
+    from pipeline.resources import shipped
+    from pipeline.run import RunResult, StageResult, run_folder
 
     start = time.monotonic()
     notes: list[str] = []

@@ -140,5 +140,5 @@ class KeepListNumbers(Extension):
             md.parser.blockprocessors["olist"].LAZY_OL = False
 
 
-def makeExtension(**kwargs: Any) -> UntrustedHtml:  # noqa: N802 - Python-Markdown's hook name
+def makeExtension(**kwargs: Any) -> UntrustedHtml:
     return UntrustedHtml(**kwargs)

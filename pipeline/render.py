@@ -13,10 +13,11 @@ import json
 import posixpath
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pipeline import frontmatter
@@ -334,4 +335,4 @@ def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_b
 
 
 def _date(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d") if epoch else ""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d") if epoch else ""

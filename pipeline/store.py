@@ -73,7 +73,7 @@ def valid_file_id(file_id: object) -> bool:
 class Snapshot:
     """What replay needs of a store, read once: folder.json and every doc, in fileId order."""
 
-    store: "Store"
+    store: Store
     folder: dict[str, Any]
     docs: dict[str, dict[str, Any]]
 
@@ -98,7 +98,7 @@ class Store:
     root: Path
 
     @classmethod
-    def at(cls, workdir: Path) -> "Store":
+    def at(cls, workdir: Path) -> Store:
         return cls(Path(workdir) / "store")
 
     # ------------------------------------------------------------- blobs

@@ -11,12 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import BadInput, DocpipeError
 from pipeline.comments import parse_threads
+from pipeline.errors import BadInput, DocpipeError
 from pipeline.render import render
 from tests.support.archive import (
-    BAD_ID, MCP_ID, OUTSIDE_ID, WS_ID, XSS_ID, Event, build_archive, doc_md, link, sample_archive,
-    sample_workdir,  # noqa: F401 - fixture
+    BAD_ID,
+    MCP_ID,
+    OUTSIDE_ID,
+    WS_ID,
+    XSS_ID,
+    Event,
+    build_archive,
+    doc_md,
+    link,
+    sample_archive,
+    sample_workdir,
 )
 
 

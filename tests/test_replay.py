@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pygit2
@@ -15,10 +15,22 @@ import pytest
 
 from pipeline.convert import convert_html, front_matter
 from pipeline.errors import BadInput
-from pipeline.replay.paths import PathTable, image_name, slugify
 from pipeline.replay import replay
-from tests.support.replay import (NO_USER, REMOVED, RENAMED, StoreWriter, comment_event_count, git,
-                                  hard_store, history, html_page, rfc3339, tree_files, user)
+from pipeline.replay.paths import PathTable, image_name, slugify
+from tests.support.replay import (
+    NO_USER,
+    REMOVED,
+    RENAMED,
+    StoreWriter,
+    comment_event_count,
+    git,
+    hard_store,
+    history,
+    html_page,
+    rfc3339,
+    tree_files,
+    user,
+)
 
 EMAILS = {"Ada Lovelace": "ada@example.org", "Zoë Ünïcode": "zoe@example.org", "Margaret Hamilton": "mh@example.org"}
 
@@ -174,7 +186,7 @@ def test_comments_file_lists_every_thread_and_cannot_be_forged(hard):
         text = files[manifest[fid]["comments"]].decode()
         heads = [line for line in text.splitlines() if line.startswith("## ")]
         assert len(heads) == len(spec.comments)
-        for cm, head in zip(spec.comments, heads):
+        for cm, head in zip(spec.comments, heads, strict=True):
             state = "deleted" if cm["deleted"] else "resolved" if cm["resolved"] else "open"
             # Headed by what a reader recognises (quote, first words), never by the Drive id.
             assert head.startswith(f"## “{cm['quotedFileContent']['value'].replace(chr(10), ' ')}” — ")
@@ -229,7 +241,7 @@ def test_incremental_replay_only_appends_and_noop_makes_no_commit(tmp_path):
     assert replay(tmp_path, quiet=True).head == first.head
     # A new pull: two new revisions (one dated before the tip), a reply, and a new doc.
     w = StoreWriter(tmp_path / "store")
-    tip_time = datetime.fromtimestamp(before[-1]["time"], timezone.utc)
+    tip_time = datetime.fromtimestamp(before[-1]["time"], UTC)
     spec = specs["doc-01"]
     for n, when in enumerate([tip_time + timedelta(hours=2), tip_time - timedelta(days=1)]):
         html = html_page("Design Overview", f"late revision {n}")

@@ -10,11 +10,11 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable
 
 from pipeline.comments import one_line
 from pipeline.errors import DocpipeError
@@ -152,8 +152,8 @@ def convert_all(jobs: Iterable[Job], store: Snapshot, cache_dir: Path, workers: 
             with ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=_worker_init,
                                      initargs=(os.getpid(),)) as pool:
                 chunk = max(1, min(32, len(todo) // (workers * 8)))
-                columns = list(zip(*todo))
-                for job, md in zip(columns[0], pool.map(_convert_one, *columns, chunksize=chunk)):
+                columns = list(zip(*todo, strict=True))
+                for job, md in zip(columns[0], pool.map(_convert_one, *columns, chunksize=chunk), strict=True):
                     result.markdown[job] = md
                     if on_done:
                         on_done(1)

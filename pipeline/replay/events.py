@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.archive import EVENT_KINDS, Key, format_trailers
@@ -37,8 +37,8 @@ def parse_time(value: Any, where: str) -> datetime:
     except ValueError:
         raise BadInput(f"store: {where} has an invalid time {value[:40]!r}") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def checked_id(value: Any, where: str) -> str:
@@ -100,7 +100,7 @@ def doc_events(doc: dict) -> list[Event]:
         t = parse_time(rev.get("modifiedTime"), f"doc {file_id} revision {rid}")
         events.append(Event(t, file_id, "revision", rid, revision=rev))
     titles = doc.get("titles") or []
-    for prev, cur in zip(titles, titles[1:]):
+    for prev, cur in zip(titles, titles[1:], strict=False):
         if cur.get("name") == prev.get("name"):
             continue
         stamp = str(cur.get("time"))

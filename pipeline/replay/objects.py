@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pygit2
 
@@ -118,7 +119,7 @@ class Tree:
         self._entries: dict[str, tuple[pygit2.Oid, int] | Tree] | None = None if oid else {}
 
     @property
-    def entries(self) -> dict[str, tuple[pygit2.Oid, int] | "Tree"]:
+    def entries(self) -> dict[str, tuple[pygit2.Oid, int] | Tree]:
         if self._entries is None:
             self._entries = {}
             for entry in self.repo[self.oid]:

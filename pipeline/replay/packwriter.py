@@ -12,8 +12,8 @@ import hashlib
 import os
 import struct
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 # Objects are compressed fast: the pack is rewritten with deltas by git's own gc later.
 _LEVEL = 1

@@ -93,7 +93,7 @@ PNG = bytes.fromhex(
 )
 IMAGE = "workshops/ws-go-promisegrid.assets/0f0f00ffc3c3037f.png"
 
-WS_V1 = f"""# Go on PromiseGrid
+WS_V1 = """# Go on PromiseGrid
 
 Set up a Go toolchain.
 

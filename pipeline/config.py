@@ -275,7 +275,8 @@ def _hint(key: str, choices: list[str]) -> str:
 
 class _Problems:
     def __init__(self, path: Path | None, lines: dict[str, int]) -> None:
-        self.path, self.lines, self.items = path, lines, []
+        self.path, self.lines = path, lines
+        self.items: list[str] = []
 
     def add(self, dotted: str, message: str) -> None:
         where = f"{self.path}:{self.lines[dotted]}" if dotted in self.lines and self.path else str(self.path or "settings")

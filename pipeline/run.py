@@ -105,9 +105,10 @@ def _state_path(workdir: Path) -> Path:
 
 def load_state(workdir: Path) -> dict[str, Any]:
     try:
-        return json.loads(_state_path(workdir).read_text())
+        state = json.loads(_state_path(workdir).read_text())
     except FileNotFoundError:
         return {}
+    return state if isinstance(state, dict) else {}
 
 
 def save_state(workdir: Path, state: dict[str, Any]) -> None:
@@ -177,7 +178,8 @@ def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_
         result.stages.append(res)
         return res
 
-    failed = lambda: any(s.status == "failed" for s in result.stages)  # noqa: E731
+    def failed() -> bool:
+        return any(s.status == "failed" for s in result.stages)
 
     store_before = _store_digest(f.workdir)
     stage("pull", _call("pull", f), lambda s: _store_digest(f.workdir) != store_before, "pulled")

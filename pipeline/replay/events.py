@@ -54,15 +54,15 @@ class Event:
     file_id: str
     kind: str
     id: str                      # revision id, comment id, comment/reply id, or the event time
-    revision: dict | None = None
-    comment: dict | None = None
-    reply: dict | None = None
+    revision: dict[str, Any] | None = None
+    comment: dict[str, Any] | None = None
+    reply: dict[str, Any] | None = None
     title: str | None = None     # the new title for "title" events
     stamp: str = ""              # the store's time string for title/removed events (part of the key)
     reason: str = ""             # removal reason
 
     @property
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[datetime, str, int, str]:
         return (self.time, self.file_id, KIND_RANK[self.kind], self.id)
 
     @property
@@ -84,14 +84,14 @@ def trailers_of(event: Event) -> str:
                            stamp=event.stamp)
 
 
-def initial_title(doc: dict) -> str:
+def initial_title(doc: dict[str, Any]) -> str:
     titles = doc.get("titles") or []
     if titles and isinstance(titles[0], dict):
         return str(titles[0].get("name") or "")
     return str(doc.get("name") or "")
 
 
-def doc_events(doc: dict) -> list[Event]:
+def doc_events(doc: dict[str, Any]) -> list[Event]:
     file_id = doc["id"]
     events: list[Event] = []
     last_time: datetime | None = None
@@ -122,7 +122,7 @@ def doc_events(doc: dict) -> list[Event]:
     return events
 
 
-def _comment_events(file_id: str, comment: dict) -> list[Event]:
+def _comment_events(file_id: str, comment: dict[str, Any]) -> list[Event]:
     cid = checked_id(comment.get("id"), f"doc {file_id} comment")
     where = f"doc {file_id} comment {cid}"
     out = [Event(parse_time(comment.get("createdTime"), where), file_id, "comment", cid, comment=comment)]

@@ -122,11 +122,13 @@ class Tree:
     def entries(self) -> dict[str, tuple[pygit2.Oid, int] | Tree]:
         if self._entries is None:
             self._entries = {}
-            for entry in self.repo[self.oid]:
+            assert self.oid is not None  # entries start empty ({}) for a new tree
+            for entry in self.repo[self.oid].peel(pygit2.Tree):
+                name = str(entry.name)  # entries of a stored tree always have a name
                 if entry.filemode == TREE:
-                    self._entries[entry.name] = Tree(self.repo, entry.id, self.sink)
+                    self._entries[name] = Tree(self.repo, entry.id, self.sink)
                 else:
-                    self._entries[entry.name] = (entry.id, entry.filemode)
+                    self._entries[name] = (entry.id, entry.filemode)
         return self._entries
 
     def _walk(self, parts: list[str], create: bool) -> Tree | None:

@@ -52,7 +52,7 @@ class DocState:
     file_id: str
     title: str
     folders: tuple[str, ...]
-    rev: dict | None = None
+    rev: dict[str, Any] | None = None
     job: Job | None = None
     stem: str | None = None
     name_header: str | None = None
@@ -125,7 +125,7 @@ class Replayer:
         self.commented = {key[1] for key in applied if key[0] in COMMENT_KINDS}
         self.tip = tip
         self.buffer = ObjectBuffer(repo)
-        self.tree = Tree(repo, repo[tip].tree_id if tip else None, self.buffer)
+        self.tree = Tree(repo, repo[tip].peel(pygit2.Commit).tree_id if tip else None, self.buffer)
         self.table = paths.PathTable()
         self.docs: dict[str, DocState] = {}
         self.markdown: dict[Job, str] = {}
@@ -146,7 +146,7 @@ class Replayer:
             state.rev = next((r for r in store.docs[file_id].get("revisions") or [] if r.get("id") == rev_id), None)
             blob = self.tree.get(entry["path"])
             if isinstance(blob, tuple):
-                state.name_header = name_header(self.repo[blob[0]].data.decode("utf-8", "replace"))
+                state.name_header = name_header(self.repo[blob[0]].peel(pygit2.Blob).data.decode("utf-8", "replace"))
             self.table.adopt(file_id, state.stem, (*state.folders, self._slug(state)))
 
     # -- planning
@@ -271,7 +271,7 @@ class Replayer:
     def _load_manifest(self) -> Manifest:
         blob = self.tree.get(MANIFEST)
         # A corrupt manifest is refused (as render and push refuse it), never silently replaced.
-        manifest = Manifest.from_bytes(self.repo[blob[0]].data) if isinstance(blob, tuple) else Manifest()
+        manifest = Manifest.from_bytes(self.repo[blob[0]].peel(pygit2.Blob).data) if isinstance(blob, tuple) else Manifest()
         folder = self.store.folder
         manifest.folder = {"id": str(folder.get("id") or ""), "name": str(folder.get("name") or ""),
                            "webViewLink": str(folder.get("webViewLink") or "")}
@@ -321,7 +321,8 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
     archive = workdir / "archive"
     repo = open_archive(archive)
     ref = repo.references.get(BRANCH)
-    tip = ref.target if ref is not None else None
+    tip = ref.resolve().target if ref is not None else None
+    assert tip is None or isinstance(tip, pygit2.Oid)  # a resolved reference names an object
     applied, latest = scan_history(repo, tip)
     events = [e for e in all_events(store) if e.key not in applied]
     result = ReplayResult(archive, str(tip) if tip else None, 0, 0, len(store.docs), 0, 0)
@@ -355,6 +356,7 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
     current = repo.references.get(BRANCH)
     if (current.target if current is not None else None) != tip:
         raise DocpipeError("the archive's main moved during this replay (another replay running?); run it again")
+    assert head is not None  # there were events, so there are commits
     repo.references.create(BRANCH, head, force=True)
     result.head, result.commits, result.events = str(head), len(events), len(events)
     result.converted, result.cached = converted.converted, converted.cached

@@ -26,6 +26,9 @@ from pipeline.comments import Thread, parse_threads
 from pipeline.errors import BadInput, DocpipeError
 
 if TYPE_CHECKING:
+    import jinja2
+    import pygit2
+
     from pipeline.lab.settings import LabSettings
 
 INDEX_PAGE = "index.md"
@@ -95,7 +98,7 @@ class _History:
     updated: int = 0  # epoch seconds of the newest revision commit
 
 
-def _histories(repo, tip) -> dict[str, _History]:
+def _histories(repo: pygit2.Repository, tip: pygit2.Commit) -> dict[str, _History]:
     """Per Drive file id: revision ids, authors (oldest first) and last revision time, from the
     `Drive-File-Id:` / `Drive-Revision-Id:` trailers of main's history."""
     import pygit2
@@ -115,9 +118,11 @@ def _histories(repo, tip) -> dict[str, _History]:
     return found
 
 
-def _blob_text(tree, path: str) -> str:
+def _blob_text(tree: pygit2.Tree, path: str) -> str:
+    import pygit2
+
     try:
-        return tree[path].data.decode("utf-8")
+        return str(tree[path].peel(pygit2.Blob).data.decode("utf-8"))
     except KeyError:
         raise DocpipeError(f"archive is missing {path} named by its manifest") from None
     except UnicodeDecodeError:
@@ -174,7 +179,7 @@ def _page_path(path: str) -> str:
     return "index-doc.md" if path == INDEX_PAGE else path
 
 
-def _lab(markdown: str, path: str, settings: LabSettings) -> tuple[str | None, dict | None, str | None]:
+def _lab(markdown: str, path: str, settings: LabSettings) -> tuple[str | None, dict[str, Any] | None, str | None]:
     """(workshop name, validated spec as JSON with the image tag `docpipe provision` gives it,
     None) or (name, None, one-line reason), or all None for a doc that is no workshop: a bad spec
     never fails render. The workshop is found as provision finds it (pipeline.workshops), so the
@@ -196,7 +201,7 @@ def _lab(markdown: str, path: str, settings: LabSettings) -> tuple[str | None, d
 # ------------------------------------------------------------------ templates
 
 
-def template_env(templates: Path | None = None):
+def template_env(templates: Path | None = None) -> jinja2.Environment:
     """Jinja2 environment: the user's dir (if any) first, then the shipped templates/."""
     import jinja2
 
@@ -219,13 +224,14 @@ def template_env(templates: Path | None = None):
     return env
 
 
-def _render_template(env, name: str, **ctx: Any) -> str:
+def _render_template(env: jinja2.Environment, name: str, **ctx: Any) -> str:
     import jinja2
 
     try:
-        return env.get_template(name).render(**ctx)
+        return str(env.get_template(name).render(**ctx))
     except jinja2.TemplateError as exc:
-        where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        lineno = getattr(exc, "lineno", None)
+        where = f" (line {lineno})" if lineno else ""
         raise BadInput(f"template {name}{where}: {exc}") from None
 
 
@@ -237,7 +243,7 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _copy_assets(tree, md_path: str, out_docs: Path) -> None:
+def _copy_assets(tree: pygit2.Tree, md_path: str, out_docs: Path) -> None:
     """Images of a doc live in <slug>.assets/ beside it; copy them beside the page."""
     import pygit2
 

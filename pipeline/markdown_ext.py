@@ -98,7 +98,7 @@ def filter_html(fragment: str) -> str:
     return "".join(f.out)
 
 
-class _StashFilter(Postprocessor):
+class _StashFilter(Postprocessor):  # type: ignore[misc]  # Python-Markdown ships no types
     # Runs just before Python-Markdown's raw_html postprocessor (priority 30) puts the stash back.
     def run(self, text: str) -> str:
         stash = self.md.htmlStash.rawHtmlBlocks
@@ -108,7 +108,7 @@ class _StashFilter(Postprocessor):
         return text
 
 
-class _UrlFilter(Treeprocessor):
+class _UrlFilter(Treeprocessor):  # type: ignore[misc]
     def run(self, root: Any) -> None:
         for el in root.iter():
             for attr in _URL_ATTRS:
@@ -120,7 +120,7 @@ class _UrlFilter(Treeprocessor):
                     el.tag = "span"
 
 
-class UntrustedHtml(Extension):
+class UntrustedHtml(Extension):  # type: ignore[misc]
     """Markdown extension for untrusted docs: inert raw HTML, no script URLs."""
 
     def extendMarkdown(self, md: Any) -> None:
@@ -128,7 +128,7 @@ class UntrustedHtml(Extension):
         md.treeprocessors.register(_UrlFilter(md), "docpipe_safe_urls", 10)  # after inline (20)
 
 
-class KeepListNumbers(Extension):
+class KeepListNumbers(Extension):  # type: ignore[misc]
     """Ordered lists keep the number they start at (`<ol start>`).
 
     Google Docs numbers a tutorial's steps across the code blocks between them; the converter

@@ -170,7 +170,6 @@ def test_killed_pull_leaves_nothing_and_resumes_to_the_same_store(world: World) 
     assert digest(wd / "store") == digest(world.reference / "store")
 
 
-@pytest.mark.xfail(strict=False, reason="conversion workers: fixed on the house branch")
 def test_killed_replay_leaves_no_worker_and_replays_to_the_same_commits(world: World) -> None:
     wd = fresh(world, "replay", stages=("store",))
     args = ["replay", "--workdir", str(wd)]

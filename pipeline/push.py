@@ -8,7 +8,6 @@ password through a credentials callback, on an anonymous remote so nothing lands
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import unicodedata
@@ -18,7 +17,7 @@ from typing import Any
 
 import pygit2
 
-from pipeline.archive import BRANCH, MANIFEST, open_main
+from pipeline.archive import BRANCH, MANIFEST, open_main, read_manifest
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.gitea import GiteaClient
 
@@ -80,18 +79,10 @@ class Archive:
 
 def open_archive(workdir: Path) -> Archive:
     repo, commit = open_main(workdir)
-    name = link = None
-    try:
-        entry = commit.tree[MANIFEST]
-    except KeyError:
-        entry = None
-    if entry is not None:
-        try:
-            folder = json.loads(repo[entry.id].data.decode("utf-8")).get("folder") or {}
-        except (ValueError, AttributeError):
-            raise BadInput(f"{MANIFEST} in the archive's main is not valid JSON") from None
-        name = folder.get("name") if isinstance(folder.get("name"), str) else None
-        link = folder.get("webViewLink") if isinstance(folder.get("webViewLink"), str) else None
+    manifest = read_manifest(repo, commit)  # the one reader: a corrupt manifest fails as in replay and render
+    folder = manifest.folder if manifest is not None else {}
+    name = folder.get("name") if isinstance(folder.get("name"), str) else None
+    link = folder.get("webViewLink") if isinstance(folder.get("webViewLink"), str) else None
     return Archive(repo, commit.id, name, link)
 
 
@@ -223,7 +214,7 @@ def push(
     branch when `publish --site-branch` made one."""
     # Settings first (URL, owner, token: all BadInput), so every caller gets the same messages
     # before anything is read or sent.
-    gitea = client or GiteaClient(gitea_url, token)
+    gitea = client or GiteaClient(gitea_url or "", token or "")  # empty: the client says what is missing
     if not owner:
         raise BadInput("no Gitea owner: pass --owner or set [gitea] owner in docpipe.toml")
     archive = open_archive(workdir)

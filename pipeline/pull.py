@@ -26,9 +26,10 @@ from typing import Any, Callable, Iterator
 
 from pipeline.drive import DEFAULT_ENDPOINT, DEFAULT_MAX_QPS, DriveCallError, DriveClient, RetryPolicy
 from pipeline.drive.auth import ensure_fresh, load_credentials
+from pipeline.drive.changes import FeedResult, Folders, TokenRefused, apply, chain, read_changes, start_page_token
 from pipeline.drive.walk import DOC_MIME, FOLDER_MIME, DocEntry, PageSizes, Skipped, doc_entry, get_file, walk
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.store import Store, valid_file_id
+from pipeline.store import Store, atomic_write, canonical_json, valid_file_id
 
 REVISION_FIELDS = (
     "nextPageToken,revisions(id,modifiedTime,lastModifyingUser(displayName,emailAddress,permissionId),exportLinks)"
@@ -52,6 +53,8 @@ class PullSummary:
     new_revisions: int
     skipped: list[Skipped]
     requests: int
+    how: str = "walk"  # "walk" (the whole tree listed), "changes" (the changes feed only) or "only"
+    reconciled: list[str] = field(default_factory=list)  # docs a reconcile walk fixed that the feed missed
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)  # asdict turns the Skipped entries into dicts too
@@ -63,6 +66,8 @@ class PullSummary:
             f"{self.requests} requests"
         ]
         lines += [f"skipped {s.id} ({s.name}): {s.reason}" for s in self.skipped]
+        if self.reconciled:
+            lines.append(f"reconciled (missed by the changes feed): {', '.join(self.reconciled)}")
         return "\n".join(lines)
 
 
@@ -187,8 +192,10 @@ def _check_revision(rev: Any, file_id: str) -> None:
 
 
 class _Puller:
-    def __init__(self, client: DriveClient, store: Store, journal: Journal, sizes: PageSizes) -> None:
+    def __init__(self, client: DriveClient, store: Store, journal: Journal, sizes: PageSizes,
+                 incremental: bool = False) -> None:
         self.client, self.store, self.journal, self.sizes = client, store, journal, sizes
+        self.incremental = incremental
 
     def list_revisions(self, job: _DocJob) -> list[dict[str, Any]]:
         fid = job.entry.id
@@ -203,16 +210,27 @@ class _Puller:
 
     def list_comments(self, job: _DocJob) -> list[dict[str, Any]]:
         fid = job.entry.id
+        old = list((job.stored or {}).get("comments") or []) if self.incremental else []
+        # A reply, resolve, reopen or delete moves its thread's modifiedTime, so the threads modified
+        # since the newest stored one are all that can differ; the bound is inclusive, so a thread
+        # changed within the same second is fetched again rather than missed.
+        since = max((str(c.get("modifiedTime") or "") for c in old), default="")
+        extra = {"startModifiedTime": since} if since else {}
 
         def make(svc: Any, token: str | None) -> Any:
             return svc.comments().list(
-                fileId=fid, fields=COMMENT_FIELDS, pageSize=self.sizes.comments, pageToken=token, includeDeleted=True
+                fileId=fid, fields=COMMENT_FIELDS, pageSize=self.sizes.comments, pageToken=token, includeDeleted=True,
+                **extra,
             )
 
         comments = self.client.list_all(make, "comments", f"comments of doc {fid}")
         for c in comments:
             if not (c.get("id") and c.get("createdTime")):
                 raise DriveCallError(f"comments of doc {fid}: malformed response from Drive", status=None, reason="malformed")
+        if since:
+            merged = {str(c.get("id")): c for c in old}
+            merged.update({str(c["id"]): c for c in comments})
+            comments = list(merged.values())
         return sorted(comments, key=lambda c: (str(c["createdTime"]), str(c["id"])))
 
     def fetch_revision(self, job: _DocJob, rev: dict[str, Any]) -> dict[str, Any]:
@@ -422,14 +440,20 @@ def pull(
     retry: RetryPolicy | None = None,
     page_sizes: PageSizes | None = None,
     quiet: bool = False,
+    full: bool = False,
+    reconcile_every: int = 24,
 ) -> PullSummary:
     """Pull `folder_id` (or just `only_file_ids`, without a folder walk) into `workdir/store`.
 
     Per-doc problems become `skipped` entries; a doc that still fails after every retry raises
     DocpipeError naming it, after everything else is stored. `quiet` hides the progress display.
+    After the first pull only the changes feed is read, unless `full` is given or this is the
+    `reconcile_every`-th pull since the last walk.
     """
     if jobs < 1:
         raise BadInput("--jobs must be at least 1")
+    if reconcile_every < 1:
+        raise BadInput("[drive] reconcile_every must be at least 1")
     workdir = Path(workdir)
     with _workdir_lock(workdir):
         store = Store.at(workdir)
@@ -438,21 +462,127 @@ def pull(
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pull") as pool:
             try:
                 return _pull_locked(client, pool, store, Journal(workdir / "cache" / "pull"), folder_id,
-                                    only_file_ids, page_sizes or PageSizes(), quiet)
+                                    only_file_ids, page_sizes or PageSizes(), quiet, full, reconcile_every)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
 
+@dataclass
+class _Plan:
+    """How this pull learns what changed: the feed, a walk, or both (a reconcile walk)."""
+
+    how: str  # "walk", "changes" or "only"
+    token: str | None = None  # the page token to store for the next pull
+    folders: Folders = field(default_factory=dict)
+    removed: dict[str, dict[str, str]] = field(default_factory=dict)
+    touched: set[str] | None = None  # on a reconcile walk: what the feed already reported
+    feed_runs: int = 0
+
+
+def _read_feed_state(path: Path, folder_id: str) -> dict[str, Any] | None:
+    """Where the changes feed left off; None (walk) when absent, unreadable or for another folder."""
+    try:
+        state = json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+    ok = (isinstance(state, dict) and state.get("folder") == folder_id and isinstance(state.get("page_token"), str)
+          and isinstance(state.get("folders"), dict))
+    return state if ok else None
+
+
+def _write_feed_state(path: Path, folder_id: str, plan: _Plan, drive_id: str | None) -> None:
+    # Kept beside the journal, not in the store: the token moves with unrelated changes anywhere in
+    # the account and the run counter with every pull, and neither may make an unchanged store differ.
+    state = {"folder": folder_id, "page_token": plan.token, "folders": plan.folders, "feed_runs": plan.feed_runs,
+             "driveId": drive_id}
+    atomic_write(path, canonical_json(state))
+
+
+def _plan(client: DriveClient, pool: ThreadPoolExecutor, store: Store, state_path: Path, folder_id: str,
+          sizes: PageSizes, full: bool, reconcile_every: int,
+          ) -> tuple[_Plan, dict[str, Any], dict[str, DocEntry], dict[str, Skipped]]:
+    from pipeline.progress import log
+
+    old = store.read_folder() or {}
+    state = None if full or old.get("id") != folder_id else _read_feed_state(state_path, folder_id)
+    if state is not None:
+        token = str(state["page_token"])
+        folders: Folders = {k: dict(v) for k, v in state["folders"].items()}
+        try:
+            changes, new_token = read_changes(client, token, sizes.files, state.get("driveId"))
+        except TokenRefused as exc:
+            log(f"docpipe: Drive refused the stored changes token ({exc}); walking the whole folder")
+        else:
+            feed = apply(changes, folder_id, folders, set(old.get("docs", [])))
+            runs = int(state.get("feed_runs") or 0) + 1
+            if not feed.needs_walk and runs < reconcile_every:
+                return _feed_plan(client, pool, store, folder_id, sizes, old, folders, feed, new_token, runs,
+                                  state.get("driveId"))
+            # A reconcile walk: the feed's own news is not "reconciled", only what it missed.
+            return _walk_plan(client, pool, folder_id, sizes, new_token, None if feed.needs_walk else feed.touched)
+    return _walk_plan(client, pool, folder_id, sizes, None, None)
+
+
+def _walk_plan(client: DriveClient, pool: ThreadPoolExecutor, folder_id: str, sizes: PageSizes, token: str | None,
+               touched: set[str] | None) -> tuple[_Plan, dict[str, Any], dict[str, DocEntry], dict[str, Skipped]]:
+    root = _root_folder(client, folder_id)
+    # The token is taken before the walk, so a change made while walking shows in the next feed.
+    token = token or start_page_token(client, root.get("driveId"))
+    folders: Folders = {}
+    found, skipped = walk(client, pool, folder_id, sizes, root.get("driveId"), folders)
+    return _Plan("walk", token, folders, touched=touched), root, found, skipped
+
+
+def _feed_plan(client: DriveClient, pool: ThreadPoolExecutor, store: Store, folder_id: str, sizes: PageSizes,
+               old: dict[str, Any], folders: Folders, feed: FeedResult, token: str, runs: int,
+               drive_id: str | None) -> tuple[_Plan, dict[str, Any], dict[str, DocEntry], dict[str, Skipped]]:
+    root = {k: old.get(k, "") for k in ("id", "name", "webViewLink")}
+    if drive_id:
+        root["driveId"] = drive_id
+    found: dict[str, DocEntry] = dict(feed.docs)
+    skipped = {s["id"]: Skipped(s["id"], s["name"], s["reason"]) for s in old.get("skipped", [])}
+    new = set(feed.new_folders)
+    for fid in feed.new_folders:
+        where = chain(folders, folder_id, fid)
+        if where is None or any(a in new for a in where[1][:-1]):
+            continue  # listed with its new ancestor
+        sub: Folders = {}
+        docs, sub_skipped = walk(client, pool, fid, sizes, root.get("driveId"), sub)
+        folders.update(sub)
+        for e in docs.values():
+            e.folder_path, e.folder_ids = where[0] + e.folder_path, where[1] + e.folder_ids
+            found.setdefault(e.id, e)
+        skipped.update(sub_skipped)
+    removed = dict(feed.removed)
+    if feed.moved_folders:
+        # Paths below a renamed or moved folder change without a call: the folder map says them.
+        for fid in old.get("docs", []):
+            if fid in found or fid in removed:
+                continue
+            doc = store.read_doc(fid)
+            if doc is None or not set(doc.get("folder_ids") or []) & feed.moved_folders:
+                continue
+            where = chain(folders, folder_id, doc["folder_ids"][-1])
+            if where is None:
+                removed[fid] = {"time": _now(), "reason": "removed"}
+            elif (where[0], where[1]) != (doc.get("folder_path"), doc.get("folder_ids")):
+                store.write_doc({**doc, "folder_path": where[0], "folder_ids": where[1]})
+    return _Plan("changes", token, folders, removed, feed_runs=runs), root, found, skipped
+
+
 def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, journal: Journal, folder_id: str,
-                 only_file_ids: list[str] | None, sizes: PageSizes, quiet: bool) -> PullSummary:
+                 only_file_ids: list[str] | None, sizes: PageSizes, quiet: bool, full: bool = False,
+                 reconcile_every: int = 24) -> PullSummary:
     from pipeline.progress import log, progress
 
+    old_folder = store.read_folder() or {}
+    state_path = journal.root.parent / "changes.json"
     if only_file_ids is None:
-        root = _root_folder(client, folder_id)
-        found, skipped = walk(client, pool, folder_id, sizes, root.get("driveId"))
+        plan, root, found, skipped = _plan(client, pool, store, state_path, folder_id, sizes, full, reconcile_every)
     else:
         root, found, skipped = _only(client, pool, folder_id, only_file_ids, store)
+        plan = _Plan("only")
     # Revisions, comment threads and replies of every doc in the store, noted as each doc is read
     # or written, so the summary needs no second pass over the store.
     counts: dict[str, tuple[int, int, int]] = {}
@@ -471,7 +601,8 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
     todo.sort(key=lambda j: j.entry.id)
     with progress("pull", quiet=quiet, every=10) as bar:
         bar.total(len(todo))
-        failed = _sync_docs(_Puller(client, store, journal, sizes), pool, todo, lambda: bar.advance())
+        puller = _Puller(client, store, journal, sizes, incremental=plan.how == "changes")
+        failed = _sync_docs(puller, pool, todo, lambda: bar.advance())
     for job in todo:
         if job.failed is None:  # written by _sync_docs
             counts[job.entry.id] = _counts(job.revisions or [], job.comments or [])
@@ -479,11 +610,17 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
     for fid in store.doc_ids():
         doc = None if fid in found else store.read_doc(fid)
         if doc is not None:
+            if fid in plan.removed and doc.get("removed") is None:
+                doc = {**doc, "removed": plan.removed[fid]}
+                store.write_doc(doc)
             counts[fid] = _counts(doc.get("revisions", []), doc.get("comments", []))
             if doc.get("removed") is None:
                 gone.append(fid)
-    if only_file_ids is None:
+    reconciled: list[str] = []
+    if plan.how == "walk":
         _mark_removed(client, store, pool, gone)
+        if plan.touched is not None:
+            reconciled = sorted({j.entry.id for j in todo} - plan.touched | set(gone) - plan.touched)
 
     for job in failed:
         assert job.failed is not None
@@ -495,9 +632,9 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
             store.write_doc({**job.stored, "removed": {"time": _now(), "reason": "deleted"}})
             found.pop(job.entry.id, None)
     present = [fid for fid in found if store.doc_path(fid).is_file()]
-    if only_file_ids is not None:
-        old = store.read_folder() or {}
-        present = sorted(set(old.get("docs", [])) | set(present))
+    if plan.how != "walk":
+        old = old_folder
+        present = sorted((set(old.get("docs", [])) - set(plan.removed)) | set(present))
         skipped = {**{s["id"]: Skipped(s["id"], s["name"], s["reason"]) for s in old.get("skipped", [])
                       if s.get("id") not in found}, **skipped}
     skipped_list = sorted(skipped.values(), key=lambda s: s.id)
@@ -506,13 +643,15 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
         "webViewLink": root.get("webViewLink") or f"https://drive.google.com/drive/folders/{root['id']}",
         "docs": sorted(present), "skipped": [asdict(s) for s in skipped_list],
     })
+    if plan.how != "only":
+        _write_feed_state(state_path, root["id"], plan, root.get("driveId"))
     exhausted = [j.failed for j in failed if j.failed is not None and j.failed.exhausted]
     if exhausted:
         more = f" (and {len(exhausted) - 1} more docs)" if len(exhausted) > 1 else ""
         raise DocpipeError(exhausted[0].message + more)
     revisions, comments, replies = (sum(c[i] for c in counts.values()) for i in range(3))
     return PullSummary(root["id"], len(counts), revisions, comments, replies, sum(j.new for j in todo),
-                       skipped_list, client.requests)
+                       skipped_list, client.requests, plan.how, reconciled)
 
 
 def _only(client: DriveClient, pool: ThreadPoolExecutor, folder_id: str, file_ids: list[str], store: Store

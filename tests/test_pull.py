@@ -59,7 +59,7 @@ def test_pull_stores_every_revision_comment_and_image(folder, token_env, tmp_pat
     with running(ds, latency=0.002) as emu:
         summary = _pull(emu, tmp_path)
     got = summary.to_json()
-    assert set(got) == {"folder", "docs", "revisions", "comments", "replies", "new_revisions", "skipped", "requests"}
+    assert set(got) == {"folder", "docs", "revisions", "comments", "replies", "new_revisions", "skipped", "requests", "how", "reconciled"}
     assert got["folder"] == ds.root_id
     assert (got["docs"], got["revisions"], got["new_revisions"]) == (4, 12, 12)
     assert got["comments"] == 6 and got["replies"] == 5
@@ -99,22 +99,53 @@ def test_pull_stores_every_revision_comment_and_image(folder, token_env, tmp_pat
     assert sum("/docsz/" in p for p in paths_of(emu)) == 1
 
 
-def test_noop_repull_lists_each_folder_once_and_nothing_else(folder, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_noop_repull_reads_only_the_changes_feed(folder, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ds, ids = folder
     with running(ds) as emu:
         _pull(emu, tmp_path)
         before = snapshot(tmp_path)
         emu.reset_counters()
         summary = _pull(emu, tmp_path)
+        calls = [(path, q.get("pageToken", "")) for _, path, q in emu.requests]
+        token = str(len(ds.changes) + 1)  # the emulator's token for "after the last change"
+    assert calls == [("/drive/v3/changes", token)]
+    assert summary.requests == 1 and summary.new_revisions == 0 and summary.how == "changes"
+    assert snapshot(tmp_path) == before
+
+
+def test_noop_full_repull_lists_each_folder_once_and_nothing_else(folder, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds, ids = folder
+    with running(ds) as emu:
+        _pull(emu, tmp_path)
+        before = snapshot(tmp_path)
+        emu.reset_counters()
+        summary = _pull(emu, tmp_path, full=True)
         calls = sorted((path, q.get("q", "")) for _, path, q in emu.requests)
     folders = [ds.root_id, ids["sub"], ids["deep"]]
     assert calls == sorted(
         [(f"/drive/v3/files/{ds.root_id}", "")]                                   # the root folder itself
+        + [("/drive/v3/changes/startPageToken", "")]                              # where the next feed starts
         + [("/drive/v3/files", f"'{fid}' in parents and trashed = false") for fid in folders]
         + [(f"/drive/v3/files/{ids['outside']}", "")]                             # the shortcut's target
     )
-    assert summary.requests == 5 and summary.new_revisions == 0
+    assert summary.requests == 6 and summary.new_revisions == 0 and summary.how == "walk"
     assert snapshot(tmp_path) == before
+
+
+def test_noop_pull_costs_the_same_at_any_folder_count(token_env, tmp_path: Path) -> None:
+    costs = []
+    for n in (2, 40):
+        ds = new_dataset()
+        parent = None
+        for i in range(n):
+            parent = ds.add_folder(f"level {i}", parent=parent if i % 4 else None)
+            add_doc(ds, f"doc {i}", 1, parent=parent)
+        with running(ds) as emu:
+            _pull(emu, tmp_path / str(n))
+            emu.reset_counters()
+            summary = _pull(emu, tmp_path / str(n))
+            costs.append((emu.request_count, summary.docs))
+    assert costs == [(1, 2), (1, 40)]
 
 
 def test_incremental_pull_fetches_only_what_changed(folder, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

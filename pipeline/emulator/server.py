@@ -51,7 +51,7 @@ class ApiError(Exception):
 _EXPORT_MIME = {fmt: mime for mime, fmt in res.DOC_EXPORTS.items()}  # exportFormat= -> MIME type
 
 _STATUS = {
-    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 410: "GONE",
     429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
 }
 
@@ -649,6 +649,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise invalid("pageToken") from None
         if start < 1 or start > len(ds.changes) + 1:
             raise invalid("pageToken")
+        if start < ds.oldest_token:
+            raise ApiError(410, "The page token is no longer valid.", "pageTokenExpired", location="pageToken")
         size = _int_param(q, "pageSize", 100, 1, 1000)
         include_removed = _bool_param(q, "includeRemoved", True)
         window = ds.changes[start - 1:start - 1 + size]

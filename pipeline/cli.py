@@ -142,6 +142,7 @@ def pull(
     jobs: Optional[int] = typer.Option(None, "--jobs", envvar="DOCPIPE_JOBS", help="Parallel requests (default 8)."),
     max_qps: Optional[float] = typer.Option(None, "--max-qps", envvar="DOCPIPE_MAX_QPS",
                                             help="Client-side rate limit in requests/s (default 50; Drive allows 200 per user)."),
+    full: bool = typer.Option(False, "--full", help="Walk the whole folder tree instead of reading the changes feed."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Pull every revision and comment of the Docs in a Drive folder into WORKDIR/store."""
@@ -162,7 +163,7 @@ def pull(
     summary = run_pull(
         f.id, workdir=workdir_of(workdir), endpoint=f.get("drive", "endpoint"),
         credentials=Path(creds) if creds else None, jobs=f.get("drive", "jobs"), max_qps=f.get("drive", "max_qps"),
-        quiet=as_json,
+        quiet=as_json, full=full, reconcile_every=f.get("drive", "reconcile_every"),
     )
     emit(summary.to_json(), as_json, summary.text())
 

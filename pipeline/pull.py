@@ -19,7 +19,7 @@ import threading
 import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -41,6 +41,24 @@ COMMENT_FIELDS = (
     f"replies(id,createdTime,modifiedTime,{_AUTHOR},content,htmlContent,action,deleted))"
 )
 HTML_MIME = "text/html"
+# Drive merges an edit session into one revision dated at its last edit, so the first revision
+# may trail the doc's creation a little; more than this means the older revisions are not listed.
+PARTIAL_HISTORY_SLACK = timedelta(days=1)
+
+
+def partial_history(created: str, revisions: list[dict[str, Any]]) -> bool:
+    """Whether the first listed revision is later than the doc's creation (Google may omit old ones)."""
+    if not created or not revisions:
+        return False
+    try:
+        first = _parse_time(str(revisions[0]["modifiedTime"]))
+        return first - _parse_time(created) > PARTIAL_HISTORY_SLACK
+    except ValueError:
+        return False
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass
@@ -53,6 +71,7 @@ class PullSummary:
     new_revisions: int
     skipped: list[Skipped]
     requests: int
+    partial_history: list[str] = field(default_factory=list)  # docs whose history starts after their creation
     how: str = "walk"  # "walk" (the whole tree listed), "changes" (the changes feed only) or "only"
     reconciled: list[str] = field(default_factory=list)  # docs a reconcile walk fixed that the feed missed
 
@@ -66,6 +85,8 @@ class PullSummary:
             f"{self.requests} requests"
         ]
         lines += [f"skipped {s.id} ({s.name}): {s.reason}" for s in self.skipped]
+        if self.partial_history:
+            lines.append(f"partial_history (Drive lists no revisions from these docs' creation): {', '.join(self.partial_history)}")
         if self.reconciled:
             lines.append(f"reconciled (missed by the changes feed): {', '.join(self.reconciled)}")
         return "\n".join(lines)
@@ -298,6 +319,8 @@ class _Puller:
             "id": e.id, "name": e.name, "titles": titles, "folder_path": e.folder_path, "folder_ids": e.folder_ids,
             "version": e.version, "modifiedTime": e.modifiedTime, "webViewLink": e.webViewLink, "removed": None,
             "revisions": revisions, "comments": job.comments or [],
+            "createdTime": e.createdTime or stored.get("createdTime", ""),
+            "partial_history": partial_history(e.createdTime or stored.get("createdTime", ""), revisions),
         }
 
 
@@ -586,11 +609,13 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
     # Revisions, comment threads and replies of every doc in the store, noted as each doc is read
     # or written, so the summary needs no second pass over the store.
     counts: dict[str, tuple[int, int, int]] = {}
+    partial: dict[str, bool] = {}
     todo = []
     for entry in found.values():
         stored = store.read_doc(entry.id)
         if stored:
             counts[entry.id] = _counts(stored.get("revisions", []), stored.get("comments", []))
+            partial[entry.id] = bool(stored.get("partial_history"))
         if stored and stored.get("version") == entry.version and stored.get("removed") is None \
                 and stored.get("name") == entry.name and stored.get("folder_ids") == entry.folder_ids:
             continue  # unchanged since the last pull: no revisions, comments or export calls
@@ -606,6 +631,7 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
     for job in todo:
         if job.failed is None:  # written by _sync_docs
             counts[job.entry.id] = _counts(job.revisions or [], job.comments or [])
+            partial[job.entry.id] = partial_history(job.entry.createdTime, job.revisions or [])
     gone = []
     for fid in store.doc_ids():
         doc = None if fid in found else store.read_doc(fid)
@@ -614,6 +640,7 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
                 doc = {**doc, "removed": plan.removed[fid]}
                 store.write_doc(doc)
             counts[fid] = _counts(doc.get("revisions", []), doc.get("comments", []))
+            partial[fid] = bool(doc.get("partial_history")) and doc.get("removed") is None
             if doc.get("removed") is None:
                 gone.append(fid)
     reconciled: list[str] = []
@@ -651,7 +678,7 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
         raise DocpipeError(exhausted[0].message + more)
     revisions, comments, replies = (sum(c[i] for c in counts.values()) for i in range(3))
     return PullSummary(root["id"], len(counts), revisions, comments, replies, sum(j.new for j in todo),
-                       skipped_list, client.requests, plan.how, reconciled)
+                       skipped_list, client.requests, sorted(k for k, v in partial.items() if v), plan.how, reconciled)
 
 
 def _only(client: DriveClient, pool: ThreadPoolExecutor, folder_id: str, file_ids: list[str], store: Store

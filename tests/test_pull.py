@@ -59,7 +59,7 @@ def test_pull_stores_every_revision_comment_and_image(folder, token_env, tmp_pat
     with running(ds, latency=0.002) as emu:
         summary = _pull(emu, tmp_path)
     got = summary.to_json()
-    assert set(got) == {"folder", "docs", "revisions", "comments", "replies", "new_revisions", "skipped", "requests", "how", "reconciled"}
+    assert set(got) == {"folder", "docs", "revisions", "comments", "replies", "new_revisions", "skipped", "requests", "partial_history", "how", "reconciled"}
     assert got["folder"] == ds.root_id
     assert (got["docs"], got["revisions"], got["new_revisions"]) == (4, 12, 12)
     assert got["comments"] == 6 and got["replies"] == 5
@@ -628,3 +628,15 @@ def test_reconcile_walk_reports_what_the_feed_missed(tree, token_env, tmp_path: 
     assert "reconciled (missed by the changes feed)" in summary.text()
     assert len(read_doc(tmp_path, ids["old"])["revisions"]) == 3
     assert len(read_doc(tmp_path, ids["lab"])["revisions"]) == 3
+
+
+def test_history_that_starts_after_creation_is_said(token_env, tmp_path: Path) -> None:
+    ds = new_dataset()
+    whole = add_doc(ds, "whole", 2)
+    late = ds.add_doc("late", time="2023-01-01T00:00:00Z")  # Drive listed nothing of its first year
+    ds.add_revision(late, revision_html("late", 1), "ada", "2024-03-01T00:00:00Z")
+    with running(ds) as emu:
+        summary = _pull(emu, tmp_path)
+    assert summary.partial_history == [late] and "partial_history" in summary.text()
+    assert read_doc(tmp_path, late)["partial_history"] is True
+    assert read_doc(tmp_path, whole)["partial_history"] is False

@@ -13,7 +13,7 @@ DOC_MIME = "application/vnd.google-apps.document"
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
 
-FILE_FIELDS = "id,name,mimeType,version,modifiedTime,trashed,trashedTime,webViewLink,driveId,shortcutDetails(targetId,targetMimeType)"
+FILE_FIELDS = "id,name,mimeType,version,createdTime,modifiedTime,trashed,trashedTime,webViewLink,driveId,shortcutDetails(targetId,targetMimeType)"
 LIST_FIELDS = f"nextPageToken,incompleteSearch,files({FILE_FIELDS})"
 
 
@@ -44,6 +44,7 @@ class DocEntry:
     webViewLink: str
     folder_path: list[str]
     folder_ids: list[str]
+    createdTime: str = ""
 
 
 def _list_folder(client: DriveClient, folder_id: str, sizes: PageSizes, drive_id: str | None = None) -> list[dict[str, Any]]:
@@ -71,7 +72,7 @@ def doc_entry(f: dict[str, Any], path: list[str], ids: list[str]) -> DocEntry:
         id=f["id"], name=str(f.get("name", "")), version=str(f.get("version", "")),
         modifiedTime=str(f.get("modifiedTime", "")),
         webViewLink=f.get("webViewLink") or f"https://docs.google.com/document/d/{f['id']}/edit",
-        folder_path=path, folder_ids=ids,
+        folder_path=path, folder_ids=ids, createdTime=str(f.get("createdTime", "")),
     )
 
 

@@ -19,28 +19,19 @@ import threading
 import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
-from html.parser import HTMLParser
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pipeline.drive import DEFAULT_ENDPOINT, DEFAULT_MAX_QPS, DriveCallError, DriveClient, RetryPolicy
 from pipeline.drive.auth import ensure_fresh, load_credentials
-from pipeline.drive.changes import FeedResult, Folders, TokenRefused, apply, chain, read_changes, start_page_token
-from pipeline.drive.walk import DOC_MIME, FOLDER_MIME, DocEntry, PageSizes, Skipped, doc_entry, get_file, walk
+from pipeline.drive.docs import HTML_MIME, list_comments, list_revisions
+from pipeline.drive.images import google_image_host, image_sources
+from pipeline.drive.plan import Plan, now, plan_pull, write_feed_state
+from pipeline.drive.walk import DOC_MIME, DocEntry, PageSizes, Skipped, doc_entry, get_file
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.store import Store, atomic_write, canonical_json, valid_file_id
+from pipeline.store import Store, valid_file_id
 
-REVISION_FIELDS = (
-    "nextPageToken,revisions(id,modifiedTime,lastModifyingUser(displayName,emailAddress,permissionId),exportLinks)"
-)
-_AUTHOR = "author(displayName,photoLink)"
-COMMENT_FIELDS = (
-    "nextPageToken,comments(id,createdTime,modifiedTime,"
-    f"{_AUTHOR},content,htmlContent,quotedFileContent,anchor,resolved,deleted,"
-    f"replies(id,createdTime,modifiedTime,{_AUTHOR},content,htmlContent,action,deleted))"
-)
-HTML_MIME = "text/html"
 # Drive merges an edit session into one revision dated at its last edit, so the first revision
 # may trail the doc's creation a little; more than this means the older revisions are not listed.
 PARTIAL_HISTORY_SLACK = timedelta(days=1)
@@ -90,41 +81,6 @@ class PullSummary:
         if self.reconciled:
             lines.append(f"reconciled (missed by the changes feed): {', '.join(self.reconciled)}")
         return "\n".join(lines)
-
-
-# ------------------------------------------------------------------ images
-
-
-class _ImgParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.sources: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "img":
-            src = dict(attrs).get("src")
-            if src and src not in self.sources and urllib.parse.urlsplit(src).scheme in ("http", "https"):
-                self.sources.append(src)
-
-
-_GOOGLE_IMAGE_DOMAINS = ("googleusercontent.com", "google.com", "ggpht.com", "gstatic.com")
-
-
-def google_image_host(url: str) -> bool:
-    """Whether `url` is https on one of the hosts Google serves Docs images from."""
-    parts = urllib.parse.urlsplit(url)
-    host = (parts.hostname or "").lower()
-    return parts.scheme == "https" and any(host == d or host.endswith("." + d) for d in _GOOGLE_IMAGE_DOMAINS)
-
-
-def image_sources(html: bytes) -> list[str]:
-    """The distinct http(s) `src` values of <img> tags (entities decoded), in document order."""
-    if b"<img" not in html.lower():
-        return []  # most revisions: skip parsing altogether
-    parser = _ImgParser()
-    parser.feed(html.decode("utf-8", "replace"))
-    parser.close()
-    return parser.sources
 
 
 # ------------------------------------------------------------------ journal
@@ -192,6 +148,7 @@ class _DocJob:
     failed: DriveCallError | None = None
     failed_kind: str = ""
     new: int = 0
+    written: tuple[int, int, int, bool] | None = None  # (revisions, threads, replies, partial) once stored
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -202,16 +159,6 @@ def _user(u: Any) -> dict[str, str] | None:
     return kept or None
 
 
-def _check_revision(rev: Any, file_id: str) -> None:
-    links = rev.get("exportLinks") if isinstance(rev, dict) else None
-    if not (isinstance(rev, dict) and rev.get("id") and rev.get("modifiedTime")
-            and isinstance(links, dict) and isinstance(links.get(HTML_MIME), str)):
-        raise DriveCallError(
-            f"revisions of doc {file_id}: malformed response from Drive (a revision lacks id, modifiedTime or an HTML export link)",
-            status=None, reason="malformed",
-        )
-
-
 class _Puller:
     def __init__(self, client: DriveClient, store: Store, journal: Journal, sizes: PageSizes,
                  incremental: bool = False) -> None:
@@ -219,40 +166,20 @@ class _Puller:
         self.incremental = incremental
 
     def list_revisions(self, job: _DocJob) -> list[dict[str, Any]]:
-        fid = job.entry.id
-
-        def make(svc: Any, token: str | None) -> Any:
-            return svc.revisions().list(fileId=fid, fields=REVISION_FIELDS, pageSize=self.sizes.revisions, pageToken=token)
-
-        revs = self.client.list_all(make, "revisions", f"revisions of doc {fid}")
-        for rev in revs:
-            _check_revision(rev, fid)
-        return revs
+        return list_revisions(self.client, job.entry.id, self.sizes.revisions)
 
     def list_comments(self, job: _DocJob) -> list[dict[str, Any]]:
-        fid = job.entry.id
         old = list((job.stored or {}).get("comments") or []) if self.incremental else []
         # A reply, resolve, reopen or delete moves its thread's modifiedTime, so the threads modified
         # since the newest stored one are all that can differ; the bound is inclusive, so a thread
         # changed within the same second is fetched again rather than missed.
         since = max((str(c.get("modifiedTime") or "") for c in old), default="")
-        extra = {"startModifiedTime": since} if since else {}
-
-        def make(svc: Any, token: str | None) -> Any:
-            return svc.comments().list(
-                fileId=fid, fields=COMMENT_FIELDS, pageSize=self.sizes.comments, pageToken=token, includeDeleted=True,
-                **extra,
-            )
-
-        comments = self.client.list_all(make, "comments", f"comments of doc {fid}")
-        for c in comments:
-            if not (c.get("id") and c.get("createdTime")):
-                raise DriveCallError(f"comments of doc {fid}: malformed response from Drive", status=None, reason="malformed")
-        if since:
-            merged = {str(c.get("id")): c for c in old}
-            merged.update({str(c["id"]): c for c in comments})
-            comments = list(merged.values())
-        return sorted(comments, key=lambda c: (str(c["createdTime"]), str(c["id"])))
+        comments = list_comments(self.client, job.entry.id, self.sizes.comments, since)
+        if not since:
+            return comments
+        merged = {str(c.get("id")): c for c in old}
+        merged.update({str(c["id"]): c for c in comments})
+        return sorted(merged.values(), key=lambda c: (str(c["createdTime"]), str(c["id"])))
 
     def fetch_revision(self, job: _DocJob, rev: dict[str, Any]) -> dict[str, Any]:
         """Download one revision's HTML and its images; blobs first, then the journal line."""
@@ -384,6 +311,11 @@ def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], o
         if not job.pending and job.revisions is not None and job.comments is not None:
             puller.store.write_doc(puller.build_doc(job))
             puller.journal.drop(job.entry.id)
+            revs, comments = job.revisions, job.comments
+            job.written = (*_counts(revs, comments), partial_history(job.entry.createdTime, revs))
+            # Memory stays flat: nothing of a stored doc is kept but its counts.
+            job.revisions, job.comments, job.stored, job.known, job.images = [], [], None, {}, {}
+            job.records.clear()
             on_done()
     return failed
 
@@ -405,11 +337,6 @@ def _workdir_lock(workdir: Path) -> Iterator[None]:
         os.close(fd)  # the kernel drops the lock with the descriptor, also on kill -9
 
 
-def _now() -> str:
-    # The one wall-clock value in the store: when a pull noticed that a doc left the folder.
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
 def _mark_removed(client: DriveClient, store: Store, pool: ThreadPoolExecutor, gone: list[str]) -> None:
     def check(fid: str) -> tuple[str, dict[str, Any] | None, DriveCallError | None]:
         try:
@@ -421,11 +348,11 @@ def _mark_removed(client: DriveClient, store: Store, pool: ThreadPoolExecutor, g
         if exc is not None and exc.exhausted:
             continue  # unknown for now; the next pull asks again
         if info is not None and info.get("trashed"):
-            removed = {"time": str(info.get("trashedTime") or info.get("modifiedTime") or _now()), "reason": "trashed"}
+            removed = {"time": str(info.get("trashedTime") or info.get("modifiedTime") or now()), "reason": "trashed"}
         elif exc is not None and exc.status == 404:
-            removed = {"time": _now(), "reason": "deleted"}
+            removed = {"time": now(), "reason": "deleted"}
         else:
-            removed = {"time": _now(), "reason": "removed"}  # moved out of the folder, or access lost
+            removed = {"time": now(), "reason": "removed"}  # moved out of the folder, or access lost
         doc = store.read_doc(fid)
         if doc is not None:
             store.write_doc({**doc, "removed": removed})
@@ -435,20 +362,6 @@ def _open_client(endpoint: str, credentials: Path | None, max_qps: float, jobs: 
     loaded = load_credentials(credentials)
     ensure_fresh(loaded)
     return DriveClient(loaded, endpoint=endpoint, max_qps=max_qps, burst=jobs, retry=retry)
-
-
-def _root_folder(client: DriveClient, folder_id: str) -> dict[str, Any]:
-    if not valid_file_id(folder_id):
-        raise BadInput(f"{folder_id!r} is not a Drive folder id")
-    try:
-        info = get_file(client, folder_id, f"folder {folder_id}")
-    except DriveCallError as exc:
-        if exc.status in (403, 404):
-            raise BadInput(f"folder {folder_id} not found, or not shared with these credentials") from None
-        raise
-    if info.get("mimeType") != FOLDER_MIME:
-        raise BadInput(f"{folder_id} is not a folder ({info.get('mimeType', 'unknown type')})")
-    return info
 
 
 def pull(
@@ -491,109 +404,6 @@ def pull(
                 raise
 
 
-@dataclass
-class _Plan:
-    """How this pull learns what changed: the feed, a walk, or both (a reconcile walk)."""
-
-    how: str  # "walk", "changes" or "only"
-    token: str | None = None  # the page token to store for the next pull
-    folders: Folders = field(default_factory=dict)
-    removed: dict[str, dict[str, str]] = field(default_factory=dict)
-    touched: set[str] | None = None  # on a reconcile walk: what the feed already reported
-    feed_runs: int = 0
-
-
-def _read_feed_state(path: Path, folder_id: str) -> dict[str, Any] | None:
-    """Where the changes feed left off; None (walk) when absent, unreadable or for another folder."""
-    try:
-        state = json.loads(path.read_bytes())
-    except (FileNotFoundError, ValueError):
-        return None
-    ok = (isinstance(state, dict) and state.get("folder") == folder_id and isinstance(state.get("page_token"), str)
-          and isinstance(state.get("folders"), dict))
-    return state if ok else None
-
-
-def _write_feed_state(path: Path, folder_id: str, plan: _Plan, drive_id: str | None) -> None:
-    # Kept beside the journal, not in the store: the token moves with unrelated changes anywhere in
-    # the account and the run counter with every pull, and neither may make an unchanged store differ.
-    state = {"folder": folder_id, "page_token": plan.token, "folders": plan.folders, "feed_runs": plan.feed_runs,
-             "driveId": drive_id}
-    atomic_write(path, canonical_json(state))
-
-
-def _plan(client: DriveClient, pool: ThreadPoolExecutor, store: Store, state_path: Path, folder_id: str,
-          sizes: PageSizes, full: bool, reconcile_every: int,
-          ) -> tuple[_Plan, dict[str, Any], dict[str, DocEntry], dict[str, Skipped]]:
-    from pipeline.progress import log
-
-    old = store.read_folder() or {}
-    state = None if full or old.get("id") != folder_id else _read_feed_state(state_path, folder_id)
-    if state is not None:
-        token = str(state["page_token"])
-        folders: Folders = {k: dict(v) for k, v in state["folders"].items()}
-        try:
-            changes, new_token = read_changes(client, token, sizes.files, state.get("driveId"))
-        except TokenRefused as exc:
-            log(f"docpipe: Drive refused the stored changes token ({exc}); walking the whole folder")
-        else:
-            feed = apply(changes, folder_id, folders, set(old.get("docs", [])))
-            runs = int(state.get("feed_runs") or 0) + 1
-            if not feed.needs_walk and runs < reconcile_every:
-                return _feed_plan(client, pool, store, folder_id, sizes, old, folders, feed, new_token, runs,
-                                  state.get("driveId"))
-            # A reconcile walk: the feed's own news is not "reconciled", only what it missed.
-            return _walk_plan(client, pool, folder_id, sizes, new_token, None if feed.needs_walk else feed.touched)
-    return _walk_plan(client, pool, folder_id, sizes, None, None)
-
-
-def _walk_plan(client: DriveClient, pool: ThreadPoolExecutor, folder_id: str, sizes: PageSizes, token: str | None,
-               touched: set[str] | None) -> tuple[_Plan, dict[str, Any], dict[str, DocEntry], dict[str, Skipped]]:
-    root = _root_folder(client, folder_id)
-    # The token is taken before the walk, so a change made while walking shows in the next feed.
-    token = token or start_page_token(client, root.get("driveId"))
-    folders: Folders = {}
-    found, skipped = walk(client, pool, folder_id, sizes, root.get("driveId"), folders)
-    return _Plan("walk", token, folders, touched=touched), root, found, skipped
-
-
-def _feed_plan(client: DriveClient, pool: ThreadPoolExecutor, store: Store, folder_id: str, sizes: PageSizes,
-               old: dict[str, Any], folders: Folders, feed: FeedResult, token: str, runs: int,
-               drive_id: str | None) -> tuple[_Plan, dict[str, Any], dict[str, DocEntry], dict[str, Skipped]]:
-    root = {k: old.get(k, "") for k in ("id", "name", "webViewLink")}
-    if drive_id:
-        root["driveId"] = drive_id
-    found: dict[str, DocEntry] = dict(feed.docs)
-    skipped = {s["id"]: Skipped(s["id"], s["name"], s["reason"]) for s in old.get("skipped", [])}
-    new = set(feed.new_folders)
-    for fid in feed.new_folders:
-        where = chain(folders, folder_id, fid)
-        if where is None or any(a in new for a in where[1][:-1]):
-            continue  # listed with its new ancestor
-        sub: Folders = {}
-        docs, sub_skipped = walk(client, pool, fid, sizes, root.get("driveId"), sub)
-        folders.update(sub)
-        for e in docs.values():
-            e.folder_path, e.folder_ids = where[0] + e.folder_path, where[1] + e.folder_ids
-            found.setdefault(e.id, e)
-        skipped.update(sub_skipped)
-    removed = dict(feed.removed)
-    if feed.moved_folders:
-        # Paths below a renamed or moved folder change without a call: the folder map says them.
-        for fid in old.get("docs", []):
-            if fid in found or fid in removed:
-                continue
-            doc = store.read_doc(fid)
-            if doc is None or not set(doc.get("folder_ids") or []) & feed.moved_folders:
-                continue
-            where = chain(folders, folder_id, doc["folder_ids"][-1])
-            if where is None:
-                removed[fid] = {"time": _now(), "reason": "removed"}
-            elif (where[0], where[1]) != (doc.get("folder_path"), doc.get("folder_ids")):
-                store.write_doc({**doc, "folder_path": where[0], "folder_ids": where[1]})
-    return _Plan("changes", token, folders, removed, feed_runs=runs), root, found, skipped
-
-
 def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, journal: Journal, folder_id: str,
                  only_file_ids: list[str] | None, sizes: PageSizes, quiet: bool, full: bool = False,
                  reconcile_every: int = 24) -> PullSummary:
@@ -602,10 +412,10 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
     old_folder = store.read_folder() or {}
     state_path = journal.root.parent / "changes.json"
     if only_file_ids is None:
-        plan, root, found, skipped = _plan(client, pool, store, state_path, folder_id, sizes, full, reconcile_every)
+        plan, root, found, skipped = plan_pull(client, pool, store, state_path, folder_id, sizes, full, reconcile_every)
     else:
         root, found, skipped = _only(client, pool, folder_id, only_file_ids, store)
-        plan = _Plan("only")
+        plan = Plan("only")
     # Revisions, comment threads and replies of every doc in the store, noted as each doc is read
     # or written, so the summary needs no second pass over the store.
     counts: dict[str, tuple[int, int, int]] = {}
@@ -629,12 +439,23 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
         puller = _Puller(client, store, journal, sizes, incremental=plan.how == "changes")
         failed = _sync_docs(puller, pool, todo, lambda: bar.advance())
     for job in todo:
-        if job.failed is None:  # written by _sync_docs
-            counts[job.entry.id] = _counts(job.revisions or [], job.comments or [])
-            partial[job.entry.id] = partial_history(job.entry.createdTime, job.revisions or [])
+        if job.written is not None:
+            counts[job.entry.id], partial[job.entry.id] = job.written[:3], job.written[3]
     gone = []
+    cache, plan.counts = plan.counts, {}
     for fid in store.doc_ids():
-        doc = None if fid in found else store.read_doc(fid)
+        if fid in found:
+            continue
+        try:
+            st = store.doc_path(fid).stat()
+        except FileNotFoundError:
+            continue
+        hit = cache.get(fid)
+        if fid not in plan.removed and isinstance(hit, list) and len(hit) == 6 and hit[:2] == [st.st_mtime_ns, st.st_size]:
+            counts[fid], partial[fid] = (int(hit[2]), int(hit[3]), int(hit[4])), bool(hit[5])
+            plan.counts[fid] = hit
+            continue
+        doc = store.read_doc(fid)
         if doc is not None:
             if fid in plan.removed and doc.get("removed") is None:
                 doc = {**doc, "removed": plan.removed[fid]}
@@ -656,7 +477,7 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
         log(f"docpipe: skipped doc {job.entry.id} ({job.entry.name}): {reason}")  # stderr, even with --json
         if job.failed.status == 404 and job.stored is not None:
             # Deleted between the listing and its revisions: its history stays, marked as gone.
-            store.write_doc({**job.stored, "removed": {"time": _now(), "reason": "deleted"}})
+            store.write_doc({**job.stored, "removed": {"time": now(), "reason": "deleted"}})
             found.pop(job.entry.id, None)
     present = [fid for fid in found if store.doc_path(fid).is_file()]
     if plan.how != "walk":
@@ -671,7 +492,8 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
         "docs": sorted(present), "skipped": [asdict(s) for s in skipped_list],
     })
     if plan.how != "only":
-        _write_feed_state(state_path, root["id"], plan, root.get("driveId"))
+        _remember_counts(store, plan, counts, partial)
+        write_feed_state(state_path, root["id"], plan, root.get("driveId"))
     exhausted = [j.failed for j in failed if j.failed is not None and j.failed.exhausted]
     if exhausted:
         more = f" (and {len(exhausted) - 1} more docs)" if len(exhausted) > 1 else ""
@@ -706,6 +528,17 @@ def _get_or_bad(client: DriveClient, fid: str) -> dict[str, Any]:
         if exc.status in (403, 404):
             raise BadInput(f"doc {fid} not found, or not shared with these credentials") from None
         raise
+
+
+def _remember_counts(store: Store, plan: Plan, counts: dict[str, tuple[int, int, int]], partial: dict[str, bool]) -> None:
+    # Keyed by each doc JSON's mtime and size: any later write, by any pull, invalidates its entry.
+    for fid, c in counts.items():
+        if fid not in plan.counts:
+            try:
+                st = store.doc_path(fid).stat()
+            except FileNotFoundError:
+                continue
+            plan.counts[fid] = [st.st_mtime_ns, st.st_size, *c, partial.get(fid, False)]
 
 
 def _counts(revisions: list[Any], comments: list[Any]) -> tuple[int, int, int]:

@@ -115,7 +115,10 @@ def _parent(f: dict[str, Any]) -> str:
 def apply(changes: list[dict[str, Any]], root_id: str, folders: Folders, known_docs: set[str]) -> FeedResult:
     """Sort the changes into doc updates and removals; update `folders` in place."""
     out = FeedResult()
-    in_tree = lambda pid: pid == root_id or chain(folders, root_id, pid) is not None  # noqa: E731
+
+    def in_tree(pid: str) -> bool:
+        return pid == root_id or chain(folders, root_id, pid) is not None
+
     # Folders first, so a doc created in a folder created in the same feed finds its place.
     for ch in changes:
         fid, f = str(ch["fileId"]), ch.get("file")

@@ -479,6 +479,7 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
             # Deleted between the listing and its revisions: its history stays, marked as gone.
             store.write_doc({**job.stored, "removed": {"time": now(), "reason": "deleted"}})
             found.pop(job.entry.id, None)
+            plan.removed.setdefault(job.entry.id, {"time": now(), "reason": "deleted"})
     present = [fid for fid in found if store.doc_path(fid).is_file()]
     if plan.how != "walk":
         old = old_folder

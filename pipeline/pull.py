@@ -262,6 +262,9 @@ def _skip_reason(job: _DocJob) -> str:
     return exc.message
 
 
+DOC_WINDOW = 64
+
+
 def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], on_done: Callable[[], None]) -> list[_DocJob]:
     """Run every job's listings and downloads on the pool; write each doc when its last piece lands."""
     futures: dict[Future[Any], tuple[_DocJob, str, int]] = {}
@@ -273,9 +276,18 @@ def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], o
         job.pending.add(fut)
         fut.add_done_callback(finished.put)
 
-    for job in jobs:
-        submit(job, "revisions", puller.list_revisions, job)
-        submit(job, "comments", puller.list_comments, job)
+    # Docs enter the pool a window at a time, so memory holds the listings and pending downloads
+    # of DOC_WINDOW docs, not of the whole folder; the window keeps every worker busy.
+    waiting = iter(jobs)
+
+    def start_next() -> None:
+        job = next(waiting, None)
+        if job is not None:
+            submit(job, "revisions", puller.list_revisions, job)
+            submit(job, "comments", puller.list_comments, job)
+
+    for _ in range(DOC_WINDOW):
+        start_next()
 
     failed: list[_DocJob] = []
     while futures:
@@ -291,6 +303,7 @@ def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], o
                 other.cancel()
             failed.append(job)
             on_done()
+            start_next()
             continue
         if exc is not None:
             raise exc
@@ -317,6 +330,7 @@ def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], o
             job.revisions, job.comments, job.stored, job.known, job.images = [], [], None, {}, {}
             job.records.clear()
             on_done()
+            start_next()
     return failed
 
 

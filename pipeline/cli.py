@@ -195,6 +195,7 @@ def pull(
     jobs: Optional[int] = typer.Option(None, "--jobs", help=f"Parallel requests. {_env_help('drive', 'jobs')}"),
     max_qps: Optional[float] = typer.Option(
         None, "--max-qps", help=f"Client-side rate limit in requests/s (Drive allows 200 per user). {_env_help('drive', 'max_qps')}"),
+    full: bool = typer.Option(False, "--full", help="Walk the whole folder tree instead of reading the changes feed."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Pull every revision and comment of the Docs in a Drive folder into WORKDIR/store."""
@@ -202,7 +203,7 @@ def pull(
         ("drive", "folder"): folder, ("drive", "endpoint"): endpoint, ("drive", "jobs"): jobs,
         ("drive", "max_qps"): max_qps, ("drive", "credentials"): str(credentials) if credentials else None,
     })
-    summary = run_stage("pull", f, as_json, quiet=as_json)
+    summary = run_stage("pull", f, as_json, quiet=as_json, full=full)
     emit(summary.to_json(), as_json, summary.text())
 
 

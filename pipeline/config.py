@@ -56,6 +56,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "credentials": Key("str", None, "service-account or authorized-user JSON file"),
         "jobs": Key("int", 8, "parallel downloads", _between(1, 64)),
         "max_qps": Key("float", DEFAULT_MAX_QPS, "client-side request rate limit", _between(0.1, 200)),
+        "reconcile_every": Key("int", 24, "every Nth pull walks the whole tree to catch what the changes feed missed",
+                               _between(1, 100000)),
     },
     "replay": {
         "authors": Key("str", None, "TOML map of display name to 'Name <email>'"),

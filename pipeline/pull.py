@@ -17,28 +17,38 @@ import threading
 import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from html.parser import HTMLParser
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.drive import DEFAULT_ENDPOINT, DEFAULT_MAX_QPS, DriveCallError, DriveClient, RetryPolicy
 from pipeline.drive.auth import ensure_fresh, load_credentials
-from pipeline.drive.walk import DOC_MIME, FOLDER_MIME, DocEntry, PageSizes, Skipped, doc_entry, get_file, walk
+from pipeline.drive.docs import HTML_MIME, list_comments, list_revisions
+from pipeline.drive.images import google_image_host, image_sources
+from pipeline.drive.plan import Plan, now, plan_pull, write_feed_state
+from pipeline.drive.walk import DOC_MIME, DocEntry, PageSizes, Skipped, doc_entry, get_file
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.lock import workdir_lock
 from pipeline.store import Store, valid_file_id
 
-REVISION_FIELDS = (
-    "nextPageToken,revisions(id,modifiedTime,lastModifyingUser(displayName,emailAddress,permissionId),exportLinks)"
-)
-_AUTHOR = "author(displayName,photoLink)"
-COMMENT_FIELDS = (
-    "nextPageToken,comments(id,createdTime,modifiedTime,"
-    f"{_AUTHOR},content,htmlContent,quotedFileContent,anchor,resolved,deleted,"
-    f"replies(id,createdTime,modifiedTime,{_AUTHOR},content,htmlContent,action,deleted))"
-)
-HTML_MIME = "text/html"
+# Drive merges an edit session into one revision dated at its last edit, so the first revision
+# may trail the doc's creation a little; more than this means the older revisions are not listed.
+PARTIAL_HISTORY_SLACK = timedelta(days=1)
+
+
+def partial_history(created: str, revisions: list[dict[str, Any]]) -> bool:
+    """Whether the first listed revision is later than the doc's creation (Google may omit old ones)."""
+    if not created or not revisions:
+        return False
+    try:
+        first = _parse_time(str(revisions[0]["modifiedTime"]))
+        return first - _parse_time(created) > PARTIAL_HISTORY_SLACK
+    except ValueError:
+        return False
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass
@@ -51,6 +61,9 @@ class PullSummary:
     new_revisions: int
     skipped: list[Skipped]
     requests: int
+    partial_history: list[str] = field(default_factory=list)  # docs whose history starts after their creation
+    how: str = "walk"  # "walk" (the whole tree listed), "changes" (the changes feed only) or "only"
+    reconciled: list[str] = field(default_factory=list)  # docs a reconcile walk fixed that the feed missed
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)  # asdict turns the Skipped entries into dicts too
@@ -62,42 +75,11 @@ class PullSummary:
             f"{self.requests} requests"
         ]
         lines += [f"skipped {s.id} ({s.name}): {s.reason}" for s in self.skipped]
+        if self.partial_history:
+            lines.append(f"partial_history (Drive lists no revisions from these docs' creation): {', '.join(self.partial_history)}")
+        if self.reconciled:
+            lines.append(f"reconciled (missed by the changes feed): {', '.join(self.reconciled)}")
         return "\n".join(lines)
-
-
-# ------------------------------------------------------------------ images
-
-
-class _ImgParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.sources: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "img":
-            src = dict(attrs).get("src")
-            if src and src not in self.sources and urllib.parse.urlsplit(src).scheme in ("http", "https"):
-                self.sources.append(src)
-
-
-_GOOGLE_IMAGE_DOMAINS = ("googleusercontent.com", "google.com", "ggpht.com", "gstatic.com")
-
-
-def google_image_host(url: str) -> bool:
-    """Whether `url` is https on one of the hosts Google serves Docs images from."""
-    parts = urllib.parse.urlsplit(url)
-    host = (parts.hostname or "").lower()
-    return parts.scheme == "https" and any(host == d or host.endswith("." + d) for d in _GOOGLE_IMAGE_DOMAINS)
-
-
-def image_sources(html: bytes) -> list[str]:
-    """The distinct http(s) `src` values of <img> tags (entities decoded), in document order."""
-    if b"<img" not in html.lower():
-        return []  # most revisions: skip parsing altogether
-    parser = _ImgParser()
-    parser.feed(html.decode("utf-8", "replace"))
-    parser.close()
-    return parser.sources
 
 
 # ------------------------------------------------------------------ journal
@@ -165,6 +147,7 @@ class _DocJob:
     failed: DriveCallError | None = None
     failed_kind: str = ""
     new: int = 0
+    written: tuple[int, int, int, bool] | None = None  # (revisions, threads, replies, partial) once stored
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -175,44 +158,27 @@ def _user(u: Any) -> dict[str, str] | None:
     return kept or None
 
 
-def _check_revision(rev: Any, file_id: str) -> None:
-    links = rev.get("exportLinks") if isinstance(rev, dict) else None
-    if not (isinstance(rev, dict) and rev.get("id") and rev.get("modifiedTime")
-            and isinstance(links, dict) and isinstance(links.get(HTML_MIME), str)):
-        raise DriveCallError(
-            f"revisions of doc {file_id}: malformed response from Drive (a revision lacks id, modifiedTime or an HTML export link)",
-            status=None, reason="malformed",
-        )
-
-
 class _Puller:
-    def __init__(self, client: DriveClient, store: Store, journal: Journal, sizes: PageSizes) -> None:
+    def __init__(self, client: DriveClient, store: Store, journal: Journal, sizes: PageSizes,
+                 incremental: bool = False) -> None:
         self.client, self.store, self.journal, self.sizes = client, store, journal, sizes
+        self.incremental = incremental
 
     def list_revisions(self, job: _DocJob) -> list[dict[str, Any]]:
-        fid = job.entry.id
-
-        def make(svc: Any, token: str | None) -> Any:
-            return svc.revisions().list(fileId=fid, fields=REVISION_FIELDS, pageSize=self.sizes.revisions, pageToken=token)
-
-        revs = self.client.list_all(make, "revisions", f"revisions of doc {fid}")
-        for rev in revs:
-            _check_revision(rev, fid)
-        return revs
+        return list_revisions(self.client, job.entry.id, self.sizes.revisions)
 
     def list_comments(self, job: _DocJob) -> list[dict[str, Any]]:
-        fid = job.entry.id
-
-        def make(svc: Any, token: str | None) -> Any:
-            return svc.comments().list(
-                fileId=fid, fields=COMMENT_FIELDS, pageSize=self.sizes.comments, pageToken=token, includeDeleted=True
-            )
-
-        comments = self.client.list_all(make, "comments", f"comments of doc {fid}")
-        for c in comments:
-            if not (c.get("id") and c.get("createdTime")):
-                raise DriveCallError(f"comments of doc {fid}: malformed response from Drive", status=None, reason="malformed")
-        return sorted(comments, key=lambda c: (str(c["createdTime"]), str(c["id"])))
+        old = list((job.stored or {}).get("comments") or []) if self.incremental else []
+        # A reply, resolve, reopen or delete moves its thread's modifiedTime, so the threads modified
+        # since the newest stored one are all that can differ; the bound is inclusive, so a thread
+        # changed within the same second is fetched again rather than missed.
+        since = max((str(c.get("modifiedTime") or "") for c in old), default="")
+        comments = list_comments(self.client, job.entry.id, self.sizes.comments, since)
+        if not since:
+            return comments
+        merged = {str(c.get("id")): c for c in old}
+        merged.update({str(c["id"]): c for c in comments})
+        return sorted(merged.values(), key=lambda c: (str(c["createdTime"]), str(c["id"])))
 
     def fetch_revision(self, job: _DocJob, rev: dict[str, Any]) -> dict[str, Any]:
         """Download one revision's HTML and its images; blobs first, then the journal line."""
@@ -279,6 +245,8 @@ class _Puller:
             "id": e.id, "name": e.name, "titles": titles, "folder_path": e.folder_path, "folder_ids": e.folder_ids,
             "version": e.version, "modifiedTime": e.modifiedTime, "webViewLink": e.webViewLink, "removed": None,
             "revisions": revisions, "comments": job.comments or [],
+            "createdTime": e.createdTime or stored.get("createdTime", ""),
+            "partial_history": partial_history(e.createdTime or stored.get("createdTime", ""), revisions),
         }
 
 
@@ -293,6 +261,9 @@ def _skip_reason(job: _DocJob) -> str:
     return exc.message
 
 
+DOC_WINDOW = 64
+
+
 def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], on_done: Callable[[], None]) -> list[_DocJob]:
     """Run every job's listings and downloads on the pool; write each doc when its last piece lands."""
     futures: dict[Future[Any], tuple[_DocJob, str, int]] = {}
@@ -304,9 +275,18 @@ def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], o
         job.pending.add(fut)
         fut.add_done_callback(finished.put)
 
-    for job in jobs:
-        submit(job, "revisions", puller.list_revisions, job)
-        submit(job, "comments", puller.list_comments, job)
+    # Docs enter the pool a window at a time, so memory holds the listings and pending downloads
+    # of DOC_WINDOW docs, not of the whole folder; the window keeps every worker busy.
+    waiting = iter(jobs)
+
+    def start_next() -> None:
+        job = next(waiting, None)
+        if job is not None:
+            submit(job, "revisions", puller.list_revisions, job)
+            submit(job, "comments", puller.list_comments, job)
+
+    for _ in range(DOC_WINDOW):
+        start_next()
 
     failed: list[_DocJob] = []
     while futures:
@@ -322,6 +302,7 @@ def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], o
                 other.cancel()
             failed.append(job)
             on_done()
+            start_next()
             continue
         if exc is not None:
             raise exc
@@ -342,16 +323,19 @@ def _sync_docs(puller: _Puller, pool: ThreadPoolExecutor, jobs: list[_DocJob], o
         if not job.pending and job.revisions is not None and job.comments is not None:
             puller.store.write_doc(puller.build_doc(job))
             puller.journal.drop(job.entry.id)
+            revs, comments = job.revisions, job.comments
+            job.written = (*_counts(revs, comments), partial_history(job.entry.createdTime, revs))
+            # Memory stays flat: nothing of a stored doc is kept but its counts.
+            job.revisions, job.comments, job.stored, job.known, job.images = [], [], None, {}, {}
+            job.records.clear()
             on_done()
+            start_next()
     return failed
 
 
 # ------------------------------------------------------------------ the stage
 
 
-def _now() -> str:
-    # The one wall-clock value in the store: when a pull noticed that a doc left the folder.
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _mark_removed(client: DriveClient, store: Store, pool: ThreadPoolExecutor, gone: list[str]) -> None:
@@ -365,11 +349,11 @@ def _mark_removed(client: DriveClient, store: Store, pool: ThreadPoolExecutor, g
         if exc is not None and exc.exhausted:
             continue  # unknown for now; the next pull asks again
         if info is not None and info.get("trashed"):
-            removed = {"time": str(info.get("trashedTime") or info.get("modifiedTime") or _now()), "reason": "trashed"}
+            removed = {"time": str(info.get("trashedTime") or info.get("modifiedTime") or now()), "reason": "trashed"}
         elif exc is not None and exc.status == 404:
-            removed = {"time": _now(), "reason": "deleted"}
+            removed = {"time": now(), "reason": "deleted"}
         else:
-            removed = {"time": _now(), "reason": "removed"}  # moved out of the folder, or access lost
+            removed = {"time": now(), "reason": "removed"}  # moved out of the folder, or access lost
         doc = store.read_doc(fid)
         if doc is not None:
             store.write_doc({**doc, "removed": removed})
@@ -379,20 +363,6 @@ def _open_client(endpoint: str, credentials: Path | None, max_qps: float, jobs: 
     loaded = load_credentials(credentials)
     ensure_fresh(loaded)
     return DriveClient(loaded, endpoint=endpoint, max_qps=max_qps, burst=jobs, retry=retry)
-
-
-def _root_folder(client: DriveClient, folder_id: str) -> dict[str, Any]:
-    if not valid_file_id(folder_id):
-        raise BadInput(f"{folder_id!r} is not a Drive folder id")
-    try:
-        info = get_file(client, folder_id, f"folder {folder_id}")
-    except DriveCallError as exc:
-        if exc.status in (403, 404):
-            raise BadInput(f"folder {folder_id} not found, or not shared with these credentials") from None
-        raise
-    if info.get("mimeType") != FOLDER_MIME:
-        raise BadInput(f"{folder_id} is not a folder ({info.get('mimeType', 'unknown type')})")
-    return info
 
 
 def pull(
@@ -407,14 +377,20 @@ def pull(
     retry: RetryPolicy | None = None,
     page_sizes: PageSizes | None = None,
     quiet: bool = False,
+    full: bool = False,
+    reconcile_every: int = 24,
 ) -> PullSummary:
     """Pull `folder_id` (or just `only_file_ids`, without a folder walk) into `workdir/store`.
 
     Per-doc problems become `skipped` entries; a doc that still fails after every retry raises
     DocpipeError naming it, after everything else is stored. `quiet` hides the progress display.
+    After the first pull only the changes feed is read, unless `full` is given or this is the
+    `reconcile_every`-th pull since the last walk.
     """
     if jobs < 1:
         raise BadInput("--jobs must be at least 1")
+    if reconcile_every < 1:
+        raise BadInput("[drive] reconcile_every must be at least 1")
     workdir = Path(workdir)
     with workdir_lock(workdir, name=".pull.lock", what="pull"):
         store = Store.at(workdir)
@@ -423,29 +399,34 @@ def pull(
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pull") as pool:
             try:
                 return _pull_locked(client, pool, store, Journal(workdir / "cache" / "pull"), folder_id,
-                                    only_file_ids, page_sizes or PageSizes(), quiet)
+                                    only_file_ids, page_sizes or PageSizes(), quiet, full, reconcile_every)
             except BaseException:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
 
 
 def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, journal: Journal, folder_id: str,
-                 only_file_ids: list[str] | None, sizes: PageSizes, quiet: bool) -> PullSummary:
+                 only_file_ids: list[str] | None, sizes: PageSizes, quiet: bool, full: bool = False,
+                 reconcile_every: int = 24) -> PullSummary:
     from pipeline.progress import log, progress
 
+    old_folder = store.read_folder() or {}
+    state_path = journal.root.parent / "changes.json"
     if only_file_ids is None:
-        root = _root_folder(client, folder_id)
-        found, skipped = walk(client, pool, folder_id, sizes, root.get("driveId"))
+        plan, root, found, skipped = plan_pull(client, pool, store, state_path, folder_id, sizes, full, reconcile_every)
     else:
         root, found, skipped = _only(client, pool, folder_id, only_file_ids, store)
+        plan = Plan("only")
     # Revisions, comment threads and replies of every doc in the store, noted as each doc is read
     # or written, so the summary needs no second pass over the store.
     counts: dict[str, tuple[int, int, int]] = {}
+    partial: dict[str, bool] = {}
     todo = []
     for entry in found.values():
         stored = store.read_doc(entry.id)
         if stored:
             counts[entry.id] = _counts(stored.get("revisions", []), stored.get("comments", []))
+            partial[entry.id] = bool(stored.get("partial_history"))
         if stored and stored.get("version") == entry.version and stored.get("removed") is None \
                 and stored.get("name") == entry.name and stored.get("folder_ids") == entry.folder_ids:
             continue  # unchanged since the last pull: no revisions, comments or export calls
@@ -456,19 +437,39 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
     todo.sort(key=lambda j: j.entry.id)
     with progress("pull", quiet=quiet, every=10) as bar:
         bar.total(len(todo))
-        failed = _sync_docs(_Puller(client, store, journal, sizes), pool, todo, lambda: bar.advance())
+        puller = _Puller(client, store, journal, sizes, incremental=plan.how == "changes")
+        failed = _sync_docs(puller, pool, todo, lambda: bar.advance())
     for job in todo:
-        if job.failed is None:  # written by _sync_docs
-            counts[job.entry.id] = _counts(job.revisions or [], job.comments or [])
+        if job.written is not None:
+            counts[job.entry.id], partial[job.entry.id] = job.written[:3], job.written[3]
     gone = []
+    cache, plan.counts = plan.counts, {}
     for fid in store.doc_ids():
-        doc = None if fid in found else store.read_doc(fid)
+        if fid in found:
+            continue
+        try:
+            st = store.doc_path(fid).stat()
+        except FileNotFoundError:
+            continue
+        hit = cache.get(fid)
+        if fid not in plan.removed and isinstance(hit, list) and len(hit) == 6 and hit[:2] == [st.st_mtime_ns, st.st_size]:
+            counts[fid], partial[fid] = (int(hit[2]), int(hit[3]), int(hit[4])), bool(hit[5])
+            plan.counts[fid] = hit
+            continue
+        doc = store.read_doc(fid)
         if doc is not None:
+            if fid in plan.removed and doc.get("removed") is None:
+                doc = {**doc, "removed": plan.removed[fid]}
+                store.write_doc(doc)
             counts[fid] = _counts(doc.get("revisions", []), doc.get("comments", []))
+            partial[fid] = bool(doc.get("partial_history")) and doc.get("removed") is None
             if doc.get("removed") is None:
                 gone.append(fid)
-    if only_file_ids is None:
+    reconciled: list[str] = []
+    if plan.how == "walk":
         _mark_removed(client, store, pool, gone)
+        if plan.touched is not None:
+            reconciled = sorted({j.entry.id for j in todo} - plan.touched | set(gone) - plan.touched)
 
     for job in failed:
         assert job.failed is not None
@@ -477,12 +478,13 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
         log(f"docpipe: skipped doc {job.entry.id} ({job.entry.name}): {reason}")  # stderr, even with --json
         if job.failed.status == 404 and job.stored is not None:
             # Deleted between the listing and its revisions: its history stays, marked as gone.
-            store.write_doc({**job.stored, "removed": {"time": _now(), "reason": "deleted"}})
+            store.write_doc({**job.stored, "removed": {"time": now(), "reason": "deleted"}})
             found.pop(job.entry.id, None)
+            plan.removed.setdefault(job.entry.id, {"time": now(), "reason": "deleted"})
     present = [fid for fid in found if store.doc_path(fid).is_file()]
-    if only_file_ids is not None:
-        old = store.read_folder() or {}
-        present = sorted(set(old.get("docs", [])) | set(present))
+    if plan.how != "walk":
+        old = old_folder
+        present = sorted((set(old.get("docs", [])) - set(plan.removed)) | set(present))
         skipped = {**{s["id"]: Skipped(s["id"], s["name"], s["reason"]) for s in old.get("skipped", [])
                       if s.get("id") not in found}, **skipped}
     skipped_list = sorted(skipped.values(), key=lambda s: s.id)
@@ -491,13 +493,16 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
         "webViewLink": root.get("webViewLink") or f"https://drive.google.com/drive/folders/{root['id']}",
         "docs": sorted(present), "skipped": [asdict(s) for s in skipped_list],
     })
+    if plan.how != "only":
+        _remember_counts(store, plan, counts, partial)
+        write_feed_state(state_path, root["id"], plan, root.get("driveId"))
     exhausted = [j.failed for j in failed if j.failed is not None and j.failed.exhausted]
     if exhausted:
         more = f" (and {len(exhausted) - 1} more docs)" if len(exhausted) > 1 else ""
         raise DocpipeError(exhausted[0].message + more)
     revisions, comments, replies = (sum(c[i] for c in counts.values()) for i in range(3))
     return PullSummary(root["id"], len(counts), revisions, comments, replies, sum(j.new for j in todo),
-                       skipped_list, client.requests)
+                       skipped_list, client.requests, sorted(k for k, v in partial.items() if v), plan.how, reconciled)
 
 
 def _only(client: DriveClient, pool: ThreadPoolExecutor, folder_id: str, file_ids: list[str], store: Store
@@ -525,6 +530,17 @@ def _get_or_bad(client: DriveClient, fid: str) -> dict[str, Any]:
         if exc.status in (403, 404):
             raise BadInput(f"doc {fid} not found, or not shared with these credentials") from None
         raise
+
+
+def _remember_counts(store: Store, plan: Plan, counts: dict[str, tuple[int, int, int]], partial: dict[str, bool]) -> None:
+    # Keyed by each doc JSON's mtime and size: any later write, by any pull, invalidates its entry.
+    for fid, c in counts.items():
+        if fid not in plan.counts:
+            try:
+                st = store.doc_path(fid).stat()
+            except FileNotFoundError:
+                continue
+            plan.counts[fid] = [st.st_mtime_ns, st.st_size, *c, partial.get(fid, False)]
 
 
 def _counts(revisions: list[Any], comments: list[Any]) -> tuple[int, int, int]:

@@ -40,7 +40,8 @@ def _pull(f: FolderSettings, opts: Mapping[str, Any]) -> Summary:
         raise BadInput("no Drive folder: pass --folder, set DOCPIPE_FOLDER, or set [drive] folder in docpipe.toml")
     d = f.drive
     return pull(str(f.id), workdir=f.workdir, endpoint=d.endpoint, credentials=_path(d.credentials), jobs=d.jobs,
-                max_qps=d.max_qps, quiet=bool(opts.get("quiet")))
+                max_qps=d.max_qps, quiet=bool(opts.get("quiet")), full=bool(opts.get("full")),
+                reconcile_every=d.reconcile_every)
 
 
 def _replay(f: FolderSettings, opts: Mapping[str, Any]) -> Summary:

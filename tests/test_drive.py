@@ -181,3 +181,50 @@ def test_each_thread_has_its_own_connection(token_env: str) -> None:
             t.join()
         assert len({id(h) for h in seen}) == 4
         assert client._http() is client._http()
+
+
+# ------------------------------------------------------------------ the changes feed, sorted into the tree
+
+
+def _change(fid: str, file: dict | None = None, removed: bool = False, time: str = "2030-01-01T00:00:00.000Z") -> dict:
+    out: dict = {"changeType": "file", "fileId": fid, "removed": removed, "time": time}
+    if file is not None:
+        out["file"] = {"id": fid, **file}
+    return out
+
+
+def test_feed_changes_are_sorted_into_the_tree() -> None:
+    from pipeline.drive.changes import apply, chain
+    from pipeline.drive.walk import DOC_MIME, FOLDER_MIME
+
+    root = "1Root"
+    folders = {"1A": {"name": "A", "parent": root}, "1B": {"name": "B", "parent": "1A"}, "1Gone": {"name": "G", "parent": root}}
+    known = {"1InB", "1Leaves", "1Trashed", "1Deleted"}
+    doc = {"mimeType": DOC_MIME, "version": "9", "name": "d"}
+    feed = apply([
+        _change("1A", {"mimeType": FOLDER_MIME, "name": "A2", "parents": [root]}),          # renamed
+        _change("1New", {"mimeType": FOLDER_MIME, "name": "N", "parents": ["1B"]}),         # created inside
+        _change("1Gone", {"mimeType": FOLDER_MIME, "name": "G", "parents": ["1Else"]}),     # moved out
+        _change("1InB", {**doc, "parents": ["1B"]}),                                        # edited
+        _change("1Leaves", {**doc, "parents": ["1Else"]}),                                  # moved out
+        _change("1Trashed", {**doc, "parents": [root], "trashed": True, "trashedTime": "2030-01-02T00:00:00.000Z"}),
+        _change("1Deleted", removed=True),
+        _change("1Stranger", {**doc, "parents": ["1Else"]}),                                # never in the tree
+        _change("1Arrives", {**doc, "parents": ["1New"]}),                                  # into the new folder
+    ], root, folders, known)
+    assert sorted(feed.docs) == ["1Arrives", "1InB"]
+    assert feed.docs["1InB"].folder_path == ["A2", "B"] and feed.docs["1Arrives"].folder_ids == ["1A", "1B", "1New"]
+    assert feed.removed == {"1Leaves": {"time": "2030-01-01T00:00:00.000Z", "reason": "removed"},
+                            "1Trashed": {"time": "2030-01-02T00:00:00.000Z", "reason": "trashed"},
+                            "1Deleted": {"time": "2030-01-01T00:00:00.000Z", "reason": "deleted"}}
+    assert feed.moved_folders == {"1A", "1Gone"} and feed.new_folders == ["1New"] and "1Gone" not in folders
+    assert chain(folders, root, "1B") == (["A2", "B"], ["1A", "1B"]) and not feed.needs_walk
+    assert "1Stranger" not in feed.touched
+
+
+def test_feed_asks_for_a_walk_when_a_shortcut_changes() -> None:
+    from pipeline.drive.changes import apply
+    from pipeline.drive.walk import SHORTCUT_MIME
+
+    feed = apply([_change("1S", {"mimeType": SHORTCUT_MIME, "name": "s", "parents": ["1Root"]})], "1Root", {}, set())
+    assert feed.needs_walk

@@ -316,6 +316,45 @@ def test_live_edits_bump_version_and_feed_changes(small_emulator):
     assert changes["newStartPageToken"] == svc.changes().getStartPageToken().execute()["startPageToken"]
 
 
+def test_changes_feed_tree_moves_expired_tokens_and_a_dropped_change(small_emulator):
+    svc = drive_service(small_emulator)
+    ds = small_emulator.ds
+    a, b = sorted(ds.docs(), key=lambda f: f.id)[:2]
+    start = svc.changes().getStartPageToken(supportsAllDrives=True).execute()["startPageToken"]
+    folder = ds.add_folder("Spring", time="2030-01-01T00:00:00Z")
+    ds.move(a.id, folder, "2030-01-02T00:00:00Z")
+    ds.drop_next_change = True  # this edit never reaches the feed
+    ds.add_revision(b.id, "<html><body><p>unseen</p></body></html>", "bob", "2030-01-03T00:00:00Z")
+    ds.rename(folder, "Summer", "2030-01-04T00:00:00Z")
+    fields = "newStartPageToken,changes(changeType,fileId,removed,time,file(name,parents,mimeType))"
+    got = svc.changes().list(pageToken=start, fields=fields, supportsAllDrives=True, includeItemsFromAllDrives=True,
+                             spaces="drive", restrictToMyDrive=False).execute()
+    assert [(c["fileId"], c["changeType"], c["file"]["name"]) for c in got["changes"]] == [
+        (folder, "file", "Summer"), (a.id, "file", a.name), (folder, "file", "Summer")]  # the file as it is now
+    assert got["changes"][1]["file"]["parents"] == [folder] and got["changes"][1]["time"] == "2030-01-02T00:00:00.000Z"
+    assert b.id not in [c["fileId"] for c in got["changes"]]
+    ds.expire_page_tokens()
+    with pytest.raises(HttpError) as err:
+        svc.changes().list(pageToken=start).execute()
+    assert err.value.resp.status == 410 and error_of(err.value)["error"]["errors"][0]["reason"] == "pageTokenExpired"
+    fresh = got["newStartPageToken"]
+    assert svc.changes().list(pageToken=fresh).execute()["changes"] == []  # the newest token still works
+    with pytest.raises(HttpError) as err:
+        svc.changes().list(pageToken="not-a-token").execute()
+    assert err.value.resp.status == 400
+
+
+def test_generator_builds_a_folder_tree_up_to_depth():
+    ds = generate_dataset(docs=30, revisions=1, size=(500, 600), folders=40, depth=4)
+    from pipeline.emulator.model import FOLDER_MIME
+
+    folders = [f for f in ds.files.values() if f.mimeType == FOLDER_MIME and f.id != ds.root_id]
+    depths = {len(ds.path_of(f.id)) + 1 for f in folders}
+    assert len(folders) == 40 and depths == {1, 2, 3, 4}
+    homes = {f.parents[0] for f in ds.docs()}
+    assert len(homes) == 30 and ds.root_id in homes  # one doc per place while places last
+
+
 # ---------------------------------------------------------------- auth
 
 

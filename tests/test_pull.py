@@ -59,7 +59,7 @@ def test_pull_stores_every_revision_comment_and_image(folder, token_env, tmp_pat
     with running(ds, latency=0.002) as emu:
         summary = _pull(emu, tmp_path)
     got = summary.to_json()
-    assert set(got) == {"folder", "docs", "revisions", "comments", "replies", "new_revisions", "skipped", "requests"}
+    assert set(got) == {"folder", "docs", "revisions", "comments", "replies", "new_revisions", "skipped", "requests", "partial_history", "how", "reconciled"}
     assert got["folder"] == ds.root_id
     assert (got["docs"], got["revisions"], got["new_revisions"]) == (4, 12, 12)
     assert got["comments"] == 6 and got["replies"] == 5
@@ -99,22 +99,53 @@ def test_pull_stores_every_revision_comment_and_image(folder, token_env, tmp_pat
     assert sum("/docsz/" in p for p in paths_of(emu)) == 1
 
 
-def test_noop_repull_lists_each_folder_once_and_nothing_else(folder, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_noop_repull_reads_only_the_changes_feed(folder, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ds, ids = folder
     with running(ds) as emu:
         _pull(emu, tmp_path)
         before = snapshot(tmp_path)
         emu.reset_counters()
         summary = _pull(emu, tmp_path)
+        calls = [(path, q.get("pageToken", "")) for _, path, q in emu.requests]
+        token = str(len(ds.changes) + 1)  # the emulator's token for "after the last change"
+    assert calls == [("/drive/v3/changes", token)]
+    assert summary.requests == 1 and summary.new_revisions == 0 and summary.how == "changes"
+    assert snapshot(tmp_path) == before
+
+
+def test_noop_full_repull_lists_each_folder_once_and_nothing_else(folder, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds, ids = folder
+    with running(ds) as emu:
+        _pull(emu, tmp_path)
+        before = snapshot(tmp_path)
+        emu.reset_counters()
+        summary = _pull(emu, tmp_path, full=True)
         calls = sorted((path, q.get("q", "")) for _, path, q in emu.requests)
     folders = [ds.root_id, ids["sub"], ids["deep"]]
     assert calls == sorted(
         [(f"/drive/v3/files/{ds.root_id}", "")]                                   # the root folder itself
+        + [("/drive/v3/changes/startPageToken", "")]                              # where the next feed starts
         + [("/drive/v3/files", f"'{fid}' in parents and trashed = false") for fid in folders]
         + [(f"/drive/v3/files/{ids['outside']}", "")]                             # the shortcut's target
     )
-    assert summary.requests == 5 and summary.new_revisions == 0
+    assert summary.requests == 6 and summary.new_revisions == 0 and summary.how == "walk"
     assert snapshot(tmp_path) == before
+
+
+def test_noop_pull_costs_the_same_at_any_folder_count(token_env, tmp_path: Path) -> None:
+    costs = []
+    for n in (2, 40):
+        ds = new_dataset()
+        parent = None
+        for i in range(n):
+            parent = ds.add_folder(f"level {i}", parent=parent if i % 4 else None)
+            add_doc(ds, f"doc {i}", 1, parent=parent)
+        with running(ds) as emu:
+            _pull(emu, tmp_path / str(n))
+            emu.reset_counters()
+            summary = _pull(emu, tmp_path / str(n))
+            costs.append((emu.request_count, summary.docs))
+    assert costs == [(1, 2), (1, 40)]
 
 
 def test_incremental_pull_fetches_only_what_changed(folder, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -460,3 +491,152 @@ def test_google_image_hosts() -> None:
     assert not google_image_host("http://lh7-rt.googleusercontent.com/docsz/AD")  # not https
     assert not google_image_host("https://googleusercontent.com.evil.example/x.png")
     assert not google_image_host("https://169.254.169.254/latest/meta-data")
+
+
+# ------------------------------------------------------------------ the changes feed
+
+
+@pytest.fixture
+def tree():  # type: ignore[no-untyped-def]
+    """Two folders deep, one doc each, and a folder outside the pulled tree."""
+    ds = new_dataset()
+    sub = ds.add_folder("Workshops")
+    deep = ds.add_folder("Archive", parent=sub)
+    other = ds.add_folder("Elsewhere")
+    ds.get(other).parents = []  # someone else's Drive
+    ids = {"sub": sub, "deep": deep, "other": other,
+           "top": add_doc(ds, "top", 2, comments=1), "lab": add_doc(ds, "lab", 2, parent=sub, comments=2),
+           "old": add_doc(ds, "old", 2, parent=deep), "stray": add_doc(ds, "stray", 2, parent=other)}
+    return ds, ids
+
+
+def _api_calls(emu) -> list[str]:  # type: ignore[no-untyped-def]
+    return [path for _, path, _ in emu.requests if not path.startswith("/feeds/")]
+
+
+def test_doc_moved_out_becomes_a_deletion_commit(tree, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds, ids = tree
+    with running(ds) as emu:
+        _pull(emu, tmp_path)
+        assert cli(["replay", "--workdir", str(tmp_path)]).returncode == 0
+        ds.move(ids["lab"], ids["other"], "2024-09-01T00:00:00Z")
+        emu.reset_counters()
+        summary = _pull(emu, tmp_path)
+        calls = _api_calls(emu)
+    assert summary.how == "changes" and calls == ["/drive/v3/changes"]
+    assert read_doc(tmp_path, ids["lab"])["removed"] == {"time": "2024-09-01T00:00:00.000Z", "reason": "removed"}
+    assert ids["lab"] not in read_folder(tmp_path)["docs"]
+    out = cli(["replay", "--workdir", str(tmp_path)])
+    assert out.returncode == 0, out.stderr
+    log = subprocess.run(["git", "-C", str(tmp_path / "archive"), "log", "-1", "--name-status", "--format=%s"],
+                         capture_output=True, text=True, check=True).stdout
+    assert log.startswith("Remove ") and "\nD\t" in log
+
+
+def test_doc_moved_in_is_pulled_with_its_history(tree, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds, ids = tree
+    with running(ds) as emu:
+        _pull(emu, tmp_path)
+        assert not (tmp_path / "store" / "docs" / f"{ids['stray']}.json").exists()
+        ds.move(ids["stray"], ids["deep"], "2024-09-01T00:00:00Z")
+        emu.reset_counters()
+        summary = _pull(emu, tmp_path)
+        calls = sorted(_api_calls(emu))
+    doc = read_doc(tmp_path, ids["stray"])
+    assert doc["folder_path"] == ["Workshops", "Archive"] and len(doc["revisions"]) == 2 and doc["removed"] is None
+    assert ids["stray"] in read_folder(tmp_path)["docs"] and summary.docs == 4
+    assert calls == sorted(["/drive/v3/changes", f"/drive/v3/files/{ids['stray']}/revisions",
+                            f"/drive/v3/files/{ids['stray']}/comments"])
+
+
+def test_folder_renamed_updates_paths_without_listing(tree, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds, ids = tree
+    with running(ds) as emu:
+        _pull(emu, tmp_path)
+        ds.rename(ids["sub"], "Labs", "2024-09-01T00:00:00Z")
+        emu.reset_counters()
+        _pull(emu, tmp_path)
+        calls = _api_calls(emu)
+    assert calls == ["/drive/v3/changes"]
+    assert read_doc(tmp_path, ids["lab"])["folder_path"] == ["Labs"]
+    assert read_doc(tmp_path, ids["old"])["folder_path"] == ["Labs", "Archive"]
+    assert read_doc(tmp_path, ids["top"])["folder_path"] == []
+
+
+def test_new_folder_with_a_doc_is_listed_alone(tree, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds, ids = tree
+    with running(ds) as emu:
+        _pull(emu, tmp_path)
+        new = ds.add_folder("Spring", parent=ids["deep"], time="2024-09-01T00:00:00Z")
+        fresh = add_doc(ds, "fresh", 1, parent=new)
+        emu.reset_counters()
+        _pull(emu, tmp_path)
+        listings = [q.get("q", "") for _, path, q in emu.requests if path == "/drive/v3/files"]
+    assert listings == [f"'{new}' in parents and trashed = false"]
+    assert read_doc(tmp_path, fresh)["folder_path"] == ["Workshops", "Archive", "Spring"]
+
+
+def test_comment_without_edit_is_merged_incrementally(tree, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds, ids = tree
+    lab = ids["lab"]
+    with running(ds) as emu:
+        _pull(emu, tmp_path)
+        before = read_doc(tmp_path, lab)["comments"]
+        first = before[0]["id"]
+        ds.add_reply(lab, first, "cy", "", "2024-09-01T00:00:00Z", action="resolve")
+        cid = ds.add_comment(lab, "bob", "a new question", "2024-09-02T00:00:00Z")
+        emu.reset_counters()
+        summary = _pull(emu, tmp_path)
+        since = [q.get("startModifiedTime") for _, path, q in emu.requests if path.endswith("/comments")]
+    after = read_doc(tmp_path, lab)["comments"]
+    assert since == [max(c["modifiedTime"] for c in before)]  # only threads modified since the last pull
+    assert [c["id"] for c in after] == [c["id"] for c in before] + [cid]
+    assert after[0]["resolved"] is True and after[0]["replies"][-1]["action"] == "resolve"
+    assert after[1] == before[1]  # an untouched thread is kept as stored
+    assert summary.new_revisions == 0
+
+
+def test_expired_token_falls_back_to_a_walk(tree, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds, ids = tree
+    with running(ds) as emu:
+        _pull(emu, tmp_path)
+        ds.add_revision(ids["old"], revision_html("old", 9), "ada", "2024-09-01T00:00:00Z")
+        ds.expire_page_tokens()
+        emu.reset_counters()
+        summary = _pull(emu, tmp_path)
+        listed = [path for _, path, q in emu.requests if path == "/drive/v3/files"]
+        emu.reset_counters()
+        again = _pull(emu, tmp_path)
+    assert summary.how == "walk" and len(listed) == 3  # root, Workshops, Archive
+    assert len(read_doc(tmp_path, ids["old"])["revisions"]) == 3
+    assert again.how == "changes" and again.requests == 1  # the walk stored a fresh token
+
+
+def test_reconcile_walk_reports_what_the_feed_missed(tree, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ds, ids = tree
+    with running(ds) as emu:
+        _pull(emu, tmp_path, reconcile_every=2)
+        ds.drop_next_change = True
+        ds.add_revision(ids["old"], revision_html("old", 9), "ada", "2024-09-01T00:00:00Z")
+        missed = _pull(emu, tmp_path, reconcile_every=2)
+        assert missed.how == "changes" and len(read_doc(tmp_path, ids["old"])["revisions"]) == 2
+        ds.drop_next_change = True
+        ds.add_revision(ids["top"], revision_html("top", 9), "ada", "2024-09-02T00:00:00Z")
+        ds.add_revision(ids["lab"], revision_html("lab", 9), "bob", "2024-09-02T00:00:00Z")  # seen by the feed
+        summary = _pull(emu, tmp_path, reconcile_every=2)
+    assert summary.how == "walk" and summary.reconciled == sorted([ids["old"], ids["top"]])
+    assert "reconciled (missed by the changes feed)" in summary.text()
+    assert len(read_doc(tmp_path, ids["old"])["revisions"]) == 3
+    assert len(read_doc(tmp_path, ids["lab"])["revisions"]) == 3
+
+
+def test_history_that_starts_after_creation_is_said(token_env, tmp_path: Path) -> None:
+    ds = new_dataset()
+    whole = add_doc(ds, "whole", 2)
+    late = ds.add_doc("late", time="2023-01-01T00:00:00Z")  # Drive listed nothing of its first year
+    ds.add_revision(late, revision_html("late", 1), "ada", "2024-03-01T00:00:00Z")
+    with running(ds) as emu:
+        summary = _pull(emu, tmp_path)
+    assert summary.partial_history == [late] and "partial_history" in summary.text()
+    assert read_doc(tmp_path, late)["partial_history"] is True
+    assert read_doc(tmp_path, whole)["partial_history"] is False

@@ -13,7 +13,7 @@ DOC_MIME = "application/vnd.google-apps.document"
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
 
-FILE_FIELDS = "id,name,mimeType,version,modifiedTime,trashed,trashedTime,webViewLink,driveId,shortcutDetails(targetId,targetMimeType)"
+FILE_FIELDS = "id,name,mimeType,version,createdTime,modifiedTime,trashed,trashedTime,webViewLink,driveId,shortcutDetails(targetId,targetMimeType)"
 LIST_FIELDS = f"nextPageToken,incompleteSearch,files({FILE_FIELDS})"
 
 
@@ -44,6 +44,7 @@ class DocEntry:
     webViewLink: str
     folder_path: list[str]
     folder_ids: list[str]
+    createdTime: str = ""
 
 
 def _list_folder(client: DriveClient, folder_id: str, sizes: PageSizes, drive_id: str | None = None) -> list[dict[str, Any]]:
@@ -71,17 +72,20 @@ def doc_entry(f: dict[str, Any], path: list[str], ids: list[str]) -> DocEntry:
         id=f["id"], name=str(f.get("name", "")), version=str(f.get("version", "")),
         modifiedTime=str(f.get("modifiedTime", "")),
         webViewLink=f.get("webViewLink") or f"https://docs.google.com/document/d/{f['id']}/edit",
-        folder_path=path, folder_ids=ids,
+        folder_path=path, folder_ids=ids, createdTime=str(f.get("createdTime", "")),
     )
 
 
 def walk(client: DriveClient, pool: ThreadPoolExecutor, root_id: str, sizes: PageSizes,
-         drive_id: str | None = None) -> tuple[dict[str, DocEntry], dict[str, Skipped]]:
+         drive_id: str | None = None, folders: dict[str, dict[str, str]] | None = None,
+         ) -> tuple[dict[str, DocEntry], dict[str, Skipped]]:
     """Breadth-first over folders (each level listed in parallel), cycle-safe, deterministic.
 
     A Doc reachable twice keeps the first place found (shallowest, then by name and id);
-    shortcuts to Docs are followed once, shortcuts to folders like folders.
+    shortcuts to Docs are followed once, shortcuts to folders like folders. `folders`, when
+    given, receives every folder met ({id: {"name", "parent"}}): the map the changes feed needs.
     """
+    folders = {} if folders is None else folders
     docs: dict[str, DocEntry] = {}
     skipped: dict[str, Skipped] = {}
     visited = {root_id}
@@ -90,7 +94,7 @@ def walk(client: DriveClient, pool: ThreadPoolExecutor, root_id: str, sizes: Pag
     while level:
         listings = list(pool.map(lambda item: _list_folder(client, item[0], sizes, drive_id), level))
         next_level: list[tuple[str, list[str], list[str]]] = []
-        for (_, path, ids), children in zip(level, listings):
+        for (parent, path, ids), children in zip(level, listings):
             for f in sorted(children, key=lambda c: (str(c.get("name", "")), str(c.get("id", "")))):
                 fid, mime, name = str(f.get("id", "")), f.get("mimeType", ""), str(f.get("name", ""))
                 if not valid_file_id(fid):
@@ -100,6 +104,7 @@ def walk(client: DriveClient, pool: ThreadPoolExecutor, root_id: str, sizes: Pag
                 if mime == FOLDER_MIME:
                     if fid not in visited:
                         visited.add(fid)
+                        folders[fid] = {"name": name, "parent": parent}
                         next_level.append((fid, path + [name], ids + [fid]))
                 elif mime == DOC_MIME:
                     docs.setdefault(fid, doc_entry(f, path, ids))
@@ -109,6 +114,7 @@ def walk(client: DriveClient, pool: ThreadPoolExecutor, root_id: str, sizes: Pag
                     if tmime == FOLDER_MIME and valid_file_id(target):
                         if target not in visited:
                             visited.add(target)
+                            folders[target] = {"name": name, "parent": parent}
                             next_level.append((target, path + [name], ids + [target]))
                     elif tmime == DOC_MIME and valid_file_id(target):
                         shortcut_docs.append((f, path, ids))

@@ -34,22 +34,31 @@ def generate_dataset(
     replies: int = 0,
     seed: int = 1,
     subfolders: int = 0,
+    folders: int = 0,
+    depth: int = 4,
 ) -> Dataset:
     """`docs` Google Docs of `revisions` revisions each, whose export HTML grows from about
     size[0] to size[1] bytes; `comments` threads per doc with `replies` replies each (every
-    third thread resolved by its last reply); docs spread over `subfolders` nested folders.
-    The same arguments always give the same Dataset (ids, times, bytes)."""
+    third thread resolved by its last reply); docs spread over `subfolders` nested folders, or
+    over a tree of `folders` folders (three children each, at most `depth` levels deep). The same arguments always give the same Dataset (ids, times, bytes)."""
     rng = random.Random(seed)
     ds = Dataset(make_id("root", str(seed)), f"Generated folder {seed}", _time(0))
     users = ["alice", "bob", "carol", "dave"]
     for key in users:
         ds.add_user(key, key.capitalize() + " Example", f"{key}@example.org" if key != "dave" else None)
-    folders = [ds.root_id]
+    places = [ds.root_id]
     for k in range(subfolders):
-        folders.append(ds.add_folder(f"Sub {k + 1}", folders[-1], _time(0), id=make_id("sub", str(seed), str(k))))
+        places.append(ds.add_folder(f"Sub {k + 1}", places[-1], _time(0), id=make_id("sub", str(seed), str(k))))
+    levels = {ds.root_id: 0}  # insertion order is breadth first
+    for k in range(folders):
+        order = list(levels)
+        parent = order[k // 3] if levels[order[k // 3]] < depth else ds.root_id
+        fid = ds.add_folder(f"Folder {k + 1}", parent, _time(0), id=make_id("tree", str(seed), str(k)))
+        levels[fid] = levels[parent] + 1
+    places += [f for f in levels if f != ds.root_id]
     lo, hi = size
     for d in range(docs):
-        parent = folders[d % len(folders)]
+        parent = places[d % len(places)]
         name = f"mcp-{100 + d}-generated-doc-{d}"
         fid = ds.add_doc(name, parent, _time(d), id=make_id("gen", str(seed), str(d)), owner=users[d % len(users)])
         paras: list[str] = [f"Name: {name}", "", f"Title: generated doc {d}", "", "Status: draft", "", "# Notes"]

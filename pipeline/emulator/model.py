@@ -127,6 +127,10 @@ class Dataset:
         self.users: dict[str, User] = {}
         self.files: dict[str, DriveFile] = {}
         self.changes: list[Change] = []
+        # Test switches for the changes feed: drop the next recorded change (a feed that missed
+        # something, for the reconcile walk), and refuse page tokens older than `oldest_token`.
+        self.drop_next_change = False
+        self.oldest_token = 1
         self.root_id = root_id
         self.files[root_id] = DriveFile(root_id, root_name, FOLDER_MIME, [], created, created)
 
@@ -197,7 +201,15 @@ class Dataset:
 
     # ------------------------------------------------------------------ live mutation
     def _changed(self, f: DriveFile, time: str, removed: bool = False) -> None:
+        if self.drop_next_change:
+            self.drop_next_change = False
+            return
         self.changes.append(Change(len(self.changes) + 1, f.id, time, removed))
+
+    def expire_page_tokens(self) -> None:
+        """Every page token handed out so far is refused from now on, as Drive does with old ones."""
+        with self.lock:
+            self.oldest_token = len(self.changes) + 1
 
     def _touch(self, f: DriveFile, time: str, modified: bool) -> None:
         f.version += 1

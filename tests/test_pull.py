@@ -640,3 +640,13 @@ def test_history_that_starts_after_creation_is_said(token_env, tmp_path: Path) -
     assert summary.partial_history == [late] and "partial_history" in summary.text()
     assert read_doc(tmp_path, late)["partial_history"] is True
     assert read_doc(tmp_path, whole)["partial_history"] is False
+    # The archive says it too, in the doc's first commit and only there.
+    from pipeline.archive import open_main
+    from pipeline.replay import replay
+
+    replay(tmp_path, quiet=True)
+    repo, head = open_main(tmp_path)
+    firsts = {c.message_trailers.get("Drive-File-Id"): c.message
+              for c in repo.walk(head.id) if c.message_trailers.get("Drive-Event") == "revision"}
+    assert "Partial history: Drive lists no revision from this doc's creation (created 2023-01-01" in firsts[late]
+    assert "Partial history" not in firsts[whole]

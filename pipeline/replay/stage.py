@@ -299,8 +299,23 @@ class Replayer:
         author = pygit2.Signature(name, email, when, 0)
         committer = pygit2.Signature(*COMMITTER, when, 0)
         trailers = trailers_of(event)
-        message = f"{subject}\n\n{trailers}\n"
+        note = self._partial_history_note(event)
+        message = f"{subject}\n\n{note}{trailers}\n"
         return self.buffer.added(self.repo.create_commit(None, author, committer, message, tree, [parent] if parent else []))
+
+    def _partial_history_note(self, event: Event) -> str:
+        """Said in a doc's first commit when Drive no longer lists the revisions since its creation
+        (revisions.list may omit old ones), so nobody takes this commit for the doc's beginning."""
+        if event.kind != "revision" or not event.revision:
+            return ""
+        doc = self.store.docs.get(event.file_id) or {}
+        revisions = doc.get("revisions") or []
+        if not doc.get("partial_history") or not revisions or revisions[0].get("id") != event.revision.get("id"):
+            return ""
+        created = str(doc.get("createdTime") or "")
+        since = f" (created {created})" if created else ""
+        return (f"Partial history: Drive lists no revision from this doc's creation{since}; "
+                "older revisions are missing.\n\n")
 
     def blob(self, data: bytes) -> pygit2.Oid:
         return self.buffer.added(self.repo.create_blob(data), len(data))

@@ -46,9 +46,7 @@ def read_changes(client: DriveClient, token: str, page_size: int = 1000,
     latest: dict[str, dict[str, Any]] = {}
     extra = {"driveId": drive_id} if drive_id else {}
     while True:
-        page_token = token
-
-        def make(svc: Any) -> Any:
+        def make(svc: Any, page_token: str = token) -> Any:
             return svc.changes().list(
                 pageToken=page_token, fields=CHANGE_FIELDS, pageSize=page_size, spaces="drive",
                 includeRemoved=True, restrictToMyDrive=False, supportsAllDrives=True,

@@ -13,7 +13,8 @@ import socket
 import threading
 import time
 import urllib.parse
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import google.auth.exceptions
 import google_auth_httplib2
@@ -29,6 +30,10 @@ from pipeline.drive.auth import LoadedCredentials
 from pipeline.drive.ratelimit import RateLimiter
 from pipeline.drive.retry import RetryPolicy, error_message, error_reason, is_retryable, parse_retry_after
 from pipeline.errors import BadInput, DocpipeError
+
+_T = TypeVar("_T")
+# DriveClient has a `requests` counter, which hides the module inside the class body.
+_Session = requests.Session
 
 HTTP_TIMEOUT = 60.0
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
@@ -101,7 +106,7 @@ class DriveClient:
             self._local.http = h
         return h
 
-    def _session(self, authorized: bool) -> requests.Session:
+    def _session(self, authorized: bool) -> _Session:
         name = "auth_session" if authorized else "plain_session"
         s = getattr(self._local, name, None)
         if s is None:
@@ -128,7 +133,7 @@ class DriveClient:
     def _bad_credentials(self) -> BadInput:
         return BadInput(f"Drive rejected the credentials ({self._creds.source})")
 
-    def _run(self, send: Callable[[], Any], what: str) -> Any:
+    def _run(self, send: Callable[[], _T], what: str) -> _T:
         """Call `send` until it succeeds, fails for good, or the tries run out."""
         last = ""
         retry_after: float | None = None
@@ -183,7 +188,10 @@ class DriveClient:
         token: str | None = None
         seen: set[str] = set()
         while True:
-            page = self.call(lambda svc: make(svc, token), what)
+            def request(svc: Any, page_token: str | None = token) -> Any:
+                return make(svc, page_token)
+
+            page = self.call(request, what)
             items = page.get(key, [])
             if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
                 raise DriveCallError(f"{what}: malformed response from Drive ({key!r} is not a list)", status=None, reason="malformed")
@@ -232,5 +240,5 @@ class _Status(Exception):
         self.status, self.reason, self.message, self.retry_after = status, reason, message, retry_after
 
     @classmethod
-    def of(cls, status: int, body: bytes | None, retry_after: str | None) -> "_Status":
+    def of(cls, status: int, body: bytes | None, retry_after: str | None) -> _Status:
         return cls(int(status), error_reason(body), error_message(body), parse_retry_after(retry_after))

@@ -11,6 +11,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -31,7 +32,7 @@ class RetryPolicy:
         return backoff
 
 
-def _error_object(body: bytes | str | None) -> dict:
+def _error_object(body: bytes | str | None) -> dict[str, Any]:
     """The `error` object of a Google JSON error body, or {} for anything else."""
     if not body:
         return {}

@@ -94,7 +94,7 @@ def walk(client: DriveClient, pool: ThreadPoolExecutor, root_id: str, sizes: Pag
     while level:
         listings = list(pool.map(lambda item: _list_folder(client, item[0], sizes, drive_id), level))
         next_level: list[tuple[str, list[str], list[str]]] = []
-        for (parent, path, ids), children in zip(level, listings):
+        for (parent, path, ids), children in zip(level, listings, strict=True):
             for f in sorted(children, key=lambda c: (str(c.get("name", "")), str(c.get("id", "")))):
                 fid, mime, name = str(f.get("id", "")), f.get("mimeType", ""), str(f.get("name", ""))
                 if not valid_file_id(fid):

@@ -96,7 +96,7 @@ def load_dataset(root: Path) -> Dataset:
     return ds
 
 
-def _add_item(ds: Dataset, base: Path, key: str, meta: dict[str, Any], ids: dict[str, str], events: list) -> None:
+def _add_item(ds: Dataset, base: Path, key: str, meta: dict[str, Any], ids: dict[str, str], events: list[tuple[Any, ...]]) -> None:
     try:
         name, mime, created = meta["name"], meta["mimeType"], meta["createdTime"]
         fid = meta["id"]
@@ -128,7 +128,7 @@ def _add_item(ds: Dataset, base: Path, key: str, meta: dict[str, Any], ids: dict
         html = _inside(base, r["html"], "revision").read_text(encoding="utf-8")
         events.append((r["time"], order + i, "revision", (fid, html, user, r["time"], str(r.get("id", i + 1)))))
     order = len(events)
-    for i, c in enumerate(meta.get("comments", [])):
+    for c in meta.get("comments", []):
         events.append((c["time"], order, "comment", (fid, c)))
         order += 1
         for rep in c.get("replies", []):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pipeline.emulator.gdoc_html import render
 from pipeline.emulator.model import Dataset, make_id
@@ -14,7 +14,7 @@ _WORDS = (
     "schedule review draft status title header index proposal agenda notes summary decision option"
 ).split()
 
-_EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _time(seconds: int) -> str:

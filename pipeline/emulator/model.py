@@ -11,7 +11,6 @@ import base64
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from typing import Optional
 
 DOC_MIME = "application/vnd.google-apps.document"
 FOLDER_MIME = "application/vnd.google-apps.folder"
@@ -23,7 +22,7 @@ class User:
     key: str  # short id used inside the dataset, e.g. "steve"
     displayName: str
     permissionId: str
-    emailAddress: Optional[str] = None
+    emailAddress: str | None = None
 
     @property
     def photoLink(self) -> str:
@@ -38,7 +37,7 @@ class Reply:
     createdTime: str
     modifiedTime: str
     content: str
-    action: Optional[str] = None  # "resolve" | "reopen"
+    action: str | None = None  # "resolve" | "reopen"
     deleted: bool = False
 
 
@@ -72,7 +71,7 @@ class Comment:
 class Revision:
     id: str
     modifiedTime: str
-    user: Optional[str]  # user key; None for anonymous edits
+    user: str | None  # user key; None for anonymous edits
     html: str  # the full text/html export of the doc at this revision
 
 
@@ -84,15 +83,15 @@ class DriveFile:
     parents: list[str]
     createdTime: str
     modifiedTime: str
-    owner: Optional[str] = None
+    owner: str | None = None
     version: int = 1
     trashed: bool = False
-    trashedTime: Optional[str] = None
+    trashedTime: str | None = None
     revisions: list[Revision] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
     content: bytes = b""  # non-Google files: the bytes served by alt=media
     images: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # name -> (mimeType, bytes)
-    shortcut_target: Optional[str] = None
+    shortcut_target: str | None = None
     deny_revisions: bool = False
     renames: list[tuple[str, str, str]] = field(default_factory=list)  # (old, new, time), for save_dataset
 
@@ -142,7 +141,7 @@ class Dataset:
             except KeyError:
                 raise NotFound(file_id) from None
 
-    def user(self, key: Optional[str]) -> Optional[User]:
+    def user(self, key: str | None) -> User | None:
         return self.users.get(key) if key else None
 
     @property
@@ -154,7 +153,7 @@ class Dataset:
             return [f for f in self.files.values() if f.mimeType == DOC_MIME]
 
     # ------------------------------------------------------------------ building
-    def add_user(self, key: str, displayName: str, emailAddress: Optional[str] = None, permissionId: Optional[str] = None) -> User:
+    def add_user(self, key: str, displayName: str, emailAddress: str | None = None, permissionId: str | None = None) -> User:
         u = User(key, displayName, permissionId or str(int(hashlib.sha256(key.encode()).hexdigest()[:15], 16)), emailAddress)
         with self.lock:
             self.users[key] = u
@@ -171,24 +170,24 @@ class Dataset:
             self._changed(f, f.modifiedTime)
         return f
 
-    def add_folder(self, name: str, parent: Optional[str] = None, time: str = "2024-01-01T00:00:00.000Z", id: Optional[str] = None, owner: Optional[str] = None) -> str:
+    def add_folder(self, name: str, parent: str | None = None, time: str = "2024-01-01T00:00:00.000Z", id: str | None = None, owner: str | None = None) -> str:
         fid = id or make_id("folder", parent or self.root_id, name)
         self._add(DriveFile(fid, name, FOLDER_MIME, [parent or self.root_id], time, time, owner=owner))
         return fid
 
-    def add_doc(self, name: str, parent: Optional[str] = None, time: str = "2024-01-01T00:00:00.000Z", id: Optional[str] = None, owner: Optional[str] = None) -> str:
+    def add_doc(self, name: str, parent: str | None = None, time: str = "2024-01-01T00:00:00.000Z", id: str | None = None, owner: str | None = None) -> str:
         """A Google Doc with no revisions yet; add them with `add_revision`."""
         fid = id or make_id("doc", parent or self.root_id, name)
         self._add(DriveFile(fid, name, DOC_MIME, [parent or self.root_id], time, time, owner=owner))
         return fid
 
-    def add_file(self, name: str, mimeType: str, content: bytes = b"", parent: Optional[str] = None, time: str = "2024-01-01T00:00:00.000Z", id: Optional[str] = None, owner: Optional[str] = None) -> str:
+    def add_file(self, name: str, mimeType: str, content: bytes = b"", parent: str | None = None, time: str = "2024-01-01T00:00:00.000Z", id: str | None = None, owner: str | None = None) -> str:
         """A non-Doc item: an uploaded file (PDF, PNG...) or another Google type (Sheets, Slides)."""
         fid = id or make_id("file", parent or self.root_id, name)
         self._add(DriveFile(fid, name, mimeType, [parent or self.root_id], time, time, owner=owner, content=content))
         return fid
 
-    def add_shortcut(self, name: str, target: str, parent: Optional[str] = None, time: str = "2024-01-01T00:00:00.000Z", id: Optional[str] = None, owner: Optional[str] = None) -> str:
+    def add_shortcut(self, name: str, target: str, parent: str | None = None, time: str = "2024-01-01T00:00:00.000Z", id: str | None = None, owner: str | None = None) -> str:
         fid = id or make_id("shortcut", parent or self.root_id, name, target)
         f = DriveFile(fid, name, SHORTCUT_MIME, [parent or self.root_id], time, time, owner=owner, shortcut_target=target)
         self._add(f)
@@ -217,7 +216,7 @@ class Dataset:
             f.modifiedTime = time
         self._changed(f, time)
 
-    def add_revision(self, file_id: str, html: str, user: Optional[str], time: str, id: Optional[str] = None) -> str:
+    def add_revision(self, file_id: str, html: str, user: str | None, time: str, id: str | None = None) -> str:
         with self.lock:
             f = self.get(file_id)
             if f.mimeType != DOC_MIME:
@@ -235,7 +234,7 @@ class Dataset:
         n = sum(1 + len(c.replies) for c in f.comments) + 1
         return f"{prefix}{n:08d}"
 
-    def add_comment(self, file_id: str, author: str, content: str, time: str, quoted: str = "", id: Optional[str] = None, anchor: str = "") -> str:
+    def add_comment(self, file_id: str, author: str, content: str, time: str, quoted: str = "", id: str | None = None, anchor: str = "") -> str:
         with self.lock:
             f = self.get(file_id)
             cid = id or self._next_comment_id(f, "AAAA")
@@ -250,7 +249,7 @@ class Dataset:
                 return c
         raise NotFound(comment_id)
 
-    def add_reply(self, file_id: str, comment_id: str, author: str, content: str, time: str, action: Optional[str] = None, id: Optional[str] = None) -> str:
+    def add_reply(self, file_id: str, comment_id: str, author: str, content: str, time: str, action: str | None = None, id: str | None = None) -> str:
         if action not in (None, "resolve", "reopen"):
             raise ValueError(f"unknown reply action {action!r}")
         with self.lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from pipeline.emulator.model import DriveFile
 from pipeline.emulator.resources import rfc3339

@@ -10,7 +10,7 @@ import hashlib
 import html as htmllib
 import re
 from html.parser import HTMLParser
-from typing import Any, Optional
+from typing import Any
 
 from pipeline.emulator.model import DOC_MIME, FOLDER_MIME, SHORTCUT_MIME, Comment, Dataset, DriveFile, Reply, Revision, User
 
@@ -55,7 +55,7 @@ def rfc3339(t: str) -> str:
     return t
 
 
-def user_json(u: Optional[User], with_email: bool = True) -> Optional[dict[str, Any]]:
+def user_json(u: User | None, with_email: bool = True) -> dict[str, Any] | None:
     if u is None:
         return None
     out: dict[str, Any] = {"kind": "drive#user", "displayName": u.displayName, "photoLink": u.photoLink, "me": False}
@@ -66,7 +66,7 @@ def user_json(u: Optional[User], with_email: bool = True) -> Optional[dict[str, 
     return out
 
 
-def export_url(base: str, file_id: str, revision: Optional[str], fmt: str) -> str:
+def export_url(base: str, file_id: str, revision: str | None, fmt: str) -> str:
     rev = f"&revision={revision}" if revision else ""
     return f"{base}feeds/download/documents/export/Export?id={file_id}{rev}&exportFormat={fmt}"
 

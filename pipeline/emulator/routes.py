@@ -11,12 +11,13 @@ import base64
 import hashlib
 import json
 import urllib.parse
-from typing import Any, Optional
+from typing import Any
 
 from pipeline.emulator import fields as fieldsel
 from pipeline.emulator import query as qlang
 from pipeline.emulator import resources as res
 from pipeline.emulator.model import DOC_MIME, FOLDER_MIME, DriveFile, Revision
+
 
 class ApiError(Exception):
     """An error answered in Google's JSON error shape."""
@@ -99,7 +100,7 @@ def _page_offset(q: dict[str, str], kind: str, key: str = "") -> int:
         raise invalid("pageToken") from None
 
 
-def _page(items: list[Any], q: dict[str, str], kind: str, key: str, size: int) -> tuple[list[Any], Optional[str]]:
+def _page(items: list[Any], q: dict[str, str], kind: str, key: str, size: int) -> tuple[list[Any], str | None]:
     """One page of `items` from the request's pageToken, and the token of the next page (None at the end)."""
     offset = _page_offset(q, kind, key)
     end = offset + size
@@ -115,7 +116,8 @@ def _select(body: dict[str, Any], q: dict[str, str], default: str, known: dict[s
     bad = fieldsel.unknown_fields(sel, known)
     if bad:
         raise ApiError(400, f"Invalid field selection {bad.rsplit('.', 1)[-1]}", "invalidParameter", location="fields")
-    return fieldsel.apply(body, sel)
+    trimmed: dict[str, Any] = fieldsel.apply(body, sel)
+    return trimmed
 
 
 def _schema(keys: set[str], **nested: Any) -> dict[str, Any]:
@@ -155,7 +157,7 @@ class ApiRoutes:
     def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         raise NotImplementedError
 
-    def _revision_for_export(self, f: DriveFile, revision: Optional[str]) -> Revision:
+    def _revision_for_export(self, f: DriveFile, revision: str | None) -> Revision:
         if not f.revisions:
             raise ApiError(404, "Revision not found.", "notFound", location="revisionId")
         if revision is None:

@@ -9,7 +9,6 @@ the emulator must agree with Google, not with itself.
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 import secrets
@@ -18,9 +17,10 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from pipeline.emulator import resources as res
 from pipeline.emulator.model import Dataset
@@ -33,7 +33,7 @@ FAULT_KINDS = ("429", "403", "500", "503", "drop")
 class _Tokens:
     """Access tokens the emulator accepts: the configured one plus those /token issued."""
 
-    fixed: Optional[str]
+    fixed: str | None
     issued: set[str]
 
     def ok(self, token: str, revoked: set[str]) -> bool:
@@ -61,7 +61,7 @@ class Emulator:
         fault_rate: float = 0.0,
         faults: Iterable[str] = FAULT_KINDS,
         seed: int = 0,
-        token: Optional[str] = "test-token",
+        token: str | None = "test-token",
         host: str = "127.0.0.1",
         port: int = 0,
         retry_after: int = 1,
@@ -84,8 +84,8 @@ class Emulator:
         self._rng = random.Random(seed)
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.faults_injected: list[tuple[int, str]] = []  # (request number, fault kind)
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -94,7 +94,7 @@ class Emulator:
         if not self._server:
             raise RuntimeError("emulator not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}/"
 
     @property
     def api_endpoint(self) -> str:
@@ -115,7 +115,7 @@ class Emulator:
             self.requests.clear()
             self.faults_injected.clear()
 
-    def start(self) -> "Emulator":
+    def start(self) -> Emulator:
         handler = type("BoundHandler", (_Handler,), {"emu": self})
         server = _Server((self.host, self.port), handler)
         server.emu = self
@@ -151,14 +151,14 @@ class Emulator:
         if self._thread:
             self._thread.join(5)
 
-    def __enter__(self) -> "Emulator":
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # ------------------------------------------------------------------ per request
-    def _record(self, method: str, path: str, q: dict[str, str], faultable: bool = True) -> Optional[str]:
+    def _record(self, method: str, path: str, q: dict[str, str], faultable: bool = True) -> str | None:
         """Log the request and draw its fault (None = serve it) from the seeded sequence."""
         with self._lock:
             self.requests.append((method, path, q))
@@ -204,9 +204,9 @@ class _Handler(ApiRoutes, BaseHTTPRequestHandler):
     # ~40 ms to every keep-alive response.
     disable_nagle_algorithm = True
     emu: Emulator
-    _pending: Optional[tuple[int, bytes, str, dict[str, str]]] = None
+    _pending: tuple[int, bytes, str, dict[str, str]] | None = None
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # requests are counted, not logged: logs would carry tokens in URLs of some clients
 
     # ---------------------------------------------------------------- plumbing
@@ -269,7 +269,7 @@ class _Handler(ApiRoutes, BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def _route(self, fault: Optional[str], path: str, q: dict[str, str], body: bytes) -> None:
+    def _route(self, fault: str | None, path: str, q: dict[str, str], body: bytes) -> None:
         if fault:
             return self._fault(fault)
         if path == "/token" and self.command == "POST":
@@ -374,7 +374,7 @@ class _Handler(ApiRoutes, BaseHTTPRequestHandler):
         mime, data = img
         self._send(200, data, mime, {"Cache-Control": "private, max-age=86400"})
 
-def _jwt_claims(assertion: str) -> Optional[dict[str, Any]]:
+def _jwt_claims(assertion: str) -> dict[str, Any] | None:
     """The payload of a JWT (the signature is not checked: the emulator has no key registry)."""
     parts = assertion.split(".")
     if len(parts) != 3:

@@ -83,10 +83,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "prefix": Key("str", "docpipe", "image name prefix"),
         "allowed_bases": Key("table", None, "alias = image reference; replaces the default allow-list"),
         "max_seats": Key("int", 30, "most seats `lab up` may start", _between(1, 500)),
-        "bind": Key("str", "127.0.0.1", "address seats publish their ports on"),
         "allow_shell_steps": Key("bool", False, "let docs run shell setup steps in their image"),
         "build_timeout": Key("float", 1800.0, "seconds an image build may take", _between(10, 86400)),
         "dry_run": Key("bool", False, "plan lab images without building them"),
+        "listen": Key("str", "0.0.0.0:8443", "address:port the lab gateway listens on"),
+        "public_url": Key("str", None, "base of every lab link [default: https://<host name>:<port>]"),
+        "tls_cert": Key("str", None, "PEM certificate (chain) for the lab gateway"),
+        "tls_key": Key("str", None, "PEM private key for the lab gateway"),
+        "ttl": Key("str", "4h", "how long a seat lives, e.g. 90m, 3h, 2d"),
+        "backend": Key("str", "docker", "where seats run: docker or kubernetes"),
     },
 }
 SECTIONS = tuple(s for s in SCHEMA if s)

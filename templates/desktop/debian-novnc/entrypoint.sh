@@ -10,7 +10,11 @@ umask 077
 mkdir -p "$HOME/.docpipe"
 # printf is a shell builtin: the password never appears in a process's argv.
 printf '%s\n' "$VNC_PASSWORD" > "$HOME/.docpipe/vncpass"
-unset VNC_PASSWORD
+# x11vnc reads view-only passwords after this marker: the watch link can look, never type.
+if [ -n "${VNC_VIEW_PASSWORD:-}" ]; then
+    printf '__BEGIN_VIEWONLY__\n%s\n' "$VNC_VIEW_PASSWORD" >> "$HOME/.docpipe/vncpass"
+fi
+unset VNC_PASSWORD VNC_VIEW_PASSWORD
 umask 022
 
 Xvfb "$DISPLAY" -screen 0 "${GEOMETRY}x24" -nolisten tcp &

@@ -1,0 +1,66 @@
+"""What every seat backend (Docker on one host, Kubernetes for larger classes) takes and gives."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class SeatRequest:
+    """One student's desktop, fully decided before any backend runs (tokens and passwords from `secrets`)."""
+    seat: str            # DNS-1123 label, unique in the class, e.g. "ada-lovelace" or "seat-3"
+    student: str         # display name from the roster (untrusted text), or "" without a roster
+    email: str           # "" when unknown
+    token: str           # >= 128-bit url-safe token: routes /s/<token>/ to this seat
+    watch_token: str     # separate token for the view-only link
+    password: str        # VNC password (full control)
+    view_password: str   # VNC view-only password
+    expires: str         # RFC 3339 UTC, e.g. "2026-12-04T18:00:00Z"
+
+
+@dataclass(frozen=True)
+class ClassRequest:
+    """One workshop's class: everything shared by its seats."""
+    workshop: str        # workshop slug (DNS-1123 label)
+    class_id: str        # short stable id of this class (DNS-1123 label), e.g. the workshop slug
+    class_token: str     # >= 128-bit token for the instructor's /class/<class_token>/ grid page
+    image: str           # image reference; Kubernetes uses registry/repo@sha256:digest
+    revision: str        # archive commit the image was built from
+    desktop_port: int    # noVNC/HTTP port inside the seat (e.g. 6080)
+    ports: tuple[int, ...]  # the workshop's own ports (e.g. (8080,))
+    memory: int          # bytes (request = limit)
+    cpus: float
+    public_url: str      # base of every printed link, e.g. "https://lab.example.org:8443"
+    seats: tuple[SeatRequest, ...] = ()
+
+
+@dataclass(frozen=True)
+class SeatInfo:
+    """A running seat as `lab up --json` / `lab status --json` print it."""
+    workshop: str
+    seat: str
+    student: str
+    url: str             # opens the desktop straight away; password in the URL fragment (#...), never a query string
+    password: str
+    watch_url: str       # view-only desktop
+    ports: dict[str, str]  # {"8080": "https://host:8443/s/<token>/port/8080/"}
+    container: str       # container name (Docker) or pod/deployment name (Kubernetes)
+    expires: str         # RFC 3339 UTC
+    status: str          # "running", "starting", "expired", ...
+    image: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seat": self.seat, "student": self.student, "url": self.url, "password": self.password,
+                "watch_url": self.watch_url, "ports": dict(self.ports), "container": self.container,
+                "expires": self.expires, "status": self.status, "workshop": self.workshop, "image": self.image}
+
+
+class Backend(Protocol):
+    name: str  # "docker" | "kubernetes"
+
+    def up(self, cls: ClassRequest) -> list[SeatInfo]:
+        """Make the class exactly cls.seats (idempotent: same request twice changes nothing; fewer seats removes the extra ones)."""
+    def status(self, workshop: str | None = None) -> list[SeatInfo]: ...
+    def down(self, workshop: str) -> int: ...
+    def reap(self, now: str) -> int:
+        """Remove seats whose expiry (RFC 3339) is before `now`; returns how many."""

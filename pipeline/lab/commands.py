@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -23,7 +23,7 @@ def _emit(summary: dict[str, Any], as_json: bool, text: str) -> None:
     print(json.dumps(summary, sort_keys=True) if as_json else text)
 
 
-def _setup(workdir: Optional[Path], config: Optional[Path], **lab: Any) -> tuple[Path, Any, Backend]:
+def _setup(workdir: Path | None, config: Path | None, **lab: Any) -> tuple[Path, Any, Backend]:
     """Settings, the backend, and a reap of expired seats first (every lab command does it)."""
     from pipeline.lab import instructor
     from pipeline.lab import settings as lab_settings
@@ -40,10 +40,10 @@ def _setup(workdir: Optional[Path], config: Optional[Path], **lab: Any) -> tuple
 
 def _left(expires: str) -> str:
     try:
-        end = dt.datetime.strptime(expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+        end = dt.datetime.strptime(expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
     except ValueError:
         return "?"
-    seconds = int((end - dt.datetime.now(dt.timezone.utc)).total_seconds())
+    seconds = int((end - dt.datetime.now(dt.UTC)).total_seconds())
     if seconds <= 0:
         return "expired"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
@@ -66,20 +66,21 @@ def _gateway_url(seats: list[SeatInfo]) -> str:
 def lab_up(
     workshop: str = typer.Argument(..., help="Workshop Name: header or path slug, or a Google Docs link / file id."),
     seats: int = typer.Option(1, "--seats", help="How many desktops (without a roster)."),
-    students: Optional[Path] = typer.Option(None, "--students", help="Roster CSV (column name, optional email): one seat each."),
-    ttl: Optional[str] = typer.Option(None, "--ttl", help="Seat lifetime, e.g. 3h [config: lab.ttl, default 4h]."),
-    listen: Optional[str] = typer.Option(None, "--listen", help="Gateway HOST:PORT [default: 0.0.0.0:8443]."),
-    public_url: Optional[str] = typer.Option(None, "--public-url", help="Base of every link [default: https://<host>:<port>]."),
+    students: Path | None = typer.Option(None, "--students", help="Roster CSV (column name, optional email): one seat each."),
+    ttl: str | None = typer.Option(None, "--ttl", help="Seat lifetime, e.g. 3h [config: lab.ttl, default 4h]."),
+    listen: str | None = typer.Option(None, "--listen", help="Gateway HOST:PORT [default: 0.0.0.0:8443]."),
+    public_url: str | None = typer.Option(None, "--public-url", help="Base of every link [default: https://<host>:<port>]."),
     insecure_http: bool = typer.Option(False, "--insecure-http", help="Serve plain HTTP (no TLS) at the gateway."),
-    image: Optional[str] = typer.Option(None, "--image", help="Start this image even if it is not the archive's."),
-    backend_name: Optional[str] = BackendOpt,
-    workdir: Optional[Path] = WorkdirOpt,
-    config: Optional[Path] = ConfigOpt,
+    image: str | None = typer.Option(None, "--image", help="Start this image even if it is not the archive's."),
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Start a class of desktops behind the gateway and print each student's link and password."""
     from pipeline.errors import BadInput
     from pipeline.lab import engine, instructor, roster
+    from pipeline.lab.spec import workshop_slug
     from pipeline.progress import log
 
     wd, settings, backend = _setup(workdir, config, ttl=ttl, listen=listen, public_url=public_url,
@@ -90,7 +91,7 @@ def lab_up(
         raise BadInput(f"--seats must be between 1 and {settings.max_seats}")
     client = engine.client()
     if image:
-        name = instructor.workshop_slug(workshop)
+        name = workshop_slug(workshop)
         ref = image
         if not engine.image_exists(client, ref):
             raise BadInput(f"no image {ref} on this engine")
@@ -101,7 +102,7 @@ def lab_up(
     existing = backend.status(name)
     class_token = getattr(backend, "class_token", lambda _w: "")(name)
     request = instructor.class_request(name, info, settings, count=count, students=roster_rows,
-                                       existing=existing, now=dt.datetime.now(dt.timezone.utc),
+                                       existing=existing, now=dt.datetime.now(dt.UTC),
                                        class_token=class_token)
     started = backend.up(request)
     if roster_rows:
@@ -122,9 +123,9 @@ def lab_up(
 @lab_app.command("down")
 def lab_down(
     workshop: str = typer.Argument(..., help="Workshop name (as `lab status` shows it)."),
-    backend_name: Optional[str] = BackendOpt,
-    workdir: Optional[Path] = WorkdirOpt,
-    config: Optional[Path] = ConfigOpt,
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
 ) -> None:
     """Remove every seat of a workshop (and the gateway when no class is left)."""
     from pipeline.lab.spec import workshop_slug
@@ -136,10 +137,10 @@ def lab_down(
 
 @lab_app.command("status")
 def lab_status(
-    workshop: Optional[str] = typer.Argument(None, help="Only this workshop."),
-    backend_name: Optional[str] = BackendOpt,
-    workdir: Optional[Path] = WorkdirOpt,
-    config: Optional[Path] = ConfigOpt,
+    workshop: str | None = typer.Argument(None, help="Only this workshop."),
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """List the running seats (with the time each has left)."""
@@ -155,9 +156,9 @@ def lab_status(
 @lab_app.command("watch")
 def lab_watch(
     workshop: str = typer.Argument(..., help="Workshop name."),
-    backend_name: Optional[str] = BackendOpt,
-    workdir: Optional[Path] = WorkdirOpt,
-    config: Optional[Path] = ConfigOpt,
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Print each seat's view-only link (it can watch, never type or click)."""
@@ -171,9 +172,9 @@ def lab_watch(
 
 @lab_app.command("reap")
 def lab_reap(
-    backend_name: Optional[str] = BackendOpt,
-    workdir: Optional[Path] = WorkdirOpt,
-    config: Optional[Path] = ConfigOpt,
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
 ) -> None:
     """Remove every seat past its expiry (every lab command does this first)."""
     _setup(workdir, config, backend=backend_name)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import html
 import io
 import tarfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from pipeline.errors import DocpipeError
 

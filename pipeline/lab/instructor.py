@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import BadInput
 from pipeline.lab import links, provision, roster

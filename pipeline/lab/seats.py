@@ -13,8 +13,9 @@ import string
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import DocpipeError
 from pipeline.lab import gateway, links, tls
@@ -45,11 +46,11 @@ _ALPHABET = string.ascii_letters + string.digits
 
 
 def rfc3339(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def now_rfc3339() -> str:
-    return rfc3339(dt.datetime.now(dt.timezone.utc))
+    return rfc3339(dt.datetime.now(dt.UTC))
 
 
 def new_token() -> str:

@@ -38,8 +38,8 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _name(common: str):  # type: ignore[no-untyped-def]
-    from cryptography.x509.oid import NameOID
     from cryptography import x509
+    from cryptography.x509.oid import NameOID
 
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
@@ -56,7 +56,7 @@ def _ca(ca_dir: Path) -> tuple[object, object]:
         return x509.load_pem_x509_certificate(cert_path.read_bytes()), key
     ca_dir.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     name = _name("docpipe lab local CA")
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
@@ -87,7 +87,7 @@ def local_cert(ca_dir: Path, host: str) -> Pem:
             names.append(x509.IPAddress(ipaddress.ip_address(h)))
         except ValueError:
             names.append(x509.DNSName(h))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(_name(host)).issuer_name(ca_cert.subject)  # type: ignore[attr-defined]
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=CERT_DAYS))

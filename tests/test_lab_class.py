@@ -123,18 +123,18 @@ def test_workshop_port_answers_through_the_gateway(klass: tuple[Class, dict]) ->
     c, data = klass
     seat = data["seats"][0]
     container = c.build.client.containers.get(seat["container"])  # type: ignore[attr-defined]
-    container.exec_run(["python3", "-m", "http.server", "8080", "--directory", "/home/student/hello"],
-                       user="student", detach=True)
+    container.exec_run(["sh", "-c", "mkdir -p /tmp/www && echo docpipe-port-ok > /tmp/www/ok.txt"
+                        " && cd /tmp/www && exec python3 -m http.server 8080"], user="student", detach=True)
     deadline = time.monotonic() + 20
     status, body = 0, b""
     while time.monotonic() < deadline:
-        status, body = c.get(seat["ports"]["8080"] + "main.go")
+        status, body = c.get(seat["ports"]["8080"] + "ok.txt")
         if status == 200:
             break
         time.sleep(0.5)
-    assert status == 200 and b"hello from the grid" in body
+    assert status == 200 and body == b"docpipe-port-ok\n", (status, body[:200])
     # The other seat's port 8080 is its own (nothing listens there).
-    assert c.get(data["seats"][1]["ports"]["8080"] + "main.go")[0] == 502
+    assert c.get(data["seats"][1]["ports"]["8080"] + "ok.txt")[0] == 502
 
 
 @pytest.mark.docker

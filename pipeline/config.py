@@ -444,7 +444,9 @@ timeout = 1800
 # registry = "registry.example.org:5000"
 prefix = "docpipe"
 max_seats = 30
-bind = "127.0.0.1"
+listen = "0.0.0.0:8443"           # the lab gateway (HTTPS; see README "Running a class")
+# public_url = "https://lab.example.org:8443"
+ttl = "4h"
 # allowed_bases = { debian-novnc = "docpipe/debian-novnc:latest" }
 
 # Several folders? Replace [drive].folder with one table per folder:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ def _emit(summary: dict[str, Any], as_json: bool, text: str) -> None:
     print(json.dumps(summary, sort_keys=True) if as_json else text)
 
 
-def _setup(workdir: Path | None, config: Path | None, **lab: Any) -> tuple[Path, Any, Backend]:
+def _setup(workdir: Path | None, config: Path | None, check: Callable[[Any], None] | None = None,
+           **lab: Any) -> tuple[Path, Any, Backend]:
     """Settings, the backend, and a reap of expired seats first (every lab command does it)."""
     from pipeline.lab import instructor
     from pipeline.lab import settings as lab_settings
@@ -31,6 +33,8 @@ def _setup(workdir: Path | None, config: Path | None, **lab: Any) -> tuple[Path,
     from pipeline.progress import log
 
     wd, settings = lab_settings.load(workdir, config_file=config, lab=lab)
+    if check is not None:
+        check(settings)  # bad input is refused before any engine is asked
     backend = instructor.make_backend(wd, settings, on_line=log)
     reaped = backend.reap(now_rfc3339())
     if reaped:
@@ -80,15 +84,21 @@ def lab_up(
     """Start a class of desktops behind the gateway and print each student's link and password."""
     from pipeline.errors import BadInput
     from pipeline.lab import engine, instructor, roster
+    from pipeline.lab.settings import ttl_seconds
     from pipeline.lab.spec import workshop_slug
     from pipeline.progress import log
 
-    wd, settings, backend = _setup(workdir, config, ttl=ttl, listen=listen, public_url=public_url,
-                                   backend=backend_name, insecure_http=insecure_http or None)
     roster_rows = roster.load(students) if students else None
     count = len(roster_rows) if roster_rows else seats
-    if not 1 <= count <= settings.max_seats:
-        raise BadInput(f"--seats must be between 1 and {settings.max_seats}")
+
+    def check(settings: Any) -> None:
+        if not 1 <= count <= settings.max_seats:
+            raise BadInput(f"--seats must be between 1 and {settings.max_seats}")
+        ttl_seconds(settings.ttl)
+        instructor.public_url(settings)
+
+    wd, settings, backend = _setup(workdir, config, check, ttl=ttl, listen=listen, public_url=public_url,
+                                   backend=backend_name, insecure_http=insecure_http or None)
     client = engine.client()
     if image:
         name = workshop_slug(workshop)

@@ -67,14 +67,10 @@ def resolve_image(workdir: Path, ref: str, settings: LabSettings, *,
     if ws is not None:
         result = provision.provision_workshop(ws, settings, revision=commit, client=client, on_line=on_line)
         return ws.name, result.tags[0]
-    slug = workshop_slug(ref)
-    image = f"{settings.repo(slug)}:latest"
-    if client is not None:
-        from pipeline.lab import engine
-
-        if engine.image_exists(client, image):
-            return slug, image
-    raise BadInput(f"no workshop named {ref!r} in the archive and no image {image}")
+    # An image by name alone could be any archive's build: docpipe does not guess.
+    image = f"{settings.repo(workshop_slug(ref))}:latest"
+    where = "in the archive" if commit else f"(no archive in {workdir})"
+    raise BadInput(f"no workshop named {ref!r} {where}; to start an image anyway, name it: --image {image}")
 
 
 def make_backend(workdir: Path, settings: LabSettings, *, client: Any = None,

@@ -173,7 +173,7 @@ def class_html(page: ClassPage) -> str:
 
 def _class_conf(page: ClassPage) -> str:
     return (f"location = /class/{page.class_token}/ {{\n    default_type text/html;\n"
-            f"    alias {CONF_DIR}/pages/{page.class_token}.html;\n}}\n")
+            f"    root {CONF_DIR}/pages;\n    try_files /{page.class_token}.html =404;\n}}\n")
 
 
 def _stamp(expires: str) -> str:

@@ -172,6 +172,10 @@ def class_html(page: ClassPage) -> str:
 
 
 def _class_conf(page: ClassPage) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{22,}", page.class_token):
+        raise DocpipeError(f"class {page.workshop} has a malformed token")
     return (f"location = /class/{page.class_token}/ {{\n    default_type text/html;\n"
             f"    root {CONF_DIR}/pages;\n    try_files /{page.class_token}.html =404;\n}}\n")
 

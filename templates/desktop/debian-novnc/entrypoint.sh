@@ -23,6 +23,12 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 openbox &
+tint2 >/dev/null 2>&1 &
+# The workshop's first port (written by docpipe from the validated spec) opens in the browser.
+if [ -r /etc/docpipe/first-port ]; then
+    port=$(tr -cd '0-9' < /etc/docpipe/first-port)
+    [ -n "$port" ] && (cd "$HOME" && exec firefox-esr --new-instance "http://localhost:$port/" >/dev/null 2>&1) &
+fi
 
 # Autostart entries are data (.desktop files written by docpipe from a validated spec):
 # their Exec= line is split into words, never evaluated by the shell; globbing is off.

@@ -123,8 +123,8 @@ def test_workshop_port_answers_through_the_gateway(klass: tuple[Class, dict]) ->
     c, data = klass
     seat = data["seats"][0]
     container = c.build.client.containers.get(seat["container"])  # type: ignore[attr-defined]
-    container.exec_run(["sh", "-c", "mkdir -p /tmp/www && echo docpipe-port-ok > /tmp/www/ok.txt"
-                        " && cd /tmp/www && exec python3 -m http.server 8080"], user="student", detach=True)
+    serve = "mkdir -p /tmp/www && echo docpipe-port-ok > /tmp/www/ok.txt && cd /tmp/www && exec python3 -m http.server 8080"
+    container.exec_run(["sh", "-c", serve], user="student", detach=True)
     deadline = time.monotonic() + 20
     status, body = 0, b""
     while time.monotonic() < deadline:
@@ -179,7 +179,7 @@ def test_an_expired_seat_gets_404_and_reap_removes_it(klass: tuple[Class, dict])
 @pytest.mark.docker
 @pytest.mark.browser
 def test_a_browser_opens_the_desktop_link_through_the_gateway(klass: tuple[Class, dict], browser: Browser) -> None:  # type: ignore[type-arg]
-    c, data = klass
+    _, data = klass
     browser.call("Security.setIgnoreCertificateErrors", ignore=True)  # TLS itself is checked above with the CA
     browser.call("Page.navigate", url=data["seats"][0]["url"])
     assert browser.wait_for(CANVAS_SIZE, 30) == "1280x800"

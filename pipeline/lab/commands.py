@@ -35,11 +35,19 @@ def _setup(workdir: Path | None, config: Path | None, check: Callable[[Any], Non
     wd, settings = lab_settings.load(workdir, config_file=config, lab=lab)
     if check is not None:
         check(settings)  # bad input is refused before any engine is asked
-    backend = instructor.make_backend(wd, settings, on_line=log)
+    backend = instructor.make_backend(wd, settings, on_line=build_lines(log))
     reaped = backend.reap(now_rfc3339())
     if reaped:
         log(f"docpipe: removed {reaped} expired seat(s)")
     return wd, settings, backend
+
+
+def build_lines(log: Callable[[str], None]) -> Callable[[str], None]:
+    """One progress line per Dockerfile step (the engine's `Step i/n : ...`), cut to one line."""
+    def on_line(line: str) -> None:
+        if line.startswith("Step "):
+            log(f"docpipe: build {line[:160]}")
+    return on_line
 
 
 def _left(expires: str) -> str:
@@ -106,7 +114,7 @@ def lab_up(
         if not engine.image_exists(client, ref):
             raise BadInput(f"no image {ref} on this engine")
     else:
-        name, ref = instructor.resolve_image(wd, workshop, settings, on_line=log, client=client)
+        name, ref = instructor.resolve_image(wd, workshop, settings, on_line=build_lines(log), client=client)
     info = instructor.image_info(client, ref)
     log(f"docpipe: starting {ref} (revision {info.revision[:12] or 'unknown'})")
     existing = backend.status(name)

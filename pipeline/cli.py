@@ -311,49 +311,9 @@ def provision(
         raise DocpipeError(f"{len(failed)} of {len(results)} workshops failed ({failed[0].error})", exit_code=code)
 
 
-lab_app = typer.Typer(help="Lab desktops: start, list and remove seats of a workshop.", no_args_is_help=True)
+from pipeline.lab.commands import lab_app  # noqa: E402  (the lab's commands live with the lab)
+
 app.add_typer(lab_app, name="lab", rich_help_panel="Lab desktops")
-
-
-@lab_app.command("up")
-def lab_up(
-    workshop: str = typer.Argument(..., help="Workshop Name: header or path slug, or a Google Docs link / file id."),
-    seats: int = typer.Option(1, "--seats", help="How many desktops to start."),
-    workdir: Optional[Path] = WorkdirOpt,
-    as_json: bool = JsonOpt,
-) -> None:
-    """Start N desktops of a workshop and print their URLs and passwords."""
-    from pipeline.lab import instructor
-    from pipeline.lab import settings as lab_settings
-
-    wd, settings = lab_settings.load(workdir)
-    name, started = instructor.up(wd, workshop, seats, settings)
-    rows = [f"{'seat':<5} {'url':<60} {'password':<22} container"]
-    rows += [f"{s.index:<5} {s.url:<60} {s.password:<22} {s.container}" for s in started]
-    emit({"workshop": name, "seats": [{"url": s.url, "password": s.password, "container": s.container}
-                                       for s in started]}, as_json, "\n".join(rows))
-
-
-@lab_app.command("down")
-def lab_down(workshop: str = typer.Argument(..., help="Workshop name (as `lab status` shows it).")) -> None:
-    """Remove every seat of a workshop."""
-    from pipeline.lab import engine, seats as lab_seats
-    from pipeline.lab.spec import workshop_slug
-
-    name = workshop_slug(workshop)
-    removed = lab_seats.down(engine.client(), name)
-    print(f"removed {removed} seat(s) of {name}")
-
-
-@lab_app.command("status")
-def lab_status(as_json: bool = JsonOpt) -> None:
-    """List the running seats of every workshop."""
-    from pipeline.lab import engine, seats as lab_seats
-
-    found = lab_seats.list_seats(engine.client())
-    rows = [f"{'workshop':<28} {'seat':<5} {'status':<9} {'url':<60} password"]
-    rows += [f"{s.workshop:<28} {s.index:<5} {s.status:<9} {s.url:<60} {s.password}" for s in found]
-    emit({"seats": [s.to_json() for s in found]}, as_json, "\n".join(rows) if found else "no seats running")
 
 
 @app.command(rich_help_panel="Tools")

@@ -88,7 +88,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "prefix": Key("str", "docpipe", "image name prefix"),
         "allowed_bases": Key("table", None, "alias = image reference; replaces the default allow-list"),
         "max_seats": Key("int", 30, "most seats `lab up` may start", _between(1, 500)),
-        "bind": Key("str", "127.0.0.1", "address seats publish their ports on"),
         "allow_shell_steps": Key("bool", False, "let docs run shell setup steps in their image"),
         "build_timeout": Key("float", 1800.0, "seconds an image build may take", _between(10, 86400)),
         "dry_run": Key("bool", False, "plan lab images without building them"),
@@ -98,6 +97,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "host": Key("str", None, "Kubernetes: seats get s-<label>.<host>"),
         "context": Key("str", None, "kubeconfig context (default: current, or in-cluster)"),
         "ingress_namespace": Key("str", "ingress-nginx", "namespace of the ingress controller"),
+        "listen": Key("str", "0.0.0.0:8443", "address:port the lab gateway listens on"),
+        "public_url": Key("str", None, "base of every lab link [default: https://<host name>:<port>]"),
+        "tls_cert": Key("str", None, "PEM certificate (chain) for the lab gateway"),
+        "tls_key": Key("str", None, "PEM private key for the lab gateway"),
+        "ttl": Key("str", "4h", "how long a seat lives, e.g. 90m, 3h, 2d"),
+        "backend": Key("str", "docker", "where seats run: docker or kubernetes"),
     },
 }
 SECTIONS = tuple(s for s in SCHEMA if s)
@@ -481,7 +486,9 @@ timeout = 1800
 # registry = "registry.example.org:5000"
 prefix = "docpipe"
 max_seats = 30
-bind = "127.0.0.1"
+listen = "0.0.0.0:8443"           # the lab gateway (HTTPS; see README "Running a class")
+# public_url = "https://lab.example.org:8443"
+ttl = "4h"
 # allowed_bases = { debian-novnc = "docpipe/debian-novnc:latest" }
 
 # Several folders? Replace [drive].folder with one table per folder:

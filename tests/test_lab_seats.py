@@ -11,86 +11,25 @@ from pathlib import Path
 import pytest
 
 from tests.support.docker_env import (  # noqa: F401  (fixtures)
-    Browser,
     SampleBuild,
-    browser,
     docker_engine,
     registry,
     sample_build,
     test_base,
-    vnc_login,
 )
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CANVAS_SIZE = ("(() => { const c = document.querySelector('#noVNC_container canvas');"
-               " return c && c.width > 0 ? c.width + 'x' + c.height : ''; })()")
-STATUS_FAILED = ("(() => { const t = document.getElementById('noVNC_status').textContent;"
-                 " return /fail|reject/i.test(t) ? t : ''; })()")
-LIGHT_PIXELS = ("(() => { const c = document.querySelector('#noVNC_container canvas'); if (!c || !c.width) return 0;"
-                " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
-                " for (let i = 0; i < d.length; i += 4 * 97) if (d[i] + d[i + 1] + d[i + 2] > 600) n++; return n; })()")
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def cli(build: SampleBuild, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DOCPIPE_LAB_REGISTRY": build.settings.registry, "DOCPIPE_LAB_PREFIX": build.settings.prefix}
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
                           timeout=600)
-
-
-@pytest.mark.docker
-@pytest.mark.browser
-def test_two_seats_up_status_and_down(sample_build: SampleBuild, browser: Browser) -> None:
-    client = sample_build.client
-    up = cli(sample_build, "lab", "up", "ws-go-promisegrid", "--seats", "2", "--workdir", str(sample_build.workdir),
-             "--json")
-    try:
-        assert up.returncode == 0, up.stderr
-        data = json.loads(up.stdout)
-        assert data["workshop"] == "ws-go-promisegrid" and len(data["seats"]) == 2
-        seats = data["seats"]
-        assert len({s["password"] for s in seats}) == 2 and len({s["url"] for s in seats}) == 2
-        for seat in seats:
-            assert seat["url"].startswith("http://127.0.0.1:")
-            container = client.containers.get(seat["container"])
-            host = container.attrs["HostConfig"]
-            assert host["Memory"] == 768 * 1024**2 and host["NanoCpus"] == 500_000_000
-            assert host["ShmSize"] == 256 * 1024**2
-            assert container.image.id == client.images.get(sample_build.first.tags[0]).id
-            bound = {b["HostIp"] for bindings in container.attrs["NetworkSettings"]["Ports"].values() for b in bindings or []}
-            assert bound == {"127.0.0.1"}
-
-        # Each desktop answers its own password only.
-        first, second = seats
-        assert vnc_login(first["url"], first["password"])
-        assert vnc_login(second["url"], second["password"])
-        assert not vnc_login(first["url"], second["password"])
-        assert not vnc_login(second["url"], "wrong-pw")
-
-        # In a real browser: noVNC refuses a wrong password, and with the right one shows the
-        # desktop, where the doc's autostart program (xterm: white pixels) is running.
-        base = first["url"].split("?", 1)[0]
-        browser.call("Page.navigate", url=f"{base}?autoconnect=1&resize=off&password={second['password']}")
-        assert "failed" in str(browser.wait_for(STATUS_FAILED, 20))
-        assert browser.evaluate(CANVAS_SIZE) == ""
-        browser.call("Page.navigate", url=f"{base}?autoconnect=1&resize=off&password={first['password']}")
-        assert browser.wait_for(CANVAS_SIZE, 20) == "1280x800"
-        assert (browser.wait_for(f"{LIGHT_PIXELS} > 50 ? {LIGHT_PIXELS} : 0", 20) or 0) > 50
-        ARTIFACTS.mkdir(exist_ok=True)
-        shot = ARTIFACTS / "lab-seat-novnc.png"
-        browser.screenshot(shot)
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-        status = cli(sample_build, "lab", "status", "--json")
-        listed = [s for s in json.loads(status.stdout)["seats"] if s["workshop"] == "ws-go-promisegrid"]
-        assert sorted(s["container"] for s in listed) == sorted(s["container"] for s in seats)
-        assert all(s["status"] == "running" for s in listed)
-    finally:
-        down = cli(sample_build, "lab", "down", "ws-go-promisegrid")
-    assert down.returncode == 0 and "removed 2 seat(s) of ws-go-promisegrid" in down.stdout
-    assert client.containers.list(all=True, filters={"label": "io.docpipe.seat=ws-go-promisegrid"}) == []
-    status = cli(sample_build, "lab", "status", "--json")
-    assert status.returncode == 0, status.stderr
-    assert [s for s in json.loads(status.stdout)["seats"] if s["workshop"] == "ws-go-promisegrid"] == []
 
 
 @pytest.mark.docker
@@ -166,7 +105,8 @@ def test_lab_up_from_a_docs_link_pulls_builds_and_starts(sample_build: SampleBui
     with Emulator(load_dataset(shipped("sample-data")), token="lab-test-token") as emu:
         env = {**os.environ, "DOCPIPE_ACCESS_TOKEN": "lab-test-token", "DOCPIPE_DRIVE_ENDPOINT": emu.url,
                "DOCPIPE_DRIVE_FOLDER": "1CSWGdocsRootF0lderXy7Qa2mPn5Lk8Jh",
-               "DOCPIPE_LAB_REGISTRY": sample_build.settings.registry, "DOCPIPE_LAB_PREFIX": sample_build.settings.prefix}
+               "DOCPIPE_LAB_REGISTRY": sample_build.settings.registry, "DOCPIPE_LAB_PREFIX": sample_build.settings.prefix,
+               "DOCPIPE_LAB_LISTEN": f"127.0.0.1:{free_port()}"}
         up = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "up", link, "--seats", "1",
                              "--workdir", str(tmp_path / "wd"), "--json"],
                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
@@ -186,4 +126,4 @@ def test_lab_up_from_a_docs_link_pulls_builds_and_starts(sample_build: SampleBui
         down = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "down", "ws-go-promisegrid"],
                               capture_output=True, text=True, env=env, timeout=300)
         assert down.returncode == 0, down.stderr
-    assert not client.containers.list(all=True, filters={"label": "io.docpipe.seat=ws-go-promisegrid"})
+    assert not client.containers.list(all=True, filters={"label": "docpipe.io/workshop=ws-go-promisegrid"})

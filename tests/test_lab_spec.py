@@ -215,7 +215,7 @@ def check_dockerfile(spec: LabSpec, text: str) -> None:
     apt = list(spec.packages) + (["python3", "python3-venv"] if spec.pip else [])
     expected = ["FROM", "LABEL", "USER"] + (["RUN"] if apt else []) + (["RUN", "ENV"] if spec.pip else [])
     expected += ["ENV"] * len(spec.env) + (["COPY"] if spec.files else []) + (["COPY"] if spec.autostart else [])
-    expected += (["COPY", "RUN"] if spec.setup else []) + ["EXPOSE", "USER"]
+    expected += (["COPY", "RUN"] if spec.setup else []) + (["RUN"] if spec.ports else []) + ["EXPOSE", "USER"]
     assert kinds == expected
     runs = [json.loads(_JSON_RUN.match(ln).group(1)) for ln in lines if ln.startswith("RUN")]  # type: ignore[union-attr]
     if apt:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.errors import BadInput
-from pipeline.lab import provision, seats
-from pipeline.lab.settings import LabSettings
-from pipeline.lab.spec import workshop_slug
+from pipeline.lab import links, provision, roster
+from pipeline.lab.backend import Backend, ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.bases import profile_for
+from pipeline.lab.settings import LabSettings, ttl_seconds
+from pipeline.lab.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY, workshop_slug
 
 _DOC_LINK = re.compile(r"https://docs\.google\.com/document/(?:u/\d+/)?d/([A-Za-z0-9_-]{20,})")
 _FILE_ID = re.compile(r"[A-Za-z0-9_-]{25,}")
@@ -61,22 +67,82 @@ def resolve_image(workdir: Path, ref: str, settings: LabSettings, *,
     if ws is not None:
         result = provision.provision_workshop(ws, settings, revision=commit, client=client, on_line=on_line)
         return ws.name, result.tags[0]
-    slug = workshop_slug(ref)
-    image = f"{settings.repo(slug)}:latest"
-    if client is not None:
-        from pipeline.lab import engine
-
-        if engine.image_exists(client, image):
-            return slug, image
-    raise BadInput(f"no workshop named {ref!r} in the archive and no image {image}")
+    # An image by name alone could be any archive's build: docpipe does not guess.
+    image = f"{settings.repo(workshop_slug(ref))}:latest"
+    where = "in the archive" if commit else f"(no archive in {workdir})"
+    raise BadInput(f"no workshop named {ref!r} {where}; to start an image anyway, name it: --image {image}")
 
 
-def up(workdir: Path, ref: str, count: int, settings: LabSettings,
-       on_line: Callable[[str], None] | None = None) -> tuple[str, list[seats.Seat]]:
-    from pipeline.lab import engine
+def make_backend(workdir: Path, settings: LabSettings, *, client: Any = None,
+                 on_line: Callable[[str], None] | None = None) -> Backend:
+    if settings.backend == "docker":
+        from pipeline.lab.seats import DockerBackend
 
-    if not 1 <= count <= settings.max_seats:
-        raise BadInput(f"--seats must be between 1 and {settings.max_seats}")
-    client = engine.client()
-    name, image = resolve_image(workdir, ref, settings, on_line=on_line, client=client)
-    return name, seats.up(client, name, image, count, bind=settings.bind, max_seats=settings.max_seats)
+        return DockerBackend(settings, workdir, client=client, on_line=on_line)
+    if settings.backend == "kubernetes":
+        try:
+            from pipeline.lab.kubernetes import KubernetesBackend  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise BadInput(f"the kubernetes lab backend is not available here ({exc})") from None
+        backend: Backend = KubernetesBackend(settings)
+        return backend
+    raise BadInput(f"lab backend {settings.backend!r} must be docker or kubernetes")
+
+
+def public_url(settings: LabSettings) -> str:
+    """[lab] public_url, else https://<this host's name>:<listen port>."""
+    if settings.public_url:
+        return links.check_public_url(settings.public_url)
+    port = settings.listen.rpartition(":")[2]
+    scheme = "http" if settings.insecure_http else "https"
+    return f"{scheme}://{socket.getfqdn() or socket.gethostname()}:{port}"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    ref: str
+    revision: str
+    desktop_port: int
+    ports: tuple[int, ...]
+    memory: int
+    cpus: float
+
+
+def image_info(client: Any, ref: str) -> ImageInfo:
+    labels = client.images.get(ref).labels or {}
+    profile = profile_for(labels.get("io.docpipe.base") or DEFAULT_BASE, "")
+    return ImageInfo(ref, labels.get("org.opencontainers.image.revision", ""),
+                     int(labels.get("io.docpipe.desktop-port", profile.desktop_port)),
+                     tuple(int(p) for p in labels.get("io.docpipe.ports", "").split(",") if p.strip().isdigit()),
+                     int(labels.get("io.docpipe.memory", DEFAULT_MEMORY)),
+                     float(labels.get("io.docpipe.cpus", DEFAULT_CPUS)))
+
+
+def class_request(workshop: str, image: ImageInfo, settings: LabSettings, *, count: int,
+                  students: list[roster.Student] | None, existing: list[SeatInfo], now: dt.datetime,
+                  class_token: str = "") -> ClassRequest:
+    """Decide every seat before any backend runs; seats already running keep their tokens."""
+    from pipeline.lab.bases import NOVNC_PROFILE
+    from pipeline.lab.seats import new_password, new_token, rfc3339
+
+    expires = rfc3339(now + dt.timedelta(seconds=ttl_seconds(settings.ttl)))
+    wanted = ([(s.seat, s.name, s.email) for s in students] if students
+              else [(f"seat-{i}", "", "") for i in range(1, count + 1)])
+    running = {s.seat: s for s in existing}
+    seats = []
+    for seat, name, email in wanted:
+        old = running.get(seat)
+        seats.append(SeatRequest(
+            seat=seat, student=name, email=email,
+            token=_token_of(old.url) if old else new_token(),
+            watch_token=_token_of(old.watch_url) if old else new_token(),
+            password=old.password if old else new_password(NOVNC_PROFILE),
+            view_password=new_password(NOVNC_PROFILE), expires=old.expires if old else expires))
+    return ClassRequest(workshop=workshop, class_id=workshop, class_token=class_token or new_token(),
+                        image=image.ref, revision=image.revision, desktop_port=image.desktop_port,
+                        ports=image.ports, memory=image.memory, cpus=image.cpus,
+                        public_url=public_url(settings), seats=tuple(seats))
+
+
+def _token_of(url: str, kind: str = "s") -> str:
+    return url.split(f"/{kind}/", 1)[1].split("/", 1)[0] if f"/{kind}/" in url else ""

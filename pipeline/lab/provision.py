@@ -71,10 +71,17 @@ def archive_workshops(workdir: Path, settings: LabSettings) -> tuple[str, list[W
 # ------------------------------------------------------------------ planning and building
 
 
+def doc_link(doc_id: str) -> str:
+    """The doc's Google Docs link: the image's source when no Gitea repository is configured."""
+    import re
+
+    return f"https://docs.google.com/document/d/{doc_id}/edit" if re.fullmatch(r"[A-Za-z0-9_-]{10,128}", doc_id) else ""
+
+
 def plan(ws: Workshop, settings: LabSettings, *, revision: str = "") -> Plan:
     assert ws.spec is not None
     ctx = dockerfile.render(ws.spec, workshop=ws.name, title=ws.title, revision=revision,
-                            source=settings.source, tdir=settings.templates)
+                            source=settings.source or doc_link(ws.doc_id), tdir=settings.templates)
     return Plan(ws.name, ws.title, settings.repo(ws.name), ctx.tag, ctx)
 
 

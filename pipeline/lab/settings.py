@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import BadInput
@@ -25,7 +26,6 @@ class LabSettings:
     build_timeout: float = DEFAULT_BUILD_TIMEOUT
     templates: Path | None = None
     source: str = ""  # the Gitea repo URL, for org.opencontainers.image.source
-    bind: str = "127.0.0.1"
     max_seats: int = 30
     dry_run: bool = False
     # Kubernetes backend (pipeline/lab/kubernetes.py)
@@ -35,10 +35,36 @@ class LabSettings:
     host: str = ""  # seats are s-<label>.<host>; tls_secret should hold *.<host>
     context: str = ""  # kubeconfig context; "" = current context (or in-cluster)
     ingress_namespace: str = "ingress-nginx"  # the only namespace seats accept traffic from
+    listen: str = "0.0.0.0:8443"
+    public_url: str = ""  # "" = https://<host name>:<port>
+    tls_cert: str = ""
+    tls_key: str = ""
+    ttl: str = "4h"
+    backend: str = "docker"
+    insecure_http: bool = False
 
     def repo(self, workshop_slug: str) -> str:
         path = f"{self.prefix}/{workshop_slug}"
         return f"{self.registry}/{path}" if self.registry else path
+
+
+_LISTEN = re.compile(r"(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):([0-9]{1,5})")
+_TTL = re.compile(r"([0-9]+)([smhd])")
+
+
+def check_listen(listen: str) -> str:
+    m = _LISTEN.fullmatch(listen)
+    if not m or not 1 <= int(m.group(1)) <= 65535:
+        raise BadInput(f"lab listen address {listen!r} must be HOST:PORT, e.g. 0.0.0.0:8443")
+    return listen
+
+
+def ttl_seconds(ttl: str) -> int:
+    m = _TTL.fullmatch(ttl.strip())
+    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)] if m else 0
+    if not 0 < seconds <= 30 * 86400:
+        raise BadInput(f"lab ttl {ttl!r} must be a duration like 90m, 3h or 2d (at most 30d)")
+    return seconds
 
 
 def _public_url(url: str | None) -> str:
@@ -86,7 +112,6 @@ def from_values(values: Mapping[str, Any], *, registry: str | None = None) -> La
         templates=_templates(values.get("templates")),
         source=values.get("source") or source_url(values.get("gitea_url"), values.get("gitea_owner"),
                                                    values.get("gitea_repo")),
-        bind=str(values.get("bind") or LabSettings.bind),
         max_seats=int(values.get("max_seats") or LabSettings.max_seats),
         dry_run=bool(values.get("dry_run")),
         namespace=str(values.get("namespace") or LabSettings.namespace),
@@ -95,24 +120,34 @@ def from_values(values: Mapping[str, Any], *, registry: str | None = None) -> La
         host=str(values.get("host") or ""),
         context=str(values.get("context") or ""),
         ingress_namespace=str(values.get("ingress_namespace") or LabSettings.ingress_namespace),
+        listen=check_listen(str(values.get("listen") or LabSettings.listen)),
+        public_url=str(values.get("public_url") or ""),
+        tls_cert=str(values.get("tls_cert") or ""),
+        tls_key=str(values.get("tls_key") or ""),
+        ttl=str(values.get("ttl") or LabSettings.ttl),
+        backend=str(values.get("backend") or LabSettings.backend),
+        insecure_http=bool(values.get("insecure_http")),
     )
 
 
-def load(workdir: Path | None, *, registry: str | None = None) -> tuple[Path, LabSettings]:
-    """The workdir and lab settings from docpipe.toml / DOCPIPE_* / flags."""
+def load(workdir: Path | None, *, registry: str | None = None, config_file: Path | None = None,
+         lab: Mapping[str, Any] | None = None) -> tuple[Path, LabSettings]:
+    """The workdir and lab settings from docpipe.toml / DOCPIPE_* / flags (`lab`: [lab] keys
+    given on the command line)."""
     from pipeline import config
 
-    cli: dict[tuple[str, str], Any] = {}
+    cli: dict[tuple[str, str], Any] = {("lab", k): v for k, v in (lab or {}).items() if k in config.SCHEMA["lab"]}
     if workdir is not None:
         cli[("", "workdir")] = str(workdir)
     if registry is not None:
         cli[("lab", "registry")] = registry
-    settings, _ = config.load_settings(cli=cli)
+    settings, _ = config.load_settings(config_file, cli=cli)
     folder = settings.folders[0]
     if workdir is not None:
         folder = next((f for f in settings.folders if Path(f.workdir) == Path(workdir)), folder)
-    lab = dict(folder.values.get("lab", {}))
+    lab_values = dict(folder.values.get("lab", {}))
     gitea = folder.values.get("gitea", {})
-    lab.update(templates=folder.values.get("render", {}).get("templates"), gitea_url=gitea.get("url"),
+    lab_values.update(templates=folder.values.get("render", {}).get("templates"), gitea_url=gitea.get("url"),
                gitea_owner=gitea.get("owner"), gitea_repo=gitea.get("repo"))
-    return Path(workdir) if workdir is not None else Path(folder.workdir), from_values(lab)
+    lab_values.update({k: v for k, v in (lab or {}).items() if k not in config.SCHEMA["lab"] and v is not None})
+    return Path(workdir) if workdir is not None else Path(folder.workdir), from_values(lab_values)

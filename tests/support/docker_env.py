@@ -15,6 +15,7 @@ import os
 import signal
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -299,10 +300,13 @@ def make_archive(workdir: Path, docs: dict[str, str]) -> str:
 class _WebSocket:
     """Just enough of RFC 6455 to speak RFB through websockify: binary frames, client masking."""
 
-    def __init__(self, host: str, port: int, path: str = "/websockify", protocol: str | None = "binary") -> None:
+    def __init__(self, host: str, port: int, path: str = "/websockify", protocol: str | None = "binary",
+                 ssl_context: "ssl.SSLContext | None" = None, server_name: str | None = None) -> None:
         import base64
 
         self.sock = socket.create_connection((host, port), timeout=10)
+        if ssl_context is not None:
+            self.sock = ssl_context.wrap_socket(self.sock, server_hostname=server_name or host)
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -380,12 +384,17 @@ def _vnc_response(password: str, challenge: bytes) -> bytes:
     return enc.update(challenge) + enc.finalize()
 
 
-def vnc_login(url: str, password: str) -> bool:
-    """Speak RFB 3.8 through the seat's websockify: True when the server accepts `password`."""
+def vnc_login(url: str, password: str, ssl_context: "ssl.SSLContext | None" = None) -> bool:
+    """Speak RFB 3.8 through the seat's websockify (behind the gateway for a /s/<token>/ link,
+    over TLS with `ssl_context`): True when the server accepts `password`."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    ws = _WebSocket(parts.hostname or "127.0.0.1", parts.port or 80)
+    path = "/websockify"
+    if "/s/" in parts.path:
+        path = parts.path.split("/s/", 1)[0] + "/s/" + parts.path.split("/s/", 1)[1].split("/", 1)[0] + "/websockify"
+    ws = _WebSocket(parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80), path,
+                    ssl_context=ssl_context if parts.scheme == "https" else None)
     try:
         version = ws.recv(12)
         assert version.startswith(b"RFB "), version
@@ -437,7 +446,7 @@ def sample_build(docker_engine, registry, test_base, tmp_path_factory) -> Iterat
     try:
         yield SampleBuild(workdir, commit, settings, results[0], seconds, docker_engine)
     finally:
-        for c in docker_engine.containers.list(all=True, filters={"label": "io.docpipe.seat=ws-go-promisegrid"}):
+        for c in docker_engine.containers.list(all=True, filters={"label": "docpipe.io/workshop=ws-go-promisegrid"}):
             if prefix in (c.attrs.get("Config", {}).get("Image") or ""):
                 c.remove(force=True)
         for image in docker_engine.images.list():

@@ -10,7 +10,11 @@ umask 077
 mkdir -p "$HOME/.docpipe"
 # printf is a shell builtin: the password never appears in a process's argv.
 printf '%s\n' "$VNC_PASSWORD" > "$HOME/.docpipe/vncpass"
-unset VNC_PASSWORD
+# x11vnc reads view-only passwords after this marker: the watch link can look, never type.
+if [ -n "${VNC_VIEW_PASSWORD:-}" ]; then
+    printf '__BEGIN_VIEWONLY__\n%s\n' "$VNC_VIEW_PASSWORD" >> "$HOME/.docpipe/vncpass"
+fi
+unset VNC_PASSWORD VNC_VIEW_PASSWORD
 umask 022
 
 Xvfb "$DISPLAY" -screen 0 "${GEOMETRY}x24" -nolisten tcp &
@@ -19,6 +23,12 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 openbox &
+tint2 >/dev/null 2>&1 &
+# The workshop's first port (written by docpipe from the validated spec) opens in the browser.
+if [ -r /etc/docpipe/first-port ]; then
+    port=$(tr -cd '0-9' < /etc/docpipe/first-port)
+    [ -n "$port" ] && (cd "$HOME" && exec firefox-esr --new-instance "http://localhost:$port/" >/dev/null 2>&1) &
+fi
 
 # Autostart entries are data (.desktop files written by docpipe from a validated spec):
 # their Exec= line is split into words, never evaluated by the shell; globbing is off.

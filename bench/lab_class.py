@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""A class of N seats behind the gateway, on a real Docker Engine, with the sample workshop's image.
+
+Figures: seconds from `lab up --seats N` until every seat's desktop page answers through the
+gateway (HTTPS, verified with the local CA); idle memory per seat from `docker stats` after the
+seats settled; baseline (same run): one seat's time to answer. Goals: N=20 in <= 30 s, <= 150 MB
+idle per seat. The class, its gateway and the workshop images are removed at the end.
+
+    python bench/lab_class.py [--seats 20] [--settle 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.lab import engine, provision
+from pipeline.lab.settings import from_values
+from tests.support.docker_env import SAMPLE_WORKSHOP, make_archive
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _up(workdir: Path, env: dict[str, str], seats: int, ca: Path) -> float:
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "up", "ws-go-promisegrid", "--seats",
+                          str(seats), "--json"], capture_output=True, text=True, env=env, check=True, timeout=900)
+    ctx = ssl.create_default_context(cafile=str(ca))
+    for seat in json.loads(out.stdout)["seats"]:  # lab up waits itself; check each again from outside
+        with urllib.request.urlopen(seat["url"].split("#")[0], timeout=10, context=ctx) as r:
+            assert r.status == 200
+    return time.monotonic() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seats", type=int, default=20)
+    ap.add_argument("--settle", type=float, default=20.0)
+    args = ap.parse_args()
+    client = engine.client()
+    prefix = f"docpipe-bench-{os.urandom(3).hex()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        make_archive(workdir, {"workshops/ws-go-promisegrid.md": SAMPLE_WORKSHOP})
+        provision.provision(workdir, from_values({"prefix": prefix}))
+        port = _port()
+        env = {**os.environ, "DOCPIPE_WORKDIR": str(workdir), "DOCPIPE_LAB_PREFIX": prefix,
+               "DOCPIPE_LAB_LISTEN": f"127.0.0.1:{port}", "DOCPIPE_LAB_PUBLIC_URL": f"https://localhost:{port}",
+               "DOCPIPE_LAB_MAX_SEATS": str(max(args.seats, 30))}
+        ca = workdir / "lab" / "ca" / "ca.crt"
+        down = [sys.executable, "-m", "pipeline.cli", "lab", "down", "ws-go-promisegrid"]
+        try:
+            one = _up(workdir, env, 1, ca)
+            subprocess.run(down, env=env, check=True, capture_output=True)
+            many = _up(workdir, env, args.seats, ca)
+            time.sleep(args.settle)
+            mems = []
+            for c in client.containers.list(filters={"label": "docpipe.io/workshop=ws-go-promisegrid"}):
+                stats = c.stats(stream=False)
+                mem = stats["memory_stats"]
+                mems.append((mem.get("usage", 0) - mem.get("stats", {}).get("inactive_file", 0)) / 1024**2)
+        finally:
+            subprocess.run(down, env=env, capture_output=True, check=False)
+            for image in client.images.list():
+                for tag in image.tags:
+                    if prefix in tag:
+                        client.images.remove(tag, force=True)
+    print(f"1 seat up and answering through the gateway: {one:.1f} s (baseline)")
+    print(f"{args.seats} seats up and answering: {many:.1f} s ({many / one:.1f}x one seat; goal <= 30 s)")
+    print(f"idle memory per seat after {args.settle:g} s: mean {sum(mems) / len(mems):.0f} MB, "
+          f"max {max(mems):.0f} MB (goal <= 150 MB)")
+
+
+if __name__ == "__main__":
+    main()

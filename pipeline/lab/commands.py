@@ -1,0 +1,198 @@
+"""`docpipe lab ...`: start, list, watch, reap and remove the seats of a class."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from pipeline.lab.backend import Backend, SeatInfo
+
+lab_app = typer.Typer(help="Lab desktops: start, list and remove seats of a workshop.", no_args_is_help=True)
+
+WorkdirOpt = typer.Option(None, "--workdir", envvar="DOCPIPE_WORKDIR", help="Working directory [default: .docpipe].")
+ConfigOpt = typer.Option(None, "--config", envvar="DOCPIPE_CONFIG", help="Config file [default: ./docpipe.toml].")
+JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout.")
+BackendOpt = typer.Option(None, "--backend", help="Where seats run: docker or kubernetes [config: lab.backend].")
+
+
+def _emit(summary: dict[str, Any], as_json: bool, text: str) -> None:
+    print(json.dumps(summary, sort_keys=True) if as_json else text)
+
+
+def _setup(workdir: Path | None, config: Path | None, check: Callable[[Any], None] | None = None,
+           **lab: Any) -> tuple[Path, Any, Backend]:
+    """Settings, the backend, and a reap of expired seats first (every lab command does it)."""
+    from pipeline.lab import instructor
+    from pipeline.lab import settings as lab_settings
+    from pipeline.lab.seats import now_rfc3339
+    from pipeline.progress import log
+
+    wd, settings = lab_settings.load(workdir, config_file=config, lab=lab)
+    if check is not None:
+        check(settings)  # bad input is refused before any engine is asked
+    backend = instructor.make_backend(wd, settings, on_line=build_lines(log))
+    reaped = backend.reap(now_rfc3339())
+    if reaped:
+        log(f"docpipe: removed {reaped} expired seat(s)")
+    return wd, settings, backend
+
+
+def build_lines(log: Callable[[str], None]) -> Callable[[str], None]:
+    """One progress line per Dockerfile step (the engine's `Step i/n : ...`), cut to one line."""
+    def on_line(line: str) -> None:
+        if line.startswith("Step "):
+            log(f"docpipe: build {line[:160]}")
+    return on_line
+
+
+def _left(expires: str) -> str:
+    try:
+        end = dt.datetime.strptime(expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return "?"
+    seconds = int((end - dt.datetime.now(dt.UTC)).total_seconds())
+    if seconds <= 0:
+        return "expired"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _table(seats: list[SeatInfo]) -> str:
+    rows = [f"{'seat':<24} {'student':<24} {'left':<8} {'password':<10} url"]
+    rows += [f"{s.seat:<24} {s.student[:24]:<24} {_left(s.expires):<8} {s.password:<10} {s.url}" for s in seats]
+    for s in seats:
+        for port, url in sorted(s.ports.items()):
+            rows.append(f"  {s.seat} port {port}: {url}")
+    return "\n".join(rows)
+
+
+def _gateway_url(seats: list[SeatInfo]) -> str:
+    return seats[0].url.split("/s/", 1)[0] if seats else ""
+
+
+@lab_app.command("up")
+def lab_up(
+    workshop: str = typer.Argument(..., help="Workshop Name: header or path slug, or a Google Docs link / file id."),
+    seats: int = typer.Option(1, "--seats", help="How many desktops (without a roster)."),
+    students: Path | None = typer.Option(None, "--students", help="Roster CSV (column name, optional email): one seat each."),
+    ttl: str | None = typer.Option(None, "--ttl", help="Seat lifetime, e.g. 3h [config: lab.ttl, default 4h]."),
+    listen: str | None = typer.Option(None, "--listen", help="Gateway HOST:PORT [default: 0.0.0.0:8443]."),
+    public_url: str | None = typer.Option(None, "--public-url", help="Base of every link [default: https://<host>:<port>]."),
+    insecure_http: bool = typer.Option(False, "--insecure-http", help="Serve plain HTTP (no TLS) at the gateway."),
+    image: str | None = typer.Option(None, "--image", help="Start this image even if it is not the archive's."),
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Start a class of desktops behind the gateway and print each student's link and password."""
+    from pipeline.errors import BadInput
+    from pipeline.lab import engine, instructor, roster
+    from pipeline.lab.settings import ttl_seconds
+    from pipeline.lab.spec import workshop_slug
+    from pipeline.progress import log
+
+    roster_rows = roster.load(students) if students else None
+    count = len(roster_rows) if roster_rows else seats
+
+    def check(settings: Any) -> None:
+        if not 1 <= count <= settings.max_seats:
+            raise BadInput(f"--seats must be between 1 and {settings.max_seats}")
+        ttl_seconds(settings.ttl)
+        instructor.public_url(settings)
+
+    wd, settings, backend = _setup(workdir, config, check, ttl=ttl, listen=listen, public_url=public_url,
+                                   backend=backend_name, insecure_http=insecure_http or None)
+    client = engine.client()
+    if image:
+        name = workshop_slug(workshop)
+        ref = image
+        if not engine.image_exists(client, ref):
+            raise BadInput(f"no image {ref} on this engine")
+    else:
+        name, ref = instructor.resolve_image(wd, workshop, settings, on_line=build_lines(log), client=client)
+    info = instructor.image_info(client, ref)
+    log(f"docpipe: starting {ref} (revision {info.revision[:12] or 'unknown'})")
+    existing = backend.status(name)
+    class_token = getattr(backend, "class_token", lambda _w: "")(name)
+    request = instructor.class_request(name, info, settings, count=count, students=roster_rows,
+                                       existing=existing, now=dt.datetime.now(dt.UTC),
+                                       class_token=class_token)
+    started = backend.up(request)
+    if roster_rows:
+        out = wd / "lab" / f"{name}-seats.csv"
+        roster.write_seats_csv(out, [(s.student, next((r.email for r in roster_rows if r.seat == s.seat), ""),
+                                      s.url, s.expires) for s in started])
+        log(f"docpipe: wrote {out}")
+    ca = getattr(backend, "ca", None)
+    if ca is not None and not as_json:
+        from pipeline.lab.gateway import ca_hint
+
+        log(f"docpipe: {ca_hint(ca)}")
+    _emit({"workshop": name, "gateway": request.public_url, "image": ref, "revision": info.revision,
+           "class_url": f"{request.public_url}/class/{request.class_token}/",
+           "seats": [s.to_json() for s in started]}, as_json, _table(started))
+
+
+@lab_app.command("down")
+def lab_down(
+    workshop: str = typer.Argument(..., help="Workshop name (as `lab status` shows it)."),
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Remove every seat of a workshop (and the gateway when no class is left)."""
+    from pipeline.lab.spec import workshop_slug
+
+    _, _, backend = _setup(workdir, config, backend=backend_name)
+    name = workshop_slug(workshop)
+    print(f"removed {backend.down(name)} seat(s) of {name}")
+
+
+@lab_app.command("status")
+def lab_status(
+    workshop: str | None = typer.Argument(None, help="Only this workshop."),
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """List the running seats (with the time each has left)."""
+    from pipeline.lab.spec import workshop_slug
+
+    _, _, backend = _setup(workdir, config, backend=backend_name)
+    found = backend.status(workshop_slug(workshop) if workshop else None)
+    workshops = sorted({s.workshop for s in found})
+    _emit({"workshop": workshops[0] if len(workshops) == 1 else "", "gateway": _gateway_url(found),
+           "seats": [s.to_json() for s in found]}, as_json, _table(found) if found else "no seats running")
+
+
+@lab_app.command("watch")
+def lab_watch(
+    workshop: str = typer.Argument(..., help="Workshop name."),
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Print each seat's view-only link (it can watch, never type or click)."""
+    from pipeline.lab.spec import workshop_slug
+
+    _, _, backend = _setup(workdir, config, backend=backend_name)
+    found = backend.status(workshop_slug(workshop))
+    _emit({"seats": [{"seat": s.seat, "student": s.student, "watch_url": s.watch_url} for s in found]}, as_json,
+          "\n".join(f"{s.seat:<24} {s.watch_url}" for s in found) or "no seats running")
+
+
+@lab_app.command("reap")
+def lab_reap(
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Remove every seat past its expiry (every lab command does this first)."""
+    _setup(workdir, config, backend=backend_name)

@@ -1,0 +1,105 @@
+"""A class roster (CSV with `name`, optional `email`) -> seat names; the seats CSV for a mail merge.
+
+Names are untrusted: they become DNS-1123 slugs for seat names (never paths or markup) and are
+kept as plain text only where a person reads them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import BadInput
+
+MAX_NAME = 100
+MAX_STUDENTS = 500
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Student:
+    name: str
+    email: str
+    seat: str
+
+
+def slug(name: str) -> str:
+    """A DNS-1123 label from a display name: ASCII letters/digits and single hyphens."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:40].strip("-")
+    return text or "student"
+
+
+def parse(data: str, *, source: str = "roster") -> list[Student]:
+    reader = csv.DictReader(io.StringIO(data))
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "name" not in fields:
+        raise BadInput(f"{source} has no `name` column (a CSV with a header line: name,email)")
+    reader.fieldnames = fields
+    students: list[Student] = []
+    taken: set[str] = set()
+    for line, row in enumerate(reader, start=2):
+        name = (row.get("name") or "").strip()
+        email = (row.get("email") or "").strip()
+        if not name:
+            continue
+        if len(name) > MAX_NAME or _CONTROL.search(name):
+            raise BadInput(f"{source} line {line}: a name must be one line of at most {MAX_NAME} characters")
+        if email and not re.fullmatch(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+", email):
+            raise BadInput(f"{source} line {line}: {email[:60]!r} is not an email address")
+        base = slug(name)
+        seat, n = base, 2
+        while seat in taken:  # two Ada Lovelaces get ada-lovelace and ada-lovelace-2
+            seat, n = f"{base}-{n}", n + 1
+        taken.add(seat)
+        students.append(Student(name, email, seat))
+        if len(students) > MAX_STUDENTS:
+            raise BadInput(f"{source} has more than {MAX_STUDENTS} students")
+    if not students:
+        raise BadInput(f"{source} names no students")
+    return students
+
+
+def load(path: Path) -> list[Student]:
+    try:
+        data = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read roster {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return parse(data, source=str(path))
+
+
+def _cell(text: str) -> str:
+    # A leading =, +, - or @ makes spreadsheets evaluate the cell: keep names inert there too.
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def seats_csv(rows: Sequence[tuple[str, str, str, str]]) -> bytes:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["student", "email", "url", "expires"])
+    for row in rows:
+        w.writerow([_cell(v) for v in row])
+    return out.getvalue().encode("utf-8")
+
+
+def write_seats_csv(path: Path, rows: Sequence[tuple[str, str, str, str]]) -> None:
+    """Atomically, owner-only: the links carry the seats' passwords."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(seats_csv(rows))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

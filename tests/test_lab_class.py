@@ -1,0 +1,190 @@
+"""A class through the gateway, for real: HTTPS with the local CA, noVNC and RFB through nginx,
+tokens that route only to their own seat, no host ports on seats, expiry and reap."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.docker_env import (  # noqa: F401  (fixtures)
+    Browser,
+    SampleBuild,
+    browser,
+    docker_engine,
+    registry,
+    sample_build,
+    test_base,
+    vnc_login,
+)
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+WORKSHOP = "ws-go-promisegrid"
+CANVAS_SIZE = ("(() => { const c = document.querySelector('#noVNC_container canvas');"
+               " return c && c.width > 0 ? c.width + 'x' + c.height : ''; })()")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Class:
+    def __init__(self, build: SampleBuild, port: int) -> None:
+        self.build, self.port = build, port
+        self.public = f"https://localhost:{port}"
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DOCPIPE_LAB_REGISTRY": self.build.settings.registry,  # type: ignore[attr-defined]
+               "DOCPIPE_LAB_PREFIX": self.build.settings.prefix,  # type: ignore[attr-defined]
+               "DOCPIPE_LAB_LISTEN": f"127.0.0.1:{self.port}", "DOCPIPE_LAB_PUBLIC_URL": self.public,
+               "DOCPIPE_WORKDIR": str(self.build.workdir)}
+        return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], check=False, capture_output=True,
+                              text=True, env=env, timeout=900)
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.build.workdir / "lab" / "ca" / "ca.crt"))
+
+    def get(self, url: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(url, timeout=10, context=self.tls()) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+
+@pytest.fixture(scope="module")
+def klass(sample_build: SampleBuild) -> Iterator[tuple[Class, dict]]:  # type: ignore[type-arg]
+    """One class of two seats (and so one gateway) for the whole module."""
+    c = Class(sample_build, _free_port())
+    up = c.cli("lab", "up", WORKSHOP, "--seats", "2", "--json")
+    try:
+        assert up.returncode == 0, up.stderr
+        yield c, json.loads(up.stdout)
+    finally:
+        c.cli("lab", "down", WORKSHOP)
+        c.cli("lab", "down", "expiring")
+
+
+@pytest.mark.docker
+def test_two_seats_serve_novnc_over_https_and_speak_rfb_through_the_gateway(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
+    c, data = klass
+    assert data["workshop"] == WORKSHOP and data["gateway"] == c.public and len(data["seats"]) == 2
+    first, second = data["seats"]
+    for seat in (first, second):
+        assert seat["url"].startswith(f"{c.public}/s/") and "?" not in seat["url"]
+        page, fragment = seat["url"].split("#", 1)
+        assert f"password={seat['password']}" in fragment and seat["password"] not in page
+        status, body = c.get(page)  # verified against the generated CA
+        assert status == 200 and b"noVNC" in body
+        assert vnc_login(seat["url"], seat["password"], c.tls())
+        assert seat["ports"]["8080"] == seat["url"].split("vnc.html")[0] + "port/8080/"
+        assert seat["expires"].endswith("Z")
+    # A token opens its own seat only: the other seat's password fails there.
+    assert not vnc_login(first["url"], second["password"], c.tls())
+    assert first["url"].split("/s/")[1].split("/")[0] != second["url"].split("/s/")[1].split("/")[0]
+    # Unknown tokens reach no seat.
+    assert c.get(f"{c.public}/s/not-a-token-at-all-0000000000/")[0] == 404
+    assert c.get(f"{c.public}/")[0] == 404
+    # Plain HTTP is not served.
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+        urllib.request.urlopen(f"http://127.0.0.1:{c.port}/s/x/", timeout=5).read()
+
+
+@pytest.mark.docker
+def test_seats_publish_no_host_port_and_sit_on_the_private_network(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
+    c, data = klass
+    client = c.build.client
+    for seat in data["seats"]:
+        container = client.containers.get(seat["container"])  # type: ignore[attr-defined]
+        assert not container.attrs["HostConfig"].get("PortBindings")
+        assert all(not v for v in (container.attrs["NetworkSettings"]["Ports"] or {}).values())
+        assert list(container.attrs["NetworkSettings"]["Networks"]) == ["docpipe-lab"]
+        labels = container.labels
+        assert labels["app.kubernetes.io/name"] == "docpipe-seat" and labels["docpipe.io/workshop"] == WORKSHOP
+        assert labels["docpipe.io/seat"] == seat["seat"] and labels["docpipe.io/expires"] == seat["expires"]
+    network = client.networks.get("docpipe-lab")  # type: ignore[attr-defined]
+    assert network.attrs["Internal"] is True
+
+
+@pytest.mark.docker
+def test_workshop_port_answers_through_the_gateway(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
+    c, data = klass
+    seat = data["seats"][0]
+    container = c.build.client.containers.get(seat["container"])  # type: ignore[attr-defined]
+    serve = "mkdir -p /tmp/www && echo docpipe-port-ok > /tmp/www/ok.txt && cd /tmp/www && exec python3 -m http.server 8080"
+    container.exec_run(["sh", "-c", serve], user="student", detach=True)
+    deadline = time.monotonic() + 20
+    status, body = 0, b""
+    while time.monotonic() < deadline:
+        status, body = c.get(seat["ports"]["8080"] + "ok.txt")
+        if status == 200:
+            break
+        time.sleep(0.5)
+    assert status == 200 and body == b"docpipe-port-ok\n", (status, body[:200])
+    # The other seat's port 8080 is its own (nothing listens there).
+    assert c.get(data["seats"][1]["ports"]["8080"] + "ok.txt")[0] == 502
+
+
+@pytest.mark.docker
+def test_status_shows_time_left_and_watch_links_are_view_only(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
+    c, data = klass
+    status = c.cli("lab", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    listed = json.loads(status.stdout)["seats"]
+    assert sorted(s["url"] for s in listed if s["workshop"] == WORKSHOP) == sorted(s["url"] for s in data["seats"])
+    text = c.cli("lab", "status", WORKSHOP)
+    assert "3h" in text.stdout or "4h" in text.stdout or "3h5" in text.stdout, text.stdout
+    watch = c.cli("lab", "watch", WORKSHOP, "--json")
+    links = json.loads(watch.stdout)["seats"]
+    for seat, link in zip(data["seats"], links):
+        assert link["watch_url"] == seat["watch_url"] and "view_only=1" in link["watch_url"]
+        view_password = link["watch_url"].split("password=")[1]
+        assert vnc_login(link["watch_url"], view_password, c.tls())  # accepted (as a viewer)
+        assert not vnc_login(link["watch_url"], "wrongpw1", c.tls())
+    status_code, page = c.get(data["class_url"])
+    assert status_code == 200 and page.count(b"<iframe") == 2
+
+
+@pytest.mark.docker
+def test_an_expired_seat_gets_404_and_reap_removes_it(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
+    c, data = klass
+    image = c.build.first.tags[0]  # type: ignore[attr-defined]
+    up = c.cli("lab", "up", "expiring", "--image", image, "--seats", "1", "--ttl", "20s", "--json")
+    assert up.returncode == 0, up.stderr
+    seat = json.loads(up.stdout)["seats"][0]
+    assert c.get(seat["url"].split("#")[0])[0] == 200
+    time.sleep(28)  # past the expiry, plus the gateway's 5 s sweep
+    assert c.get(seat["url"].split("#")[0])[0] == 404  # before any docpipe command ran
+    client = c.build.client
+    assert client.containers.get(seat["container"])  # type: ignore[attr-defined]
+    reap = c.cli("lab", "reap")
+    assert reap.returncode == 0, reap.stderr
+    assert not client.containers.list(all=True, filters={"name": seat["container"]})  # type: ignore[attr-defined]
+    # The other class is untouched.
+    assert c.get(data["seats"][0]["url"].split("#")[0])[0] == 200
+
+
+@pytest.mark.docker
+@pytest.mark.browser
+def test_a_browser_opens_the_desktop_link_through_the_gateway(klass: tuple[Class, dict], browser: Browser) -> None:  # type: ignore[type-arg]
+    _, data = klass
+    browser.call("Security.setIgnoreCertificateErrors", ignore=True)  # TLS itself is checked above with the CA
+    browser.call("Page.navigate", url=data["seats"][0]["url"])
+    assert browser.wait_for(CANVAS_SIZE, 30) == "1280x800"
+    time.sleep(2)
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "lab-class-gateway.png"
+    browser.screenshot(shot)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,69 @@
+"""Rosters and links, no engine needed: hostile names stay inert, links keep passwords out of queries."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import BadInput
+from pipeline.lab import gateway, links, roster
+
+DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def test_hostile_names_become_inert_seat_names_and_text(tmp_path: Path) -> None:
+    names = ["../x", "Robert'); DROP TABLE--", '"quoted"', "<script>alert(1)</script>", "Ada Lovelace",
+             "Ada Lovelace", "=HYPERLINK(\"http://evil\")", "Zoë Ünicode", "../../etc/passwd"]
+    data = "name,email\n" + "".join(f'"{n.replace(chr(34), chr(34) * 2)}",\n' for n in names)
+    students = roster.parse(data)
+    assert [s.name for s in students] == names
+    seats = [s.seat for s in students]
+    assert len(set(seats)) == len(seats)
+    assert all(DNS1123.fullmatch(s) and len(s) <= 63 for s in seats), seats
+    assert seats[4:6] == ["ada-lovelace", "ada-lovelace-2"] and seats[0] == "x"
+    # The mail-merge CSV keeps names as text, and a formula stays a string in a spreadsheet.
+    out = tmp_path / "lab" / "w-seats.csv"
+    roster.write_seats_csv(out, [(s.name, s.email, "https://h/s/t/", "2026-12-04T18:00:00Z") for s in students])
+    rows = list(csv.reader(io.StringIO(out.read_text())))
+    assert rows[0] == ["student", "email", "url", "expires"] and rows[3][0] == '"quoted"'
+    assert rows[7][0].startswith("'=") and out.stat().st_mode & 0o077 == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["w-seats.csv"]
+    # The instructor's grid page escapes them.
+    page = gateway.class_html(gateway.ClassPage("t" * 32, "w", tuple((s.name, "https://h/x") for s in students)))
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+
+
+@pytest.mark.parametrize("data,message", [
+    ("name\n" + "A" * 300 + "\n", "at most 100 characters"),
+    ("email\na@b.c\n", "no `name` column"),
+    ("name,email\nx,not an address\n", "is not an email address"),
+    ("name\n\n", "names no students"),
+])
+def test_bad_rosters_are_refused(data: str, message: str) -> None:
+    with pytest.raises(BadInput, match=message):
+        roster.parse(data)
+
+
+def test_desktop_link_carries_the_password_only_in_the_fragment() -> None:
+    url = links.desktop_url("https://lab.example.org:8443", "TOK", "p&w=1")
+    page, fragment = url.split("#", 1)
+    assert page == "https://lab.example.org:8443/s/TOK/vnc.html" and "p%26w%3D1" in fragment
+    assert "path=s/TOK/websockify" in fragment
+    assert "path=lab/s/TOK/websockify" in links.desktop_url("https://h/lab", "TOK", "p")
+    assert links.port_url("https://h:1", "TOK", 8080) == "https://h:1/s/TOK/port/8080/"
+
+
+def test_gateway_refuses_tokens_or_addresses_that_would_inject_config() -> None:
+    from pipeline.errors import DocpipeError
+
+    good = gateway.Route("s", "A" * 32, "B" * 32, "172.20.0.2", 6080, (8080,), "2026-12-04T18:00:00Z")
+    conf = gateway.seat_conf(good)
+    assert "proxy_pass http://172.20.0.2:8080/;" in conf and "location /s/" + "A" * 32 + "/ {" in conf
+    for bad in (good.__class__(**{**good.__dict__, "token": "x; } location / { proxy_pass http://evil"}),
+                good.__class__(**{**good.__dict__, "address": "evil.example; "})):
+        with pytest.raises(DocpipeError):
+            gateway.seat_conf(bad)

@@ -62,7 +62,7 @@ def remote_digest(c: Any, ref: str) -> str | None:
     from docker.errors import APIError
 
     try:
-        return c.api.inspect_distribution(ref)["Descriptor"]["digest"]
+        return str(c.api.inspect_distribution(ref)["Descriptor"]["digest"])
     except (APIError, KeyError):
         return None
 
@@ -112,7 +112,7 @@ def build(c: Any, context_tar: bytes, tags: list[str], *, timeout: float = DEFAU
     for ref in tags[1:]:
         repo, _, tag = ref.rpartition(":")
         image.tag(repo, tag)
-    return image.id
+    return str(image.id)
 
 
 def push(c: Any, ref: str) -> str:

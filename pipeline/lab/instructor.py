@@ -16,6 +16,7 @@ from pipeline.lab.backend import Backend, ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.bases import profile_for
 from pipeline.lab.settings import LabSettings, ttl_seconds
 from pipeline.lab.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY, workshop_slug
+from pipeline.workshops import Workshop
 
 _DOC_LINK = re.compile(r"https://docs\.google\.com/document/(?:u/\d+/)?d/([A-Za-z0-9_-]{20,})")
 _FILE_ID = re.compile(r"[A-Za-z0-9_-]{25,}")
@@ -43,7 +44,7 @@ def _pull_doc(workdir: Path, file_id: str) -> None:
     replay(workdir, quiet=True)
 
 
-def resolve_workshop(workdir: Path, ref: str, settings: LabSettings) -> tuple[str, provision.Workshop | None]:
+def resolve_workshop(workdir: Path, ref: str, settings: LabSettings) -> tuple[str, Workshop | None]:
     """(archive commit, the workshop WORKSHOP names); a Docs link or file id is pulled first."""
     file_id = doc_id_of(ref)
     if file_id:

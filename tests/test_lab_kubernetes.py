@@ -296,3 +296,30 @@ def test_class_flow_on_a_real_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         assert backend.down(workshop) in (0, 2)
     assert backend.status(workshop) == []
+
+
+def test_cli_dry_run_prints_a_stream_kubectl_applies(tmp_path: Path) -> None:
+    """`docpipe lab up --backend kubernetes --dry-run -o yaml`: no cluster, no engine (the image is a
+    digest), one seat per roster line, every document strictly valid, hostile names inert."""
+    import subprocess
+    import sys
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text('name,email\nAda Lovelace,ada@example.org\n"<script>alert(1)</script>",\n../x,\n')
+    image = "registry.example.org:5000/docpipe/ws-go@sha256:" + "ab" * 32
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "lab", "up", "ws-go", "--backend", "kubernetes", "--dry-run", "-o", "yaml",
+         "--image", image, "--students", str(roster), "--workdir", str(tmp_path / "wd")],
+        capture_output=True, text=True, env={**os.environ, "KUBECONFIG": str(tmp_path / "none")}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    docs = list(yaml.safe_load_all(proc.stdout))
+    assert sorted(d["kind"] for d in docs) == ["Deployment"] * 3 + ["Ingress", "NetworkPolicy"] + ["Secret"] * 3 + ["Service"] * 3
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in deployments} == {image}
+    assert "<script>" not in json.dumps([d["metadata"].get("labels") for d in docs])
+    # Without -o yaml, or on the Docker backend, --dry-run says what it needs.
+    bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "up", "ws-go", "--dry-run", "--image", image,
+                          "--workdir", str(tmp_path / "wd")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "-o yaml" in bad.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -84,6 +85,8 @@ def lab_up(
     public_url: str | None = typer.Option(None, "--public-url", help="Base of every link [default: https://<host>:<port>]."),
     insecure_http: bool = typer.Option(False, "--insecure-http", help="Serve plain HTTP (no TLS) at the gateway."),
     image: str | None = typer.Option(None, "--image", help="Start this image even if it is not the archive's."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be applied (with -o yaml); start nothing."),
+    output: str | None = typer.Option(None, "-o", "--output", help="With --dry-run: yaml (Kubernetes manifests)."),
     backend_name: str | None = BackendOpt,
     workdir: Path | None = WorkdirOpt,
     config: Path | None = ConfigOpt,
@@ -105,6 +108,10 @@ def lab_up(
         ttl_seconds(settings.ttl)
         instructor.public_url(settings)
 
+    if dry_run or output:
+        _dry_run(workshop, image, output, count, roster_rows, check, workdir, config, ttl=ttl, listen=listen,
+                 public_url=public_url, backend=backend_name, insecure_http=insecure_http or None)
+        return
     wd, settings, backend = _setup(workdir, config, check, ttl=ttl, listen=listen, public_url=public_url,
                                    backend=backend_name, insecure_http=insecure_http or None)
     client = engine.client()
@@ -116,7 +123,9 @@ def lab_up(
     else:
         name, ref = instructor.resolve_image(wd, workshop, settings, on_line=build_lines(log), client=client)
     info = instructor.image_info(client, ref)
-    log(f"docpipe: starting {ref} (revision {info.revision[:12] or 'unknown'})")
+    if settings.backend == "kubernetes":  # nodes pull the image by digest from the registry
+        info = dataclasses.replace(info, ref=instructor.pinned(client, ref))
+    log(f"docpipe: starting {info.ref} (revision {info.revision[:12] or 'unknown'})")
     existing = backend.status(name)
     class_token = getattr(backend, "class_token", lambda _w: "")(name)
     request = instructor.class_request(name, info, settings, count=count, students=roster_rows,
@@ -136,6 +145,37 @@ def lab_up(
     _emit({"workshop": name, "gateway": request.public_url, "image": ref, "revision": info.revision,
            "class_url": f"{request.public_url}/class/{request.class_token}/",
            "seats": [s.to_json() for s in started]}, as_json, _table(started))
+
+
+def _dry_run(workshop: str, image: str | None, output: str | None, count: int, roster_rows: Any,
+             check: Callable[[Any], None], workdir: Path | None, config: Path | None, **lab: Any) -> None:
+    """`lab up --backend kubernetes --dry-run -o yaml`: every manifest as one YAML stream that
+    `kubectl apply -f -` takes, without a cluster (and without an engine when --image is a digest)."""
+    from pipeline.errors import BadInput
+    from pipeline.lab import engine, instructor
+    from pipeline.lab import settings as lab_settings
+    from pipeline.lab.kubernetes import dry_run_yaml
+    from pipeline.lab.spec import workshop_slug
+    from pipeline.progress import log
+
+    if output != "yaml":
+        raise BadInput("--dry-run prints Kubernetes manifests: use it with -o yaml")
+    wd, settings = lab_settings.load(workdir, config_file=config, lab=lab)
+    check(settings)
+    if settings.backend != "kubernetes":
+        raise BadInput("--dry-run -o yaml prints Kubernetes manifests: add --backend kubernetes")
+    if image and "@sha256:" in image:
+        name, info = workshop_slug(workshop), instructor.plain_image_info(image)
+    else:
+        client = engine.client()
+        if image:
+            name, ref = workshop_slug(workshop), image
+        else:
+            name, ref = instructor.resolve_image(wd, workshop, settings, on_line=build_lines(log), client=client)
+        info = dataclasses.replace(instructor.image_info(client, ref), ref=instructor.pinned(client, ref))
+    request = instructor.class_request(name, info, settings, count=count, students=roster_rows, existing=[],
+                                       now=dt.datetime.now(dt.UTC))
+    typer.echo(dry_run_yaml(request, settings), nl=False)
 
 
 @lab_app.command("down")

@@ -13,11 +13,12 @@ from typing import Any
 from pipeline.errors import BadInput
 from pipeline.lab import links, provision, roster
 from pipeline.lab.backend import Backend, ClassRequest, SeatInfo, SeatRequest
-from pipeline.lab.bases import profile_for
+from pipeline.lab.bases import NOVNC_PROFILE, profile_for
 from pipeline.lab.settings import LabSettings, ttl_seconds
 from pipeline.lab.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY, workshop_slug
 from pipeline.workshops import Workshop
 
+NOVNC_DESKTOP_PORT = NOVNC_PROFILE.desktop_port
 _DOC_LINK = re.compile(r"https://docs\.google\.com/document/(?:u/\d+/)?d/([A-Za-z0-9_-]{20,})")
 _FILE_ID = re.compile(r"[A-Za-z0-9_-]{25,}")
 
@@ -82,7 +83,7 @@ def make_backend(workdir: Path, settings: LabSettings, *, client: Any = None,
         return DockerBackend(settings, workdir, client=client, on_line=on_line)
     if settings.backend == "kubernetes":
         try:
-            from pipeline.lab.kubernetes import KubernetesBackend  # type: ignore[import-not-found,unused-ignore]
+            from pipeline.lab.kubernetes import KubernetesBackend
         except ImportError as exc:
             raise BadInput(f"the kubernetes lab backend is not available here ({exc})") from None
         backend: Backend = KubernetesBackend(settings)
@@ -107,6 +108,25 @@ class ImageInfo:
     ports: tuple[int, ...]
     memory: int
     cpus: float
+
+
+def pinned(client: Any, ref: str) -> str:
+    """`ref` by digest (registry/repo@sha256:...), as Kubernetes nodes must pull it: seats of one
+    class then run the very same image even if the tag moves."""
+    if "@sha256:" in ref:
+        return ref
+    repo = ref.rpartition(":")[0] if ":" in ref.rpartition("/")[2] else ref
+    digests = [d for d in (client.images.get(ref).attrs.get("RepoDigests") or []) if d.startswith(repo + "@")]
+    if not digests:
+        raise BadInput(f"{ref} is not in a registry the cluster can pull from: set [lab] registry "
+                       "(docpipe pushes the image there), or pass --image REGISTRY/REPO@sha256:...")
+    return str(sorted(digests)[0])
+
+
+def plain_image_info(ref: str) -> ImageInfo:
+    """What a seat needs to know of an image docpipe cannot inspect (a digest for a remote
+    cluster, planned without a Docker Engine): docpipe's own desktop base."""
+    return ImageInfo(ref, "", NOVNC_DESKTOP_PORT, (), DEFAULT_MEMORY, DEFAULT_CPUS)
 
 
 def image_info(client: Any, ref: str) -> ImageInfo:

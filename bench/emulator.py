@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.emulator import Emulator, generate_dataset  # noqa: E402
+from pipeline.emulator import Emulator, generate_dataset
 
 TOKEN = "bench-token"
 

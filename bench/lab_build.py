@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.lab import engine, provision  # noqa: E402
-from pipeline.lab.settings import from_values  # noqa: E402
-from tests.support.docker_env import SAMPLE_WORKSHOP, make_archive  # noqa: E402
+from pipeline.lab import engine, provision
+from pipeline.lab.settings import from_values
+from tests.support.docker_env import SAMPLE_WORKSHOP, make_archive
 
 
 def main() -> None:

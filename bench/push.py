@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pygit2  # noqa: E402
+import pygit2
 
-from pipeline.push import push  # noqa: E402
-from tests.gitea_server import GiteaServer  # noqa: E402
-from tests.support.gitea import git_auth_args, make_archive  # noqa: E402
+from pipeline.push import push
+from tests.gitea_server import GiteaServer
+from tests.support.gitea import git_auth_args, make_archive
 
 
 def grow(workdir: Path, commits: int, docs: int, size: int, seed: int) -> str:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.publish import publish  # noqa: E402
-from pipeline.render import render  # noqa: E402
-from tests.support.archive import Event, build_archive, doc_md, link  # noqa: E402
+from pipeline.publish import publish
+from pipeline.render import render
+from tests.support.archive import Event, build_archive, doc_md, link
 
 
 def body(i: int, n: int) -> str:

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def google_html(doc: str, n: int, size: int, rng: random.Random) -> str:
 def write_store(workdir: Path, docs: int, revs: int, size: tuple[int, int], seed: int) -> None:
     rng = random.Random(seed)
     w = StoreWriter(workdir / "store")
-    t = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    t = datetime(2024, 1, 1, tzinfo=UTC)
     specs = []
     for d in range(docs):
         spec = DocSpec(f"bench-{d:03d}", f"Bench doc {d}", ["Bench", f"Group {d % 4}"])

@@ -51,7 +51,7 @@ def popen(args: Args, *, new_group: bool = False, **kwargs: Any) -> subprocess.P
         raise TypeError("children.popen sets preexec_fn and the process group itself")
     if new_group:
         kwargs["process_group"] = 0
-    return subprocess.Popen(args, preexec_fn=_die_with(os.getpid()), **kwargs)  # noqa: PLW1509
+    return subprocess.Popen(args, preexec_fn=_die_with(os.getpid()), **kwargs)
 
 
 def kill_group(proc: subprocess.Popen[Any]) -> None:

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -63,8 +63,8 @@ def emit(summary: dict[str, Any], as_json: bool, text: str) -> None:
         print(text)
 
 
-def folder_settings(config: Optional[Path], workdir: Optional[Path],
-                    cli: Optional[dict[tuple[str, str], Any]] = None) -> "FolderSettings":
+def folder_settings(config: Path | None, workdir: Path | None,
+                    cli: dict[tuple[str, str], Any] | None = None) -> FolderSettings:
     """One resolution of flags > environment > docpipe.toml > defaults, as `docpipe run` does it;
     an explicit --workdir picks the configured folder that lives there, else the first one."""
     from pipeline.config import load_settings
@@ -80,7 +80,7 @@ def folder_settings(config: Optional[Path], workdir: Optional[Path],
     return folder
 
 
-def run_stage(name: str, f: "FolderSettings", as_json: bool, **options: Any) -> Any:
+def run_stage(name: str, f: FolderSettings, as_json: bool, **options: Any) -> Any:
     """Run one stage through pipeline.stages (so it fires its event) and return its summary."""
     from pipeline import stages
 
@@ -88,7 +88,7 @@ def run_stage(name: str, f: "FolderSettings", as_json: bool, **options: Any) -> 
     return summary
 
 
-def workdir_of(value: Optional[Path]) -> Path:
+def workdir_of(value: Path | None) -> Path:
     from pipeline import config
 
     return config.workdir(value)
@@ -119,7 +119,7 @@ app.add_typer(config_app, name="config", rich_help_panel="The whole job")
 
 
 @config_app.command("check")
-def config_check(config: Optional[Path] = ConfigOpt) -> None:
+def config_check(config: Path | None = ConfigOpt) -> None:
     """Validate the configuration and report every problem at once."""
     from pipeline.config import PLACEHOLDER_FOLDER, load_settings
     from pipeline.errors import BadInput
@@ -141,11 +141,11 @@ def config_check(config: Optional[Path] = ConfigOpt) -> None:
 
 @app.command(rich_help_panel="The whole job")
 def run(
-    config: Optional[Path] = ConfigOpt,
-    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated stages: pull,replay,push,render,publish,provision."),
-    folder: Optional[str] = typer.Option(
+    config: Path | None = ConfigOpt,
+    only: str | None = typer.Option(None, "--only", help="Comma-separated stages: pull,replay,push,render,publish,provision."),
+    folder: str | None = typer.Option(
         None, "--folder", help=f"Run only this Drive folder id (or the one folder if none is configured). {_env_help('drive', 'folder')}"),
-    workdir: Optional[Path] = WorkdirOpt,
+    workdir: Path | None = WorkdirOpt,
     hooks_dir: list[Path] = typer.Option([], "--hooks", metavar="DIR", help="Another directory of hooks (repeatable)."),
     no_hooks: bool = typer.Option(False, "--no-hooks", help="Run no hooks (no lab images either)."),
     dry_run_lab: bool = typer.Option(False, "--dry-run-lab", help="Plan lab images without building them."),
@@ -171,7 +171,7 @@ def run(
 @app.command(rich_help_panel="The whole job")
 def demo(
     workdir: Path = typer.Option(Path("docpipe-demo"), "--workdir", help="Where the demo writes everything."),
-    dry_run_lab: Optional[bool] = typer.Option(None, "--dry-run-lab/--build-lab", help="Plan or build lab images [default: build when a Docker Engine answers]."),
+    dry_run_lab: bool | None = typer.Option(None, "--dry-run-lab/--build-lab", help="Plan or build lab images [default: build when a Docker Engine answers]."),
     as_json: bool = JsonOpt,
 ) -> None:
     """The whole job on the shipped sample data: no credentials, no servers needed."""
@@ -185,15 +185,15 @@ def demo(
 
 @app.command(rich_help_panel="Stages")
 def pull(
-    folder: Optional[str] = typer.Option(None, "--folder", help=f"Drive folder id to pull. {_env_help('drive', 'folder')}"),
-    endpoint: Optional[str] = typer.Option(None, "--drive-endpoint", help=f"Drive API root URL. {_env_help('drive', 'endpoint')}"),
-    workdir: Optional[Path] = WorkdirOpt,
-    config: Optional[Path] = ConfigOpt,
-    credentials: Optional[Path] = typer.Option(
+    folder: str | None = typer.Option(None, "--folder", help=f"Drive folder id to pull. {_env_help('drive', 'folder')}"),
+    endpoint: str | None = typer.Option(None, "--drive-endpoint", help=f"Drive API root URL. {_env_help('drive', 'endpoint')}"),
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+    credentials: Path | None = typer.Option(
         None, "--credentials",
         help=f"Service-account or authorized-user JSON (unset: DOCPIPE_ACCESS_TOKEN, then ADC). {_env_help('drive', 'credentials')}"),
-    jobs: Optional[int] = typer.Option(None, "--jobs", help=f"Parallel requests. {_env_help('drive', 'jobs')}"),
-    max_qps: Optional[float] = typer.Option(
+    jobs: int | None = typer.Option(None, "--jobs", help=f"Parallel requests. {_env_help('drive', 'jobs')}"),
+    max_qps: float | None = typer.Option(
         None, "--max-qps", help=f"Client-side rate limit in requests/s (Drive allows 200 per user). {_env_help('drive', 'max_qps')}"),
     full: bool = typer.Option(False, "--full", help="Walk the whole folder tree instead of reading the changes feed."),
     as_json: bool = JsonOpt,
@@ -209,9 +209,9 @@ def pull(
 
 @app.command(rich_help_panel="Stages")
 def replay(
-    workdir: Optional[Path] = WorkdirOpt,
-    config: Optional[Path] = ConfigOpt,
-    authors: Optional[Path] = typer.Option(
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+    authors: Path | None = typer.Option(
         None, "--authors", help=f'TOML map of Drive display name to "Name <email>". {_env_help("replay", "authors")}'),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -223,13 +223,13 @@ def replay(
 
 @app.command(rich_help_panel="Stages")
 def push(
-    gitea: Optional[str] = typer.Option(None, "--gitea", help=f"Gitea base URL, e.g. https://git.example.org. {_env_help('gitea', 'url')}"),
-    owner: Optional[str] = typer.Option(None, "--owner", help=f"User or organisation that owns the repository. {_env_help('gitea', 'owner')}"),
-    repo: Optional[str] = typer.Option(None, "--repo", help=f"Repository name [default: slug of the Drive folder name]. {_env_help('gitea', 'repo')}"),
-    private: Optional[bool] = typer.Option(None, "--private/--public", help=f"Visibility of a repository docpipe creates. {_env_help('gitea', 'private')}"),
+    gitea: str | None = typer.Option(None, "--gitea", help=f"Gitea base URL, e.g. https://git.example.org. {_env_help('gitea', 'url')}"),
+    owner: str | None = typer.Option(None, "--owner", help=f"User or organisation that owns the repository. {_env_help('gitea', 'owner')}"),
+    repo: str | None = typer.Option(None, "--repo", help=f"Repository name [default: slug of the Drive folder name]. {_env_help('gitea', 'repo')}"),
+    private: bool | None = typer.Option(None, "--private/--public", help=f"Visibility of a repository docpipe creates. {_env_help('gitea', 'private')}"),
     force: bool = typer.Option(False, "--force", help="Overwrite a remote main (or site) that has commits the archive lacks."),
-    workdir: Optional[Path] = WorkdirOpt,
-    config: Optional[Path] = ConfigOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Create the Gitea repository if missing and push the archive's main to it (token: GITEA_TOKEN)."""
@@ -242,9 +242,9 @@ def push(
 
 @app.command(rich_help_panel="Stages")
 def render(
-    workdir: Optional[Path] = WorkdirOpt,
-    config: Optional[Path] = ConfigOpt,
-    templates: Optional[Path] = typer.Option(
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+    templates: Path | None = typer.Option(
         None, "--templates", help=f"Directory of templates that replace the shipped ones file by file. {_env_help('render', 'templates')}"),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -257,9 +257,9 @@ def render(
 
 @app.command(rich_help_panel="Stages")
 def publish(
-    workdir: Optional[Path] = WorkdirOpt,
-    config: Optional[Path] = ConfigOpt,
-    site_branch: Optional[bool] = typer.Option(
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+    site_branch: bool | None = typer.Option(
         None, "--site-branch/--no-site-branch",
         help=f"Also commit the site source to the archive's `site` branch. {_env_help('publish', 'site_branch')}"),
     as_json: bool = JsonOpt,
@@ -273,10 +273,10 @@ def publish(
 
 @app.command(rich_help_panel="Stages")
 def provision(
-    workdir: Optional[Path] = WorkdirOpt,
-    config: Optional[Path] = ConfigOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and Dockerfiles; no engine needed."),
-    registry: Optional[str] = typer.Option(None, "--registry", help=f"Registry HOST:PORT to push lab images to. {_env_help('lab', 'registry')}"),
+    registry: str | None = typer.Option(None, "--registry", help=f"Registry HOST:PORT to push lab images to. {_env_help('lab', 'registry')}"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Build (and push) the lab desktop image of every workshop doc in the archive."""
@@ -319,8 +319,8 @@ app.add_typer(lab_app, name="lab", rich_help_panel="Lab desktops")
 @app.command(rich_help_panel="Tools")
 def convert(
     source: str = typer.Argument(..., metavar="FILE|-", help="A Google Docs HTML export, or - for stdin."),
-    title: Optional[str] = typer.Option(None, "--title", help="Title for the front matter when the doc has no Title: header."),
-    comments_href: Optional[str] = typer.Option(None, "--comments-href", help="Link comment marks ([a]) here; dropped if unset."),
+    title: str | None = typer.Option(None, "--title", help="Title for the front matter when the doc has no Title: header."),
+    comments_href: str | None = typer.Option(None, "--comments-href", help="Link comment marks ([a]) here; dropped if unset."),
 ) -> None:
     """Convert a Google Docs HTML export to Markdown (with YAML front matter) on stdout."""
     from pipeline.convert import convert_with_warnings, not_an_export_warning
@@ -353,7 +353,7 @@ def drive_emulator(
     latency_ms: float = typer.Option(0.0, "--latency-ms", help="Delay added to every request."),
     fault_rate: float = typer.Option(0.0, "--fault-rate", help="Share of requests answered with a fault (0..1)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fault sequence."),
-    token: Optional[str] = typer.Option(None, "--token", envvar="DOCPIPE_EMULATOR_TOKEN", help="The access token to accept (default: any bearer token)."),
+    token: str | None = typer.Option(None, "--token", envvar="DOCPIPE_EMULATOR_TOKEN", help="The access token to accept (default: any bearer token)."),
 ) -> None:
     """Serve DATA_DIR as a Google Drive API v3 folder until interrupted."""
     from pipeline.emulator import Emulator, load_dataset
@@ -398,7 +398,7 @@ def _log_crash(exc: BaseException) -> Path | None:
     path = log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(f"### {stamp} docpipe {__version__}: {' '.join(sys.argv[1:3])}\n")
             fh.write("".join(traceback.format_exception(exc)))

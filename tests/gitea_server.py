@@ -23,11 +23,12 @@ import secrets
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jsonschema
@@ -105,7 +106,7 @@ class SwaggerValidator:
         for route in self.routes:
             m = route.regex.match(rel)
             if m:
-                return route, {n: unquote(v) for n, v in zip(route.names, m.groups())}
+                return route, {n: unquote(v) for n, v in zip(route.names, m.groups(), strict=True)}
         raise SpecError(f"no path template in the spec matches {rel}")
 
     def _param_value(self, param: dict[str, Any], raw: str) -> Any:
@@ -192,7 +193,7 @@ class SwaggerValidator:
 
 # ====================================================================== state
 def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -266,7 +267,7 @@ class GiteaServer:
         assert self._httpd is not None, "server not started"
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def start(self) -> "GiteaServer":
+    def start(self) -> GiteaServer:
         handler = type("Handler", (_Handler,), {"gitea": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
@@ -283,7 +284,7 @@ class GiteaServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "GiteaServer":
+    def __enter__(self) -> GiteaServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

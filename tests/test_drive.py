@@ -14,7 +14,7 @@ from pipeline.drive import DriveCallError, DriveClient, RetryPolicy, ensure_fres
 from pipeline.drive.ratelimit import RateLimiter
 from pipeline.drive.retry import error_message, error_reason, is_retryable, parse_retry_after
 from pipeline.errors import BadInput
-from tests.support.pull import new_dataset, running, service_account_file, token_env  # noqa: F401
+from tests.support.pull import new_dataset, running, service_account_file, token_env
 
 FAST = RetryPolicy(tries=8, base=0.005, cap=0.05)
 

@@ -22,7 +22,7 @@ from googleapiclient.errors import HttpError
 from pipeline.emulator import DOC_MIME, Dataset, Emulator, generate_dataset, load_dataset, save_dataset
 from pipeline.emulator import query as qlang
 from pipeline.errors import BadInput
-from tests.support.emulator import (  # noqa: F401 - fixtures
+from tests.support.emulator import (
     TOKEN,
     authorized_get,
     drive_service,

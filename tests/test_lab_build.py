@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.lab import provision
 from pipeline.resources import shipped
-from tests.support.docker_env import (  # noqa: F401  (fixtures)
+from tests.support.docker_env import (
     PLAIN_DOC,
     SAMPLE_WORKSHOP,
     SampleBuild,

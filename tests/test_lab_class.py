@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.docker_env import (  # noqa: F401  (fixtures)
+from tests.support.docker_env import (
     Browser,
     SampleBuild,
     browser,
@@ -148,7 +148,7 @@ def test_status_shows_time_left_and_watch_links_are_view_only(klass: tuple[Class
     assert "3h" in text.stdout or "4h" in text.stdout or "3h5" in text.stdout, text.stdout
     watch = c.cli("lab", "watch", WORKSHOP, "--json")
     links = json.loads(watch.stdout)["seats"]
-    for seat, link in zip(data["seats"], links):
+    for seat, link in zip(data["seats"], links, strict=True):
         assert link["watch_url"] == seat["watch_url"] and "view_only=1" in link["watch_url"]
         view_password = link["watch_url"].split("password=")[1]
         assert vnc_login(link["watch_url"], view_password, c.tls())  # accepted (as a viewer)

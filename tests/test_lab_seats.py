@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.docker_env import (  # noqa: F401  (fixtures)
+from tests.support.docker_env import (
     SampleBuild,
     docker_engine,
     registry,
     sample_build,
     test_base,
 )
+
 
 def free_port() -> int:
     import socket

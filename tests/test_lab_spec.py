@@ -242,7 +242,7 @@ def test_fuzz_hostile_sections_never_reach_a_dockerfile_or_shell(lines: list[str
         assert "\n" not in exc.message
         return
     assert spec is not None
-    for name, val in spec.env:
+    for _name, val in spec.env:
         assert not set(val) & set("\"'`$\\;|&<>()\n\r")
     for argv in spec.autostart:
         assert all(not set(t) & set("\"'`$\\;|&<>()*?[]\n\r ") for t in argv)

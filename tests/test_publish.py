@@ -20,7 +20,16 @@ from pipeline.errors import BadInput, DocpipeError
 from pipeline.publish import filter_html, publish, safe_url
 from pipeline.render import render
 from tests.support.archive import (
-    BAD_ID, MCP_ID, TITLES, WS_ID, XSS_ID, Event, build_archive, doc_md, link, sample_archive,
+    BAD_ID,
+    MCP_ID,
+    TITLES,
+    WS_ID,
+    XSS_ID,
+    Event,
+    build_archive,
+    doc_md,
+    link,
+    sample_archive,
 )
 from tests.support.browser import ARTIFACTS, Chromium, http_status, serve
 

@@ -15,9 +15,21 @@ import pytest
 from pipeline.drive import RetryPolicy
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.pull import PageSizes, pull
-from tests.support.pull import (  # noqa: F401
-    TOKEN, Proxy, add_doc, blob, cli, exports_of, new_dataset, paths_of, read_doc, read_folder,
-    revision_html, running, snapshot, token_env,
+from tests.support.pull import (
+    TOKEN,
+    Proxy,
+    add_doc,
+    blob,
+    cli,
+    exports_of,
+    new_dataset,
+    paths_of,
+    read_doc,
+    read_folder,
+    revision_html,
+    running,
+    snapshot,
+    token_env,
 )
 
 FAST = RetryPolicy(base=0.01, cap=0.1)
@@ -456,7 +468,7 @@ def test_images_on_other_hosts_are_never_fetched(token_env, tmp_path: Path) -> N
     hits: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             hits.append(self.path)
             self.send_response(200)
             self.send_header("Content-Type", "image/png")

@@ -13,8 +13,16 @@ import pytest
 
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.push import push, slug
-from tests.support.gitea import (FOLDER_LINK, Target, add_commit, clone_main, git_auth_args, gitea_double,  # noqa: F401
-                                 gitea_target, make_archive)
+from tests.support.gitea import (
+    FOLDER_LINK,
+    Target,
+    add_commit,
+    clone_main,
+    git_auth_args,
+    gitea_double,
+    gitea_target,
+    make_archive,
+)
 
 
 def run_cli(tmp_path: Path, token: str | None, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,7 @@
 """What every seat backend (Docker on one host, Kubernetes for larger classes) takes and gives."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 

@@ -7,9 +7,10 @@ An image's tag is the hash of its Dockerfile and context, so an unchanged spec f
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pipeline import workshops
 from pipeline.errors import BadInput, DocpipeError

@@ -85,18 +85,18 @@ class GDoc:
             self.parts.append(f"</{self._open_list[2]}>")
             self._open_list = None
 
-    def p(self, text: str = "") -> "GDoc":
+    def p(self, text: str = "") -> GDoc:
         self._close()
         cls = "c2" if text else "c2 c4"
         self.parts.append(f'<p class="{cls}">{runs(text) if text else _span("", "")}</p>')
         return self
 
-    def raw(self, markup: str) -> "GDoc":
+    def raw(self, markup: str) -> GDoc:
         self._close()
         self.parts.append(markup)
         return self
 
-    def heading(self, level: int, text: str, hid: str) -> "GDoc":
+    def heading(self, level: int, text: str, hid: str) -> GDoc:
         self._close()
         self.parts.append(f'<h{level} class="c13" id="{hid}">{runs(text)}</h{level}>')
         return self
@@ -105,7 +105,7 @@ class GDoc:
         self._list_ids += 1
         return f"gen{self._list_ids:04d}x"
 
-    def li(self, list_id: str, level: int, text: str, ordered: bool = False) -> "GDoc":
+    def li(self, list_id: str, level: int, text: str, ordered: bool = False) -> GDoc:
         tag = "ol" if ordered else "ul"
         if self._open_list != (list_id, level, tag):
             self._close()
@@ -116,7 +116,7 @@ class GDoc:
         self.parts.append(f'<li class="c2 {indent} li-bullet-0">{runs(text)}</li>')
         return self
 
-    def code_block(self, lines: list[str]) -> "GDoc":
+    def code_block(self, lines: list[str]) -> GDoc:
         self._close()
         for k, line in enumerate(lines):
             mark = "\uec03" if k == 0 else ""
@@ -124,9 +124,11 @@ class GDoc:
         self.parts.append(f'<p class="c2">{_span(chr(0xEC02), "code")}</p>')
         return self
 
-    def table(self, rows: list[list[str]]) -> "GDoc":
+    def table(self, rows: list[list[str]]) -> GDoc:
         self._close()
-        cells = lambda row: "".join(f'<td class="c2" colspan="1" rowspan="1"><p class="c2">{runs(c)}</p></td>' for c in row)
+        def cells(row: list[str]) -> str:
+            return "".join(f'<td class="c2" colspan="1" rowspan="1"><p class="c2">{runs(c)}</p></td>' for c in row)
+
         body = f'<tr class="c2">{cells(rows[0])}<tbody></tbody></tr>' + "".join(f'<tr class="c2">{cells(r)}</tr>' for r in rows[1:])
         self.parts.append(f'<table class="c10"><thead>{body}</thead></table>')
         return self

@@ -12,16 +12,16 @@ import fcntl
 import glob
 import json
 import os
-import signal
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -301,7 +301,7 @@ class _WebSocket:
     """Just enough of RFC 6455 to speak RFB through websockify: binary frames, client masking."""
 
     def __init__(self, host: str, port: int, path: str = "/websockify", protocol: str | None = "binary",
-                 ssl_context: "ssl.SSLContext | None" = None, server_name: str | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, server_name: str | None = None) -> None:
         import base64
 
         self.sock = socket.create_connection((host, port), timeout=10)
@@ -384,7 +384,7 @@ def _vnc_response(password: str, challenge: bytes) -> bytes:
     return enc.update(challenge) + enc.finalize()
 
 
-def vnc_login(url: str, password: str, ssl_context: "ssl.SSLContext | None" = None) -> bool:
+def vnc_login(url: str, password: str, ssl_context: ssl.SSLContext | None = None) -> bool:
     """Speak RFB 3.8 through the seat's websockify (behind the gateway for a /s/<token>/ link,
     over TLS with `ssl_context`): True when the server accepts `password`."""
     from urllib.parse import urlsplit

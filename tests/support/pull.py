@@ -11,10 +11,11 @@ import sys
 import tempfile
 import threading
 import urllib.parse
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
 import pytest
 
@@ -45,7 +46,7 @@ def new_dataset() -> Dataset:
     return ds
 
 
-def add_doc(ds: Dataset, name: str, revisions: int, *, parent: Optional[str] = None, comments: int = 0,
+def add_doc(ds: Dataset, name: str, revisions: int, *, parent: str | None = None, comments: int = 0,
             image: bool = False, start_day: int = 1) -> str:
     fid = ds.add_doc(name, parent=parent)
     for n in range(revisions):
@@ -99,7 +100,7 @@ def exports_of(emu: Emulator) -> list[str]:
     return [q.get("id", "") + "@" + q.get("revision", "") for _, path, q in emu.requests if path.endswith("/Export")]
 
 
-def cli(args: list[str], *, env: Optional[dict[str, str]] = None, cwd: Optional[Path] = None,
+def cli(args: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
         timeout: float = 120) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("DOCPIPE_")}
     full_env.update(env or {})
@@ -110,7 +111,7 @@ def cli(args: list[str], *, env: Optional[dict[str, str]] = None, cwd: Optional[
 
 # ------------------------------------------------------------------ interposing proxy
 
-Rule = Callable[[str, str], Optional[tuple[int, bytes]]]
+Rule = Callable[[str, str], tuple[int, bytes] | None]
 
 
 @dataclass
@@ -120,7 +121,7 @@ class Proxy:
 
     upstream: str
     rule: Rule
-    _server: Optional[ThreadingHTTPServer] = None
+    _server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
@@ -128,7 +129,7 @@ class Proxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/"
 
-    def __enter__(self) -> "Proxy":
+    def __enter__(self) -> Proxy:
         up = urllib.parse.urlsplit(self.upstream)
         rule = self.rule
 

@@ -13,11 +13,11 @@ import json
 import random
 import subprocess
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-BASE = datetime(2024, 3, 1, 9, 0, 0, tzinfo=timezone.utc)
+BASE = datetime(2024, 3, 1, 9, 0, 0, tzinfo=UTC)
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
                     "1f15c4890000000d49444154789c6360f8cf00000301010018dd8db00000000049454e44ae426082")
 

@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.convert import convert_with_warnings  # noqa: E402
-from tests.support.convert import FIXTURES, large_html  # noqa: E402
-from tests.test_convert import CASES, body_of, normalise  # noqa: E402  (the tests' variant choices)
+from pipeline.convert import convert_with_warnings
+from tests.support.convert import FIXTURES, large_html
+from tests.test_convert import CASES, body_of, normalise
 
 
 def pandoc(html: str) -> str:

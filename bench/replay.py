@@ -33,11 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pygit2  # noqa: E402
+import pygit2
 
-from pipeline.emulator.gdoc_html import render  # noqa: E402
-from pipeline.replay import replay  # noqa: E402
-from tests.support.replay import DocSpec, StoreWriter, rfc3339, user  # noqa: E402
+from pipeline.emulator.gdoc_html import render
+from pipeline.replay import replay
+from tests.support.replay import DocSpec, StoreWriter, rfc3339, user
 
 USERS = [user("Ada Lovelace", "ada@example.org"), user("Grace Hopper"), user("Margaret Hamilton", "mh@example.org")]
 WORDS = "the lab desktop image builds from the workshop doc with packages tools and a browser per seat".split()

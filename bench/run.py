@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.emulator import Emulator, generate_dataset, load_dataset  # noqa: E402
+from pipeline.emulator import Emulator, generate_dataset, load_dataset
 
 TOKEN = "bench-token"
 

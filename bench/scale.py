@@ -30,8 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.emulator import Emulator, generate_dataset  # noqa: E402
-from pipeline.emulator.model import Dataset  # noqa: E402
+from pipeline.emulator import Emulator, generate_dataset
+from pipeline.emulator.model import Dataset
 
 TOKEN = "bench-token"
 

@@ -28,6 +28,9 @@ from tests.support.docker_env import (
     vnc_login,
 )
 
+# One engine, one registry, one gateway: every Docker test runs on the same pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("docker")
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WORKSHOP = "ws-go-promisegrid"
 CANVAS_SIZE = ("(() => { const c = document.querySelector('#noVNC_container canvas');"

@@ -18,6 +18,9 @@ from tests.support.docker_env import (
     test_base,
 )
 
+# One engine, one registry, one gateway: every Docker test runs on the same pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("docker")
+
 
 def free_port() -> int:
     import socket

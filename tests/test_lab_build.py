@@ -114,6 +114,23 @@ def test_sample_workshop_builds_pushes_and_pulls_back_by_digest(sample_build: Sa
 
 
 @docker
+def test_latest_moves_only_within_its_own_archive(sample_build: SampleBuild) -> None:
+    """Engines are shared: another archive building the same workshop gets its own image (the
+    archive is part of the tag) and never takes over this archive's `:latest`."""
+    import dataclasses
+
+    client = sample_build.client
+    ours = sample_build.first
+    assert client.images.get(ours.tags[0]).labels["io.docpipe.archive"] == "http://127.0.0.1:3000/cswg/docs"
+    other = dataclasses.replace(sample_build.settings, archive="drive:someone-elses-folder", source="")
+    _, (theirs,) = provision.provision(sample_build.workdir, other)
+    assert theirs.error is None and theirs.tags[0] != ours.tags[0]
+    assert client.images.get(theirs.tags[0]).labels["io.docpipe.archive"] == "drive:someone-elses-folder"
+    assert client.images.get(ours.tags[1]).id == client.images.get(ours.tags[0]).id  # :latest still ours
+    client.images.remove(theirs.tags[0], force=True)
+
+
+@docker
 def test_unchanged_spec_builds_nothing(sample_build: SampleBuild) -> None:
     client = sample_build.client
     before = {i.id for i in client.images.list(all=True)}
@@ -125,7 +142,10 @@ def test_unchanged_spec_builds_nothing(sample_build: SampleBuild) -> None:
     assert {i.id for i in client.images.list(all=True)} == before
     print(f"sample workshop: first build {sample_build.build_seconds:.1f}s, no-op {noop:.2f}s")
     out = run_cli("provision", "--workdir", str(sample_build.workdir), "--registry", sample_build.settings.registry,
-                  "--json", env={"DOCPIPE_LAB_PREFIX": sample_build.settings.prefix})
+                  "--json", env={"DOCPIPE_LAB_PREFIX": sample_build.settings.prefix,
+                                 # the same archive (its Gitea repository), so the same image
+                                 "DOCPIPE_GITEA_URL": "http://127.0.0.1:3000", "DOCPIPE_GITEA_OWNER": "cswg",
+                                 "DOCPIPE_GITEA_REPO": "docs"})
     assert out.returncode == 0, out.stderr
     (cli_result,) = json.loads(out.stdout)["workshops"]
     assert cli_result["built"] is False and cli_result["digest"] == sample_build.first.digest
@@ -154,7 +174,8 @@ def test_builtin_hook_provisions_one_workshop(sample_build: SampleBuild) -> None
                      "status": "Draft", "path": "workshops/ws-go-promisegrid.md", "page": "workshops/ws-go-promisegrid.md",
                      "lab": {**spec.to_json(), "digest": spec.digest()}},
              "settings": {"registry": sample_build.settings.registry, "prefix": sample_build.settings.prefix,
-                          "allowed_bases": None, "dry_run": False}}
+                          "allowed_bases": None, "dry_run": False, "gitea_url": "http://127.0.0.1:3000",
+                          "gitea_owner": "cswg", "gitea_repo": "docs"}}
     hook = shipped("hooks") / "workshop"
     out = subprocess.run([str(hook)], input=json.dumps(event), capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr

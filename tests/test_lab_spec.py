@@ -213,16 +213,16 @@ def check_dockerfile(spec: LabSpec, text: str) -> None:
     assert all(not ln.endswith("\\") for ln in lines), "no line continuation may appear"
     kinds = [ln.split(" ", 1)[0] for ln in lines]
     apt = list(spec.packages) + (["python3", "python3-venv"] if spec.pip else [])
-    expected = ["FROM", "LABEL", "USER"] + (["RUN"] if apt else []) + (["RUN", "ENV"] if spec.pip else [])
+    expected = ["FROM", "USER"] + (["RUN"] if apt else []) + (["RUN", "ENV"] if spec.pip else [])
     expected += ["ENV"] * len(spec.env) + (["COPY"] if spec.files else []) + (["COPY"] if spec.autostart else [])
-    expected += (["COPY", "RUN"] if spec.setup else []) + (["RUN"] if spec.ports else []) + ["EXPOSE", "USER"]
+    expected += (["COPY", "RUN"] if spec.setup else []) + (["RUN"] if spec.ports else []) + ["LABEL", "EXPOSE", "USER"]
     assert kinds == expected
     runs = [json.loads(_JSON_RUN.match(ln).group(1)) for ln in lines if ln.startswith("RUN")]  # type: ignore[union-attr]
     if apt:
         assert runs[0][:4] == ["/bin/sh", "-c", runs[0][2], "apt-install"] and runs[0][4:] == list(dict.fromkeys(apt))
     if spec.pip:
         assert runs[1 if apt else 0][4:] == list(spec.pip)
-    assert re.fullmatch(rf"LABEL (?:{_DQ}={_DQ} ?)+", lines[1])
+    assert re.fullmatch(rf"LABEL (?:{_DQ}={_DQ} ?)+", lines[-3])
     envs = [ln for ln in lines if ln.startswith("ENV ") and not ln.startswith("ENV PATH=")]
     assert envs == [f'ENV {k}="{v}"' for k, v in spec.env]
     for ln in envs:

@@ -107,7 +107,7 @@ def desktop_entry(index: int, argv: tuple[str, ...]) -> bytes:
 
 
 def render(spec: LabSpec, *, workshop: str, title: str = "", revision: str = "", source: str = "",
-           tdir: Path | None = None) -> Context:
+           tdir: Path | None = None, archive: str = "") -> Context:
     """The Dockerfile and build context for one workshop."""
     base_ref = check_image_ref(spec.base_image)
     profile: BaseProfile = profile_for(spec.base, spec.base_image)
@@ -117,6 +117,7 @@ def render(spec: LabSpec, *, workshop: str, title: str = "", revision: str = "",
         ("org.opencontainers.image.title", title or workshop),
         ("org.opencontainers.image.revision", revision),
         ("org.opencontainers.image.source", source),
+        ("io.docpipe.archive", archive),
         ("io.docpipe.workshop", workshop_slug(workshop)),
         ("io.docpipe.spec", spec.digest()),
         ("io.docpipe.base", spec.base),

@@ -67,6 +67,7 @@ def resolve_image(workdir: Path, ref: str, settings: LabSettings, *,
     """(workshop slug, image ref) for WORKSHOP; builds the image when the archive has a newer spec."""
     commit, ws = resolve_workshop(workdir, ref, settings)
     if ws is not None:
+        settings = provision.with_archive(workdir, settings)
         result = provision.provision_workshop(ws, settings, revision=commit, client=client, on_line=on_line)
         return ws.name, result.tags[0]
     # An image by name alone could be any archive's build: docpipe does not guess.

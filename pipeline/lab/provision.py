@@ -19,6 +19,8 @@ from pipeline.lab.bases import NOVNC_REPO
 from pipeline.lab.settings import LabSettings
 from pipeline.workshops import Workshop
 
+ARCHIVE_LABEL = "io.docpipe.archive"
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -69,6 +71,45 @@ def archive_workshops(workdir: Path, settings: LabSettings) -> tuple[str, list[W
                                                     allow_setup=settings.allow_setup)
 
 
+def with_archive(workdir: Path, settings: LabSettings) -> LabSettings:
+    """`settings` naming the archive in WORKDIR: its Gitea repository, else its Drive folder."""
+    import dataclasses
+
+    from pipeline.archive import open_main, read_manifest
+
+    if settings.archive:
+        return settings
+    archive = settings.source
+    if not archive:
+        try:
+            repo, commit = open_main(workdir)
+        except DocpipeError:  # no archive here: nothing to name
+            return settings
+        manifest = read_manifest(repo, commit)
+        folder = str((manifest.folder if manifest else {}).get("id") or "")
+        archive = f"drive:{folder}" if folder else ""
+    return dataclasses.replace(settings, archive=archive)
+
+
+def _ours(client: Any, ref: str, settings: LabSettings) -> bool:
+    """Whether the image at `ref` is missing or was built for this archive (so docpipe may move it)."""
+    from docker.errors import ImageNotFound
+
+    try:
+        labels = client.images.get(ref).labels or {}
+    except ImageNotFound:
+        return True
+    return bool(labels.get(ARCHIVE_LABEL) == settings.archive)
+
+
+def _move_latest(client: Any, p: Plan, settings: LabSettings) -> bool:
+    """Point REPO:latest at this build unless :latest is another archive's image."""
+    if not _ours(client, p.tags[1], settings):
+        return False
+    client.images.get(p.tags[0]).tag(p.repo, "latest")
+    return True
+
+
 # ------------------------------------------------------------------ planning and building
 
 
@@ -82,7 +123,8 @@ def doc_link(doc_id: str) -> str:
 def plan(ws: Workshop, settings: LabSettings, *, revision: str = "") -> Plan:
     assert ws.spec is not None
     ctx = dockerfile.render(ws.spec, workshop=ws.name, title=ws.title, revision=revision,
-                            source=settings.source or doc_link(ws.doc_id), tdir=settings.templates)
+                            source=settings.source or doc_link(ws.doc_id), tdir=settings.templates,
+                            archive=settings.archive)
     return Plan(ws.name, ws.title, settings.repo(ws.name), ctx.tag, ctx)
 
 
@@ -107,18 +149,21 @@ def build_plan(client: Any, p: Plan, settings: LabSettings,
     local = engine.image_exists(client, ref)
     # A local image is pushed anyway, so the registry is asked only about a missing one.
     remote = engine.remote_digest(client, ref) if settings.registry and not local else None
+    latest = False
     if local:
-        client.images.get(ref).tag(p.repo, "latest")
+        latest = _move_latest(client, p, settings)
     elif remote is None:
         if p.context.base_ref.split(":")[0] == NOVNC_REPO:
             ensure_novnc_base(client, settings, on_line)
-        engine.build(client, p.context.tar(), p.tags, timeout=settings.build_timeout, on_line=on_line,
+        engine.build(client, p.context.tar(), p.tags[:1], timeout=settings.build_timeout, on_line=on_line,
                      what=f"workshop {p.workshop}")
+        latest = _move_latest(client, p, settings)
         result.built = True
     if settings.registry and (local or result.built):
         # Pushing layers the registry already has costs only a manifest check.
         result.digest = f"{p.repo}@{engine.push(client, ref)}"
-        engine.push(client, p.tags[1])
+        if latest:
+            engine.push(client, p.tags[1])
         result.pushed = True
     elif remote is not None:
         result.digest = f"{p.repo}@{remote}"
@@ -146,6 +191,7 @@ def provision_workshop(ws: Workshop, settings: LabSettings, *, revision: str = "
 def provision(workdir: Path, settings: LabSettings, *, dry_run: bool = False,
               on_line: Callable[[str], None] | None = None) -> tuple[str, list[Result]]:
     """Every workshop of the archive's tip. One workshop's failure never stops the others."""
+    settings = with_archive(workdir, settings)
     commit, workshops = archive_workshops(workdir, settings)
     results: list[Result] = []
     client = None

@@ -26,6 +26,9 @@ class LabSettings:
     build_timeout: float = DEFAULT_BUILD_TIMEOUT
     templates: Path | None = None
     source: str = ""  # the Gitea repo URL, for org.opencontainers.image.source
+    # Whose images these are (io.docpipe.archive): the Gitea repository, else "drive:<folder id>".
+    # docpipe moves `:latest` only on images of its own archive: engines are shared.
+    archive: str = ""
     max_seats: int = 30
     dry_run: bool = False
     # Kubernetes backend (pipeline/lab/kubernetes.py)
@@ -110,6 +113,7 @@ def from_values(values: Mapping[str, Any], *, registry: str | None = None) -> La
         allow_setup=bool(values.get("allow_shell_steps") or values.get("allow_setup")),
         build_timeout=float(values.get("build_timeout") or LabSettings.build_timeout),
         templates=_templates(values.get("templates")),
+        archive=str(values.get("archive") or ""),
         source=values.get("source") or source_url(values.get("gitea_url"), values.get("gitea_owner"),
                                                    values.get("gitea_repo")),
         max_seats=int(values.get("max_seats") or LabSettings.max_seats),

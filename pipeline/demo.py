@@ -127,7 +127,7 @@ def demo(workdir: Path, *, dry_run_lab: bool | None = None) -> DemoResult:
         previous = os.environ.get("DOCPIPE_ACCESS_TOKEN")
         os.environ["DOCPIPE_ACCESS_TOKEN"] = token
         try:
-            hooks = HookRunner(dirs=default_dirs(workdir))
+            hooks = HookRunner(dirs=default_dirs(workdir), on_progress=lambda line: log(f"docpipe: {line}"))
             with workdir_lock(workdir):
                 # Gitea is not here: push runs against a local bare repository below instead.
                 result = run_folder(folder, only={"pull", "replay", "render", "publish", "provision"},

@@ -15,7 +15,7 @@ import selectors
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,12 +49,16 @@ class HookRunner:
     timeout: float = DEFAULT_TIMEOUT
     enabled: bool = True
     pass_env: tuple[str, ...] = ()
+    # Where a hook's `progress: ...` lines on stderr go as they come (a long image build says
+    # what it is doing); None keeps them in the stderr tail only.
+    on_progress: Callable[[str], None] | None = None
 
     def fire(self, event: str, payload: Mapping[str, Any]) -> list[HookResult]:
         """Run every hook of `event` with `payload`; collect what they print."""
         if not self.enabled:
             return []
-        return [run_hook(hook, event, payload, timeout=self.timeout, pass_env=self.pass_env)
+        return [run_hook(hook, event, payload, timeout=self.timeout, pass_env=self.pass_env,
+                         on_progress=self.on_progress)
                 for hook in find_hooks(event, self.dirs)]
 
 
@@ -134,12 +138,33 @@ class _Captured:
     why: str = ""
 
 
-def _capture(proc: subprocess.Popen[bytes], document: bytes, timeout: float, limit: int) -> _Captured:
+PROGRESS = b"progress: "
+
+
+def _progress_lines(on_progress: Callable[[str], None] | None) -> Callable[[bytes], None]:
+    """Feed stderr chunks; every complete `progress: ...` line goes to `on_progress`, sanitized."""
+    partial = bytearray()
+
+    def feed(chunk: bytes) -> None:
+        if on_progress is None:
+            return
+        partial.extend(chunk)
+        *lines, rest = bytes(partial).split(b"\n")
+        partial[:] = rest[-4096:]  # a line never ending must not grow without bound
+        for line in lines:
+            if line.startswith(PROGRESS):
+                on_progress(sanitize(line[len(PROGRESS):].decode(errors="replace"))[:300])
+    return feed
+
+
+def _capture(proc: subprocess.Popen[bytes], document: bytes, timeout: float, limit: int,
+             on_progress: Callable[[str], None] | None = None) -> _Captured:
     """Feed `document` to the hook and read what it prints until *it* exits (not until every
     descendant holding its pipes has), it times out, or its stdout passes `limit` bytes."""
     assert proc.stdin and proc.stdout and proc.stderr
     deadline = time.monotonic() + timeout
     out, err = bytearray(), bytearray()
+    progress = _progress_lines(on_progress)
     sel = selectors.DefaultSelector()
     try:
         pidfd: int | None = os.pidfd_open(proc.pid)
@@ -169,6 +194,8 @@ def _capture(proc: subprocess.Popen[bytes], document: bytes, timeout: float, lim
                     sel.unregister(stream)
                     return False
                 buf += chunk
+                if buf is err:
+                    progress(chunk)
                 if buf is err and len(err) > _STDERR_KEEP:
                     del err[:-_STDERR_KEEP]  # only the tail is ever shown
                 if buf is out and len(out) > limit:
@@ -215,14 +242,15 @@ def _size(n: int) -> str:
 
 
 def run_hook(hook: Path, event: str, payload: Mapping[str, Any], *, timeout: float,
-             pass_env: Iterable[str] = (), output_limit: int = OUTPUT_LIMIT) -> HookResult:
+             pass_env: Iterable[str] = (), output_limit: int = OUTPUT_LIMIT,
+             on_progress: Callable[[str], None] | None = None) -> HookResult:
     name = sanitize(hook.name if hook.parent.name != f"{event}.d" else f"{event}.d/{hook.name}")
     document = json.dumps({"event": event, **payload}, sort_keys=True).encode()
     # A process group of its own, so a timeout kills the hook and everything it started.
     proc = children.popen([str(hook)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=_hook_env(pass_env), new_group=True)
     try:
-        got = _capture(proc, document, timeout, output_limit)
+        got = _capture(proc, document, timeout, output_limit, on_progress)
     except BaseException:
         children.kill_group(proc)
         raise

@@ -287,6 +287,7 @@ def run(settings: Settings, *, only: set[str] | None = None, hooks_enabled: bool
     results = []
     for f in settings.folders:
         hooks = stages.hook_runner(f, enabled=hooks_enabled, extra_dirs=extra_hook_dirs or [])
+        hooks.on_progress = lambda line: log(f"docpipe: {line}")
         with workdir_lock(f.workdir, wait=wait):
             results.append(run_folder(f, only=only, hooks=hooks, dry_run_lab=dry_run_lab))
     return RunResult(results, time.monotonic() - start)

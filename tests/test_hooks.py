@@ -159,3 +159,16 @@ def test_a_background_job_flooding_stderr_does_not_hold_docpipe(tmp_path: Path) 
     finally:
         with contextlib.suppress(ProcessLookupError):  # `yes` may have died of the closed pipe
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_progress_lines_are_shown_as_they_come_and_sanitized(tmp_path: Path) -> None:
+    """A long hook (an image build) says what it does: its `progress: ` lines reach the user while
+    it runs, control characters removed; its other stderr stays in the failure tail only."""
+    write_hook(tmp_path / "workshop", "echo 'progress: step 1/2' >&2\necho 'chatter' >&2\n"
+               "sleep 1\nprintf 'progress: \\033[2Jstep 2/2\\n' >&2\necho '{}'\n")
+    seen: list[tuple[float, str]] = []
+    start = time.monotonic()
+    HookRunner(dirs=[tmp_path], on_progress=lambda line: seen.append((time.monotonic() - start, line))).fire(
+        "workshop", {})
+    assert [line for _, line in seen] == ["step 1/2", "[2Jstep 2/2"]
+    assert seen[0][0] < 0.9 < seen[1][0]  # the first line arrived while the hook was still running

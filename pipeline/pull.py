@@ -502,7 +502,7 @@ def _pull_locked(client: DriveClient, pool: ThreadPoolExecutor, store: Store, jo
         more = f" (and {len(exhausted) - 1} more docs)" if len(exhausted) > 1 else ""
         raise DocpipeError(exhausted[0].message + more)
     revisions, comments, replies = (sum(c[i] for c in counts.values()) for i in range(3))
-    return PullSummary(root["id"], len(counts), revisions, comments, replies, sum(j.new for j in todo),
+    return PullSummary(root["id"], len(counts), revisions, comments, replies, sum(j.new for j in todo if j.failed is None),  # a skipped doc stored nothing new
                        skipped_list, client.requests, sorted(k for k, v in partial.items() if v), plan.how, reconciled)
 
 

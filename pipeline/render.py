@@ -194,7 +194,8 @@ def _lab(markdown: str, path: str, settings: LabSettings) -> tuple[str | None, d
         return ws.name, None, ws.error
     data = ws.spec.to_json()
     data["digest"] = ws.spec.digest()
-    data["image_tag"] = dockerfile.render(ws.spec, workshop=ws.name, title=ws.title, tdir=settings.templates).tag
+    data["image_tag"] = dockerfile.render(ws.spec, workshop=ws.name, title=ws.title, tdir=settings.templates,
+                                          archive=settings.archive).tag
     return ws.name, data, None
 
 
@@ -275,7 +276,10 @@ def render(workdir: Path, *, templates: Path | None = None,
 
     env = template_env(templates)
     # Resolved as provision resolves them (e.g. a templates dir's desktop/ subfolder).
-    lab = from_values({"templates": templates, "allowed_bases": allowed_bases, "allow_shell_steps": allow_setup})
+    from pipeline.lab.provision import archive_id
+
+    lab = from_values({"templates": templates, "allowed_bases": allowed_bases, "allow_shell_steps": allow_setup,
+                       "archive": archive_id(str(folder.get("id") or ""))})
     history = _histories(repo, tip)
     pages_by_id = {fid: _page_path(_safe_rel(str(d["path"]), "doc")) for fid, d in docs.items()}
 

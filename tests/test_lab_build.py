@@ -121,6 +121,7 @@ def test_latest_moves_only_within_its_own_archive(sample_build: SampleBuild) -> 
 
     client = sample_build.client
     ours = sample_build.first
+    # This test archive's manifest names no Drive folder, so its Gitea repository names it.
     assert client.images.get(ours.tags[0]).labels["io.docpipe.archive"] == "http://127.0.0.1:3000/cswg/docs"
     other = dataclasses.replace(sample_build.settings, archive="drive:someone-elses-folder", source="")
     _, (theirs,) = provision.provision(sample_build.workdir, other)

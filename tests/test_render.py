@@ -85,7 +85,7 @@ def _provision_tags(workdir: Path, **values: object) -> dict[str, str]:
     from pipeline.lab import provision
     from pipeline.lab.settings import from_values
 
-    settings = from_values(values)
+    settings = provision.with_archive(workdir, from_values(values))  # as `docpipe provision` does
     _, found = provision.archive_workshops(workdir, settings)
     return {w.name: provision.plan(w, settings).tag for w in found if w.spec is not None}
 
@@ -182,6 +182,7 @@ def test_broken_template_is_one_line_bad_input(tmp_path: Path, sample_workdir: P
     custom = tmp_path / "custom"
     custom.mkdir()
     (custom / "index.md.j2").write_text("{% for p in pages %}\n")
+    render(sample_workdir)  # a good site first (this test may run alone, on any pytest-xdist worker)
     with pytest.raises(BadInput, match=r"template index\.md\.j2"):
         render(sample_workdir, templates=custom)
     assert (sample_workdir / "site" / "docs" / "index.md").is_file()  # the previous site survives

@@ -210,11 +210,19 @@ def configure(gateway: Any, routes: Sequence[Route], pages: Sequence[ClassPage],
     _exec(gateway, ["nginx", "-s", "reload"])
 
 
-def _exec(gateway: Any, cmd: list[str]) -> None:
-    code, out = gateway.exec_run(cmd)
-    if code != 0:
-        text = " ".join(out.decode("utf-8", errors="replace").split())[-300:]
-        raise DocpipeError(f"the lab gateway refused its configuration: {text}")
+def _exec(gateway: Any, cmd: list[str], attempts: int = 5) -> None:
+    """Run `cmd` in the gateway; tried again briefly, since the gateway's own expiry loop may be
+    reloading nginx (or nginx still starting) at the same moment."""
+    import time
+
+    for attempt in range(attempts):
+        code, out = gateway.exec_run(cmd)
+        if code == 0:
+            return
+        if attempt + 1 < attempts:
+            time.sleep(0.5 * (attempt + 1))
+    text = " ".join(out.decode("utf-8", errors="replace").split())[-300:] or "no output"
+    raise DocpipeError(f"the lab gateway refused its configuration ({cmd[0]} exited {code}): {text}")
 
 
 def remove(client: Any) -> bool:

@@ -71,24 +71,26 @@ def archive_workshops(workdir: Path, settings: LabSettings) -> tuple[str, list[W
                                                     allow_setup=settings.allow_setup)
 
 
+def archive_id(folder_id: str, source: str = "") -> str:
+    """Whose images these are: the archive's Drive folder (what render also knows), else its Gitea repository."""
+    return f"drive:{folder_id}" if folder_id else source
+
+
 def with_archive(workdir: Path, settings: LabSettings) -> LabSettings:
-    """`settings` naming the archive in WORKDIR: its Gitea repository, else its Drive folder."""
+    """`settings` naming the archive in WORKDIR (see archive_id)."""
     import dataclasses
 
     from pipeline.archive import open_main, read_manifest
 
     if settings.archive:
         return settings
-    archive = settings.source
-    if not archive:
-        try:
-            repo, commit = open_main(workdir)
-        except DocpipeError:  # no archive here: nothing to name
-            return settings
-        manifest = read_manifest(repo, commit)
-        folder = str((manifest.folder if manifest else {}).get("id") or "")
-        archive = f"drive:{folder}" if folder else ""
-    return dataclasses.replace(settings, archive=archive)
+    try:
+        repo, commit = open_main(workdir)
+    except DocpipeError:  # no archive here: only the Gitea repository can name it
+        return dataclasses.replace(settings, archive=settings.source)
+    manifest = read_manifest(repo, commit)
+    folder = str((manifest.folder if manifest else {}).get("id") or "")
+    return dataclasses.replace(settings, archive=archive_id(folder, settings.source))
 
 
 def _ours(client: Any, ref: str, settings: LabSettings) -> bool:

@@ -89,7 +89,7 @@ def test_canonical_json_ends_with_newline() -> None:
 
 
 def test_pull_journal_survives_a_torn_last_line(tmp_path: Path) -> None:
-    from pipeline.pull import Journal
+    from pipeline.journal import Journal
 
     journal = Journal(tmp_path / "cache")
     rec = {"id": "1", "modifiedTime": "2024-01-01T00:00:00.000Z", "html": "a" * 64, "images": []}

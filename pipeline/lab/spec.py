@@ -19,6 +19,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 
 from pipeline.errors import BadInput
+from pipeline.lab.section import FENCE, extract_lab_section
 
 # alias -> image reference. The doc names an alias; only the operator (config) names images.
 # Debian/Ubuntu only: `packages` are Debian package names installed with apt.
@@ -115,69 +116,6 @@ class LabSpec:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-# ------------------------------------------------------------------ Markdown section extraction
-
-_FRONT_MATTER = re.compile(r"\A---\n.*?\n(?:---|\.\.\.)\n", re.S)
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*#*[ \t]*$")
-_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-
-
-def _heading_text(text: str) -> str:
-    # Converters append anchors (`<a id="h.x"></a>`, `{#h.x}`) and emphasis to headings.
-    text = re.sub(r"<[^>]*>|\{#[^}]*\}", "", text or "")
-    text = re.sub(r"[*_`\\]", "", text)
-    return " ".join(text.split()).rstrip(":").strip().lower()
-
-
-def _is_lab_heading(text: str) -> bool:
-    return _heading_text(text) == "lab desktop"
-
-
-def _headings(lines: list[str]) -> list[tuple[int, int, str, int]]:
-    """(line index, level, text, lines the heading spans), skipping fenced code."""
-    found: list[tuple[int, int, str, int]] = []
-    fence: str | None = None
-    for i, line in enumerate(lines):
-        m = _FENCE.match(line)
-        if m:
-            mark = m.group(1)
-            if fence is None:
-                fence = mark
-            elif mark[0] == fence[0] and len(mark) >= len(fence):
-                fence = None
-            continue
-        if fence is not None:
-            continue
-        atx = _ATX.match(line)
-        if atx:
-            found.append((i, len(atx.group(1)), atx.group(2) or "", 1))
-            continue
-        if (i + 1 < len(lines) and line.strip() and not line.lstrip().startswith(("-", "*", "|", ">"))
-                and _SETEXT.match(lines[i + 1])):
-            level = 1 if lines[i + 1].strip()[0] == "=" else 2
-            found.append((i, level, line.strip(), 2))
-    return found
-
-
-def extract_lab_section(markdown: str) -> str | None:
-    """The body of the first "Lab desktop" heading, up to the next heading of the same or a
-    higher level; None when the doc has no such heading."""
-    text = _FRONT_MATTER.sub("", markdown.replace("\r\n", "\n").replace("\r", "\n"), count=1)
-    lines = text.split("\n")
-    heads = _headings(lines)
-    for n, (idx, level, title, span) in enumerate(heads):
-        if not _is_lab_heading(title):
-            continue
-        end = len(lines)
-        for idx2, level2, _t, _s in heads[n + 1:]:
-            if level2 <= level:
-                end = idx2
-                break
-        return "\n".join(lines[idx + span:end]).strip("\n") + "\n"
-    return None
-
-
 # ------------------------------------------------------------------ section -> raw key/values
 
 # Marks an entry's value as the raw text of a fenced code block (or a JSON string), not a line.
@@ -228,7 +166,7 @@ def _raw_entries(section: str, doc: str) -> list[tuple[str, str]]:
     current: str | None = None  # key awaiting nested items / a code block
     while i < len(lines):
         line = lines[i]
-        fence = _FENCE.match(line)
+        fence = FENCE.match(line)
         if fence:
             mark = fence.group(1)
             block: list[str] = []

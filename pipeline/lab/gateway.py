@@ -101,7 +101,7 @@ def ensure(client: Any, *, listen: str, tls: bool, timeout: float,
         if (current.status == "running" and all(labels.get(k) == v for k, v in want.items())
                 and current.attrs.get("Config", {}).get("Image") == image):
             return current
-        current.remove(force=True)
+        _remove(client, current)
     host, port = _split_listen(listen)
     try:
         container = client.containers.create(
@@ -112,6 +112,32 @@ def ensure(client: Any, *, listen: str, tls: bool, timeout: float,
         return container
     except APIError as exc:
         raise DocpipeError(f"starting the lab gateway on {listen} failed: {' '.join(str(exc).split())[:300]}") from None
+
+
+def _remove(client: Any, container: Any, timeout: float = 30.0) -> None:
+    """Remove `container`, also when the engine is already removing or restarting it."""
+    import time
+
+    from docker.errors import APIError, NotFound
+
+    try:
+        container.remove(force=True)
+        return
+    except NotFound:
+        return
+    except APIError as exc:
+        if exc.status_code != 409:  # 409: a removal already in progress, or a restart: wait it out
+            raise DocpipeError(f"removing the old lab gateway failed: {' '.join(str(exc).split())[:300]}") from None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.containers.get(container.id).remove(force=True)
+        except NotFound:
+            return
+        except APIError:
+            pass
+        time.sleep(0.5)
+    raise DocpipeError("the old lab gateway container could not be removed; try `docker rm -f docpipe-lab-gateway`")
 
 
 def _tar(files: dict[str, bytes]) -> bytes:

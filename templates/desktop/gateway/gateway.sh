@@ -13,6 +13,8 @@ while sleep 5; do
         case "$exp" in *[!0-9]*|'') continue ;; esac
         if [ "$exp" -le "$now" ]; then rm -f "$f"; changed=1; fi
     done
-    [ "$changed" = 0 ] || nginx -s reload
-    kill -0 "$(cat /run/nginx.pid)" 2>/dev/null || exit 1
+    [ "$changed" = 0 ] || nginx -s reload || true  # docpipe may be reloading at the same moment
+    # Exit (and let the engine restart the gateway) only when nginx's master is really gone, not
+    # while it is still writing its pid file on a loaded machine.
+    if [ -s /run/nginx.pid ] && ! kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then exit 1; fi
 done

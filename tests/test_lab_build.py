@@ -24,8 +24,8 @@ from tests.support.docker_env import (
     test_base,
 )
 
-# One engine, one registry, one gateway: every Docker test runs on the same pytest-xdist worker.
-pytestmark = pytest.mark.xdist_group("docker")
+# One engine, one registry, one gateway: these run one after another (README: `pytest -m docker`).
+pytestmark = pytest.mark.docker
 
 docker = pytest.mark.docker
 

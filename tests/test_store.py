@@ -163,3 +163,13 @@ def test_digest_changes_with_docs_and_folder_not_with_a_lone_blob(tmp_path: Path
     store.put_blob(b"an image not yet named by any doc")
     assert store.digest() == with_doc
     assert Store.at(tmp_path).digest() == with_doc  # a pure function of the files
+
+
+def test_atomic_write_mode_keeps_secrets_owner_only(tmp_path: Path) -> None:
+    from pipeline.store import atomic_write
+
+    atomic_write(tmp_path / "a" / "key.pem", b"secret", mode=0o600)
+    atomic_write(tmp_path / "a" / "page.html", b"public")
+    assert (tmp_path / "a" / "key.pem").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "a" / "page.html").stat().st_mode & 0o777 == 0o644
+    assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temp file left

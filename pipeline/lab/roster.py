@@ -89,17 +89,6 @@ def seats_csv(rows: Sequence[tuple[str, str, str, str]]) -> bytes:
 
 def write_seats_csv(path: Path, rows: Sequence[tuple[str, str, str, str]]) -> None:
     """Atomically, owner-only: the links carry the seats' passwords."""
-    import os
-    import tempfile
+    from pipeline.store import atomic_write
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(seats_csv(rows))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, seats_csv(rows), mode=0o600)

@@ -21,20 +21,10 @@ class Pem:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Atomically, and readable by the owner only (mkstemp creates 0600): it holds a key."""
-    import os
-    import tempfile
+    """Atomically, and readable by the owner only: it holds a key."""
+    from pipeline.store import atomic_write
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, data, mode=0o600)
 
 
 def _name(common: str):  # type: ignore[no-untyped-def]

@@ -4,7 +4,9 @@
 Figures: seconds from `lab up --seats N` until every seat's desktop page answers through the
 gateway (HTTPS, verified with the local CA); idle memory per seat from `docker stats` after the
 seats settled; baseline (same run): one seat's time to answer. Goals: N=20 in <= 30 s, <= 150 MB
-idle per seat. The class, its gateway and the workshop images are removed at the end.
+idle per seat. Then every seat is logged into through the gateway (RFB, the student's
+password), which starts its browser, and memory is measured again: the cost of a seat in use.
+The class, its gateway and the workshop images are removed at the end.
 
     python bench/lab_class.py [--seats 20] [--settle 20]
 """
@@ -27,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.lab import engine, provision
 from pipeline.lab.settings import from_values
-from tests.support.docker_env import SAMPLE_WORKSHOP, make_archive
+from tests.support.docker_env import SAMPLE_WORKSHOP, VncSession, make_archive
 
 
 def _port() -> int:
@@ -36,15 +38,24 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _up(workdir: Path, env: dict[str, str], seats: int, ca: Path) -> float:
+def _memory(client: object) -> list[float]:
+    mems = []
+    for c in client.containers.list(filters={"label": "docpipe.io/workshop=ws-go-promisegrid"}):  # type: ignore[attr-defined]
+        mem = c.stats(stream=False)["memory_stats"]
+        mems.append((mem.get("usage", 0) - mem.get("stats", {}).get("inactive_file", 0)) / 1024**2)
+    return mems
+
+
+def _up(workdir: Path, env: dict[str, str], seats: int, ca: Path) -> tuple[float, list[dict[str, str]]]:
     start = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "up", "ws-go-promisegrid", "--seats",
                           str(seats), "--json"], capture_output=True, text=True, env=env, check=True, timeout=900)
     ctx = ssl.create_default_context(cafile=str(ca))
-    for seat in json.loads(out.stdout)["seats"]:  # lab up waits itself; check each again from outside
+    seats = json.loads(out.stdout)["seats"]
+    for seat in seats:  # lab up waits itself; check each again from outside
         with urllib.request.urlopen(seat["url"].split("#")[0], timeout=10, context=ctx) as r:
             assert r.status == 200
-    return time.monotonic() - start
+    return time.monotonic() - start, seats
 
 
 def main() -> None:
@@ -65,15 +76,22 @@ def main() -> None:
         ca = workdir / "lab" / "ca" / "ca.crt"
         down = [sys.executable, "-m", "pipeline.cli", "lab", "down", "ws-go-promisegrid"]
         try:
-            one = _up(workdir, env, 1, ca)
+            one, _ = _up(workdir, env, 1, ca)
             subprocess.run(down, env=env, check=True, capture_output=True)
-            many = _up(workdir, env, args.seats, ca)
+            many, seats = _up(workdir, env, args.seats, ca)
             time.sleep(args.settle)
-            mems = []
-            for c in client.containers.list(filters={"label": "docpipe.io/workshop=ws-go-promisegrid"}):
-                stats = c.stats(stream=False)
-                mem = stats["memory_stats"]
-                mems.append((mem.get("usage", 0) - mem.get("stats", {}).get("inactive_file", 0)) / 1024**2)
+            mems = _memory(client)
+            ctx = ssl.create_default_context(cafile=str(ca))
+            sessions = [VncSession(seat["url"], ctx) for seat in seats]  # every student opens their link
+            try:
+                for session, seat in zip(sessions, seats, strict=True):
+                    assert session.login(seat["password"])
+                    session.start()
+                time.sleep(args.settle)
+                used = _memory(client)
+            finally:
+                for session in sessions:
+                    session.close()
         finally:
             subprocess.run(down, env=env, capture_output=True, check=False)
             for image in client.images.list():
@@ -84,6 +102,8 @@ def main() -> None:
     print(f"{args.seats} seats up and answering: {many:.1f} s ({many / one:.1f}x one seat; goal <= 30 s)")
     print(f"idle memory per seat after {args.settle:g} s: mean {sum(mems) / len(mems):.0f} MB, "
           f"max {max(mems):.0f} MB (goal <= 150 MB)")
+    print(f"memory per seat in use (student logged in, browser open) after {args.settle:g} s: "
+          f"mean {sum(used) / len(used):.0f} MB, max {max(used):.0f} MB")
 
 
 if __name__ == "__main__":

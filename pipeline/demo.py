@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.config import FolderSettings, load_settings
 from pipeline.errors import DocpipeError
-from pipeline.progress import log
+from pipeline.progress import log, steps
 
 
 @dataclass
@@ -127,8 +127,9 @@ def demo(workdir: Path, *, dry_run_lab: bool | None = None) -> DemoResult:
         previous = os.environ.get("DOCPIPE_ACCESS_TOKEN")
         os.environ["DOCPIPE_ACCESS_TOKEN"] = token
         try:
-            hooks = HookRunner(dirs=default_dirs(workdir), on_progress=lambda line: log(f"docpipe: {line}"))
-            with workdir_lock(workdir):
+            hooks = HookRunner(dirs=default_dirs(workdir))
+            with workdir_lock(workdir), steps() as show:
+                hooks.on_progress = show
                 # Gitea is not here: push runs against a local bare repository below instead.
                 result = run_folder(folder, only={"pull", "replay", "render", "publish", "provision"},
                                     hooks=hooks, dry_run_lab=not engine)

@@ -19,7 +19,7 @@ from pipeline.errors import EXIT_FAILURE, BadInput, DocpipeError
 from pipeline.hashing import tree_digest
 from pipeline.hooks import HookRunner
 from pipeline.lock import workdir_lock
-from pipeline.progress import log
+from pipeline.progress import log, steps
 
 STAGES = ("pull", "replay", "push", "render", "publish", "provision")
 
@@ -287,7 +287,7 @@ def run(settings: Settings, *, only: set[str] | None = None, hooks_enabled: bool
     results = []
     for f in settings.folders:
         hooks = stages.hook_runner(f, enabled=hooks_enabled, extra_dirs=extra_hook_dirs or [])
-        hooks.on_progress = lambda line: log(f"docpipe: {line}")
-        with workdir_lock(f.workdir, wait=wait):
+        with workdir_lock(f.workdir, wait=wait), steps() as show:
+            hooks.on_progress = show
             results.append(run_folder(f, only=only, hooks=hooks, dry_run_lab=dry_run_lab))
     return RunResult(results, time.monotonic() - start)

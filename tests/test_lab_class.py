@@ -20,12 +20,15 @@ import pytest
 from tests.support.docker_env import (
     Browser,
     SampleBuild,
+    VncSession,
     browser,
     docker_engine,
+    pointer_position,
     registry,
     sample_build,
     test_base,
     vnc_login,
+    x_windows,
 )
 
 # One engine, one registry, one gateway: these run one after another (README: `pytest -m docker`).
@@ -161,6 +164,32 @@ def test_status_shows_time_left_and_watch_links_are_view_only(klass: tuple[Class
 
 
 @pytest.mark.docker
+def test_a_watcher_sees_the_desktop_but_its_input_reaches_nothing(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
+    c, data = klass
+    seat = data["seats"][1]
+    container = c.build.client.containers.get(seat["container"])  # type: ignore[attr-defined]
+    with VncSession(seat["url"], c.tls()) as student:  # the student's own link moves the pointer
+        assert student.login(seat["password"]) and student.start() == (1280, 800)
+        student.pointer(100, 200)
+        _until(lambda: pointer_position(container) == (100, 200))
+    view_password = seat["watch_url"].split("password=")[1]
+    with VncSession(seat["watch_url"], c.tls()) as watcher:
+        assert watcher.login(view_password) and watcher.start() == (1280, 800)  # it sees the desktop
+        watcher.pointer(900, 600, buttons=1)
+        watcher.pointer(900, 600)
+        watcher.key(0x0061)  # "a"
+        time.sleep(2)
+    assert pointer_position(container) == (100, 200)
+
+
+def _until(check: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.3)
+
+
+@pytest.mark.docker
 def test_an_expired_seat_gets_404_and_reap_removes_it(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
     c, data = klass
     image = c.build.first.tags[0]  # type: ignore[attr-defined]
@@ -182,11 +211,17 @@ def test_an_expired_seat_gets_404_and_reap_removes_it(klass: tuple[Class, dict])
 @pytest.mark.docker
 @pytest.mark.browser
 def test_a_browser_opens_the_desktop_link_through_the_gateway(klass: tuple[Class, dict], browser: Browser) -> None:  # type: ignore[type-arg]
-    _, data = klass
+    c, data = klass
+    seat = data["seats"][0]
+    container = c.build.client.containers.get(seat["container"])  # type: ignore[attr-defined]
     browser.call("Security.setIgnoreCertificateErrors", ignore=True)  # TLS itself is checked above with the CA
-    browser.call("Page.navigate", url=data["seats"][0]["url"])
+    browser.call("Page.navigate", url=seat["url"])
     assert browser.wait_for(CANVAS_SIZE, 30) == "1280x800"
-    time.sleep(2)
+    # The student's login starts the desktop's browser on the workshop's first port.
+    _until(lambda: "Mozilla Firefox" in x_windows(container), 60)
+    windows = x_windows(container)
+    assert '"tint2"' in windows, windows  # the panel
+    time.sleep(3)  # the browser's first paint reaches the canvas
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "lab-class-gateway.png"
     browser.screenshot(shot)

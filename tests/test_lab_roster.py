@@ -67,3 +67,29 @@ def test_gateway_refuses_tokens_or_addresses_that_would_inject_config() -> None:
                 good.__class__(**{**good.__dict__, "address": "evil.example; "})):
         with pytest.raises(DocpipeError):
             gateway.seat_conf(bad)
+
+
+def test_lab_up_again_keeps_every_running_seats_links_and_adds_new_ones() -> None:
+    import datetime as dt
+
+    from pipeline.lab.backend import SeatInfo
+    from pipeline.lab.instructor import ImageInfo, class_request
+    from pipeline.lab.settings import from_values
+
+    settings = from_values({"public_url": "https://lab.example.org:8443"})
+    image = ImageInfo("r/w:1", "abc", 6080, (8080,), 2 << 30, 1.0)
+    now = dt.datetime(2026, 12, 4, 8, 0, tzinfo=dt.UTC)
+    first = class_request("w", image, settings, count=1, students=None, existing=[], now=now)
+    seat = first.seats[0]
+    public = "https://lab.example.org:8443"
+    running = SeatInfo("w", seat.seat, "", links.desktop_url(public, seat.token, seat.password), seat.password,
+                       links.desktop_url(public, seat.watch_token, seat.view_password, view_only=True), {},
+                       "c1", seat.expires, "running")
+    again = class_request("w", image, settings, count=2, students=None, existing=[running],
+                          now=now + dt.timedelta(hours=1), class_token=first.class_token)
+    kept, added = again.seats
+    assert (kept.token, kept.watch_token, kept.password, kept.view_password, kept.expires) == (
+        seat.token, seat.watch_token, seat.password, seat.view_password, seat.expires)
+    assert added.seat == "seat-2" and added.token != seat.token and added.view_password
+    assert again.class_token == first.class_token
+    assert links.password_in(running.watch_url) == seat.view_password

@@ -26,7 +26,7 @@ def _emit(summary: dict[str, Any], as_json: bool, text: str) -> None:
 
 
 def _setup(workdir: Path | None, config: Path | None, check: Callable[[Any], None] | None = None,
-           **lab: Any) -> tuple[Path, Any, Backend]:
+           on_line: Callable[[str], None] | None = None, **lab: Any) -> tuple[Path, Any, Backend]:
     """Settings, the backend, and a reap of expired seats first (every lab command does it)."""
     from pipeline.lab import instructor
     from pipeline.lab import settings as lab_settings
@@ -36,18 +36,18 @@ def _setup(workdir: Path | None, config: Path | None, check: Callable[[Any], Non
     wd, settings = lab_settings.load(workdir, config_file=config, lab=lab)
     if check is not None:
         check(settings)  # bad input is refused before any engine is asked
-    backend = instructor.make_backend(wd, settings, on_line=build_lines(log))
+    backend = instructor.make_backend(wd, settings, on_line=on_line or build_lines(log))
     reaped = backend.reap(now_rfc3339())
     if reaped:
         log(f"docpipe: removed {reaped} expired seat(s)")
     return wd, settings, backend
 
 
-def build_lines(log: Callable[[str], None]) -> Callable[[str], None]:
-    """One progress line per Dockerfile step (the engine's `Step i/n : ...`), cut to one line."""
+def build_lines(show: Callable[[str], None]) -> Callable[[str], None]:
+    """The engine's `Step i/n : ...` lines, cut to one line each, to `show` (progress.steps)."""
     def on_line(line: str) -> None:
         if line.startswith("Step "):
-            log(f"docpipe: build {line[:160]}")
+            show(f"build {line[:160]}")
     return on_line
 
 
@@ -97,7 +97,7 @@ def lab_up(
     from pipeline.lab import engine, instructor, roster
     from pipeline.lab.settings import ttl_seconds
     from pipeline.lab.spec import workshop_slug
-    from pipeline.progress import log
+    from pipeline.progress import log, steps
 
     roster_rows = roster.load(students) if students else None
     count = len(roster_rows) if roster_rows else seats
@@ -112,26 +112,29 @@ def lab_up(
         _dry_run(workshop, image, output, count, roster_rows, check, workdir, config, ttl=ttl, listen=listen,
                  public_url=public_url, backend=backend_name, insecure_http=insecure_http or None)
         return
-    wd, settings, backend = _setup(workdir, config, check, ttl=ttl, listen=listen, public_url=public_url,
-                                   backend=backend_name, insecure_http=insecure_http or None)
-    client = engine.client()
-    if image:
-        name = workshop_slug(workshop)
-        ref = image
-        if not engine.image_exists(client, ref):
-            raise BadInput(f"no image {ref} on this engine")
-    else:
-        name, ref = instructor.resolve_image(wd, workshop, settings, on_line=build_lines(log), client=client)
-    info = instructor.image_info(client, ref)
-    if settings.backend == "kubernetes":  # nodes pull the image by digest from the registry
-        info = dataclasses.replace(info, ref=instructor.pinned(client, ref))
-    log(f"docpipe: starting {info.ref} (revision {info.revision[:12] or 'unknown'})")
-    existing = backend.status(name)
-    class_token = getattr(backend, "class_token", lambda _w: "")(name)
-    request = instructor.class_request(name, info, settings, count=count, students=roster_rows,
-                                       existing=existing, now=dt.datetime.now(dt.UTC),
-                                       class_token=class_token)
-    started = backend.up(request)
+    with steps() as show:  # a live bar per build on a terminal, one line per step elsewhere
+        wd, settings, backend = _setup(workdir, config, check, build_lines(show), ttl=ttl, listen=listen,
+                                       public_url=public_url, backend=backend_name,
+                                       insecure_http=insecure_http or None)
+        client = engine.client()
+        if image:
+            name = workshop_slug(workshop)
+            ref = image
+            if not engine.image_exists(client, ref):
+                raise BadInput(f"no image {ref} on this engine")
+        else:
+            name, ref = instructor.resolve_image(wd, workshop, settings, on_line=build_lines(show),
+                                                 client=client)
+        info = instructor.image_info(client, ref)
+        if settings.backend == "kubernetes":  # nodes pull the image by digest from the registry
+            info = dataclasses.replace(info, ref=instructor.pinned(client, ref))
+        log(f"docpipe: starting {info.ref} (revision {info.revision[:12] or 'unknown'})")
+        existing = backend.status(name)
+        class_token = getattr(backend, "class_token", lambda _w: "")(name)
+        request = instructor.class_request(name, info, settings, count=count, students=roster_rows,
+                                           existing=existing, now=dt.datetime.now(dt.UTC),
+                                           class_token=class_token)
+        started = backend.up(request)
     if roster_rows:
         out = wd / "lab" / f"{name}-seats.csv"
         roster.write_seats_csv(out, [(s.student, next((r.email for r in roster_rows if r.seat == s.seat), ""),

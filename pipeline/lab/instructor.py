@@ -159,7 +159,9 @@ def class_request(workshop: str, image: ImageInfo, settings: LabSettings, *, cou
             token=_token_of(old.url) if old else new_token(),
             watch_token=_token_of(old.watch_url) if old else new_token(),
             password=old.password if old else new_password(NOVNC_PROFILE),
-            view_password=new_password(NOVNC_PROFILE), expires=old.expires if old else expires))
+            # A running seat keeps its watch link: the instructor's open grid page stays valid.
+            view_password=(old and links.password_in(old.watch_url)) or new_password(NOVNC_PROFILE),
+            expires=old.expires if old else expires))
     return ClassRequest(workshop=workshop, class_id=workshop, class_token=class_token or new_token(),
                         image=image.ref, revision=image.revision, desktop_port=image.desktop_port,
                         ports=image.ports, memory=image.memory, cpus=image.cpus,

@@ -7,7 +7,7 @@ its settings from the query or the fragment, `path` included, so everything goes
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from pipeline.errors import BadInput
 
@@ -42,3 +42,8 @@ def port_url(public_url: str, token: str, port: int) -> str:
 
 def class_url(public_url: str, class_token: str) -> str:
     return f"{public_url.rstrip('/')}/class/{class_token}/"
+
+
+def password_in(url: str) -> str:
+    """The password a printed link carries in its fragment ("" when it has none)."""
+    return parse_qs(urlsplit(url).fragment).get("password", [""])[0]

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -384,33 +385,100 @@ def _vnc_response(password: str, challenge: bytes) -> bytes:
     return enc.update(challenge) + enc.finalize()
 
 
-def vnc_login(url: str, password: str, ssl_context: ssl.SSLContext | None = None) -> bool:
-    """Speak RFB 3.8 through the seat's websockify (behind the gateway for a /s/<token>/ link,
-    over TLS with `ssl_context`): True when the server accepts `password`."""
-    from urllib.parse import urlsplit
+class VncSession:
+    """An RFB 3.8 client through the seat's websockify (behind the gateway for a /s/<token>/
+    link, over TLS with `ssl_context`): log in, then send pointer and key events like a viewer."""
 
-    parts = urlsplit(url)
-    path = "/websockify"
-    if "/s/" in parts.path:
-        path = parts.path.split("/s/", 1)[0] + "/s/" + parts.path.split("/s/", 1)[1].split("/", 1)[0] + "/websockify"
-    ws = _WebSocket(parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80), path,
-                    ssl_context=ssl_context if parts.scheme == "https" else None)
-    try:
-        version = ws.recv(12)
+    def __init__(self, url: str, ssl_context: ssl.SSLContext | None = None) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        path = "/websockify"
+        if "/s/" in parts.path:
+            token = parts.path.split("/s/", 1)[1].split("/", 1)[0]
+            path = parts.path.split("/s/", 1)[0] + "/s/" + token + "/websockify"
+        self.ws = _WebSocket(parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80),
+                             path, ssl_context=ssl_context if parts.scheme == "https" else None)
+        self.size = (0, 0)
+
+    def login(self, password: str) -> bool:
+        version = self.ws.recv(12)
         assert version.startswith(b"RFB "), version
-        ws.send(b"RFB 003.008\n")
-        count = ws.recv(1)[0]
+        self.ws.send(b"RFB 003.008\n")
+        count = self.ws.recv(1)[0]
         if count == 0:
             raise ConnectionError("server refused the connection")
-        types = ws.recv(count)
+        types = self.ws.recv(count)
         if 2 not in types:
             raise AssertionError(f"server offers no VNC password authentication: {list(types)}")
-        ws.send(bytes([2]))
-        challenge = ws.recv(16)
-        ws.send(_vnc_response(password, challenge))
-        return int.from_bytes(ws.recv(4), "big") == 0
-    finally:
-        ws.close()
+        self.ws.send(bytes([2]))
+        challenge = self.ws.recv(16)
+        self.ws.send(_vnc_response(password, challenge))
+        return int.from_bytes(self.ws.recv(4), "big") == 0
+
+    def start(self) -> tuple[int, int]:
+        """ClientInit (shared) and the server's ServerInit: the desktop's size."""
+        self.ws.send(b"\x01")
+        head = self.ws.recv(24)
+        width, height = int.from_bytes(head[0:2], "big"), int.from_bytes(head[2:4], "big")
+        self.ws.recv(int.from_bytes(head[20:24], "big"))  # the desktop's name
+        self.size = (width, height)
+        return self.size
+
+    def pointer(self, x: int, y: int, buttons: int = 0) -> None:
+        self.ws.send(bytes([5, buttons]) + x.to_bytes(2, "big") + y.to_bytes(2, "big"))
+
+    def key(self, keysym: int) -> None:
+        for down in (1, 0):
+            self.ws.send(bytes([4, down, 0, 0]) + keysym.to_bytes(4, "big"))
+
+    def close(self) -> None:
+        self.ws.close()
+
+    def __enter__(self) -> VncSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def vnc_login(url: str, password: str, ssl_context: ssl.SSLContext | None = None) -> bool:
+    """True when the seat behind `url` accepts `password` (RFB 3.8 VNC authentication)."""
+    with VncSession(url, ssl_context) as session:
+        return session.login(password)
+
+
+# The X pointer as the seat's own X server sees it: what a viewer's input moved, or did not.
+_QUERY_POINTER = """
+import ctypes
+x11 = ctypes.CDLL("libX11.so.6")
+x11.XOpenDisplay.restype = ctypes.c_void_p
+x11.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+x11.XDefaultRootWindow.restype = ctypes.c_ulong
+d = x11.XOpenDisplay(None)
+root = x11.XDefaultRootWindow(d)
+w1, w2 = ctypes.c_ulong(), ctypes.c_ulong()
+rx, ry, wx, wy, mask = (ctypes.c_int() for _ in range(5))
+x11.XQueryPointer.argtypes = [ctypes.c_void_p, ctypes.c_ulong] + [ctypes.c_void_p] * 7
+x11.XQueryPointer(d, root, ctypes.byref(w1), ctypes.byref(w2), ctypes.byref(rx), ctypes.byref(ry),
+                  ctypes.byref(wx), ctypes.byref(wy), ctypes.byref(mask))
+print(rx.value, ry.value)
+"""
+
+
+def pointer_position(container: Any) -> tuple[int, int]:
+    """Where the seat's X pointer is, read inside the seat with Xlib."""
+    code, out = container.exec_run(["python3", "-c", _QUERY_POINTER], user="student", environment={"DISPLAY": ":1"})
+    assert code == 0, out
+    x, y = out.decode().split()
+    return int(x), int(y)
+
+
+def x_windows(container: Any) -> str:
+    """The seat's X window tree (names and classes), as `xwininfo` prints it."""
+    code, out = container.exec_run(["xwininfo", "-root", "-tree"], user="student", environment={"DISPLAY": ":1"})
+    assert code == 0, out
+    return out.decode("utf-8", errors="replace")
 
 
 # ---------------------------------------------------------------- the sample workshop, built once

@@ -24,11 +24,8 @@ for _ in $(seq 1 50); do
 done
 openbox &
 tint2 >/dev/null 2>&1 &
-# The workshop's first port (written by docpipe from the validated spec) opens in the browser.
-if [ -r /etc/docpipe/first-port ]; then
-    port=$(tr -cd '0-9' < /etc/docpipe/first-port)
-    [ -n "$port" ] && (cd "$HOME" && exec firefox-esr --new-instance "http://localhost:$port/" >/dev/null 2>&1) &
-fi
+# The browser opening the workshop's first port starts with the first student's login
+# (docpipe-first-login, run by x11vnc), not here.
 
 # Autostart entries are data (.desktop files written by docpipe from a validated spec):
 # their Exec= line is split into words, never evaluated by the shell; globbing is off.
@@ -41,5 +38,6 @@ for entry in /etc/xdg/autostart/docpipe-*.desktop; do
 done
 
 x11vnc -display "$DISPLAY" -rfbport 5900 -localhost -forever -shared -quiet \
-    -passwdfile "rm:$HOME/.docpipe/vncpass" -noxdamage >/dev/null 2>&1 &
+    -passwdfile "rm:$HOME/.docpipe/vncpass" -noxdamage \
+    -afteraccept /usr/local/bin/docpipe-first-login >/dev/null 2>&1 &
 exec websockify --web /usr/share/novnc 6080 127.0.0.1:5900

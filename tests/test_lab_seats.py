@@ -131,3 +131,27 @@ def test_lab_up_from_a_docs_link_pulls_builds_and_starts(sample_build: SampleBui
                               capture_output=True, text=True, env=env, timeout=300)
         assert down.returncode == 0, down.stderr
     assert not client.containers.list(all=True, filters={"label": "docpipe.io/workshop=ws-go-promisegrid"})
+
+
+@pytest.mark.docker
+def test_a_seat_that_cannot_start_leaves_no_half_started_class(sample_build: SampleBuild) -> None:
+    """Seats start side by side; when one fails, the ones that started are removed again."""
+    client = sample_build.client
+    image = sample_build.first.tags[0]
+    # Something else already holds the name seat-3 would get: the engine refuses that one.
+    squatter = client.containers.create(image, name="docpipe-halfclass-seat-3", command=["true"],
+                                        entrypoint=["true"])
+    try:
+        up = cli(sample_build, "lab", "up", "halfclass", "--image", image, "--seats", "4",
+                 "--workdir", str(sample_build.workdir), "--listen", f"127.0.0.1:{free_port()}")
+        assert up.returncode != 0
+        error = up.stderr.strip().splitlines()[-1]
+        assert error.startswith("docpipe: error: starting seats of halfclass failed: Conflict."), up.stderr
+        assert "docpipe-halfclass-seat-3" in error
+        left = client.containers.list(all=True, filters={"label": "docpipe.io/workshop=halfclass"})
+        assert left == []
+        squatter.reload()
+        assert squatter.status == "created"  # not ours: untouched
+    finally:
+        squatter.remove(force=True)
+        cli(sample_build, "lab", "down", "halfclass", "--workdir", str(sample_build.workdir))

@@ -30,7 +30,7 @@ from pipeline.comments import render_comments
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.replay import paths
 from pipeline.replay.authors import Authors, identity, known_emails, load_authors
-from pipeline.replay.conversion import SLUG_PLACEHOLDER, Job, convert_all, name_header
+from pipeline.replay.conversion import SLUG_PLACEHOLDER, Converted, Job, convert_all, name_header
 from pipeline.replay.events import (
     COMMENT_KINDS,
     Event,
@@ -57,7 +57,9 @@ class DocState:
     stem: str | None = None
     name_header: str | None = None
     has_comments: bool = False
-    md_cache: tuple[str, pygit2.Oid] | None = None
+    # The Markdown blob last written for (job, slug): a comment event rewrites the doc unchanged, and
+    # (job, slug) decides the Markdown, so its blob is reused without reading the cache again.
+    md_blob: tuple[Job, str, pygit2.Oid] | None = None
 
 
 @dataclass
@@ -128,8 +130,7 @@ class Replayer:
         self.tree = Tree(repo, repo[tip].peel(pygit2.Commit).tree_id if tip else None, self.buffer)
         self.table = paths.PathTable()
         self.docs: dict[str, DocState] = {}
-        self.markdown: dict[Job, str] = {}
-        self.names: dict[Job, str | None] = {}
+        self.converted = Converted()
         self.image_oids: dict[str, pygit2.Oid] = {}
         self.manifest = self._load_manifest()
         self._manifest_dirty = True  # serializing it is costly: only when an entry changed
@@ -216,7 +217,7 @@ class Replayer:
             self.applied.add(event.key)
             self.commented.add(state.file_id)
         state.job = self.job_for(state)
-        state.name_header = self.names.get(state.job) if state.job else None
+        state.name_header = self.converted.names.get(state.job) if state.job else None
         state.stem = self.table.claim(state.file_id, state.folders, self._slug(state))
         if old_stem and old_stem != state.stem:
             self._remove_files(old_stem)
@@ -243,12 +244,12 @@ class Replayer:
         entry: dict[str, Any] = {"path": f"{state.stem}.md", "comments": None, "title": state.title,
                                  "webViewLink": str(self.store.docs[state.file_id].get("webViewLink") or "")}
         if state.job is not None:
-            md = self.markdown[state.job].replace(SLUG_PLACEHOLDER, slug)
-            if state.md_cache and state.md_cache[0] == md:
-                oid = state.md_cache[1]
+            if state.md_blob and state.md_blob[:2] == (state.job, slug):
+                oid = state.md_blob[2]
             else:
+                md = self.converted.markdown(state.job).replace(SLUG_PLACEHOLDER, slug)
                 oid = self.blob(md.encode("utf-8"))
-                state.md_cache = (md, oid)
+                state.md_blob = (state.job, slug, oid)
             self.tree.set(f"{state.stem}.md", oid)
             self.tree.remove(f"{state.stem}.assets")
             for image in state.rev.get("images") or [] if state.rev else []:
@@ -301,7 +302,8 @@ class Replayer:
         trailers = trailers_of(event)
         note = self._partial_history_note(event)
         message = f"{subject}\n\n{note}{trailers}\n"
-        return self.buffer.added(self.repo.create_commit(None, author, committer, message, tree, [parent] if parent else []))
+        oid = self.repo.create_commit(None, author, committer, message, tree, [parent] if parent else [])
+        return self.buffer.added(oid, len(message) + 200)  # + tree, parent, author and committer lines
 
     def _partial_history_note(self, event: Event) -> str:
         """Said in a doc's first commit when Drive no longer lists the revisions since its creation
@@ -350,8 +352,7 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
     planned = time.perf_counter()
     converted = convert_all(jobs, store, workdir / "cache", workers, on_done=bar.advance)
     writing = time.perf_counter()
-    replayer.markdown = converted.markdown
-    replayer.names = {job: name_header(md) for job, md in converted.markdown.items()}
+    replayer.converted = converted
     head = tip
     # Trees and commits only name objects this replay just made or read: skip libgit2's
     # per-entry existence check (a lookup per tree entry).

@@ -80,7 +80,14 @@ class ObjectBuffer:
                 kind, data = self._read(oid)
                 yield oid.raw, kind, data
 
-        write_pack(Path(self.repo.path) / "objects" / "pack", objects())
+        # git_odb_read keeps every commit and tree it reads in the repository's object cache (up to
+        # 256 MB), which would keep the whole history in memory by the end of a large replay; these
+        # objects are read once, here, so caching is off while they are.
+        pygit2.settings.enable_caching(False)
+        try:
+            write_pack(Path(self.repo.path) / "objects" / "pack", objects())
+        finally:
+            pygit2.settings.enable_caching(True)
         self._lib.git_mempack_reset(self._backend)
         self.oids, self.bytes = [], 0
 

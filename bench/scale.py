@@ -3,7 +3,8 @@
 
 Generated with the emulator's generator and served at 50 ms per request; `docpipe pull --jobs 16
 --max-qps 200` and `docpipe replay` run as subprocesses of a small launcher, each reaped with
-os.wait4 for its peak RSS (the largest of it and its conversion workers). Reported, each against a baseline from the same run:
+os.wait4 for its peak RSS (the largest of it and its conversion workers). Reported, each against
+a baseline from the same run:
   first pull: seconds and requests against the rate-limit floor (requests / max-qps)
   no-op pull: requests and seconds (goal <= 5 requests and < 1 s, at any folder count: the
               small tree's no-op pull is shown beside it)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,23 @@ class DocState:
     # The Markdown blob last written for (job, slug): a comment event rewrites the doc unchanged, and
     # (job, slug) decides the Markdown, so its blob is reused without reading the cache again.
     md_blob: tuple[Job, str, pygit2.Oid] | None = None
+    web_link: str = ""
+    first_rev: Any = None                # the first revision the store lists
+    partial_created: str | None = None   # the doc's createdTime ("" unknown) when its history is partial
+    comment_events: int = 0              # comment events applied in this replay
+    # The comments file last written for (title, comment_events), which decide it: a revision
+    # event keeps it without reading the doc's threads again.
+    comments_blob: tuple[str, int, pygit2.Oid] | None = None
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> DocState:
+        """What replay keeps of a doc for the whole run; the rest is read again when needed."""
+        revisions = doc.get("revisions") or []
+        partial = bool(doc.get("partial_history")) and bool(revisions)
+        return cls(doc["id"], initial_title(doc), paths.folder_slugs(list(doc.get("folder_path") or [])),
+                   has_comments=bool(doc.get("comments")), web_link=str(doc.get("webViewLink") or ""),
+                   first_rev=revisions[0].get("id") if revisions else None,
+                   partial_created=str(doc.get("createdTime") or "") if partial else None)
 
 
 @dataclass
@@ -116,11 +134,29 @@ def scan_history(repo: pygit2.Repository, tip: pygit2.Oid | None) -> tuple[set[K
     return applied, latest
 
 
+def read_store(store: Snapshot, latest: dict[str, str]
+               ) -> tuple[list[Event], dict[str, DocState], dict[str, dict[str, Any] | None]]:
+    """One pass over the store, a doc at a time: every event in order, what replay keeps of each
+    doc, and the revision record of each doc's newest replayed revision (`latest`)."""
+    docs: dict[str, DocState] = {}
+    replayed: dict[str, dict[str, Any] | None] = {}
+
+    def each() -> Iterator[dict[str, Any]]:
+        for doc in store.docs():
+            docs[doc["id"]] = DocState.of(doc)
+            if doc["id"] in latest:
+                rev_id = latest[doc["id"]]
+                replayed[doc["id"]] = next((r for r in doc.get("revisions") or [] if r.get("id") == rev_id), None)
+            yield doc
+
+    return all_events(each()), docs, replayed
+
+
 class Replayer:
     """Applies events to the tree and makes one commit per event."""
 
-    def __init__(self, repo: pygit2.Repository, store: Snapshot, authors: Authors,
-                 tip: pygit2.Oid | None, applied: set[Key], latest: dict[str, str]) -> None:
+    def __init__(self, repo: pygit2.Repository, store: Snapshot, authors: Authors, tip: pygit2.Oid | None,
+                 applied: set[Key], docs: dict[str, DocState], replayed: dict[str, dict[str, Any] | None]) -> None:
         self.repo, self.store, self.authors = repo, store, authors
         self.applied = applied
         # Docs with at least one comment event in the archive: they have a comments file.
@@ -129,22 +165,18 @@ class Replayer:
         self.buffer = ObjectBuffer(repo)
         self.tree = Tree(repo, repo[tip].peel(pygit2.Commit).tree_id if tip else None, self.buffer)
         self.table = paths.PathTable()
-        self.docs: dict[str, DocState] = {}
+        self.docs = docs
         self.converted = Converted()
         self.image_oids: dict[str, pygit2.Oid] = {}
         self.manifest = self._load_manifest()
         self._manifest_dirty = True  # serializing it is costly: only when an entry changed
-        for file_id, doc in store.docs.items():
-            self.docs[file_id] = DocState(file_id, initial_title(doc), paths.folder_slugs(list(doc.get("folder_path") or [])),
-                                          has_comments=bool(doc.get("comments")))
         for file_id, entry in sorted(self.manifest.docs.items()):
             state = self.docs.get(file_id)
             if state is None or not isinstance(entry, dict) or not str(entry.get("path", "")).endswith(".md"):
                 continue
             state.stem = entry["path"][:-3]
             state.title = str(entry.get("title", state.title))
-            rev_id = latest.get(file_id)
-            state.rev = next((r for r in store.docs[file_id].get("revisions") or [] if r.get("id") == rev_id), None)
+            state.rev = replayed.get(file_id)
             blob = self.tree.get(entry["path"])
             if isinstance(blob, tuple):
                 state.name_header = name_header(self.repo[blob[0]].peel(pygit2.Blob).data.decode("utf-8", "replace"))
@@ -216,6 +248,7 @@ class Replayer:
         else:
             self.applied.add(event.key)
             self.commented.add(state.file_id)
+            state.comment_events += 1
         state.job = self.job_for(state)
         state.name_header = self.converted.names.get(state.job) if state.job else None
         state.stem = self.table.claim(state.file_id, state.folders, self._slug(state))
@@ -242,7 +275,7 @@ class Replayer:
         assert state.stem is not None
         slug = state.stem.rsplit("/", 1)[-1]
         entry: dict[str, Any] = {"path": f"{state.stem}.md", "comments": None, "title": state.title,
-                                 "webViewLink": str(self.store.docs[state.file_id].get("webViewLink") or "")}
+                                 "webViewLink": state.web_link}
         if state.job is not None:
             if state.md_blob and state.md_blob[:2] == (state.job, slug):
                 oid = state.md_blob[2]
@@ -260,10 +293,12 @@ class Replayer:
                     data = self.store.read_blob(blob, f"doc {state.file_id} image")
                     self.image_oids[blob] = self.blob(data)
                 self.tree.set(f"{state.stem}.assets/{paths.image_name(blob, image.get('mimeType'))}", self.image_oids[blob])
-        comments = self.store.docs[state.file_id].get("comments") or []
         if state.file_id in self.commented:
-            text = render_comments(state.title, comments, self.applied, state.file_id)
-            self.tree.set(f"{state.stem}.comments.md", self.blob(text.encode("utf-8")))
+            if not (state.comments_blob and state.comments_blob[:2] == (state.title, state.comment_events)):
+                comments = self.store.doc(state.file_id).get("comments") or []
+                text = render_comments(state.title, comments, self.applied, state.file_id)
+                state.comments_blob = (state.title, state.comment_events, self.blob(text.encode("utf-8")))
+            self.tree.set(f"{state.stem}.comments.md", state.comments_blob[2])
             entry["comments"] = f"{state.stem}.comments.md"
         if state.job is not None and self.manifest.docs.get(state.file_id) != entry:
             self.manifest.docs[state.file_id] = entry
@@ -310,12 +345,10 @@ class Replayer:
         (revisions.list may omit old ones), so nobody takes this commit for the doc's beginning."""
         if event.kind != "revision" or not event.revision:
             return ""
-        doc = self.store.docs.get(event.file_id) or {}
-        revisions = doc.get("revisions") or []
-        if not doc.get("partial_history") or not revisions or revisions[0].get("id") != event.revision.get("id"):
+        state = self.docs[event.file_id]
+        if state.partial_created is None or state.first_rev != event.revision.get("id"):
             return ""
-        created = str(doc.get("createdTime") or "")
-        since = f" (created {created})" if created else ""
+        since = f" (created {state.partial_created})" if state.partial_created else ""
         return (f"Partial history: Drive lists no revision from this doc's creation{since}; "
                 "older revisions are missing.\n\n")
 
@@ -341,12 +374,15 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
     tip = ref.resolve().target if ref is not None else None
     assert tip is None or isinstance(tip, pygit2.Oid)  # a resolved reference names an object
     applied, latest = scan_history(repo, tip)
-    events = [e for e in all_events(store) if e.key not in applied]
-    result = ReplayResult(archive, str(tip) if tip else None, 0, 0, len(store.docs), 0, 0)
+    every, docs, replayed = read_store(store, latest)
+    events = [e for e in every if e.key not in applied]
+    result = ReplayResult(archive, str(tip) if tip else None, 0, 0, len(docs), 0, 0)
     if not events:
         return result
     # The operator's authors file wins over what the revisions tell.
-    replayer = Replayer(repo, store, {**known_emails(store), **authors}, tip, applied, latest)
+    emails = known_emails(e.revision for e in every if e.revision is not None)
+    del every
+    replayer = Replayer(repo, store, {**emails, **authors}, tip, applied, docs, replayed)
     jobs = set(replayer.plan(events))
     bar.total(len(jobs) + len(events))
     planned = time.perf_counter()

@@ -75,8 +75,10 @@ class ObjectBuffer:
             return
         from pipeline.replay.packwriter import write_pack
 
+        unique = list(dict.fromkeys(self.oids))  # an object written twice is packed once
+
         def objects() -> Iterator[tuple[bytes, int, bytes]]:
-            for oid in dict.fromkeys(self.oids):  # an object written twice is packed once
+            for oid in unique:
                 kind, data = self._read(oid)
                 yield oid.raw, kind, data
 
@@ -85,7 +87,7 @@ class ObjectBuffer:
         # objects are read once, here, so caching is off while they are.
         pygit2.settings.enable_caching(False)
         try:
-            write_pack(Path(self.repo.path) / "objects" / "pack", objects())
+            write_pack(Path(self.repo.path) / "objects" / "pack", objects(), len(unique))
         finally:
             pygit2.settings.enable_caching(True)
         self._lib.git_mempack_reset(self._backend)

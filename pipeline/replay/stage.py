@@ -365,8 +365,16 @@ def replay(workdir: Path, *, authors: Path | None = None, workers: int | None = 
         return _replay(Path(workdir), load_authors(authors), workers, bar)
 
 
+# libgit2 maps pack files in windows of up to 1 GB and keeps up to 8 GB of them mapped; reading
+# the history back (scan_history) touches every pack, so the whole archive (~200 MB at 1,000 docs)
+# would stay resident. Small windows under a small cap keep it to what is being read.
+PACK_WINDOW, PACK_WINDOWS_MAPPED = 8 << 20, 64 << 20
+
+
 def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> ReplayResult:
     started = time.perf_counter()
+    pygit2.settings.mwindow_size = PACK_WINDOW
+    pygit2.settings.mwindow_mapped_limit = PACK_WINDOWS_MAPPED
     store = Store.at(workdir).snapshot()
     archive = workdir / "archive"
     repo = open_archive(archive)

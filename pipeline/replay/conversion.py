@@ -119,19 +119,23 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 @dataclass
 class Converted:
-    """Where each job's Markdown is (the cache) and its `name` header; not the Markdown itself."""
-    paths: dict[Job, Path] = field(default_factory=dict)
+    """Where each job's Markdown is (its cache key) and its `name` header; not the Markdown itself."""
+    root: Path = Path()
+    keys: dict[Job, str] = field(default_factory=dict)  # keys, not Paths: a Path costs ~4x the bytes
     names: dict[Job, str | None] = field(default_factory=dict)
     converted: int = 0
     cached: int = 0
 
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.md"
+
     def markdown(self, job: Job) -> str:
         """A job's Markdown, read back from the cache when its commit is written."""
         try:
-            return self.paths[job].read_text(encoding="utf-8")
+            return self.path(self.keys[job]).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):  # removed or damaged since this replay converted it
-            raise DocpipeError(f"the Markdown cache entry of doc {job.drive_id} under {self.paths[job].parent.parent} "
-                               "went missing during this replay; nothing was changed, run docpipe replay again") from None
+            raise DocpipeError(f"the Markdown cache entry of doc {job.drive_id} under {self.root} went missing "
+                               "during this replay; nothing was changed, run docpipe replay again") from None
 
 
 def convert_all(jobs: Iterable[Job], store: Snapshot, cache_dir: Path, workers: int | None = None,
@@ -139,11 +143,11 @@ def convert_all(jobs: Iterable[Job], store: Snapshot, cache_dir: Path, workers: 
     """Every job's Markdown in the cache: already there, else converted in parallel (one process
     per core). Only the `name` headers come back; the writer reads each Markdown when it needs it."""
     version = converter_version()
-    result = Converted()
+    result = Converted(cache_dir / "markdown")
     todo: list[tuple[Job, str, str]] = []
     for key, job in sorted({job.cache_key(version): job for job in jobs}.items()):
-        cache_path = cache_dir / "markdown" / key[:2] / f"{key}.md"
-        result.paths[job] = cache_path
+        cache_path = result.path(key)
+        result.keys[job] = key
         try:
             result.names[job] = name_header(cache_path.read_text(encoding="utf-8"))
             result.cached += 1

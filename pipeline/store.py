@@ -13,6 +13,8 @@ import json
 import os
 import re
 import tempfile
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,13 +72,58 @@ def valid_file_id(file_id: object) -> bool:
     return isinstance(file_id, str) and bool(_ID_RE.match(file_id))
 
 
-@dataclass(frozen=True)
 class Snapshot:
-    """What replay needs of a store, read once: folder.json and every doc, in fileId order."""
+    """What replay needs of a store: folder.json, the doc ids, and each doc read when asked.
 
-    store: Store
-    folder: dict[str, Any]
-    docs: dict[str, dict[str, Any]]
+    Docs are read one at a time and only the last few are kept, so memory holds what replay
+    keeps of each doc plus a few whole docs, not the whole folder (issue #12). A doc read again
+    must be the file read the first time: a pull writing the store meanwhile is refused, not mixed in."""
+
+    KEEP = 32  # whole docs kept: replay rereads a doc for each of its comment events
+
+    def __init__(self, store: Store, folder: dict[str, Any], ids: list[str]) -> None:
+        self.store, self.folder, self.ids = store, folder, ids
+        self._kept: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._stamps: dict[str, tuple[int, int, int]] = {}
+
+    def docs(self) -> Iterator[dict[str, Any]]:
+        """Every doc, in fileId order, each read from disk as it is reached and not kept."""
+        for file_id in self.ids:
+            doc = self._read(file_id)
+            if doc is not None:
+                yield doc
+
+    def doc(self, file_id: str) -> dict[str, Any]:
+        """One doc that docs() yielded, from the last few kept or read again."""
+        doc = self._kept.get(file_id)
+        if doc is not None:
+            self._kept.move_to_end(file_id)
+            return doc
+        doc = self._read(file_id)
+        if doc is None:
+            raise DocpipeError(f"store: docs/{file_id}.json went missing during this replay (a pull running?); "
+                               "run docpipe replay again")
+        self._kept[file_id] = doc
+        if len(self._kept) > self.KEEP:
+            self._kept.popitem(last=False)
+        return doc
+
+    def _read(self, file_id: str) -> dict[str, Any] | None:
+        path = self.store.doc_path(file_id)
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # removed after listing: only a concurrent pull does that
+            return None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._stamps.setdefault(file_id, stamp) != stamp:
+            raise DocpipeError(f"store: docs/{file_id}.json changed during this replay (a pull running?); "
+                               "run docpipe replay again")
+        doc = self.store.read_doc(file_id)
+        if doc is None:
+            return None
+        if doc.get("id") != file_id:
+            raise BadInput(f"store: docs/{file_id}.json holds another doc; remove it and pull again")
+        return doc
 
     def blob_path(self, digest: str) -> Path:
         return self.store.blob_path(digest)
@@ -152,19 +199,12 @@ class Store:
 
     # ------------------------------------------------------------- whole-store views
     def snapshot(self) -> Snapshot:
-        """folder.json and every doc, each checked to be the doc its file name says."""
+        """folder.json and the doc ids; each doc is read (and checked to be the doc its file name
+        says) when the snapshot reaches it."""
         folder = self.read_folder()
         if folder is None:
             raise BadInput(f"no store at {self.root} (folder.json missing); run docpipe pull first")
-        docs: dict[str, dict[str, Any]] = {}
-        for file_id in self.doc_ids():
-            doc = self.read_doc(file_id)
-            if doc is None:  # removed between listing and reading: only a concurrent pull does that
-                continue
-            if doc.get("id") != file_id:
-                raise BadInput(f"store: docs/{file_id}.json holds another doc; remove it and pull again")
-            docs[file_id] = doc
-        return Snapshot(self, folder, docs)
+        return Snapshot(self, folder, self.doc_ids())
 
     def digest(self) -> str:
         """Changes whenever a pull changed anything (blobs are only ever added with a doc's JSON)."""

@@ -70,3 +70,18 @@ def test_a_failed_write_leaves_no_temp_files(tmp_path: Path, monkeypatch) -> Non
     else:
         raise AssertionError("the write should have failed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_objects_streamed_with_their_count_make_the_same_pack(tmp_path: Path) -> None:
+    objects = [(bytes([i]) * 20, 3, f"blob {i}\n".encode() * 100) for i in range(1, 6)]
+    listed = write_pack(tmp_path / "listed", objects)
+    streamed = write_pack(tmp_path / "streamed", iter(objects), len(objects))
+    assert listed is not None and listed == streamed
+    assert (tmp_path / "listed" / f"{listed}.pack").read_bytes() == (tmp_path / "streamed" / f"{listed}.pack").read_bytes()
+    try:
+        write_pack(tmp_path / "short", iter(objects[:2]), 3)
+    except ValueError as exc:
+        assert "told 3 objects, given 2" in str(exc)
+    else:
+        raise AssertionError("a pack whose header count is wrong was written")
+    assert not list((tmp_path / "short").iterdir())

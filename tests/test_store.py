@@ -116,11 +116,26 @@ def test_snapshot_reads_folder_and_every_doc_once_in_file_name_order(tmp_path: P
         store.write_doc(_doc(file_id))
     snap = store.snapshot()
     assert snap.folder["name"] == "Folder"
-    assert list(snap.docs) == ["a-b", "a", "b-2"]  # "a-b.json" sorts before "a.json"
+    assert [doc["id"] for doc in snap.docs()] == ["a-b", "a", "b-2"]  # "a-b.json" sorts before "a.json"
     digest = store.put_blob(b"<p>x</p>")
     assert snap.read_blob(digest, "doc a") == b"<p>x</p>"
     with pytest.raises(BadInput, match="invalid blob"):
         snap.read_blob("../x", "doc a")
+
+
+def test_a_doc_read_again_must_be_the_one_first_read(tmp_path: Path) -> None:
+    """Replay reads a doc again for its comments file; a pull writing it meanwhile is refused, not mixed in."""
+    store = Store.at(tmp_path)
+    store.write_folder({"id": "f1"})
+    store.write_doc(_doc("a"))
+    store.write_doc(_doc("b"))
+    snap = store.snapshot()
+    assert [doc["id"] for doc in snap.docs()] == ["a", "b"]
+    assert snap.doc("a") == _doc("a")
+    store.write_doc({**_doc("b"), "comments": [{"id": "c1"}]})
+    assert snap.doc("a") == _doc("a")
+    with pytest.raises(DocpipeError, match=r"docs/b\.json changed during this replay"):
+        snap.doc("b")
 
 
 def test_one_doc_id_rule_for_every_reader(tmp_path: Path) -> None:
@@ -141,7 +156,7 @@ def test_a_corrupt_doc_reads_the_same_way_everywhere(tmp_path: Path) -> None:
     (tmp_path / "store" / "docs").mkdir()
     (tmp_path / "store" / "docs" / "abc.json").write_text("[1, 2]")
     messages = []
-    for read in (lambda: store.read_doc("abc"), store.snapshot):
+    for read in (lambda: store.read_doc("abc"), lambda: list(store.snapshot().docs())):
         with pytest.raises(BadInput) as info:
             read()
         messages.append(info.value.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +57,15 @@ def identity(user: dict[str, Any] | None, authors: Authors) -> tuple[str, str]:
     return _clean_name(display), paths.placeholder_email(display)
 
 
-def known_emails(store: Any) -> Authors:
+def known_emails(revisions: Iterable[dict[str, Any]]) -> Authors:
     """Display name -> identity for people whose email Google gave on some revision.
 
     Google never gives a commenter's email, but the same person's revisions often carry it; a
     name seen with two different emails is ambiguous and left out."""
     seen: dict[str, set[str]] = {}
-    for doc in store.docs.values():
-        for rev in doc.get("revisions", []):
-            user = rev.get("lastModifyingUser") or {}
-            display, email = one_line(user.get("displayName")), one_line(user.get("emailAddress"))
-            if display and email and _EMAIL.match(email):
-                seen.setdefault(display, set()).add(email)
+    for rev in revisions:
+        user = rev.get("lastModifyingUser") or {}
+        display, email = one_line(user.get("displayName")), one_line(user.get("emailAddress"))
+        if display and email and _EMAIL.match(email):
+            seen.setdefault(display, set()).add(email)
     return {d: (_clean_name(d), next(iter(e))) for d, e in sorted(seen.items()) if len(e) == 1}

@@ -66,8 +66,11 @@ def _worker_init(parent: int) -> None:
             os._exit(1)
 
 
-def _convert_one(job: Job, html_path: str, cache_path: str) -> str:
-    """Runs in a worker process: convert one HTML blob and keep the result in the cache."""
+def _convert_one(job: Job, html_path: str, cache_path: str) -> str | None:
+    """Runs in a worker process: convert one HTML blob and keep the result in the cache.
+
+    Returns only the `name` header: the Markdown stays on disk until its commit is written, so
+    memory holds one revision's Markdown at a time, not the whole history's."""
     from pipeline.convert import convert_html
 
     html = Path(html_path).read_bytes().decode("utf-8", errors="replace")
@@ -79,7 +82,7 @@ def _convert_one(job: Job, html_path: str, cache_path: str) -> str:
         raise DocpipeError(f"converting doc {job.drive_id} ({one_line(job.title)[:80] or 'untitled'}) failed: "
                            f"{type(exc).__name__}: {one_line(exc)[:200]}") from None
     _atomic_write(Path(cache_path), md.encode("utf-8"))
-    return md
+    return name_header(md)
 
 
 def name_header(md: str) -> str | None:
@@ -116,21 +119,37 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 @dataclass
 class Converted:
-    markdown: dict[Job, str] = field(default_factory=dict)
+    """Where each job's Markdown is (its cache key) and its `name` header; not the Markdown itself."""
+    root: Path = Path()
+    keys: dict[Job, str] = field(default_factory=dict)  # keys, not Paths: a Path costs ~4x the bytes
+    names: dict[Job, str | None] = field(default_factory=dict)
     converted: int = 0
     cached: int = 0
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.md"
+
+    def markdown(self, job: Job) -> str:
+        """A job's Markdown, read back from the cache when its commit is written."""
+        try:
+            return self.path(self.keys[job]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):  # removed or damaged since this replay converted it
+            raise DocpipeError(f"the Markdown cache entry of doc {job.drive_id} under {self.root} went missing "
+                               "during this replay; nothing was changed, run docpipe replay again") from None
 
 
 def convert_all(jobs: Iterable[Job], store: Snapshot, cache_dir: Path, workers: int | None = None,
                 on_done: Callable[[int], None] | None = None) -> Converted:
-    """Markdown for every job: from the cache, else converted in parallel (one process per core)."""
+    """Every job's Markdown in the cache: already there, else converted in parallel (one process
+    per core). Only the `name` headers come back; the writer reads each Markdown when it needs it."""
     version = converter_version()
-    result = Converted()
+    result = Converted(cache_dir / "markdown")
     todo: list[tuple[Job, str, str]] = []
     for key, job in sorted({job.cache_key(version): job for job in jobs}.items()):
-        cache_path = cache_dir / "markdown" / key[:2] / f"{key}.md"
+        cache_path = result.path(key)
+        result.keys[job] = key
         try:
-            result.markdown[job] = cache_path.read_text(encoding="utf-8")
+            result.names[job] = name_header(cache_path.read_text(encoding="utf-8"))
             result.cached += 1
             if on_done:
                 on_done(1)
@@ -145,7 +164,7 @@ def convert_all(jobs: Iterable[Job], store: Snapshot, cache_dir: Path, workers: 
     try:
         if workers <= 1 or len(todo) < 4:
             for job, html_file, cache_file in todo:
-                result.markdown[job] = _convert_one(job, html_file, cache_file)
+                result.names[job] = _convert_one(job, html_file, cache_file)
                 if on_done:
                     on_done(1)
         else:
@@ -153,8 +172,8 @@ def convert_all(jobs: Iterable[Job], store: Snapshot, cache_dir: Path, workers: 
                                      initargs=(os.getpid(),)) as pool:
                 chunk = max(1, min(32, len(todo) // (workers * 8)))
                 columns = list(zip(*todo, strict=True))
-                for job, md in zip(columns[0], pool.map(_convert_one, *columns, chunksize=chunk), strict=True):
-                    result.markdown[job] = md
+                for job, name in zip(columns[0], pool.map(_convert_one, *columns, chunksize=chunk), strict=True):
+                    result.names[job] = name
                     if on_done:
                         on_done(1)
     except DocpipeError:

@@ -23,9 +23,13 @@ class ObjectBuffer:
     which was most of its time. pygit2 does not wrap `git_mempack_new`, so it is reached through
     ctypes on the libgit2 pygit2 itself links; without it, objects are written loose as usual.
     A batch is packed once it reaches BATCH_OBJECTS or BATCH_BYTES, so memory stays bounded.
+    The mempack costs about twice its objects' bytes in memory (index, allocations), and a
+    thousand docs' history is ~0.5 GB of objects, so batches are small: a pack per 32 MB costs
+    a replay little (libgit2 looks an object up in a handful of pack indexes), a larger batch
+    costs hundreds of MB of peak memory.
     """
 
-    BATCH_OBJECTS, BATCH_BYTES = 200_000, 256 << 20
+    BATCH_OBJECTS, BATCH_BYTES = 200_000, 32 << 20
 
     def __init__(self, repo: pygit2.Repository) -> None:
         self.repo = repo
@@ -71,12 +75,21 @@ class ObjectBuffer:
             return
         from pipeline.replay.packwriter import write_pack
 
+        unique = list(dict.fromkeys(self.oids))  # an object written twice is packed once
+
         def objects() -> Iterator[tuple[bytes, int, bytes]]:
-            for oid in dict.fromkeys(self.oids):  # an object written twice is packed once
+            for oid in unique:
                 kind, data = self._read(oid)
                 yield oid.raw, kind, data
 
-        write_pack(Path(self.repo.path) / "objects" / "pack", objects())
+        # git_odb_read keeps every commit and tree it reads in the repository's object cache (up to
+        # 256 MB), which would keep the whole history in memory by the end of a large replay; these
+        # objects are read once, here, so caching is off while they are.
+        pygit2.settings.enable_caching(False)
+        try:
+            write_pack(Path(self.repo.path) / "objects" / "pack", objects(), len(unique))
+        finally:
+            pygit2.settings.enable_caching(True)
         self._lib.git_mempack_reset(self._backend)
         self.oids, self.bytes = [], 0
 
@@ -195,5 +208,6 @@ class Tree:
             return None
         self.oid = builder.write()
         if self.sink is not None:
-            self.sink.added(self.oid)
+            # A tree entry is its mode, name and 20-byte id: about this many bytes.
+            self.sink.added(self.oid, 48 * len(builder))
         return self.oid

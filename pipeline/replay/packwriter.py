@@ -32,32 +32,38 @@ def _object_header(kind: int, size: int) -> bytes:
     return bytes(out)
 
 
-def write_pack(pack_dir: Path, objects: Iterable[tuple[bytes, int, bytes]]) -> str | None:
+def write_pack(pack_dir: Path, objects: Iterable[tuple[bytes, int, bytes]], count: int | None = None) -> str | None:
     """Write (20-byte object id, git type number, raw content) as pack-<sha>.pack/.idx in
     pack_dir; returns the pack's name, or None when there was nothing to write.
 
+    Given `count` (how many objects `objects` yields), each object is compressed and written as
+    it comes, so memory holds one object, not the pack; without it the objects are listed first.
     The .idx is renamed into place last, so a reader never sees an index without its pack."""
-    # Records are compressed first: the header carries the object count, and the trailer (the
-    # SHA-1 of all that precedes it) is then computed while writing, in one pass over the file.
-    records: list[bytes] = []
-    entries: list[tuple[bytes, int, int]] = []  # (oid, crc32, offset)
-    offset = 12
-    for oid, kind, data in objects:
-        record = _object_header(kind, len(data)) + zlib.compress(data, _LEVEL)
-        records.append(record)
-        entries.append((oid, zlib.crc32(record), offset))
-        offset += len(record)
-    if not entries:
+    if count is None:
+        listed = list(objects)
+        objects, count = listed, len(listed)
+    if not count:
         return None
     pack_dir.mkdir(parents=True, exist_ok=True)
+    entries: list[tuple[bytes, int, int]] = []  # (oid, crc32, offset)
     sha = hashlib.sha1()
     tmp_pack = pack_dir / f"tmp-docpipe-{os.getpid()}.pack"
     tmp_idx = pack_dir / f"tmp-docpipe-{os.getpid()}.idx"
     try:
         with open(tmp_pack, "wb") as fh:
-            for chunk in (b"PACK" + struct.pack(">II", 2, len(entries)), *records):
-                sha.update(chunk)
-                fh.write(chunk)
+            # The header carries the object count; the trailer is the SHA-1 of everything before it.
+            header = b"PACK" + struct.pack(">II", 2, count)
+            sha.update(header)
+            fh.write(header)
+            offset = len(header)
+            for oid, kind, data in objects:
+                record = _object_header(kind, len(data)) + zlib.compress(data, _LEVEL)
+                entries.append((oid, zlib.crc32(record), offset))
+                sha.update(record)
+                fh.write(record)
+                offset += len(record)
+            if len(entries) != count:
+                raise ValueError(f"write_pack: told {count} objects, given {len(entries)}")
             pack_sum = sha.digest()
             fh.write(pack_sum)
             fh.flush()

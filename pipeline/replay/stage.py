@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from pipeline.comments import render_comments
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.replay import paths
 from pipeline.replay.authors import Authors, identity, known_emails, load_authors
-from pipeline.replay.conversion import SLUG_PLACEHOLDER, Job, convert_all, name_header
+from pipeline.replay.conversion import SLUG_PLACEHOLDER, Converted, Job, convert_all, name_header
 from pipeline.replay.events import (
     COMMENT_KINDS,
     Event,
@@ -57,7 +58,26 @@ class DocState:
     stem: str | None = None
     name_header: str | None = None
     has_comments: bool = False
-    md_cache: tuple[str, pygit2.Oid] | None = None
+    # The Markdown blob last written for (job, slug): a comment event rewrites the doc unchanged, and
+    # (job, slug) decides the Markdown, so its blob is reused without reading the cache again.
+    md_blob: tuple[Job, str, pygit2.Oid] | None = None
+    web_link: str = ""
+    first_rev: Any = None                # the first revision the store lists
+    partial_created: str | None = None   # the doc's createdTime ("" unknown) when its history is partial
+    comment_events: int = 0              # comment events applied in this replay
+    # The comments file last written for (title, comment_events), which decide it: a revision
+    # event keeps it without reading the doc's threads again.
+    comments_blob: tuple[str, int, pygit2.Oid] | None = None
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> DocState:
+        """What replay keeps of a doc for the whole run; the rest is read again when needed."""
+        revisions = doc.get("revisions") or []
+        partial = bool(doc.get("partial_history")) and bool(revisions)
+        return cls(doc["id"], initial_title(doc), paths.folder_slugs(list(doc.get("folder_path") or [])),
+                   has_comments=bool(doc.get("comments")), web_link=str(doc.get("webViewLink") or ""),
+                   first_rev=revisions[0].get("id") if revisions else None,
+                   partial_created=str(doc.get("createdTime") or "") if partial else None)
 
 
 @dataclass
@@ -114,11 +134,29 @@ def scan_history(repo: pygit2.Repository, tip: pygit2.Oid | None) -> tuple[set[K
     return applied, latest
 
 
+def read_store(store: Snapshot, latest: dict[str, str]
+               ) -> tuple[list[Event], dict[str, DocState], dict[str, dict[str, Any] | None]]:
+    """One pass over the store, a doc at a time: every event in order, what replay keeps of each
+    doc, and the revision record of each doc's newest replayed revision (`latest`)."""
+    docs: dict[str, DocState] = {}
+    replayed: dict[str, dict[str, Any] | None] = {}
+
+    def each() -> Iterator[dict[str, Any]]:
+        for doc in store.docs():
+            docs[doc["id"]] = DocState.of(doc)
+            if doc["id"] in latest:
+                rev_id = latest[doc["id"]]
+                replayed[doc["id"]] = next((r for r in doc.get("revisions") or [] if r.get("id") == rev_id), None)
+            yield doc
+
+    return all_events(each()), docs, replayed
+
+
 class Replayer:
     """Applies events to the tree and makes one commit per event."""
 
-    def __init__(self, repo: pygit2.Repository, store: Snapshot, authors: Authors,
-                 tip: pygit2.Oid | None, applied: set[Key], latest: dict[str, str]) -> None:
+    def __init__(self, repo: pygit2.Repository, store: Snapshot, authors: Authors, tip: pygit2.Oid | None,
+                 applied: set[Key], docs: dict[str, DocState], replayed: dict[str, dict[str, Any] | None]) -> None:
         self.repo, self.store, self.authors = repo, store, authors
         self.applied = applied
         # Docs with at least one comment event in the archive: they have a comments file.
@@ -127,23 +165,18 @@ class Replayer:
         self.buffer = ObjectBuffer(repo)
         self.tree = Tree(repo, repo[tip].peel(pygit2.Commit).tree_id if tip else None, self.buffer)
         self.table = paths.PathTable()
-        self.docs: dict[str, DocState] = {}
-        self.markdown: dict[Job, str] = {}
-        self.names: dict[Job, str | None] = {}
+        self.docs = docs
+        self.converted = Converted()
         self.image_oids: dict[str, pygit2.Oid] = {}
         self.manifest = self._load_manifest()
         self._manifest_dirty = True  # serializing it is costly: only when an entry changed
-        for file_id, doc in store.docs.items():
-            self.docs[file_id] = DocState(file_id, initial_title(doc), paths.folder_slugs(list(doc.get("folder_path") or [])),
-                                          has_comments=bool(doc.get("comments")))
         for file_id, entry in sorted(self.manifest.docs.items()):
             state = self.docs.get(file_id)
             if state is None or not isinstance(entry, dict) or not str(entry.get("path", "")).endswith(".md"):
                 continue
             state.stem = entry["path"][:-3]
             state.title = str(entry.get("title", state.title))
-            rev_id = latest.get(file_id)
-            state.rev = next((r for r in store.docs[file_id].get("revisions") or [] if r.get("id") == rev_id), None)
+            state.rev = replayed.get(file_id)
             blob = self.tree.get(entry["path"])
             if isinstance(blob, tuple):
                 state.name_header = name_header(self.repo[blob[0]].peel(pygit2.Blob).data.decode("utf-8", "replace"))
@@ -215,8 +248,9 @@ class Replayer:
         else:
             self.applied.add(event.key)
             self.commented.add(state.file_id)
+            state.comment_events += 1
         state.job = self.job_for(state)
-        state.name_header = self.names.get(state.job) if state.job else None
+        state.name_header = self.converted.names.get(state.job) if state.job else None
         state.stem = self.table.claim(state.file_id, state.folders, self._slug(state))
         if old_stem and old_stem != state.stem:
             self._remove_files(old_stem)
@@ -241,14 +275,14 @@ class Replayer:
         assert state.stem is not None
         slug = state.stem.rsplit("/", 1)[-1]
         entry: dict[str, Any] = {"path": f"{state.stem}.md", "comments": None, "title": state.title,
-                                 "webViewLink": str(self.store.docs[state.file_id].get("webViewLink") or "")}
+                                 "webViewLink": state.web_link}
         if state.job is not None:
-            md = self.markdown[state.job].replace(SLUG_PLACEHOLDER, slug)
-            if state.md_cache and state.md_cache[0] == md:
-                oid = state.md_cache[1]
+            if state.md_blob and state.md_blob[:2] == (state.job, slug):
+                oid = state.md_blob[2]
             else:
+                md = self.converted.markdown(state.job).replace(SLUG_PLACEHOLDER, slug)
                 oid = self.blob(md.encode("utf-8"))
-                state.md_cache = (md, oid)
+                state.md_blob = (state.job, slug, oid)
             self.tree.set(f"{state.stem}.md", oid)
             self.tree.remove(f"{state.stem}.assets")
             for image in state.rev.get("images") or [] if state.rev else []:
@@ -259,10 +293,12 @@ class Replayer:
                     data = self.store.read_blob(blob, f"doc {state.file_id} image")
                     self.image_oids[blob] = self.blob(data)
                 self.tree.set(f"{state.stem}.assets/{paths.image_name(blob, image.get('mimeType'))}", self.image_oids[blob])
-        comments = self.store.docs[state.file_id].get("comments") or []
         if state.file_id in self.commented:
-            text = render_comments(state.title, comments, self.applied, state.file_id)
-            self.tree.set(f"{state.stem}.comments.md", self.blob(text.encode("utf-8")))
+            if not (state.comments_blob and state.comments_blob[:2] == (state.title, state.comment_events)):
+                comments = self.store.doc(state.file_id).get("comments") or []
+                text = render_comments(state.title, comments, self.applied, state.file_id)
+                state.comments_blob = (state.title, state.comment_events, self.blob(text.encode("utf-8")))
+            self.tree.set(f"{state.stem}.comments.md", state.comments_blob[2])
             entry["comments"] = f"{state.stem}.comments.md"
         if state.job is not None and self.manifest.docs.get(state.file_id) != entry:
             self.manifest.docs[state.file_id] = entry
@@ -301,19 +337,18 @@ class Replayer:
         trailers = trailers_of(event)
         note = self._partial_history_note(event)
         message = f"{subject}\n\n{note}{trailers}\n"
-        return self.buffer.added(self.repo.create_commit(None, author, committer, message, tree, [parent] if parent else []))
+        oid = self.repo.create_commit(None, author, committer, message, tree, [parent] if parent else [])
+        return self.buffer.added(oid, len(message) + 200)  # + tree, parent, author and committer lines
 
     def _partial_history_note(self, event: Event) -> str:
         """Said in a doc's first commit when Drive no longer lists the revisions since its creation
         (revisions.list may omit old ones), so nobody takes this commit for the doc's beginning."""
         if event.kind != "revision" or not event.revision:
             return ""
-        doc = self.store.docs.get(event.file_id) or {}
-        revisions = doc.get("revisions") or []
-        if not doc.get("partial_history") or not revisions or revisions[0].get("id") != event.revision.get("id"):
+        state = self.docs[event.file_id]
+        if state.partial_created is None or state.first_rev != event.revision.get("id"):
             return ""
-        created = str(doc.get("createdTime") or "")
-        since = f" (created {created})" if created else ""
+        since = f" (created {state.partial_created})" if state.partial_created else ""
         return (f"Partial history: Drive lists no revision from this doc's creation{since}; "
                 "older revisions are missing.\n\n")
 
@@ -330,8 +365,16 @@ def replay(workdir: Path, *, authors: Path | None = None, workers: int | None = 
         return _replay(Path(workdir), load_authors(authors), workers, bar)
 
 
+# libgit2 maps pack files in windows of up to 1 GB and keeps up to 8 GB of them mapped; reading
+# the history back (scan_history) touches every pack, so the whole archive (~200 MB at 1,000 docs)
+# would stay resident. Small windows under a small cap keep it to what is being read.
+PACK_WINDOW, PACK_WINDOWS_MAPPED = 8 << 20, 64 << 20
+
+
 def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> ReplayResult:
     started = time.perf_counter()
+    pygit2.settings.mwindow_size = PACK_WINDOW
+    pygit2.settings.mwindow_mapped_limit = PACK_WINDOWS_MAPPED
     store = Store.at(workdir).snapshot()
     archive = workdir / "archive"
     repo = open_archive(archive)
@@ -339,19 +382,21 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
     tip = ref.resolve().target if ref is not None else None
     assert tip is None or isinstance(tip, pygit2.Oid)  # a resolved reference names an object
     applied, latest = scan_history(repo, tip)
-    events = [e for e in all_events(store) if e.key not in applied]
-    result = ReplayResult(archive, str(tip) if tip else None, 0, 0, len(store.docs), 0, 0)
+    every, docs, replayed = read_store(store, latest)
+    events = [e for e in every if e.key not in applied]
+    result = ReplayResult(archive, str(tip) if tip else None, 0, 0, len(docs), 0, 0)
     if not events:
         return result
     # The operator's authors file wins over what the revisions tell.
-    replayer = Replayer(repo, store, {**known_emails(store), **authors}, tip, applied, latest)
+    emails = known_emails(e.revision for e in every if e.revision is not None)
+    del every
+    replayer = Replayer(repo, store, {**emails, **authors}, tip, applied, docs, replayed)
     jobs = set(replayer.plan(events))
     bar.total(len(jobs) + len(events))
     planned = time.perf_counter()
     converted = convert_all(jobs, store, workdir / "cache", workers, on_done=bar.advance)
     writing = time.perf_counter()
-    replayer.markdown = converted.markdown
-    replayer.names = {job: name_header(md) for job, md in converted.markdown.items()}
+    replayer.converted = converted
     head = tip
     # Trees and commits only name objects this replay just made or read: skip libgit2's
     # per-entry existence check (a lookup per tree entry).

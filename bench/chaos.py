@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import hashlib
 import os
 import random
 import signal
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.emulator import Emulator, generate_dataset
+from tests.support.files import file_digests, session_members
 
 TOKEN = "chaos-token"
 STAGES = ("pull", "replay", "render", "publish")
@@ -69,17 +69,6 @@ def write_config(path: Path, workdir: Path, emu: Emulator) -> Path:
     return path
 
 
-def session_alive(sid: int) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
-                found.append(p)
-        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
-            continue
-    return found
-
-
 def stage_of(log: Path) -> str:
     """The stage a run was in: the last `<stage>: ...` line `docpipe run` logged."""
     stage = "start"
@@ -88,11 +77,6 @@ def stage_of(log: Path) -> str:
         if word in STAGES:
             stage = word
     return stage
-
-
-def digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()} if root.is_dir() else {}
 
 
 def refs(workdir: Path) -> dict[str, str]:
@@ -109,7 +93,7 @@ def fsck(workdir: Path) -> list[str]:
 def differences(ref: Path, got: Path) -> list[str]:
     diffs: list[str] = []
     for part in ("store", "site", "public"):
-        a, b = digest(ref / part), digest(got / part)
+        a, b = file_digests(ref / part), file_digests(got / part)
         for name in sorted(set(a) | set(b)):
             if a.get(name) != b.get(name):
                 state = "missing" if name not in b else "extra" if name not in a else "differs"
@@ -199,7 +183,7 @@ def main() -> None:
                     soak.kills += 1
                     soak.killed_in[stage_of(log)] += 1
                 time.sleep(0.25)  # what dies with the run is gone by now
-                alive = session_alive(proc.pid)
+                alive = session_members(proc.pid)
                 held = [lk for lk in locks_left(wd) if "held" in lk] if alive else []
                 for p in alive:
                     try:

@@ -24,33 +24,16 @@ from pipeline.emulator import Emulator, generate_dataset
 from pipeline.publish import publish
 from pipeline.render import render
 from pipeline.replay import replay
+from tests.support.files import file_digests, session_members
 from tests.support.pull import cli
 
 TOKEN = "hygiene-token"
 ENV = {"DOCPIPE_ACCESS_TOKEN": TOKEN}
 
 
-def digest(root: Path) -> dict[str, str]:
-    """Every file under `root` by relative path, as sha256: what a user would diff."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def main_sha(workdir: Path) -> str:
     repo = pygit2.Repository(str(workdir / "archive"))
     return str(repo.references["refs/heads/main"].target)
-
-
-def session_members(sid: int) -> list[psutil.Process]:
-    """Live (not zombie) processes of session `sid`: the killed run and whatever it started."""
-    alive = []
-    for p in psutil.process_iter():
-        try:
-            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p)
-        except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
-            continue
-    return alive
 
 
 def _alive(p: psutil.Process) -> bool:
@@ -164,10 +147,10 @@ def test_killed_pull_leaves_nothing_and_resumes_to_the_same_store(world: World) 
         world.emu.latency = 0.0
     assert killed.outlived == [] and killed.leftovers == []
     # Really mid-way: the store is not yet what a finished pull leaves.
-    assert digest(wd / "store") != digest(world.reference / "store")
+    assert file_digests(wd / "store") != file_digests(world.reference / "store")
     r = cli(args, env=ENV)
     assert r.returncode == 0, r.stderr
-    assert digest(wd / "store") == digest(world.reference / "store")
+    assert file_digests(wd / "store") == file_digests(world.reference / "store")
 
 
 def test_killed_replay_leaves_no_worker_and_replays_to_the_same_commits(world: World) -> None:
@@ -192,7 +175,7 @@ def test_killed_publish_takes_mkdocs_down_and_republishes_the_same_site(world: W
     assert not (wd / "public").exists()
     r = cli(args)
     assert r.returncode == 0, r.stderr
-    assert digest(wd / "public") == digest(world.reference / "public")
+    assert file_digests(wd / "public") == file_digests(world.reference / "public")
     assert not (wd / "public.tmp").exists()
 
 
@@ -209,9 +192,9 @@ def test_killed_run_leaves_nothing_and_the_rerun_matches(world: World) -> None:
     assert not (wd / "public").exists()
     r = cli(args, env=ENV)
     assert r.returncode == 0, r.stderr
-    assert digest(wd / "store") == digest(world.reference / "store")
+    assert file_digests(wd / "store") == file_digests(world.reference / "store")
     assert main_sha(wd) == main_sha(world.reference)
-    assert digest(wd / "public") == digest(world.reference / "public")
+    assert file_digests(wd / "public") == file_digests(world.reference / "public")
 
 
 # ------------------------------------------------------------------ pipeline.children itself

@@ -32,17 +32,13 @@ from tests.support.archive import (
     sample_archive,
 )
 from tests.support.browser import ARTIFACTS, Chromium, http_status, serve
+from tests.support.files import file_digests
 
 pytestmark = pytest.mark.browser
 
 PAGES = {"index": "index.html", "tutorial": "workshops/ws-go-promisegrid.html",
          "hostile": "notes/hostile-notes.html", "clean": "workshops/broken-lab.html",
          "mcp": "mcp-376-cswg-workshop-virtual-desktops.html"}
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -180,11 +176,11 @@ def test_publish_is_byte_identical(tmp_path: Path, site) -> None:
     sample_archive(tmp_path)
     render(tmp_path)
     publish(tmp_path)
-    first = tree_digest(tmp_path / "public")
+    first = file_digests(tmp_path / "public")
     assert "sitemap.xml.gz" in first
-    assert first == tree_digest(site["workdir"] / "public")
+    assert first == file_digests(site["workdir"] / "public")
     publish(tmp_path)
-    assert tree_digest(tmp_path / "public") == first
+    assert file_digests(tmp_path / "public") == first
 
 
 def test_new_revision_adds_a_site_commit_on_top(tmp_path: Path) -> None:

@@ -27,11 +27,7 @@ from tests.support.archive import (
     sample_archive,
     sample_workdir,
 )
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+from tests.support.files import file_digests
 
 
 @pytest.fixture(scope="module")
@@ -158,10 +154,10 @@ def test_render_is_deterministic(tmp_path: Path) -> None:
     sample_archive(tmp_path / "b")
     render(tmp_path / "a")
     render(tmp_path / "b")
-    first = tree_digest(tmp_path / "a" / "site")
-    assert first == tree_digest(tmp_path / "b" / "site")
+    first = file_digests(tmp_path / "a" / "site")
+    assert first == file_digests(tmp_path / "b" / "site")
     render(tmp_path / "a")  # re-render over an existing site: same bytes, no leftovers
-    assert tree_digest(tmp_path / "a" / "site") == first
+    assert file_digests(tmp_path / "a" / "site") == first
 
 
 def test_one_template_overrides_file_by_file(tmp_path: Path, sample_workdir: Path) -> None:

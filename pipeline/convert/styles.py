@@ -163,15 +163,8 @@ class StyleSheet:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        decls: dict[str, str] = {}
-        for name in class_attr.split():
-            rule = self.classes.get(name)
-            if rule is not None:
-                decls.update(rule)
-            elif not _STRUCTURAL.match(name):
-                self.undefined.add(name)
-        if style_attr:
-            decls.update(parse_declarations(style_attr))
+        decls = self._declarations(class_attr, style_attr)
+        self.undefined.update(n for n in class_attr.split() if n not in self.classes and not _STRUCTURAL.match(n))
         result = self._cache[key] = look_of(decls)
         return result
 
@@ -181,12 +174,15 @@ class StyleSheet:
         hit = self._indents.get(key)
         if hit is not None:
             return hit
-        decls: dict[str, str] = {}
-        for name in class_attr.split():
-            rule = self.classes.get(name)
-            if rule is not None:
-                decls.update(rule)
-        if style_attr:
-            decls.update(parse_declarations(style_attr))
+        decls = self._declarations(class_attr, style_attr)
         result = self._indents[key] = points(decls.get("margin-left")) + points(decls.get("padding-left"))
         return result
+
+    def _declarations(self, class_attr: str, style_attr: str) -> dict[str, str]:
+        """The CSS that applies to an element: its classes' rules in order, then its own style."""
+        decls: dict[str, str] = {}
+        for name in class_attr.split():
+            decls.update(self.classes.get(name, {}))
+        if style_attr:
+            decls.update(parse_declarations(style_attr))
+        return decls

@@ -36,7 +36,7 @@ def _setup(workdir: Path | None, config: Path | None, check: Callable[[Any], Non
     wd, settings = lab_settings.load(workdir, config_file=config, lab=lab)
     if check is not None:
         check(settings)  # bad input is refused before any engine is asked
-    backend = instructor.make_backend(wd, settings, on_line=on_line or build_lines(log))
+    backend = instructor.make_backend(wd, settings, on_line=on_line)
     reaped = backend.reap(now_rfc3339())
     if reaped:
         log(f"docpipe: removed {reaped} expired seat(s)")
@@ -159,7 +159,7 @@ def _dry_run(workshop: str, image: str | None, output: str | None, count: int, r
     from pipeline.lab import settings as lab_settings
     from pipeline.lab.kubernetes import dry_run_yaml
     from pipeline.lab.spec import workshop_slug
-    from pipeline.progress import log
+    from pipeline.progress import steps
 
     if output != "yaml":
         raise BadInput("--dry-run prints Kubernetes manifests: use it with -o yaml")
@@ -174,7 +174,9 @@ def _dry_run(workshop: str, image: str | None, output: str | None, count: int, r
         if image:
             name, ref = workshop_slug(workshop), image
         else:
-            name, ref = instructor.resolve_image(wd, workshop, settings, on_line=build_lines(log), client=client)
+            with steps() as show:
+                name, ref = instructor.resolve_image(wd, workshop, settings, on_line=build_lines(show),
+                                                     client=client)
         info = dataclasses.replace(instructor.image_info(client, ref), ref=instructor.pinned(client, ref))
     request = instructor.class_request(name, info, settings, count=count, students=roster_rows, existing=[],
                                        now=dt.datetime.now(dt.UTC))
@@ -196,6 +198,14 @@ def lab_down(
     print(f"removed {backend.down(name)} seat(s) of {name}")
 
 
+def _seats(workshop: str | None, workdir: Path | None, config: Path | None, backend_name: str | None) -> list[SeatInfo]:
+    """The running seats of WORKSHOP (of every workshop when None), after the reap."""
+    from pipeline.lab.spec import workshop_slug
+
+    _, _, backend = _setup(workdir, config, backend=backend_name)
+    return backend.status(workshop_slug(workshop) if workshop else None)
+
+
 @lab_app.command("status")
 def lab_status(
     workshop: str | None = typer.Argument(None, help="Only this workshop."),
@@ -205,10 +215,7 @@ def lab_status(
     as_json: bool = JsonOpt,
 ) -> None:
     """List the running seats (with the time each has left)."""
-    from pipeline.lab.spec import workshop_slug
-
-    _, _, backend = _setup(workdir, config, backend=backend_name)
-    found = backend.status(workshop_slug(workshop) if workshop else None)
+    found = _seats(workshop, workdir, config, backend_name)
     workshops = sorted({s.workshop for s in found})
     _emit({"workshop": workshops[0] if len(workshops) == 1 else "", "gateway": _gateway_url(found),
            "seats": [s.to_json() for s in found]}, as_json, _table(found) if found else "no seats running")
@@ -223,10 +230,7 @@ def lab_watch(
     as_json: bool = JsonOpt,
 ) -> None:
     """Print each seat's view-only link (it can watch, never type or click)."""
-    from pipeline.lab.spec import workshop_slug
-
-    _, _, backend = _setup(workdir, config, backend=backend_name)
-    found = backend.status(workshop_slug(workshop))
+    found = _seats(workshop, workdir, config, backend_name)
     _emit({"seats": [{"seat": s.seat, "student": s.student, "watch_url": s.watch_url} for s in found]}, as_json,
           "\n".join(f"{s.seat:<24} {s.watch_url}" for s in found) or "no seats running")
 

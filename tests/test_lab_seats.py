@@ -135,7 +135,7 @@ def test_lab_up_from_a_docs_link_pulls_builds_and_starts(sample_build: SampleBui
 
 @pytest.mark.docker
 def test_a_seat_that_cannot_start_leaves_no_half_started_class(sample_build: SampleBuild) -> None:
-    """Seats start side by side; when one fails, the ones that started are removed again."""
+    """When one seat fails to start, the ones that started are removed again."""
     client = sample_build.client
     image = sample_build.first.tags[0]
     # Something else already holds the name seat-3 would get: the engine refuses that one.

@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -182,9 +182,9 @@ def test_a_watcher_sees_the_desktop_but_its_input_reaches_nothing(klass: tuple[C
     assert pointer_position(container) == (100, 200)
 
 
-def _until(check: object, timeout: float = 30) -> None:
+def _until(check: Callable[[], bool], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.3)
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # x11vnc runs this after a client has logged in. The browser starts with the seat's first
-# student, not with the seat: an idle seat then costs about 75 MB instead of about 380, and a
+# student, not with the seat: an idle seat then costs about 66 MB instead of about 377, and a
 # class of twenty starts without twenty browsers competing for two cores. A watcher logged in
 # with the view-only password starts nothing.
 [ "${RFB_LOGIN_VIEWONLY:-0}" = 1 ] && exit 0

@@ -6,7 +6,6 @@ Errors reach the user once, here, as one line (see `main`).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERNAL, DocpipeError
+from pipeline.output import emit
 
 if TYPE_CHECKING:
     from pipeline.config import FolderSettings
@@ -33,8 +33,18 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from pipeline import __version__
+
+        print(f"docpipe {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback(invoke_without_command=True)
-def _root(ctx: typer.Context) -> None:
+def _root(ctx: typer.Context,
+          _version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_print_version,
+                                        help="Print docpipe's version and exit.")) -> None:
     """With no command: the help, on stdout, exit status 0."""
     if ctx.invoked_subcommand is None:
         print(ctx.get_help())
@@ -53,14 +63,6 @@ WorkdirOpt = typer.Option(None, "--workdir", help=f"Working directory. {_env_hel
 ConfigOpt = typer.Option(None, "--config", envvar="DOCPIPE_CONFIG",
                          help="Config file [default: ./docpipe.toml when present].")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON summary object on stdout.")
-
-
-def emit(summary: dict[str, Any], as_json: bool, text: str) -> None:
-    """Print a stage summary: JSON for machines, `text` for people."""
-    if as_json:
-        print(json.dumps(summary, sort_keys=True))
-    else:
-        print(text)
 
 
 def folder_settings(config: Path | None, workdir: Path | None,
@@ -377,10 +379,8 @@ def drive_emulator(
 
 @app.command(rich_help_panel="Tools")
 def version() -> None:
-    """Print docpipe's version."""
-    from pipeline import __version__
-
-    print(__version__)
+    """Print docpipe's version (as --version does)."""
+    _print_version(True)
 
 
 def log_path() -> Path:

@@ -15,11 +15,11 @@ from urllib.parse import quote, urlsplit
 import requests
 import requests.auth
 
+from pipeline import USER_AGENT
 from pipeline.errors import BadInput, DocpipeError
 
 API_PREFIX = "/api/v1"
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
-USER_AGENT = "docpipe"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pygit2
 
+from pipeline import USER_AGENT
 from pipeline.archive import BRANCH, MANIFEST, open_main, read_manifest
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.gitea import GiteaClient
@@ -161,6 +162,8 @@ def _push_branches(
     Every branch follows main's rules: fast-forward only unless `force`; a refusal of any branch is
     decided before anything is sent, so a refused run changes nothing on the server."""
     repo = archive.repo
+    # libgit2 sends "git/2.0 (<this>)": Gitea's logs then show which docpipe pushed.
+    pygit2.settings.user_agent = USER_AGENT
     # An anonymous remote lives only in memory: the URL (credential-free anyway) never reaches .git/config.
     for attempt in range(PUSH_ATTEMPTS):
         callbacks = _Callbacks(username, token)

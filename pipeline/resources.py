@@ -7,15 +7,12 @@ from pathlib import Path
 _PKG = Path(__file__).resolve().parent
 
 
-def project_root() -> Path:
-    """The source tree root (an editable install or a checkout)."""
-    return _PKG.parent
-
-
 def shipped(name: str) -> Path:
     """Path of a shipped top-level folder: 'templates', 'hooks' or 'sample-data'."""
-    # A checkout or editable install first, then the copy a wheel carries (see pyproject.toml).
-    for candidate in (_PKG.parent / name, _PKG / "_data" / name.replace("-", "_")):
+    # The copy an installed wheel carries first (see setup.py), then a checkout or editable
+    # install's: beside an installed package sits site-packages, where another distribution may
+    # well have put a top-level templates/ of its own.
+    for candidate in (_PKG / "_data" / name.replace("-", "_"), _PKG.parent / name):
         if candidate.exists():
             return candidate
     raise FileNotFoundError(f"docpipe installation is missing its {name}/ folder")

@@ -230,6 +230,7 @@ class Recorded:
     query: str
     status: int
     kind: str  # "api" | "git" | "other"
+    user_agent: str = ""
 
 
 class ApiAnswer(Exception):
@@ -639,7 +640,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"Not found.\n", {"Content-Type": "text/plain;charset=utf-8"})
             status, kind = 404, "other"
         with gitea.lock:
-            gitea.requests.append(Recorded(self.command, parts.path, parts.query, status, kind))
+            gitea.requests.append(Recorded(self.command, parts.path, parts.query, status, kind,
+                                          self.headers.get("User-Agent", "")))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 

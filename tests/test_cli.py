@@ -43,3 +43,14 @@ def test_an_unexpected_error_exits_3_with_one_line_naming_the_log(tmp_path: Path
     assert r.stderr == f"docpipe: error: unexpected ZeroDivisionError: division by zero; the traceback is in {log}\n"
     text = log.read_text()
     assert "Traceback (most recent call last)" in text and "in boom" in text
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V", "version"])
+def test_version_comes_from_the_package_metadata(flag: str) -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    declared = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]["version"]
+    r = cli([flag])
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout == f"docpipe {declared}\n" and version("docpipe") == declared

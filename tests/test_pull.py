@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import USER_AGENT
 from pipeline.drive import RetryPolicy
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.pull import PageSizes, pull
@@ -109,6 +110,8 @@ def test_pull_stores_every_revision_comment_and_image(folder, token_env, tmp_pat
     # The trashed doc never shows up; images were fetched once per distinct URL.
     assert not (tmp_path / "store" / "docs" / f"{ids['trashed']}.json").exists()
     assert sum("/docsz/" in p for p in paths_of(emu)) == 1
+    # Every request (API calls, exports, images) names this docpipe, as Google's logs would show it.
+    assert emu.user_agents and all(ua.split()[0] == USER_AGENT for ua in emu.user_agents), emu.user_agents
 
 
 def test_noop_repull_reads_only_the_changes_feed(folder, token_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from pipeline import USER_AGENT, __version__
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.push import push, slug
 from tests.support.gitea import (

@@ -23,6 +23,9 @@ import requests
 from google.auth.transport.requests import AuthorizedSession
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
+from googleapiclient.http import set_user_agent
+
+from pipeline import USER_AGENT
 
 # The defaults live with the settings schema; they are re-exported here for callers of the client.
 from pipeline.config import DEFAULT_ENDPOINT, DEFAULT_MAX_QPS
@@ -104,6 +107,8 @@ class DriveClient:
         h = getattr(self._local, "http", None)
         if h is None:
             h = google_auth_httplib2.AuthorizedHttp(self._creds.credentials, http=httplib2.Http(timeout=HTTP_TIMEOUT))
+            # googleapiclient puts this in front of its own "(gzip)" on every API request.
+            set_user_agent(h, USER_AGENT)
             self._local.http = h
         return h
 
@@ -112,6 +117,7 @@ class DriveClient:
         s = getattr(self._local, name, None)
         if s is None:
             s = AuthorizedSession(self._creds.credentials) if authorized else requests.Session()
+            s.headers["User-Agent"] = USER_AGENT
             setattr(self._local, name, s)
         return s
 

@@ -83,6 +83,7 @@ class Emulator:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.user_agents: set[str] = set()  # every User-Agent seen, as Google's logs would show them
         self.faults_injected: list[tuple[int, str]] = []  # (request number, fault kind)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -256,6 +257,8 @@ class _Handler(ApiRoutes, BaseHTTPRequestHandler):
             body = self.rfile.read(length) if length else b""
         # Faults hit the API, exports and images; the token endpoint stays reliable so that
         # fault tests exercise the client's retries, not google-auth's.
+        with emu._lock:
+            emu.user_agents.add(self.headers.get("User-Agent", ""))
         fault = emu._record(self.command, path, q, faultable=path != "/token")
         if emu.latency:
             time.sleep(emu.latency)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import typer
 
 from pipeline.lab.backend import Backend, SeatInfo
+from pipeline.output import emit
 
 lab_app = typer.Typer(help="Lab desktops: start, list and remove seats of a workshop.", no_args_is_help=True)
 
@@ -19,10 +19,6 @@ WorkdirOpt = typer.Option(None, "--workdir", envvar="DOCPIPE_WORKDIR", help="Wor
 ConfigOpt = typer.Option(None, "--config", envvar="DOCPIPE_CONFIG", help="Config file [default: ./docpipe.toml].")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout.")
 BackendOpt = typer.Option(None, "--backend", help="Where seats run: docker or kubernetes [config: lab.backend].")
-
-
-def _emit(summary: dict[str, Any], as_json: bool, text: str) -> None:
-    print(json.dumps(summary, sort_keys=True) if as_json else text)
 
 
 def _setup(workdir: Path | None, config: Path | None, check: Callable[[Any], None] | None = None,
@@ -145,7 +141,7 @@ def lab_up(
         from pipeline.lab.gateway import ca_hint
 
         log(f"docpipe: {ca_hint(ca)}")
-    _emit({"workshop": name, "gateway": request.public_url, "image": ref, "revision": info.revision,
+    emit({"workshop": name, "gateway": request.public_url, "image": ref, "revision": info.revision,
            "class_url": f"{request.public_url}/class/{request.class_token}/",
            "seats": [s.to_json() for s in started]}, as_json, _table(started))
 
@@ -217,7 +213,7 @@ def lab_status(
     """List the running seats (with the time each has left)."""
     found = _seats(workshop, workdir, config, backend_name)
     workshops = sorted({s.workshop for s in found})
-    _emit({"workshop": workshops[0] if len(workshops) == 1 else "", "gateway": _gateway_url(found),
+    emit({"workshop": workshops[0] if len(workshops) == 1 else "", "gateway": _gateway_url(found),
            "seats": [s.to_json() for s in found]}, as_json, _table(found) if found else "no seats running")
 
 
@@ -231,7 +227,7 @@ def lab_watch(
 ) -> None:
     """Print each seat's view-only link (it can watch, never type or click)."""
     found = _seats(workshop, workdir, config, backend_name)
-    _emit({"seats": [{"seat": s.seat, "student": s.student, "watch_url": s.watch_url} for s in found]}, as_json,
+    emit({"seats": [{"seat": s.seat, "student": s.student, "watch_url": s.watch_url} for s in found]}, as_json,
           "\n".join(f"{s.seat:<24} {s.watch_url}" for s in found) or "no seats running")
 
 

@@ -415,6 +415,8 @@ def test_large_generated_doc_converts_completely():
     assert body.count("\n## Section ") + body.startswith("## Section ") == sections
     assert body.count("&lt;script>alert(1)&lt;/script>") == sections
     assert body.count("| python | 3.") == sections
+    assert body.count("A claim that needs a source[^") == sections
+    assert body.count("\n[^") == sections and f"[^{sections}]: Source {sections}: the [lab notes]" in body
 
 
 def test_cli_converts_a_file_and_stdin():

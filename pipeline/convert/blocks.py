@@ -129,18 +129,21 @@ def _take_footnotes(body: Element) -> list[tuple[str, Element]]:
         m = _FOOTNOTE_BODY.match(a.get("href") or "")
         if m and a.get("id") == f"ftnt{m.group(1)}":
             links.append((a, m.group(1)))
-    found: list[tuple[Element, str, Element, Element]] = []  # link, number, its paragraph, the note
+    paras: list[tuple[Element, str, Element]] = []  # link, number, its paragraph
     for a, number in links:
         para = a.getparent()
         while para is not None and tag_of(para) not in ("p", "div", "li", "body"):
             para = para.getparent()
-        if para is None or tag_of(para) == "body":
-            continue
-        holder = para
-        outer = para.getparent() if tag_of(para) == "p" else None
-        if outer is not None and tag_of(outer) == "div" and sum(1 for x, _ in links if _inside(x, outer)) == 1:
-            holder = outer  # the note's own div: every paragraph of a multi-paragraph note
-        found.append((a, number, para, holder))
+        if para is not None and tag_of(para) != "body":
+            paras.append((a, number, para))
+    # A note's own div holds one note (all its paragraphs); a div holding several is a wrapper.
+    per_div: dict[Element, int] = {}
+    for _, _, para in paras:
+        outer = para.getparent()
+        if tag_of(para) == "p" and outer is not None and tag_of(outer) == "div":
+            per_div[outer] = per_div.get(outer, 0) + 1
+    found = [(a, number, para, para.getparent() if tag_of(para) == "p" and per_div.get(para.getparent()) == 1 else para)
+             for a, number, para in paras]
     notes: list[tuple[str, Element]] = []
     seen: set[str] = set()
     for a, number, para, holder in found:
@@ -164,14 +167,6 @@ def _take_footnotes(body: Element) -> list[tuple[str, Element]]:
             if holder.getparent() is not None:
                 _remove(holder)
     return notes
-
-
-def _inside(node: Element, ancestor: Element) -> bool:
-    while node is not None:
-        if node is ancestor:
-            return True
-        node = node.getparent()
-    return False
 
 
 def _lstrip(node: Element) -> None:

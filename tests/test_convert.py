@@ -646,6 +646,17 @@ def test_notes_sharing_one_div_stay_apart():
     assert body_of(convert_html(doc)).strip() == "A[^1] B[^2]\n\n[^1]: one\n\n[^2]: two"
 
 
+def test_monospace_notes_stay_inline_code():
+    """A fence cannot open inside a note: a note set in Courier is inline code, line by line."""
+    doc = GDoc()
+    mark = doc.note("`docker ps`")
+    html = doc.raw(f'<p class="c2"><span class="c3">Run it</span>{mark}</p>').html()
+    body = body_of(convert_html(html))
+    assert body.strip() == "Run it[^1]\n\n[^1]: `docker ps`"
+    site = BeautifulSoup(_mkdocs_markdown(body), "html.parser")
+    assert site.select_one("li#fn\\:1 code").get_text() == "docker ps"
+
+
 def test_footnote_content_is_never_live_on_the_site():
     """The sanitizer lets the footnotes extension's markup through and nothing a note says."""
     md = ("Text[^1].\n\n[^1]: <script>alert(1)</script> <img src=x onerror=alert(2)> "

@@ -91,7 +91,7 @@ def restructure(html: str, images: dict[str, str] | None, comments_href: str | N
     builder.finish(out)
     for label, holder in notes:
         note = out.new_tag("footnote", attrs={"label": label})
-        sub = _Builder(ctx, out)
+        sub = _Builder(ctx, out, code_blocks=False)
         sub.block(holder, note)
         sub.finish(note)
         if note.contents:
@@ -234,9 +234,12 @@ class _ListLevel:
 class _Builder:
     """Walks Google's blocks in order, appending semantic blocks; owns the open code block."""
 
-    def __init__(self, ctx: Context, out: BeautifulSoup) -> None:
+    def __init__(self, ctx: Context, out: BeautifulSoup, code_blocks: bool = True) -> None:
         self.ctx = ctx
         self.out = out
+        # False in footnotes: a fence cannot open inside a note (Python-Markdown finds fences
+        # before it parses notes), so monospace lines there stay inline code.
+        self.code_blocks = code_blocks
         self.title: str | None = None
         self.code: list[str] | None = None  # lines of the open code block
         self.code_parent: Tag | None = None
@@ -405,8 +408,8 @@ class _Builder:
         while lines and not any(i.kind != BREAK and (i.kind != TEXT or i.text.strip()) for i in lines[-1]):
             lines.pop()  # a trailing <br> adds nothing
         kinds = [is_code_line(line) for line in lines]
-        if in_li and len(lines) == 1 and kinds[0]:
-            kinds = [False]  # a one-line code list item reads best as inline code
+        if (in_li and len(lines) == 1 and kinds[0]) or not self.code_blocks:
+            kinds = [False] * len(kinds)  # a one-line code list item reads best as inline code
         start = 0
         for end in range(1, len(lines) + 1):
             if end < len(lines) and kinds[end] == kinds[start]:

@@ -1,7 +1,9 @@
 """Markdown extensions the rendered mkdocs.yml names (`pipeline.markdown_ext:...`).
 
 `UntrustedHtml`: docs are editable by anyone, so raw HTML in them is reduced to inert markup and
-script URLs are dropped. `KeepListNumbers`: tutorial steps keep their numbers across code blocks.
+script URLs are dropped. Extensions that build their markup as a tree (`footnotes`, `toc`) pass
+through untouched, and what a footnote says is Markdown like the rest: its raw HTML is filtered
+and its links checked by the same two processors. `KeepListNumbers`: tutorial steps keep their numbers across code blocks.
 Keep this module's imports light: MkDocs imports it while building.
 """
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import markdown as python_markdown  # MkDocs' renderer: what the published site will use
 import pytest
+from bs4 import BeautifulSoup
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -114,6 +115,11 @@ CASES = [
     Case("suggestions"),
     Case("tables"),
     Case("titles-and-empty-headings"),
+    # Exports of our own making, in the markup Google writes (see the fixtures' NOTICE.md).
+    Case("footnotes"),
+    Case("tabs"),
+    Case("lists-class-styled"),
+    Case("lists-margin-nested"),
 ]
 
 
@@ -409,6 +415,8 @@ def test_large_generated_doc_converts_completely():
     assert body.count("\n## Section ") + body.startswith("## Section ") == sections
     assert body.count("&lt;script>alert(1)&lt;/script>") == sections
     assert body.count("| python | 3.") == sections
+    assert body.count("A claim that needs a source[^") == sections
+    assert body.count("\n[^") == sections and f"[^{sections}]: Source {sections}: the [lab notes]" in body
 
 
 def test_cli_converts_a_file_and_stdin():
@@ -574,3 +582,205 @@ def test_large_generated_doc_keeps_step_paragraphs_in_their_steps():
     body = body_of(convert_html(large_html(50_000)))
     assert "\n  Step 1 goes on: see the **desktop** at `https://lab-1`.\n" in body
     assert "\nStep 1 goes on" not in body
+
+
+# ---------------------------------------------------------------- footnotes
+
+
+def _site_html(name: str) -> BeautifulSoup:
+    """A fixture as the published site renders it (the site's Markdown extensions)."""
+    md, warnings = _convert_fixture(name)
+    assert warnings == []
+    return BeautifulSoup(_mkdocs_markdown(body_of(md)), "html.parser")
+
+
+def test_footnotes_become_markdown_footnotes():
+    body = body_of(_convert_fixture("footnotes")[0])
+    assert "The survey[^1] ran for **two weeks**[^2] and" in body
+    assert "ftnt" not in body and "[\\[1\\]]" not in body  # no Google anchors or bracketed links left
+    assert "\n[^1]: Run by the **working group**; see the [method notes](https://example.org/survey-2026).\n" in body
+    # A note of two paragraphs: the second is indented into the note.
+    assert "\n[^2]: From 2 to 16 March.\n\n    A second paragraph of the same note, with _emphasis_ and `code`.\n" in body
+    assert body.index("[^1]:") > body.index("Text that merely looks like a note")  # notes close the doc
+    assert "\\[5\\] and \\[^6\\]" in body  # text that only looks like a note stays text
+
+
+def test_footnotes_render_as_footnotes_on_the_site():
+    html = _site_html("footnotes")
+    refs = html.select("sup > a.footnote-ref")
+    assert [a["href"] for a in refs] == ["#fn:1", "#fn:2", "#fn:3", "#fn:4"]
+    assert [a.get_text() for a in refs] == ["1", "2", "3", "4"]
+    assert html.select_one("li > sup > a.footnote-ref") is not None  # in the list item
+    assert html.select_one("td > sup > a.footnote-ref") is not None  # in the table cell
+    notes = html.select("div.footnote > ol > li")
+    assert [li["id"] for li in notes] == ["fn:1", "fn:2", "fn:3", "fn:4"]
+    first = notes[0]
+    assert first.select_one("strong").get_text() == "working group"
+    assert first.select_one('a[href="https://example.org/survey-2026"]').get_text() == "method notes"
+    second = [p.get_text(" ", strip=True) for p in notes[1].select("p")]
+    assert second[0] == "From 2 to 16 March." and second[1].startswith("A second paragraph of the same note, with emphasis")
+    assert notes[1].select_one("em").get_text() == "emphasis" and notes[1].select_one("code").get_text() == "code"
+    for li in notes:  # each note links back to its mark
+        back = li.select_one("a.footnote-backref")["href"]
+        assert html.find(id=back[1:]) is not None
+    assert "[1]" not in html.get_text()
+
+
+def test_footnote_mark_in_a_merged_cell_table_links_to_the_note():
+    source = (FIXTURES / "footnotes.export.html").read_text(encoding="utf-8").replace(
+        '<td class="c14" colspan="1" rowspan="1"><p class="c3"><span class="c0">Count</span>',
+        '<td class="c14" colspan="2" rowspan="1"><p class="c3"><span class="c0">Count</span>')
+    body = body_of(convert_html(source))
+    table = next(line for line in body.splitlines() if line.startswith("<table>"))
+    assert '<td><p>Yes<sup><a href="#fn:4">4</a></sup></p></td>' in table
+    html = BeautifulSoup(_mkdocs_markdown(body), "html.parser")
+    assert html.find(id="fn:4") is not None and html.select_one('td sup a[href="#fn:4"]') is not None
+
+
+def test_notes_sharing_one_div_stay_apart():
+    doc = GDoc().raw(
+        '<p class="c2"><span class="c3">A</span><sup><a href="#ftnt1" id="ftnt_ref1">[1]</a></sup><span class="c3"> B</span>'
+        '<sup><a href="#ftnt2" id="ftnt_ref2">[2]</a></sup></p><hr>'
+        '<div><p class="c2"><a href="#ftnt_ref1" id="ftnt1">[1]</a><span class="c3">&nbsp;one</span></p>'
+        '<p class="c2"><a href="#ftnt_ref2" id="ftnt2">[2]</a><span class="c3">&nbsp;two</span></p></div>').html()
+    assert body_of(convert_html(doc)).strip() == "A[^1] B[^2]\n\n[^1]: one\n\n[^2]: two"
+
+
+def test_monospace_notes_stay_inline_code():
+    """A fence cannot open inside a note: a note set in Courier is inline code, line by line."""
+    doc = GDoc()
+    mark = doc.note("`docker ps`")
+    html = doc.raw(f'<p class="c2"><span class="c3">Run it</span>{mark}</p>').html()
+    body = body_of(convert_html(html))
+    assert body.strip() == "Run it[^1]\n\n[^1]: `docker ps`"
+    site = BeautifulSoup(_mkdocs_markdown(body), "html.parser")
+    assert site.select_one("li#fn\\:1 code").get_text() == "docker ps"
+
+
+def test_footnote_content_is_never_live_on_the_site():
+    """The sanitizer lets the footnotes extension's markup through and nothing a note says."""
+    md = ("Text[^1].\n\n[^1]: <script>alert(1)</script> <img src=x onerror=alert(2)> "
+          "[click](javascript:alert(3)) <a href=\"java\tscript:alert(4)\">x</a>\n")
+    html = _mkdocs_markdown(md)
+    soup = BeautifulSoup(html, "html.parser")
+    assert soup.find("script") is None and "alert(1)" in soup.get_text()
+    for el in soup.find_all(True):
+        assert not any(a.startswith("on") for a in el.attrs), el
+        assert "script" not in (el.get("href") or ""), el
+    assert soup.select_one("sup > a.footnote-ref")["href"] == "#fn:1" and soup.find(id="fn:1") is not None
+
+
+# ---------------------------------------------------------------- tabs
+
+
+def test_tabs_become_sections_one_level_above_their_headings():
+    md = convert_html((FIXTURES / "tabs.export.html").read_text(encoding="utf-8"), title="Lab handbook")
+    assert front_matter(md)["title"] == "Lab handbook"  # a tab's title is not the doc's
+    heads = re.findall(r"^(#+) (.*?)(?:<a id=.*)?$", body_of(md), re.MULTILINE)
+    assert heads == [("#", "Overview"), ("##", "Goals"), ("#", "Setup"), ("##", "Install"), ("###", "On Debian"),
+                     ("#", "Reference"), ("##", "Commands")]
+    untitled = front_matter(convert_html((FIXTURES / "tabs.export.html").read_text(encoding="utf-8")))
+    assert untitled["title"] == "Untitled"
+
+
+def test_tab_sections_keep_heading_levels_below_heading_1():
+    """Tabs whose headings start at Heading 2 get their titles at level 1 and keep theirs."""
+    source = (FIXTURES / "tabs.export.html").read_text(encoding="utf-8")
+    source = re.sub(r"<(/?)h2", r"<\1h3", source)
+    source = re.sub(r"<(/?)h1", r"<\1h2", source)
+    heads = re.findall(r"^(#+) (.*?)(?:<a id=.*)?$", body_of(convert_html(source)), re.MULTILINE)
+    assert [h for h, _ in heads] == ["#", "##", "#", "##", "###", "#", "##"]
+
+
+def test_links_into_tabs_still_resolve():
+    html = _site_html("tabs")
+    inner = html.find("a", string="Commands")
+    assert inner["href"] == "#h.r3f1x0b2k7m4" and html.find(id="h.r3f1x0b2k7m4") is not None
+    commands = html.find(id="h.r3f1x0b2k7m4").find_parent("h2")
+    assert commands.get_text(strip=True) == "Commands"
+    assert commands.find_previous("h1").get_text(strip=True) == "Reference"
+    # A link into a tab of another doc in the folder: render makes it a link to that page's heading.
+    from pipeline.render import rewrite_drive_links
+
+    body = body_of(_convert_fixture("tabs")[0])
+    linked = rewrite_drive_links(body, "docs/lab.md", {"1OtherDocAAAAAAAAAAAAAAAAAAA": "docs/other.md"})
+    assert "[other doc](other.md#h.o7h8e9r0d1c2)" in linked
+
+
+def test_one_title_paragraph_is_not_a_tab():
+    doc = GDoc().raw('<p class="c2 title"><span class="c3">Doc Title</span></p>').heading(1, "Intro", "h.i").p("x").html()
+    md = convert_html(doc)
+    assert front_matter(md)["title"] == "Doc Title" and "# Intro" in body_of(md) and "## Intro" not in body_of(md)
+
+
+# ---------------------------------------------------------------- list types and depth in every era
+
+
+def test_list_type_follows_the_css_not_the_tag():
+    """2012-2014 exports write every list as <ol>; the marker rule says bullet or number."""
+    style = ('.lst-kix_b-0>li:before{content:"\\0025cf  "}.lst-kix_b-1>li:before{content:"-  "}'
+             '.lst-kix_n-0>li:before{content:"" counter(lst-ctn-kix_n-0,decimal) ". "}')
+    body = ('<ol class="c10 lst-kix_b-0 start" start="1"><li class="c2 c11"><span class="c3">bullet</span></li></ol>'
+            '<ol class="c10 lst-kix_b-1 start" start="1"><li class="c2 c15"><span class="c3">dash</span></li></ol>'
+            '<p class="c2"><span class="c3">then</span></p>'
+            '<ul class="c10 lst-kix_n-0 start"><li class="c2 c11"><span class="c3">number</span></li></ul>')
+    html = GDoc().raw(body).html().replace("</style>", style + "</style>")
+    assert body_of(convert_html(html)).strip() == "- bullet\n  - dash\n\nthen\n\n1. number"
+
+
+@pytest.mark.parametrize("style, marker", [("disc", "- "), ("circle", "- "), ("square", "- "), ("decimal", "1. "),
+                                           ("lower-latin", "1. "), ("upper-roman", "1. ")])
+def test_list_style_type_of_a_class_gives_the_type(style, marker):
+    html = (GDoc().raw('<ol class="c20" start="1"><li class="c2 c11"><span class="c3">item</span></li></ol>').html()
+            .replace("</style>", f".c20{{list-style-type:{style};margin:0;padding:0}}</style>"))
+    assert body_of(convert_html(html)).strip() == marker + "item"
+
+
+def test_margin_nesting_follows_the_indents_whatever_their_step():
+    """Oldest exports: depth only in each item's margin; steps of 18pt nest as well as 36pt."""
+    style = ".c20{list-style-type:disc;margin:0;padding:0}.c21{margin-left:18pt}.c22{margin-left:36pt}.c23{margin-left:54pt}"
+    items = [("c21", "one"), ("c22", "one.a"), ("c23", "one.a.i"), ("c22", "one.b"), ("c21", "two")]
+    body = "".join(f'<ol class="c20" start="1"><li class="c2 {c}"><span class="c3">{t}</span></li></ol>' for c, t in items)
+    md = body_of(convert_html(GDoc().raw(body).html().replace("</style>", style + "</style>"))).strip()
+    assert md == "- one\n  - one.a\n    - one.a.i\n  - one.b\n- two"
+
+
+def test_old_fixtures_keep_their_bullets_and_numbers():
+    for name, bullets, numbers in (("lists-class-styled", 5, 5), ("lists-margin-nested", 6, 4)):
+        html = _site_html(name)
+        assert len(html.select("ul > li")) == bullets and len(html.select("ol > li")) == numbers, name
+        assert html.select_one("ul > li > ul > li > ul > li") is not None, name  # three levels deep
+        assert html.select_one("ol > li > ol > li") is not None, name
+
+
+def test_heading_bold_that_repeats_the_style_is_dropped():
+    styled = body_of(_convert_fixture("lists-class-styled")[0])
+    assert "## 1.1 Packing<a" in styled and "## 1.2 The _first_ day<a" in styled and "**1" not in styled
+    # Where the heading style is not bold, bold in a heading is the writer's and stays.
+    own = body_of(_convert_fixture("headings-with-inline-formatting")[0])
+    assert "## **All bold heading**" in own and "# Heading with **bold** and _emphasized_ text" in own
+
+
+def test_old_heading_anchors_keep_links_working():
+    """Exports before about 2015 open headings with `<a name="h.x"></a>`; links to them still land."""
+    html = _site_html("lists-margin-nested")
+    link = html.find("a", string="Meetings")
+    assert link["href"] == "#h.2k4m6n8p0r2t" and html.find(id="h.2k4m6n8p0r2t").find_parent("h1") is not None
+
+
+# ---------------------------------------------------------------- no raw HTML
+
+
+_ALLOWED_RAW = re.compile(r'<a id="[A-Za-z0-9._:-]+"></a>|</?su[pb]>')
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_no_raw_html_but_anchors_marks_and_the_table_fallback(case: Case):
+    """Raw HTML in the Markdown is only what Markdown cannot say: heading and bookmark anchors
+    (`#h.` links), superscript/subscript, and a table whose cells merge or hold blocks."""
+    body = body_of(_convert_fixture(case.name)[0])
+    for line in body.splitlines():
+        if line.startswith("<table>") and line.endswith("</table>"):
+            continue
+        leftover = _ALLOWED_RAW.sub("", line)
+        assert not re.search(r"</?[A-Za-z][A-Za-z0-9-]*[\s/>]", leftover), line

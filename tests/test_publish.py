@@ -246,3 +246,78 @@ def test_cli_publish_json(tmp_path: Path) -> None:
 ])
 def test_raw_html_filter(fragment: str, expected: str) -> None:
     assert filter_html(fragment) == expected
+
+
+# ------------------------------------------------------------------ footnotes and tabs, end to end
+
+NOTES_ID, TABS_ID, OTHER_ID = "1SurveyNotesFFFFFFFFFFFFFFFFF", "1LabHandbookGGGGGGGGGGGGGGGGG", "1OtherDocAAAAAAAAAAAAAAAAAAA"
+
+
+@pytest.fixture(scope="module")
+def notes_site(tmp_path_factory: pytest.TempPathFactory):
+    """Real exports (tests/fixtures/gdoc-export) converted, committed, rendered, built with
+    `mkdocs build --strict` and opened in Chromium: a doc with footnotes, one with tabs and the
+    doc its tabs link into."""
+    from pipeline.convert import convert_html
+    from tests.support.convert import FIXTURES
+
+    workdir = tmp_path_factory.mktemp("notes")
+    docs = {NOTES_ID: ("notes/survey.md", "Survey notes", "footnotes"), TABS_ID: ("lab-handbook.md", "Lab handbook", "tabs")}
+    files: dict[str, str | bytes] = {}
+    for fid, (path, title, fixture) in docs.items():
+        html = (FIXTURES / f"{fixture}.export.html").read_text(encoding="utf-8")
+        files[path] = convert_html(html, title=title, extra_meta={"drive_id": fid})
+    files["other.md"] = doc_md("Other doc", '## Commands explained<a id="h.o7h8e9r0d1c2"></a>\n\nWhat they do.', drive_id=OTHER_ID)
+    docs[OTHER_ID] = ("other.md", "Other doc", "")
+    manifest = {"folder": {"id": "f", "name": "Notes", "webViewLink": ""},
+                "docs": {fid: {"path": path, "comments": None, "title": title, "webViewLink": link(fid)}
+                         for fid, (path, title, _) in docs.items()}}
+    files[".docpipe/manifest.json"] = json.dumps(manifest)
+    build_archive(workdir / "archive", [Event(1_767_225_600, "Ann Lee", NOTES_ID, files, revision="r1")])
+    render(workdir)
+    publish(workdir)
+    browser = Chromium()
+    with serve(workdir / "public") as base:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            notes = pool.submit(browser.dump_dom, f"{base}/notes/survey.html")
+            tabs = pool.submit(browser.dump_dom, f"{base}/lab-handbook.html")
+            shot = pool.submit(browser.screenshot, f"{base}/notes/survey.html", ARTIFACTS / "render-footnotes.png")
+            yield {"workdir": workdir, "notes": BeautifulSoup(notes.result(), "html.parser"),
+                   "tabs": BeautifulSoup(tabs.result(), "html.parser"), "shot": shot.result()}
+
+
+def test_footnotes_show_as_footnotes(notes_site) -> None:
+    main = content(notes_site["notes"])
+    marks = main.select("sup > a.footnote-ref")
+    assert [(a["href"], a.get_text()) for a in marks] == [("#fn:1", "1"), ("#fn:2", "2"), ("#fn:3", "3"), ("#fn:4", "4")]
+    notes = main.select("div.footnote > ol > li")
+    assert [li["id"] for li in notes] == ["fn:1", "fn:2", "fn:3", "fn:4"]
+    first = notes[0]
+    assert first.get_text(" ", strip=True).startswith("Run by the working group ; see the method notes")
+    assert first.select_one("strong").get_text() == "working group"
+    assert first.select_one("a[href='https://example.org/survey-2026']") is not None
+    second = [p.get_text(" ", strip=True) for p in notes[1].select("p")]  # a note of two paragraphs
+    assert len(second) == 2 and second[0] == "From 2 to 16 March."
+    assert second[1].startswith("A second paragraph of the same note, with emphasis and code")
+    for a in marks + main.select("a.footnote-backref"):  # marks and notes link to each other
+        assert main.find(id=a["href"][1:]) is not None, a
+    assert "[1]" not in main.get_text() and "ftnt" not in str(main)
+
+
+def test_footnote_page_screenshot(notes_site) -> None:
+    data = notes_site["shot"].read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 10_000
+
+
+def test_tabs_are_sections_and_links_into_them_land(notes_site) -> None:
+    main = content(notes_site["tabs"])
+    heads = [(h.name, h.get_text(strip=True)) for h in main.select("h1, h2, h3")]
+    assert heads[1:] == [("h1", "Overview"), ("h2", "Goals"), ("h1", "Setup"), ("h2", "Install"), ("h3", "On Debian"),
+                         ("h1", "Reference"), ("h2", "Commands")]
+    assert heads[0] == ("h1", "Lab handbook")  # the page's own title, from the template
+    inner = main.find("a", string="Commands")
+    assert main.find(id=inner["href"][1:]).find_parent("h2").get_text(strip=True) == "Commands"
+    other = main.find("a", string="other doc")["href"]
+    assert other == "other.html#h.o7h8e9r0d1c2"
+    target = BeautifulSoup((notes_site["workdir"] / "public" / "other.html").read_text(), "html.parser")
+    assert target.find(id="h.o7h8e9r0d1c2") is not None

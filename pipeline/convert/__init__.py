@@ -9,6 +9,6 @@ from __future__ import annotations
 from pipeline.convert.core import convert_html, convert_with_warnings, front_matter
 from pipeline.convert.detect import is_google_export, not_an_export_warning
 
-__version__ = "2"  # bump when output changes on purpose (replay caches by it)
+__version__ = "3"  # bump when output changes on purpose (replay caches by it)
 
 __all__ = ["convert_html", "convert_with_warnings", "front_matter", "is_google_export", "not_an_export_warning"]

@@ -1,9 +1,18 @@
 """The pre-pass: Google's export HTML -> a small semantic HTML tree markdownify can convert.
 
-Google's export is flat: list nesting lives only in `lst-kix_<id>-<level>` class names, code is
-monospace text (or text between U+EC03 and U+EC02), tables have a malformed `<thead>`, comment
-bodies sit at the end. This module resolves all of that into p, hN, ul/ol/li, pre, table, hr
-and the inline tags of `inline.py`; nothing from the input but text and checked URLs survives.
+Google's export is flat: list nesting lives only in `lst-kix_<id>-<level>` class names (in the
+oldest exports, only in each item's `margin-left`), a list's type in its CSS more reliably than in
+its tag, code is monospace text (or text between U+EC03 and U+EC02), tables have a malformed
+`<thead>`, comment and footnote bodies sit at the end. This module resolves all of that into p,
+hN, ul/ol/li, pre, table, hr, footnote and the inline tags of `inline.py`; nothing from the input
+but text and checked URLs survives.
+
+Document tabs (2024+): a multi-tab doc exports as one body in which each tab opens with its title
+as a Title-styled paragraph (`<p class="... title">`). Each tab becomes a section of the one
+Markdown file, headed by the tab's title one level above the tabs' own headings (which move one
+level down when they use Heading 1). Sections rather than a page per tab: a Doc is one file in
+the archive and one page on the site (Contract 2), so its history, comments, Drive links and
+`#h.` heading links (which keep their ids, wherever they sit) all still point at one place.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from pipeline.convert.inline import (
     BREAK,
     CODE_BLOCK_END,
     CODE_BLOCK_START,
+    FOOTNOTE,
     IMAGE,
     SAFE_ID,
     TEXT,
@@ -32,7 +42,7 @@ from pipeline.convert.inline import (
     line_text,
     split_lines,
 )
-from pipeline.convert.styles import Look, StyleSheet
+from pipeline.convert.styles import STRONG, Look, StyleSheet
 from pipeline.convert.tree import Element, FastTag, child_tags, classes, first_descendant, is_blank, parse, tag_of, text_of
 
 _LIST_CLASS = re.compile(r"lst-kix_(\S+)-(\d+)")
@@ -43,6 +53,7 @@ HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9]*(?:[ _-][A-Za-z0-9]+){0,2}):[ \
 _KNOWN_HEADERS = frozenset({"name", "title", "status"})
 _NO_LOOK = Look()
 _COMMENT_BODY = re.compile(r"^#cmnt_ref\d+$")
+_FOOTNOTE_BODY = re.compile(r"^#ftnt_ref(\d+)$")
 # Google indents list level N's text by 36pt * (N + 1); used when the export's CSS says nothing.
 _LEVEL_INDENT = 36.0
 # Indents are floats from CSS (`35.99pt` happens after copy/paste): this much counts as equal.
@@ -69,15 +80,24 @@ def restructure(html: str, images: dict[str, str] | None, comments_href: str | N
         body = root
     if "#cmnt_ref" in html:
         _drop_comment_bodies(body)
-    ctx = Context(sheet, images, comments_href)
+    notes = _take_footnotes(body) if "#ftnt_ref" in html else []
+    ctx = Context(sheet, images, comments_href, frozenset(label for label, _ in notes))
     out = BeautifulSoup("", "html.parser", element_classes={Tag: FastTag})
     doc = Document(out)
     doc.headers = _take_headers(body, ctx)
     builder = _Builder(ctx, out)
+    builder.find_tabs(body)
     builder.blocks(body, out)
     builder.finish(out)
+    for label, holder in notes:
+        note = out.new_tag("footnote", attrs={"label": label})
+        sub = _Builder(ctx, out, code_blocks=False)
+        sub.block(holder, note)
+        sub.finish(note)
+        if note.contents:
+            out.append(note)
     title = head.find("title") if head is not None else None
-    doc.title = builder.title or (clean_text(text_of(title)).strip() if title else None) or None
+    doc.title = builder.title or (clean_text(text_of(title)).strip() if title is not None else None) or None
     if sheet.undefined:
         names = ", ".join(sorted(sheet.undefined, key=lambda n: (len(n), n)))
         doc.warnings.append(f"the document uses classes its stylesheet does not define ({names}); their styling is lost")
@@ -96,6 +116,69 @@ def _drop_comment_bodies(body: Element) -> None:
         parent = holder.getparent() if holder is not None else None
         if parent is not None:
             _remove(holder)
+
+
+def _take_footnotes(body: Element) -> list[tuple[str, Element]]:
+    """Remove the footnotes Google appends (and the rule above them); return (label, holder).
+
+    Each note is a `<div>` (its paragraphs) opened by `<a href="#ftnt_ref1" id="ftnt1">[1]</a>`;
+    the link goes (Markdown links note and mark itself), the text after it loses its leading
+    non-breaking space."""
+    links: list[tuple[Element, str]] = []
+    for a in body.iter("a"):
+        m = _FOOTNOTE_BODY.match(a.get("href") or "")
+        if m and a.get("id") == f"ftnt{m.group(1)}":
+            links.append((a, m.group(1)))
+    paras: list[tuple[Element, str, Element]] = []  # link, number, its paragraph
+    for a, number in links:
+        para = a.getparent()
+        while para is not None and tag_of(para) not in ("p", "div", "li", "body"):
+            para = para.getparent()
+        if para is not None and tag_of(para) != "body":
+            paras.append((a, number, para))
+    # A note's own div holds one note (all its paragraphs); a div holding several is a wrapper.
+    per_div: dict[Element, int] = {}
+    for _, _, para in paras:
+        outer = para.getparent()
+        if tag_of(para) == "p" and outer is not None and tag_of(outer) == "div":
+            per_div[outer] = per_div.get(outer, 0) + 1
+    found = [(a, number, para, para.getparent() if tag_of(para) == "p" and per_div.get(para.getparent()) == 1 else para)
+             for a, number, para in paras]
+    notes: list[tuple[str, Element]] = []
+    seen: set[str] = set()
+    for a, number, para, holder in found:
+        _remove(a)
+        _lstrip(para)
+        label = number
+        k = 1
+        while label in seen:  # a repeated number (hand-made HTML): keep the text, under its own label
+            k += 1
+            label = f"{number}-{k}"
+        seen.add(label)
+        notes.append((label, holder))
+    if notes:
+        first = notes[0][1]
+        while first.getprevious() is None and tag_of(first.getparent()) == "div":
+            first = first.getparent()  # notes in a wrapper: the rule sits before the wrapper
+        rule = first.getprevious()
+        if rule is not None and tag_of(rule) == "hr" and not (rule.tail or "").strip():
+            _remove(rule)
+        for _, holder in notes:
+            if holder.getparent() is not None:
+                _remove(holder)
+    return notes
+
+
+def _lstrip(node: Element) -> None:
+    """Drop the whitespace (Google writes `&nbsp;`) that opens a block's text (its first run:
+    Google writes no text between a paragraph's spans)."""
+    for el in node.iter():
+        if tag_of(el) == "img":
+            return
+        if el.text:
+            el.text = el.text.lstrip(" \xa0\t\n")
+            if el.text:
+                return
 
 
 def _remove(node: Element) -> None:
@@ -151,9 +234,12 @@ class _ListLevel:
 class _Builder:
     """Walks Google's blocks in order, appending semantic blocks; owns the open code block."""
 
-    def __init__(self, ctx: Context, out: BeautifulSoup) -> None:
+    def __init__(self, ctx: Context, out: BeautifulSoup, code_blocks: bool = True) -> None:
         self.ctx = ctx
         self.out = out
+        # False in footnotes: a fence cannot open inside a note (Python-Markdown finds fences
+        # before it parses notes), so monospace lines there stay inline code.
+        self.code_blocks = code_blocks
         self.title: str | None = None
         self.code: list[str] | None = None  # lines of the open code block
         self.code_parent: Tag | None = None
@@ -161,6 +247,20 @@ class _Builder:
         self.in_marker = False  # inside Google's U+EC03 ... U+EC02 code block
         self.anchors: list[Item] = []  # bookmarks waiting for the next block
         self.lists: list[_ListLevel] = []
+        self.tabs: set[Element] = set()  # the tab-title paragraphs (lxml keeps these proxies alive)
+        self.tab_level = 1  # the heading level of a tab's title
+        self.heading_shift = 0  # how far the tabs' own headings move down
+
+    def find_tabs(self, body: Element) -> None:
+        """A doc with tabs: two or more Title paragraphs in the body, each opening a tab."""
+        titles = [n for n in body if tag_of(n) == "p" and "title" in classes(n).split() and not is_blank(n)]
+        if len(titles) < 2:
+            return
+        levels = [int(tag[1]) for n in titles[0].itersiblings() if (tag := tag_of(n)) and _HEADING.match(tag) and not is_blank(n)]
+        top = min(levels, default=2)
+        self.tab_level = max(1, top - 1)
+        self.heading_shift = self.tab_level + 1 - top if top <= self.tab_level else 0
+        self.tabs = set(titles)
 
     # ------------------------------------------------------------ blocks
     def blocks(self, container: Element, parent: Tag) -> None:
@@ -182,6 +282,10 @@ class _Builder:
             self.list_block(node, parent)
             return
         if name == "p":
+            if node in self.tabs:
+                self.lists = []
+                self.heading(node, self.tab_level, parent, named=".title")
+                return
             if self.lists and not is_blank(node):
                 item = self.continued_item(node)
                 if item is not None:
@@ -194,7 +298,7 @@ class _Builder:
         if name == "li":
             self.paragraph(node, parent)
         elif _HEADING.match(name):
-            self.heading(node, int(name[1]), parent)
+            self.heading(node, min(6, int(name[1]) + self.heading_shift), parent, named=name)
         elif name == "table":
             self.table(node, parent)
         elif name == "pre":  # not in Google's exports; hand-made HTML
@@ -206,7 +310,7 @@ class _Builder:
             if "display:none" not in style:  # Google's page breaks are hidden rules
                 self.emit(parent, self.out.new_tag("hr"))
         elif name == "a" and is_blank(node):
-            anchor = node.get("id")
+            anchor = node.get("id") or node.get("name")
             if anchor and SAFE_ID.match(anchor):
                 self.anchors.append(Item(ANCHOR, attrs={"id": anchor}))
         elif name in ("script", "style", "head", "meta", "title", "link"):
@@ -291,7 +395,7 @@ class _Builder:
             self.flush_code()
 
     def paragraph_items(self, items: list[Item], parent: Tag, look: Look, in_li: bool = False) -> None:
-        visible = any(i.kind == IMAGE or (i.kind == TEXT and i.text.strip()) for i in items)
+        visible = any(i.kind in (IMAGE, FOOTNOTE) or (i.kind == TEXT and i.text.strip()) for i in items)
         if not visible:
             # An empty monospace paragraph inside a run of code is a blank line of that code.
             if self.code is not None and (look.mono or any("code" in i.fmts for i in items)):
@@ -304,8 +408,8 @@ class _Builder:
         while lines and not any(i.kind != BREAK and (i.kind != TEXT or i.text.strip()) for i in lines[-1]):
             lines.pop()  # a trailing <br> adds nothing
         kinds = [is_code_line(line) for line in lines]
-        if in_li and len(lines) == 1 and kinds[0]:
-            kinds = [False]  # a one-line code list item reads best as inline code
+        if (in_li and len(lines) == 1 and kinds[0]) or not self.code_blocks:
+            kinds = [False] * len(kinds)  # a one-line code list item reads best as inline code
         start = 0
         for end in range(1, len(lines) + 1):
             if end < len(lines) and kinds[end] == kinds[start]:
@@ -328,13 +432,22 @@ class _Builder:
                     self.emit(parent, para)
             start = end
 
-    def heading(self, node: Element, level: int, parent: Tag) -> None:
+    def heading(self, node: Element, level: int, parent: Tag, named: str) -> None:
+        """`named`: the paragraph style (`h2`, `.title`) whose CSS the heading's text starts from."""
         items = items_of(node, self.look(node), self.ctx)
         if not any(i.kind == TEXT and i.text.strip() for i in items):
             return  # an empty heading would render as a stray `#`
         items = [i if i.kind != BREAK else Item(TEXT, " ") for i in items]
+        if self.ctx.sheet.named_bold(named, classes(node), node.get("style") or ""):
+            # The style is bold, so the export repeats that bold on every run (older exports);
+            # a Markdown heading is bold already and `## **1.1 Title**` says it twice.
+            items = [Item(i.kind, i.text, i.fmts - {STRONG}, i.attrs) if STRONG in i.fmts else i for i in items]
+        # Anchors go last (`## Title<a id="h.x"></a>`), wherever the export put them: older exports
+        # open a heading with `<a name="h.x"></a>`.
+        marks = self.anchors + [i for i in items if i.kind == ANCHOR]
+        items = [i for i in items if i.kind != ANCHOR]
         tag = self.out.new_tag(f"h{level}")
-        build_inline(self.out, tag, self.anchors + items)
+        build_inline(self.out, tag, items + marks, line_start=False)
         self.anchors = []
         anchor = node.get("id")
         if anchor and SAFE_ID.match(anchor):  # keeps `#h.xxx` links working
@@ -362,35 +475,28 @@ class _Builder:
         return None
 
     def list_block(self, node: Element, parent: Tag) -> None:
+        """One `<ul>`/`<ol>` of the export: its items go into the open list structure.
+
+        Type: the CSS Google drew the list with (`StyleSheet.list_kind`), else the tag. Level: the class's
+        `lst-kix_<id>-<level>`; lists without one (exports before about 2013, hand-made HTML)
+        nest by each item's indent against the open levels' indents."""
         self.flush_code()
-        m = _LIST_CLASS.search(classes(node))
-        level, list_id = (int(m.group(2)), m.group(1)) if m else (0, "")
-        if not m:
-            self.lists = []
-        while self.lists and (self.lists[-1].level > level or (
-                self.lists[-1].level == level and (self.lists[-1].list_id != list_id or self.lists[-1].tag.name != tag_of(node)))):
-            self.lists.pop()
-        if self.lists and self.lists[-1].level == level:
-            target = self.lists[-1].tag
-        else:
-            kind = tag_of(node) or "ul"  # only <ul>/<ol> nodes come here
-            target = self.out.new_tag(kind)
-            start = node.get("start")
-            if kind == "ol" and start and start.isdigit() and int(start) != 1:
-                target["start"] = start
-            holder = parent
-            if self.lists:
-                items = [c for c in self.lists[-1].tag.children if isinstance(c, Tag) and c.name == "li"]
-                if items:
-                    holder = items[-1]
-                else:
-                    holder = self.out.new_tag("li")
-                    self.lists[-1].tag.append(holder)
-            holder.append(target)
-            self.lists.append(_ListLevel(level, list_id, target))
-        level_info = self.lists[-1]
+        cls = classes(node)
+        m = _LIST_CLASS.search(cls)
+        kind = self.ctx.sheet.list_kind(cls) or tag_of(node) or "ul"  # only <ul>/<ol> nodes come here
+        start = node.get("start") if tag_of(node) == "ol" and kind == "ol" else None
+        own_indent = self.ctx.sheet.indent(cls, node.get("style") or "")
+        if not m and own_indent <= 0 and not any(
+                self.ctx.sheet.indent(classes(li), li.get("style") or "") > 0 for li in child_tags(node, ("li",))):
+            self.lists = []  # hand-made HTML: no level anywhere, so each list stands alone
         for li in list(child_tags(node, ("li",))):
-            indent = self.ctx.sheet.indent(classes(li), li.get("style") or "")
+            indent = self.ctx.sheet.indent(classes(li), li.get("style") or "") or own_indent
+            if m:
+                level, list_id = int(m.group(2)), m.group(1)
+            else:
+                level, list_id = self.level_by_indent(indent), ""
+            target = self.list_at(level, list_id, kind, start, parent)
+            level_info = self.lists[-1]
             level_info.indent = indent if indent > 0 else _LEVEL_INDENT * (level + 1)
             item = self.out.new_tag("li")
             target.append(item)
@@ -401,6 +507,41 @@ class _Builder:
                 self.paragraph_items(items_of(li, self.look(li), self.ctx), item, self.look(li), in_li=True)
             self.flush_code()
             self.lists = saved
+
+    def level_by_indent(self, indent: float) -> int:
+        """An item's level from how far its text is indented: the level of the open list indented
+        the same, or one deeper than the deepest one indented less."""
+        if indent <= 0:
+            return 0
+        for open_level in reversed(self.lists):
+            if abs(open_level.indent - indent) <= _INDENT_SLACK:
+                return open_level.level
+            if open_level.indent < indent:
+                return open_level.level + 1
+        return 0
+
+    def list_at(self, level: int, list_id: str, kind: str, start: str | None, parent: Tag) -> Tag:
+        """The list tag an item at `level` goes in: the open one, or a new one nested in the
+        last item of the level above (closing deeper levels and other lists at this level)."""
+        while self.lists and (self.lists[-1].level > level or (
+                self.lists[-1].level == level and (self.lists[-1].list_id != list_id or self.lists[-1].tag.name != kind))):
+            self.lists.pop()
+        if self.lists and self.lists[-1].level == level:
+            return self.lists[-1].tag
+        target = self.out.new_tag(kind)
+        if kind == "ol" and start and start.isdigit() and int(start) != 1:
+            target["start"] = start
+        holder = parent
+        if self.lists:
+            items = [c for c in self.lists[-1].tag.children if isinstance(c, Tag) and c.name == "li"]
+            if items:
+                holder = items[-1]
+            else:
+                holder = self.out.new_tag("li")
+                self.lists[-1].tag.append(holder)
+        holder.append(target)
+        self.lists.append(_ListLevel(level, list_id, target))
+        return target
 
     # ------------------------------------------------------------ tables
     def table(self, node: Element, parent: Tag) -> None:

@@ -20,7 +20,7 @@ from bs4.element import NavigableString
 from pipeline.convert.styles import CODE, DEL, EM, STRONG, SUB, SUP, Look, StyleSheet
 from pipeline.convert.tree import Element, classes, tag_of, text_of
 
-TEXT, BREAK, IMAGE, ANCHOR = "text", "br", "img", "anchor"
+TEXT, BREAK, IMAGE, ANCHOR, FOOTNOTE = "text", "br", "img", "anchor", "footnote"
 LINK = "a:"  # prefix of a link's format key: "a:" + href
 
 # Tie-break when two formats' runs are equally long (outermost first): `**[x](u)**`, but
@@ -39,6 +39,11 @@ _JUNK = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\uec02\uec03]")
 # Ids we keep as anchors (Google's `h.xxx`, bookmarks): nothing that could break out of an attribute.
 SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 _COMMENT_REF = re.compile(r"^#cmnt\d+$")
+# Google's footnote mark: `<sup><a href="#ftnt3" id="ftnt_ref3">[3]</a></sup>`; the note itself is
+# `<a href="#ftnt_ref3" id="ftnt3">[3]</a>` at the start of a `<div>` at the end of the body.
+FOOTNOTE_REF = re.compile(r"^#ftnt(\d+)$")
+# A footnote mark is its own superscript in Markdown (`[^3]`): none of these may wrap it.
+_NOT_AROUND_FOOTNOTES = frozenset({SUP, SUB, CODE})
 _SAFE_SCHEMES = ("http", "https", "mailto", "ftp")
 
 
@@ -95,6 +100,7 @@ class Context:
     sheet: StyleSheet
     images: dict[str, str] | None
     comments_href: str | None
+    footnotes: frozenset[str] = frozenset()  # labels of the footnotes the export defines
 
 
 def items_of(block: Element, base: Look, ctx: Context) -> list[Item]:
@@ -143,7 +149,12 @@ def _walk_link(a: Element, look: Look, extra: frozenset[str], ctx: Context, out:
             if href:
                 out.append(Item(TEXT, clean_text(text_of(a)), look.formats | extra | {LINK + href}))
         return
-    anchor = a.get("id")
+    note = FOOTNOTE_REF.match(raw_href)
+    if note and note.group(1) in ctx.footnotes:
+        fmts = frozenset(f for f in look.formats | extra if f not in _NOT_AROUND_FOOTNOTES and not f.startswith(LINK))
+        out.append(Item(FOOTNOTE, note.group(1), fmts))
+        return  # its `[3]` text and `ftnt_ref3` id: Markdown numbers and links footnotes itself
+    anchor = a.get("id") or a.get("name")  # exports before about 2015: `<a name="h.x"></a>`
     if anchor and SAFE_ID.match(anchor):
         out.append(Item(ANCHOR, attrs={"id": anchor}))
     href = safe_href(raw_href)
@@ -165,7 +176,7 @@ def is_code_line(line: list[Item]) -> bool:
     """A line whose every visible character is monospace (and that has some)."""
     seen = False
     for item in line:
-        if item.kind == IMAGE:
+        if item.kind in (IMAGE, FOOTNOTE):
             return False
         if item.kind == TEXT and item.text.strip():
             if CODE not in item.fmts:
@@ -206,8 +217,8 @@ def _share_neighbours(items: list[Item]) -> None:
         if visible[i]:
             prev = item
             continue
-        if item.kind == IMAGE:
-            continue
+        if item.kind in (IMAGE, FOOTNOTE):
+            continue  # they keep their own formats
         nxt = following[i]
         shared = (prev.fmts & nxt.fmts) if prev and nxt else frozenset()
         # Breaks and anchors carry no links (theirs are empty) and no code span across them.
@@ -215,13 +226,16 @@ def _share_neighbours(items: list[Item]) -> None:
             f for f in item.fmts if f.startswith(LINK)}
 
 
-def build_inline(soup: BeautifulSoup, parent: Tag, items: list[Item]) -> None:
-    """Append `items` to `parent` as nested semantic tags (strong, em, del, sup, sub, code, a)."""
+def build_inline(soup: BeautifulSoup, parent: Tag, items: list[Item], line_start: bool = True) -> None:
+    """Append `items` to `parent` as nested semantic tags (strong, em, del, sup, sub, code, a).
+
+    `line_start`: the text begins a Markdown line, so a leading `1.`, `-` or `>` is escaped (not
+    after a heading's `#`, where they are text anyway)."""
     if not items:
         return
     items = _merge_runs(items)
     _share_neighbours(items)
-    _nest(soup, parent, items, frozenset(), line_start=True)
+    _nest(soup, parent, items, frozenset(), line_start=line_start)
 
 
 def _nest(soup: BeautifulSoup, parent: Tag, items: list[Item], applied: frozenset[str], line_start: bool) -> bool:
@@ -277,6 +291,9 @@ def _leaf(soup: BeautifulSoup, parent: Tag, item: Item, line_start: bool) -> boo
         return False
     if item.kind == ANCHOR:
         parent.append(soup.new_tag("a", attrs={"id": (item.attrs or {})["id"]}))
+    if item.kind == FOOTNOTE:
+        parent.append(soup.new_tag("fnref", attrs={"label": item.text}))
+        return False
     return line_start
 
 

@@ -30,7 +30,7 @@ _TABLE_RULE = re.compile(r"^[\s|:-]*-[\s|:-]*$")
 _BACKTICKS = re.compile(r"`+")
 # Table assembly markers: control characters the pre-pass strips from doc text.
 _CELL, _ROW = "\x01", "\x02"
-_HTML_TAGS = frozenset({"p", "br", "strong", "em", "del", "sup", "sub", "code", "pre", "a", "img",
+_HTML_TAGS = frozenset({"fnref", "p", "br", "strong", "em", "del", "sup", "sub", "code", "pre", "a", "img",
                         "ul", "ol", "li", "table", "tr", "td", "h1", "h2", "h3", "h4", "h5", "h6", "hr"})
 _HTML_ATTRS = frozenset({"href", "src", "alt", "id", "start", "colspan", "rowspan"})
 # Blocks whose text runs begin and end a Markdown line.
@@ -133,6 +133,16 @@ class GDocConverter(MarkdownConverter):
             return lead or trail
         return f"{lead}[{text}]({href}){trail}"
 
+    # ------------------------------------------------------------ footnotes
+    def convert_fnref(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        return f"[^{el.get('label')}]"
+
+    def convert_footnote(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        """`[^1]: first paragraph`, the note's later lines indented four spaces (its blocks)."""
+        lines = text.strip("\n").split("\n")
+        body = "\n".join([lines[0]] + [("    " + line) if line.strip() else "" for line in lines[1:]])
+        return f"\n\n[^{el.get('label')}]: {body}\n\n"
+
     def convert_img(self, el: Tag, text: str, parent_tags: set[str]) -> str:
         alt = escape_text(str(el.get("alt") or ""), False, "td" in parent_tags)
         return f"![{alt}]({el.get('src')})"
@@ -200,6 +210,11 @@ def _to_html(node: PageElement) -> str:
     attrs = "".join(f' {k}="{html.escape(str(v), quote=True)}"' for k, v in sorted(node.attrs.items()) if k in _HTML_ATTRS)
     if node.name in ("br", "hr", "img"):
         return f"<{node.name}{attrs}>"
+    if node.name == "fnref":
+        # Raw HTML is not Markdown: no `[^1]` here. The site's footnotes are `#fn:<label>`.
+        label = html.escape(str(node.get("label")), quote=True)
+        return f'<sup><a href="#fn:{label}">{label}</a></sup>'
+
     if node.name == "a" and not node.get("href"):
         return f"<a{attrs}></a>{inner}"
     return f"<{node.name}{attrs}>{inner}</{node.name}>"

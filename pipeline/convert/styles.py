@@ -25,6 +25,11 @@ _POINTS = {"pt": 1.0, "px": 0.75, "in": 72.0, "cm": 72 / 2.54, "mm": 72 / 25.4, 
 
 _RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
 _SIMPLE_CLASS = re.compile(r"^\.([A-Za-z0-9_-]+)$")
+_HEADING_RULE = re.compile(r"^(h[1-6]|\.title|\.subtitle)$")
+# `.lst-kix_<id>-<level>>li:before{content:...}`: the marker Google draws before each item.
+_MARKER_RULE = re.compile(r"^\.(lst-kix_[A-Za-z0-9_]+-\d+)\s*>\s*li:before$")
+# list-style-type values (CSS Lists 3) that draw a glyph rather than a number or letter.
+_BULLET_TYPES = frozenset({"disc", "circle", "square", "disclosure-open", "disclosure-closed"})
 # Class names that carry structure rather than style: they need no stylesheet rule.
 _STRUCTURAL = re.compile(r"^(doc-content|title|subtitle|start|lst-kix_.*|li-bullet-\d+)$")
 
@@ -139,6 +144,10 @@ class StyleSheet:
     """The `.cN` rules of one export, and every class the body used but the sheet lacks."""
 
     classes: dict[str, dict[str, str]]
+    # Rules for h1-h6, `.title` and `.subtitle` (the named paragraph styles), by selector.
+    named: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The `content` of each `.lst-kix_<id>-<level>>li:before` rule, by class name.
+    markers: dict[str, str] = field(default_factory=dict)
     _cache: dict[tuple[str, str], Look] = field(default_factory=dict)
     _indents: dict[tuple[str, str], float] = field(default_factory=dict)
     undefined: set[str] = field(default_factory=set)
@@ -146,16 +155,58 @@ class StyleSheet:
     @classmethod
     def parse(cls, css: str) -> StyleSheet:
         classes: dict[str, dict[str, str]] = {}
+        named: dict[str, dict[str, str]] = {}
+        markers: dict[str, str] = {}
         css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
         css = re.sub(r"@import[^;]*;", "", css)
         for selectors, body in _RULE.findall(css):
             decls = None
             for selector in selectors.split(","):
-                m = _SIMPLE_CLASS.match(selector.strip())
+                selector = selector.strip()
+                m = _SIMPLE_CLASS.match(selector)
                 if m:
                     decls = decls if decls is not None else parse_declarations(body)
                     classes.setdefault(m.group(1), {}).update(decls)
-        return cls(classes)
+                    if selector in (".title", ".subtitle"):
+                        named.setdefault(selector, {}).update(decls)
+                elif _HEADING_RULE.match(selector):
+                    decls = decls if decls is not None else parse_declarations(body)
+                    named.setdefault(selector, {}).update(decls)
+                elif "li:before" in selector:
+                    marker = _MARKER_RULE.match(selector)
+                    if marker:
+                        decls = decls if decls is not None else parse_declarations(body)
+                        if "content" in decls:
+                            markers[marker.group(1)] = decls["content"]
+        return cls(classes, named, markers)
+
+    def list_kind(self, class_attr: str) -> str | None:
+        """"ul" or "ol" as the export's CSS draws a list, None when its CSS does not say.
+
+        Google's exports from before about 2015 write every list as `<ol>`; what it shows is in
+        the CSS: the `lst-kix_<id>-<level>>li:before` marker (a counter, or a glyph such as
+        U+25CF) or, in the oldest exports, a class rule's `list-style-type`."""
+        names = class_attr.split()
+        for name in names:
+            content = self.markers.get(name)
+            if content is not None:
+                if "counter(" in content:
+                    return "ol"
+                if content.strip().strip("\"'").strip() and content.strip() != "none":
+                    return "ul"
+        style = self._declarations(class_attr, "").get("list-style-type", "").lower()
+        if style in _BULLET_TYPES:
+            return "ul"
+        if style and style != "none" and not style.startswith(("url(", '"', "'")):
+            return "ol"  # decimal, lower-latin, upper-roman...: numbered
+        return None
+
+    def named_bold(self, selector: str, class_attr: str = "", style_attr: str = "") -> bool:
+        """Whether a named style (`h2`, `.title`) with these classes draws its text bold: bold
+        that only repeats it says nothing a Markdown heading does not already say."""
+        decls = dict(self.named.get(selector, {}))
+        decls.update(self._declarations(class_attr, style_attr))
+        return bool(look_of(decls).bold)
 
     def look(self, class_attr: str, style_attr: str = "") -> Look:
         """The look of an element from its `class` and `style` attributes (cached)."""

@@ -2,7 +2,8 @@
 
 `GDoc` writes HTML the way Google's exporter does: a `<style>` block of `.cN` classes, one
 `<span class>` per run of text, flat `<ul class="lst-kix_<id>-<level>">` lists, links wrapped in
-`https://www.google.com/url?q=`, U+EC03/U+EC02 code blocks, `<table>` with a malformed `<thead>`.
+`https://www.google.com/url?q=`, U+EC03/U+EC02 code blocks, `<table>` with a malformed `<thead>`,
+footnote marks `<sup><a href="#ftntN" id="ftnt_refN">[N]</a></sup>` with their notes at the end.
 """
 
 from __future__ import annotations
@@ -77,8 +78,15 @@ def _span(text: str, kind: str) -> str:
 @dataclass
 class GDoc:
     parts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     _open_list: tuple[str, int, str] | None = None
     _list_ids: int = 0
+
+    def note(self, text: str) -> str:
+        """A footnote mark to put in a run (markup as `raw` takes it); the note goes at the end."""
+        self.notes.append(text)
+        n = len(self.notes)
+        return f'<sup><a href="#ftnt{n}" id="ftnt_ref{n}">[{n}]</a></sup>'
 
     def _close(self) -> None:
         if self._open_list:
@@ -135,10 +143,17 @@ class GDoc:
 
     def html(self) -> str:
         self._close()
+        notes = "".join(_note(n, text) for n, text in enumerate(self.notes, 1))
+        if notes:
+            notes = '<hr class="c4">' + notes
         style = "ol{margin:0;padding:0}table td,table th{padding:0}" + "".join(f".{k}{{{v}}}" for k, v in _CLASSES.items())
         return ('<html><head><meta content="text/html; charset=UTF-8" http-equiv="content-type">'
                 f'<style type="text/css">{style}</style></head><body class="c1 doc-content">'
-                + "".join(self.parts) + "</body></html>")
+                + "".join(self.parts) + notes + "</body></html>")
+
+
+def _note(n: int, text: str) -> str:
+    return f'<div><p class="c2"><a href="#ftnt_ref{n}" id="ftnt{n}">[{n}]</a>{runs(chr(0xA0) + text)}</p></div>'
 
 
 def seed_html(path: Path = SEED) -> str:
@@ -167,10 +182,12 @@ def large_html(target_bytes: int = 200_000) -> str:
     """A Google-style doc of about `target_bytes`: headings, styled text, lists, code, tables."""
     doc = GDoc()
     n = 0
-    while sum(len(p) for p in doc.parts) < target_bytes:
+    while sum(len(p) for p in doc.parts) + sum(len(_note(k, t)) for k, t in enumerate(doc.notes, 1)) < target_bytes:
         n += 1
         doc.heading(2, f"Section {n}: setting up the **lab** desktop", f"h.sec{n:05d}")
         doc.p(f"Paragraph {n} has **bold**, _italic_, ~~struck~~ and `inline code`, plus a [link](https://example.org/{n}).")
+        doc.raw(f'<p class="c2">{runs("A claim that needs a source")}{doc.note(f"Source {n}: the [lab notes](https://example.org/notes/{n}).")}'
+                f'{runs(" and goes on.")}</p>')
         doc.p("Smart “quotes”, an ellipsis… and <script>alert(1)</script> that must stay text.")
         lid = doc.new_list()
         for k in range(4):

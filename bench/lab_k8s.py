@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.lab.backend import ClassRequest, SeatRequest
-from pipeline.lab.kube_manifests import manifests
-from pipeline.lab.kubernetes import KubernetesBackend
+from pipeline.lab.classroom.backend import ClassRequest, SeatRequest
+from pipeline.lab.classroom.kube_manifests import manifests
+from pipeline.lab.classroom.kube_seats import KubernetesBackend
 from pipeline.lab.settings import LabSettings
 from tests.kube_server import KubeServer
 

@@ -184,8 +184,8 @@ def _lab(markdown: str, path: str, settings: LabSettings) -> tuple[str | None, d
     None) or (name, None, one-line reason), or all None for a doc that is no workshop: a bad spec
     never fails render. The workshop is found as provision finds it (pipeline.workshops), so the
     tag shown is the tag provision builds."""
-    from pipeline.lab import dockerfile
-    from pipeline.workshops import workshop_of
+    from pipeline.lab.image import dockerfile
+    from pipeline.lab.image.workshops import workshop_of
 
     ws = workshop_of(markdown, path, allowed_bases=settings.allowed_bases, allow_setup=settings.allow_setup)
     if ws is None:
@@ -276,7 +276,7 @@ def render(workdir: Path, *, templates: Path | None = None,
 
     env = template_env(templates)
     # Resolved as provision resolves them (e.g. a templates dir's desktop/ subfolder).
-    from pipeline.lab.provision import archive_id
+    from pipeline.lab.image.provision import archive_id
 
     lab = from_values({"templates": templates, "allowed_bases": allowed_bases, "allow_shell_steps": allow_setup,
                        "archive": archive_id(str(folder.get("id") or ""))})

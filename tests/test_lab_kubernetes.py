@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
-from pipeline.lab.kube_manifests import K8S_VERSION, dump_yaml, manifests
-from pipeline.lab.kubernetes import KubernetesBackend, _api_client, dry_run_yaml
+from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.classroom.kube_manifests import K8S_VERSION, dump_yaml, manifests
+from pipeline.lab.classroom.kube_seats import KubernetesBackend, _api_client, dry_run_yaml
 from pipeline.lab.settings import LabSettings
 from tests.kube_server import KubeServer, schema_errors
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import BadInput
-from pipeline.lab import gateway, links, roster
+from pipeline.lab.classroom import gateway, links, roster
 
 DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
@@ -72,8 +72,8 @@ def test_gateway_refuses_tokens_or_addresses_that_would_inject_config() -> None:
 def test_lab_up_again_keeps_every_running_seats_links_and_adds_new_ones() -> None:
     import datetime as dt
 
-    from pipeline.lab.backend import SeatInfo
-    from pipeline.lab.instructor import ImageInfo, class_request
+    from pipeline.lab.classroom.backend import SeatInfo
+    from pipeline.lab.classroom.instructor import ImageInfo, class_request
     from pipeline.lab.settings import from_values
 
     settings = from_values({"public_url": "https://lab.example.org:8443"})

@@ -71,7 +71,7 @@ def test_lab_up_rejects_bad_seat_counts_and_unknown_workshops(tmp_path: Path) ->
     ("mcp-376-cswg-workshop-virtual-desktops", None),
 ])
 def test_workshop_argument_may_be_a_docs_link(ref: str, doc_id: str | None) -> None:
-    from pipeline.lab.instructor import doc_id_of
+    from pipeline.lab.classroom.instructor import doc_id_of
 
     assert doc_id_of(ref) == doc_id
 
@@ -79,7 +79,7 @@ def test_workshop_argument_may_be_a_docs_link(ref: str, doc_id: str | None) -> N
 def test_a_docs_link_pulls_just_that_doc_and_finds_its_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The instructor flow's first half (no engine needed): link -> pull -> replay -> validated spec."""
     from pipeline.emulator import Emulator, load_dataset
-    from pipeline.lab.instructor import resolve_workshop
+    from pipeline.lab.classroom.instructor import resolve_workshop
     from pipeline.lab.settings import from_values
     from pipeline.resources import shipped
 

@@ -10,16 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import BadInput
-from pipeline.lab.dockerfile import render
-from pipeline.lab.spec import (
-    DEFAULT_BASES,
-    LabSpec,
-    LabSpecError,
-    extract_lab_section,
-    parse_lab_spec,
-    spec_from_json,
-    workshop_slug,
-)
+from pipeline.lab.image.dockerfile import render
+from pipeline.lab.image.parse import parse_lab_spec, spec_from_json
+from pipeline.lab.image.section import extract_lab_section
+from pipeline.lab.image.spec import DEFAULT_BASES, LabSpec, LabSpecError, workshop_slug
 from tests.support.docker_env import SAMPLE_WORKSHOP
 
 

@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import BadInput
-from pipeline.lab.engine import DEFAULT_BUILD_TIMEOUT
-from pipeline.lab.spec import DEFAULT_BASES
+from pipeline.lab.image.engine import DEFAULT_BUILD_TIMEOUT
+from pipeline.lab.image.spec import DEFAULT_BASES
 
 _REGISTRY = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
 _PREFIX = re.compile(r"[a-z0-9]+(?:[._\-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._\-][a-z0-9]+)*)*")

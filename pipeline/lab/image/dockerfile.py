@@ -18,8 +18,8 @@ from pathlib import Path
 import jinja2
 
 from pipeline.errors import BadInput
-from pipeline.lab.bases import NOVNC_REPO, BaseProfile, check_image_ref, profile_for
-from pipeline.lab.spec import LabSpec, workshop_slug
+from pipeline.lab.image.bases import NOVNC_REPO, BaseProfile, check_image_ref, profile_for
+from pipeline.lab.image.spec import LabSpec, workshop_slug
 from pipeline.resources import shipped
 
 TEMPLATE = "Dockerfile.j2"

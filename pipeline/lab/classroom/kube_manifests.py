@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from pipeline.errors import BadInput
-from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
-from pipeline.lab.bases import NOVNC_PROFILE, WEBTOP_PROFILE, BaseProfile
+from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.image.bases import NOVNC_PROFILE, WEBTOP_PROFILE, BaseProfile
 
 K8S_VERSION = "1.31.0"  # the schemas tests validate against (kubernetes-validate ships them)
 MANAGER = "docpipe"

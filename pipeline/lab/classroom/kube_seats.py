@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
-from pipeline.lab.kube_manifests import (
+from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.classroom.kube_manifests import (
     CLASS_LABEL,
     EXPIRES,
     HOST,
@@ -257,7 +257,7 @@ class KubernetesBackend:
 
     @staticmethod
     def _names(class_id: str, seats: set[str]) -> list[str]:
-        from pipeline.lab.kube_manifests import object_name
+        from pipeline.lab.classroom.kube_manifests import object_name
         return [object_name(class_id, s) for s in seats]
 
     def _drop_routes(self, class_id: str, services: set[str]) -> None:

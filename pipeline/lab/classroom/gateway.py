@@ -46,7 +46,7 @@ class ClassPage:
 
 
 def _recipe() -> tuple[dict[str, bytes], str]:
-    from pipeline.lab import dockerfile
+    from pipeline.lab.image import dockerfile
 
     root = dockerfile.templates_dir() / "gateway"
     files = {p.name: p.read_bytes() for p in sorted(root.iterdir()) if p.is_file()}
@@ -54,7 +54,7 @@ def _recipe() -> tuple[dict[str, bytes], str]:
 
 
 def ensure_image(client: Any, *, timeout: float, on_line: Callable[[str], None] | None = None) -> str:
-    from pipeline.lab import dockerfile, engine
+    from pipeline.lab.image import dockerfile, engine
 
     files, ref = _recipe()
     if not engine.image_exists(client, ref):

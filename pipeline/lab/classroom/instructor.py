@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput
-from pipeline.lab import links, provision, roster
-from pipeline.lab.backend import Backend, ClassRequest, SeatInfo, SeatRequest
-from pipeline.lab.bases import NOVNC_PROFILE, profile_for
+from pipeline.lab.classroom import links, roster
+from pipeline.lab.classroom.backend import Backend, ClassRequest, SeatInfo, SeatRequest, new_password, new_token, rfc3339
+from pipeline.lab.image import provision
+from pipeline.lab.image.bases import NOVNC_PROFILE, profile_for
+from pipeline.lab.image.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY, workshop_slug
+from pipeline.lab.image.workshops import Workshop
 from pipeline.lab.settings import LabSettings, ttl_seconds
-from pipeline.lab.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY, workshop_slug
-from pipeline.workshops import Workshop
 
 NOVNC_DESKTOP_PORT = NOVNC_PROFILE.desktop_port
 _DOC_LINK = re.compile(r"https://docs\.google\.com/document/(?:u/\d+/)?d/([A-Za-z0-9_-]{20,})")
@@ -79,12 +80,12 @@ def resolve_image(workdir: Path, ref: str, settings: LabSettings, *,
 def make_backend(workdir: Path, settings: LabSettings, *, client: Any = None,
                  on_line: Callable[[str], None] | None = None) -> Backend:
     if settings.backend == "docker":
-        from pipeline.lab.seats import DockerBackend
+        from pipeline.lab.classroom.docker_seats import DockerBackend
 
         return DockerBackend(settings, workdir, client=client, on_line=on_line)
     if settings.backend == "kubernetes":
         try:
-            from pipeline.lab.kubernetes import KubernetesBackend
+            from pipeline.lab.classroom.kube_seats import KubernetesBackend
         except ImportError as exc:
             raise BadInput(f"the kubernetes lab backend is not available here ({exc})") from None
         backend: Backend = KubernetesBackend(settings)
@@ -144,8 +145,7 @@ def class_request(workshop: str, image: ImageInfo, settings: LabSettings, *, cou
                   students: list[roster.Student] | None, existing: list[SeatInfo], now: dt.datetime,
                   class_token: str = "") -> ClassRequest:
     """Decide every seat before any backend runs; seats already running keep their tokens."""
-    from pipeline.lab.bases import NOVNC_PROFILE
-    from pipeline.lab.seats import new_password, new_token, rfc3339
+    from pipeline.lab.image.bases import NOVNC_PROFILE
 
     expires = rfc3339(now + dt.timedelta(seconds=ttl_seconds(settings.ttl)))
     wanted = ([(s.seat, s.name, s.email) for s in students] if students

@@ -6,10 +6,7 @@ Seats publish no host ports. Everything `lab status` needs lives on the containe
 
 from __future__ import annotations
 
-import datetime as dt
-import secrets
 import ssl
-import string
 import time
 import urllib.error
 import urllib.request
@@ -18,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DocpipeError
-from pipeline.lab import gateway, links, tls
-from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
-from pipeline.lab.bases import BaseProfile, profile_for
+from pipeline.lab.classroom import gateway, links, tls
+from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest, now_rfc3339
+from pipeline.lab.image.bases import BaseProfile, profile_for
+from pipeline.lab.image.spec import DEFAULT_BASE
 from pipeline.lab.settings import LabSettings
-from pipeline.lab.spec import DEFAULT_BASE
 
 NAME_LABEL = "app.kubernetes.io/name"
 MANAGED_LABEL = "app.kubernetes.io/managed-by"
@@ -42,25 +39,6 @@ BASE_LABEL = "io.docpipe.base"  # set on the image by the Dockerfile template, c
 REVISION_LABEL = "org.opencontainers.image.revision"
 SHM_SIZE = "256m"
 READY_TIMEOUT = 90.0
-_ALPHABET = string.ascii_letters + string.digits
-
-
-def rfc3339(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_rfc3339() -> str:
-    return rfc3339(dt.datetime.now(dt.UTC))
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(24)  # 192 bits
-
-
-def new_password(profile: BaseProfile) -> str:
-    # VNC authentication uses only the first 8 characters; webtops take longer ones.
-    length = 8 if "VNC_PASSWORD" in profile.password_env else 20
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
 def _profile(labels: dict[str, str]) -> BaseProfile:
@@ -106,7 +84,7 @@ class DockerBackend:
 
     def __init__(self, settings: LabSettings, workdir: Path, *, client: Any = None,
                  on_line: Callable[[str], None] | None = None) -> None:
-        from pipeline.lab import engine
+        from pipeline.lab.image import engine
 
         self.settings = settings
         self.workdir = Path(workdir)

@@ -25,8 +25,8 @@ class LabSettings:
     allow_setup: bool = False
     build_timeout: float = DEFAULT_BUILD_TIMEOUT
     templates: Path | None = None
-    source: str = ""  # the Gitea repo URL, for org.opencontainers.image.source
-    # Whose images these are (io.docpipe.archive): the Gitea repository, else "drive:<folder id>".
+    source: str = ""  # the Gitea repo URL, for the image's source label (labels.SOURCE_LABEL)
+    # Whose images these are (labels.ARCHIVE_LABEL): the Gitea repository, else "drive:<folder id>".
     # docpipe moves `:latest` only on images of its own archive: engines are shared.
     archive: str = ""
     max_seats: int = 30

@@ -19,24 +19,28 @@ from pipeline.lab.classroom import gateway, links, tls
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest, now_rfc3339
 from pipeline.lab.image.bases import BaseProfile, profile_for
 from pipeline.lab.image.spec import DEFAULT_BASE
+from pipeline.lab.labels import (
+    BASE_LABEL,
+    CLASS_LABEL,
+    CLASS_TOKEN_LABEL,
+    DESKTOP_PORT_LABEL,
+    EMAIL_LABEL,
+    EXPIRES_LABEL,
+    MANAGED_LABEL,
+    MANAGER,
+    NAME_LABEL,
+    PORTS_LABEL,
+    PUBLIC_URL_LABEL,
+    REVISION_LABEL,
+    SEAT_APP,
+    SEAT_LABEL,
+    STUDENT_LABEL,
+    TOKEN_LABEL,
+    WATCH_LABEL,
+    WORKSHOP_LABEL,
+)
 from pipeline.lab.settings import LabSettings
 
-NAME_LABEL = "app.kubernetes.io/name"
-MANAGED_LABEL = "app.kubernetes.io/managed-by"
-WORKSHOP_LABEL = "docpipe.io/workshop"
-CLASS_LABEL = "docpipe.io/class"
-SEAT_LABEL = "docpipe.io/seat"
-EXPIRES_LABEL = "docpipe.io/expires"
-TOKEN_LABEL = "io.docpipe.token"
-WATCH_LABEL = "io.docpipe.watch-token"
-CLASS_TOKEN_LABEL = "io.docpipe.class-token"
-STUDENT_LABEL = "io.docpipe.student"
-EMAIL_LABEL = "io.docpipe.email"
-PUBLIC_URL_LABEL = "io.docpipe.public-url"
-PORTS_LABEL = "io.docpipe.ports"
-DESKTOP_PORT_LABEL = "io.docpipe.desktop-port"
-BASE_LABEL = "io.docpipe.base"  # set on the image by the Dockerfile template, copied to seats
-REVISION_LABEL = "org.opencontainers.image.revision"
 SHM_SIZE = "256m"
 READY_TIMEOUT = 90.0
 
@@ -94,7 +98,7 @@ class DockerBackend:
 
     # ------------------------------------------------------------ containers
     def _containers(self, **labels: str) -> list[Any]:
-        wanted = [f"{NAME_LABEL}=docpipe-seat", *(f"{k}={v}" for k, v in labels.items())]
+        wanted = [f"{NAME_LABEL}={SEAT_APP}", *(f"{k}={v}" for k, v in labels.items())]
         found = self.client.containers.list(all=True, filters={"label": wanted})
         return sorted(found, key=lambda c: ((c.labels or {}).get(WORKSHOP_LABEL, ""), c.name))
 
@@ -198,7 +202,7 @@ class DockerBackend:
         if "VNC_PASSWORD" in profile.password_env:
             env["VNC_VIEW_PASSWORD"] = seat.view_password
         labels = {
-            NAME_LABEL: "docpipe-seat", MANAGED_LABEL: "docpipe", WORKSHOP_LABEL: cls.workshop,
+            NAME_LABEL: SEAT_APP, MANAGED_LABEL: MANAGER, WORKSHOP_LABEL: cls.workshop,
             CLASS_LABEL: cls.class_id, SEAT_LABEL: seat.seat, EXPIRES_LABEL: seat.expires,
             TOKEN_LABEL: seat.token, WATCH_LABEL: seat.watch_token, CLASS_TOKEN_LABEL: cls.class_token,
             STUDENT_LABEL: seat.student, EMAIL_LABEL: seat.email, PUBLIC_URL_LABEL: cls.public_url,

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DocpipeError
+from pipeline.lab.labels import GATEWAY_LABEL, LISTEN_LABEL, MANAGED_LABEL, MANAGER, TLS_LABEL
 
 GATEWAY_NAME = "docpipe-lab-gateway"
 NETWORK_NAME = "docpipe-lab"
 GATEWAY_REPO = "docpipe/lab-gateway"
-GATEWAY_LABEL = "io.docpipe.lab-gateway"
 INTERNAL_PORT = 8443
 CONF_DIR = "/etc/docpipe"
 
@@ -70,7 +70,7 @@ def ensure_network(client: Any) -> Any:
         return exact[0]
     # internal: seats reach nothing outside, and nothing but the gateway reaches them.
     return client.networks.create(NETWORK_NAME, driver="bridge", internal=True,
-                                  labels={"app.kubernetes.io/managed-by": "docpipe"})
+                                  labels={MANAGED_LABEL: MANAGER})
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -94,7 +94,7 @@ def ensure(client: Any, *, listen: str, tls: bool, timeout: float,
 
     image = ensure_image(client, timeout=timeout, on_line=on_line)
     network = ensure_network(client)
-    want = {GATEWAY_LABEL: "1", "io.docpipe.listen": listen, "io.docpipe.tls": "1" if tls else "0"}
+    want = {GATEWAY_LABEL: "1", LISTEN_LABEL: listen, TLS_LABEL: "1" if tls else "0"}
     current = get(client)
     if current is not None:
         labels = current.labels or {}
@@ -105,7 +105,7 @@ def ensure(client: Any, *, listen: str, tls: bool, timeout: float,
     host, port = _split_listen(listen)
     try:
         container = client.containers.create(
-            image, name=GATEWAY_NAME, detach=True, labels={**want, "app.kubernetes.io/managed-by": "docpipe"},
+            image, name=GATEWAY_NAME, detach=True, labels={**want, MANAGED_LABEL: MANAGER},
             ports={f"{INTERNAL_PORT}/tcp": (host, port)}, restart_policy={"Name": "unless-stopped"},
             mem_limit=256 * 1024**2)
         network.connect(container)

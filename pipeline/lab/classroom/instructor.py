@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput
+from pipeline.lab import labels as L
 from pipeline.lab.classroom import links, roster
 from pipeline.lab.classroom.backend import Backend, ClassRequest, SeatInfo, SeatRequest, new_password, new_token, rfc3339
 from pipeline.lab.image import provision
@@ -133,12 +134,12 @@ def plain_image_info(ref: str) -> ImageInfo:
 
 def image_info(client: Any, ref: str) -> ImageInfo:
     labels = client.images.get(ref).labels or {}
-    profile = profile_for(labels.get("io.docpipe.base") or DEFAULT_BASE, "")
-    return ImageInfo(ref, labels.get("org.opencontainers.image.revision", ""),
-                     int(labels.get("io.docpipe.desktop-port", profile.desktop_port)),
-                     tuple(int(p) for p in labels.get("io.docpipe.ports", "").split(",") if p.strip().isdigit()),
-                     int(labels.get("io.docpipe.memory", DEFAULT_MEMORY)),
-                     float(labels.get("io.docpipe.cpus", DEFAULT_CPUS)))
+    profile = profile_for(labels.get(L.BASE_LABEL) or DEFAULT_BASE, "")
+    return ImageInfo(ref, labels.get(L.REVISION_LABEL, ""),
+                     int(labels.get(L.DESKTOP_PORT_LABEL, profile.desktop_port)),
+                     tuple(int(p) for p in labels.get(L.PORTS_LABEL, "").split(",") if p.strip().isdigit()),
+                     int(labels.get(L.MEMORY_LABEL, DEFAULT_MEMORY)),
+                     float(labels.get(L.CPUS_LABEL, DEFAULT_CPUS)))
 
 
 def class_request(workshop: str, image: ImageInfo, settings: LabSettings, *, count: int,

@@ -19,19 +19,22 @@ import yaml
 from pipeline.errors import BadInput
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.image.bases import NOVNC_PROFILE, WEBTOP_PROFILE, BaseProfile
+from pipeline.lab.labels import (
+    CLASS_LABEL,
+    EXPIRES_LABEL,
+    HOST_ANNOTATION,
+    MANAGED_LABEL,
+    MANAGER,
+    NAME_LABEL,
+    REVISION_ANNOTATION,
+    SEAT_APP,
+    SEAT_LABEL,
+    STUDENT_ANNOTATION,
+    WORKSHOP_LABEL,
+)
 
 K8S_VERSION = "1.31.0"  # the schemas tests validate against (kubernetes-validate ships them)
-MANAGER = "docpipe"
-NAME_LABEL = "app.kubernetes.io/name"
-MANAGED_LABEL = "app.kubernetes.io/managed-by"
-WORKSHOP_LABEL = "docpipe.io/workshop"
-CLASS_LABEL = "docpipe.io/class"
-SEAT_LABEL = "docpipe.io/seat"
-EXPIRES = "docpipe.io/expires"
-STUDENT = "docpipe.io/student"
-REVISION = "docpipe.io/revision"
-HOST = "docpipe.io/host"  # so `lab status` rebuilds links without the settings that made them
-SEAT_APP = "docpipe-seat"
+# The label selector every seat object of docpipe matches (and nothing else on the cluster).
 MANAGED = f"{NAME_LABEL}={SEAT_APP},{MANAGED_LABEL}={MANAGER}"
 
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -132,7 +135,8 @@ def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: st
     name = object_name(cls.class_id, seat.seat)
     lbls = labels(cls, seat.seat)
     # The student's name is untrusted text: only ever an annotation value, which YAML/JSON escape.
-    ann = {EXPIRES: seat.expires, STUDENT: seat.student[:_MAX_STUDENT], REVISION: cls.revision[:64], HOST: host}
+    ann = {EXPIRES_LABEL: seat.expires, STUDENT_ANNOTATION: seat.student[:_MAX_STUDENT],
+           REVISION_ANNOTATION: cls.revision[:64], HOST_ANNOTATION: host}
     profile = _profile(cls.desktop_port)
     secret = {
         "apiVersion": "v1", "kind": "Secret", "metadata": _meta(name, namespace, lbls, ann), "type": "Opaque",
@@ -212,9 +216,9 @@ def class_objects(cls: ClassRequest, settings: Any, host: str) -> list[dict[str,
     namespace = settings.namespace
     name = class_name(cls.class_id)
     lbls = labels(cls)
-    ann = {REVISION: cls.revision[:64]}
+    ann = {REVISION_ANNOTATION: cls.revision[:64]}
     if cls.seats:
-        ann[EXPIRES] = max(s.expires for s in cls.seats)
+        ann[EXPIRES_LABEL] = max(s.expires for s in cls.seats)
     spec: dict[str, Any] = {"rules": ingress_rules(cls, host)}
     if settings.ingress_class:
         spec["ingressClassName"] = _label(settings.ingress_class, "lab ingress_class")

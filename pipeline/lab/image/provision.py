@@ -16,9 +16,8 @@ from pipeline.errors import BadInput, DocpipeError
 from pipeline.lab.image import dockerfile, workshops
 from pipeline.lab.image.bases import NOVNC_REPO
 from pipeline.lab.image.workshops import Workshop
+from pipeline.lab.labels import ARCHIVE_LABEL
 from pipeline.lab.settings import LabSettings
-
-ARCHIVE_LABEL = "io.docpipe.archive"
 
 
 @dataclass(frozen=True)

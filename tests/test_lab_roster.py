@@ -57,6 +57,26 @@ def test_desktop_link_carries_the_password_only_in_the_fragment() -> None:
     assert links.port_url("https://h:1", "TOK", 8080) == "https://h:1/s/TOK/port/8080/"
 
 
+@pytest.mark.parametrize("public", ["https://lab.example.org:8443", "https://h/lab", "http://h:8080/a/b/"])
+def test_every_link_reads_back_its_token_and_gateway(public: str) -> None:
+    token, watch = "A_b-" * 8, "Zz9_" * 8
+    for url in (links.desktop_url(public, token, "pw"), links.port_url(public, token, 8080), links.seat_base(public, token)):
+        assert links.token_in(url) == token and links.gateway_of(url) == public.rstrip("/")
+    assert links.token_in(links.desktop_url(public, watch, "v", view_only=True)) == watch
+    assert links.password_in(links.desktop_url(public, watch, "v&w#1", view_only=True)) == "v&w#1"
+    assert links.token_in(links.class_url(public, "C" * 32)) == "" and links.token_in("https://h/") == ""
+
+
+def test_only_links_py_spells_a_seat_path() -> None:
+    import ast
+
+    pipeline = Path(__file__).resolve().parents[1] / "pipeline"
+    spelled = [f"{p.name}:{node.lineno}" for p in sorted(pipeline.rglob("*.py")) if p.name != "links.py"
+               for node in ast.walk(ast.parse(p.read_text()))
+               if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"(^|/)(s|class)/", node.value)]
+    assert spelled == []
+
+
 def test_gateway_refuses_tokens_or_addresses_that_would_inject_config() -> None:
     from pipeline.errors import DocpipeError
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from pipeline.lab.classroom import links
 from pipeline.lab.classroom.backend import Backend, SeatInfo, now_rfc3339
 from pipeline.output import emit
 
@@ -67,7 +68,7 @@ def _table(seats: list[SeatInfo]) -> str:
 
 
 def _gateway_url(seats: list[SeatInfo]) -> str:
-    return seats[0].url.split("/s/", 1)[0] if seats else ""
+    return links.gateway_of(seats[0].url) if seats else ""
 
 
 @lab_app.command("up")
@@ -142,7 +143,7 @@ def lab_up(
 
         log(f"docpipe: {ca_hint(ca)}")
     emit({"workshop": name, "gateway": request.public_url, "image": ref, "revision": info.revision,
-           "class_url": f"{request.public_url}/class/{request.class_token}/",
+           "class_url": links.class_url(request.public_url, request.class_token),
            "seats": [s.to_json() for s in started]}, as_json, _table(started))
 
 

@@ -238,9 +238,9 @@ class DockerBackend:
         pending = list(infos)
         while pending and time.monotonic() < deadline:
             info = pending[0]
-            token = info.url.split("/s/", 1)[1].split("/", 1)[0] if "/s/" in info.url else ""
             try:
-                with urllib.request.urlopen(f"{base}/s/{token}/", timeout=3, context=ctx) as response:
+                with urllib.request.urlopen(links.seat_base(base, links.token_in(info.url)), timeout=3,
+                                            context=ctx) as response:
                     if response.status < 400:
                         pending.pop(0)
                         continue

@@ -1,4 +1,5 @@
-"""The one lab gateway on a Docker host: nginx routing /s/<token>/ to seats on a private network.
+"""The one lab gateway on a Docker host: nginx routing each seat's path (links.seat_path) to the seat
+on a private network.
 
 nginx (Debian's `nginx-light`) rather than Caddy: it is in bookworm main, so it builds on the
 same offline base as the desktops, its config is a plain template docpipe writes, and a
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DocpipeError
+from pipeline.lab.classroom import links
 from pipeline.lab.labels import GATEWAY_LABEL, LISTEN_LABEL, MANAGED_LABEL, MANAGER, TLS_LABEL
 
 GATEWAY_NAME = "docpipe-lab-gateway"
@@ -159,10 +161,10 @@ def server_conf(tls: bool) -> str:
             f"ssl_certificate_key {CONF_DIR}/tls.key;\nssl_protocols TLSv1.2 TLSv1.3;\n")
 
 
-def _location(token: str, target: str) -> str:
+def _location(path: str, target: str) -> str:
     # Tokens are url-safe base64 from `secrets` and addresses come from the engine; both are
-    # checked again here because they end up inside nginx's config language.
-    return (f"location /s/{token}/ {{\n    proxy_pass http://{target}/;\n"
+    # checked again (seat_conf) because they end up inside nginx's config language.
+    return (f"location {path} {{\n    proxy_pass http://{target}/;\n"
             "    proxy_set_header Upgrade $http_upgrade;\n    proxy_set_header Connection $connection_upgrade;\n"
             "    proxy_set_header Host $host;\n}\n")
 
@@ -177,9 +179,9 @@ def seat_conf(route: Route) -> str:
         raise DocpipeError(f"seat {route.seat} has no address on {NETWORK_NAME}")
     out = [f"# seat {route.seat}, expires {route.expires}\n"]
     for port in route.ports:
-        out.append(_location(f"{route.token}/port/{int(port)}", f"{route.address}:{int(port)}"))
-    out.append(_location(route.token, f"{route.address}:{route.desktop_port}"))
-    out.append(_location(route.watch_token, f"{route.address}:{route.desktop_port}"))
+        out.append(_location(links.port_path(route.token, int(port)), f"{route.address}:{int(port)}"))
+    out.append(_location(links.seat_path(route.token), f"{route.address}:{route.desktop_port}"))
+    out.append(_location(links.seat_path(route.watch_token), f"{route.address}:{route.desktop_port}"))
     return "".join(out)
 
 
@@ -202,7 +204,7 @@ def _class_conf(page: ClassPage) -> str:
 
     if not re.fullmatch(r"[A-Za-z0-9_-]{22,}", page.class_token):
         raise DocpipeError(f"class {page.workshop} has a malformed token")
-    return (f"location = /class/{page.class_token}/ {{\n    default_type text/html;\n"
+    return (f"location = {links.class_path(page.class_token)} {{\n    default_type text/html;\n"
             f"    root {CONF_DIR}/pages;\n    try_files /{page.class_token}.html =404;\n}}\n")
 
 

@@ -157,8 +157,8 @@ def class_request(workshop: str, image: ImageInfo, settings: LabSettings, *, cou
         old = running.get(seat)
         seats.append(SeatRequest(
             seat=seat, student=name, email=email,
-            token=_token_of(old.url) if old else new_token(),
-            watch_token=_token_of(old.watch_url) if old else new_token(),
+            token=links.token_in(old.url) if old else new_token(),
+            watch_token=links.token_in(old.watch_url) if old else new_token(),
             password=old.password if old else new_password(NOVNC_PROFILE),
             # A running seat keeps its watch link: the instructor's open grid page stays valid.
             view_password=(old and links.password_in(old.watch_url)) or new_password(NOVNC_PROFILE),
@@ -167,7 +167,3 @@ def class_request(workshop: str, image: ImageInfo, settings: LabSettings, *, cou
                         image=image.ref, revision=image.revision, desktop_port=image.desktop_port,
                         ports=image.ports, memory=image.memory, cpus=image.cpus,
                         public_url=public_url(settings), seats=tuple(seats))
-
-
-def _token_of(url: str, kind: str = "s") -> str:
-    return url.split(f"/{kind}/", 1)[1].split("/", 1)[0] if f"/{kind}/" in url else ""

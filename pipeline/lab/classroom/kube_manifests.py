@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import BadInput
+from pipeline.lab.classroom import links
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.image.bases import NOVNC_PROFILE, WEBTOP_PROFILE, BaseProfile
 from pipeline.lab.labels import (
@@ -67,17 +68,8 @@ def class_name(class_id: str) -> str:
     return class_id if class_id[0].isalpha() and len(class_id) <= 50 else f"c{_digest(class_id, 10)}"
 
 
-def host_label(token: str) -> str:
-    """A token may hold '_' and capitals, which DNS cannot carry: 130 bits of its hash instead."""
-    return f"s-{_digest(token, 26)}"
-
-
 def _profile(desktop_port: int) -> BaseProfile:
     return NOVNC_PROFILE if desktop_port == NOVNC_PROFILE.desktop_port else WEBTOP_PROFILE
-
-
-def _port_host(token: str, port: int, host: str) -> str:
-    return f"{host_label(token)}-p{port}.{host}"
 
 
 def base_host(settings: Any, public_url: str = "") -> str:
@@ -92,13 +84,9 @@ def base_host(settings: Any, public_url: str = "") -> str:
 
 
 def seat_links(cls: ClassRequest, seat: SeatRequest, host: str) -> tuple[str, str, dict[str, str]]:
-    """Desktop, view-only and port links; passwords only ever in the fragment, never sent to a server."""
-    path = _profile(cls.desktop_port).url_path
-    sep = "&" if "?" in path else "?"
-    url = f"https://{host_label(seat.token)}.{host}{path}#password={seat.password}"
-    watch = f"https://{host_label(seat.watch_token)}.{host}{path}{sep}view_only=1#password={seat.view_password}"
-    ports = {str(p): f"https://{_port_host(seat.token, p, host)}/" for p in cls.ports}
-    return url, watch, ports
+    """Desktop, view-only and port links (links.py makes them)."""
+    return links.host_links(host, _profile(cls.desktop_port).url_path, seat.token, seat.watch_token, seat.password,
+                            seat.view_password, cls.ports)
 
 
 def _check(cls: ClassRequest) -> None:
@@ -205,9 +193,9 @@ def ingress_rules(cls: ClassRequest, host: str) -> list[dict[str, Any]]:
     rules = []
     for seat in cls.seats:
         svc = object_name(cls.class_id, seat.seat)
-        rules.append(rule(f"{host_label(seat.token)}.{host}", svc, "desktop"))
-        rules.append(rule(f"{host_label(seat.watch_token)}.{host}", svc, "desktop"))
-        rules += [rule(_port_host(seat.token, p, host), svc, f"p{p}") for p in cls.ports if p != cls.desktop_port]
+        rules.append(rule(links.seat_host(seat.token, host), svc, "desktop"))
+        rules.append(rule(links.seat_host(seat.watch_token, host), svc, "desktop"))
+        rules += [rule(links.port_host(seat.token, p, host), svc, f"p{p}") for p in cls.ports if p != cls.desktop_port]
     return rules
 
 

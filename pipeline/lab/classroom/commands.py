@@ -92,9 +92,9 @@ def lab_up(
     from pipeline.errors import BadInput
     from pipeline.lab.classroom import instructor, roster
     from pipeline.lab.image import engine
-    from pipeline.lab.image.spec import workshop_slug
     from pipeline.lab.settings import ttl_seconds
     from pipeline.progress import log, steps
+    from pipeline.slugs import workshop_slug
 
     roster_rows = roster.load(students) if students else None
     count = len(roster_rows) if roster_rows else seats
@@ -156,8 +156,8 @@ def _dry_run(workshop: str, image: str | None, output: str | None, count: int, r
     from pipeline.lab.classroom import instructor
     from pipeline.lab.classroom.kube_seats import dry_run_yaml
     from pipeline.lab.image import engine
-    from pipeline.lab.image.spec import workshop_slug
     from pipeline.progress import steps
+    from pipeline.slugs import workshop_slug
 
     if output != "yaml":
         raise BadInput("--dry-run prints Kubernetes manifests: use it with -o yaml")
@@ -189,7 +189,7 @@ def lab_down(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Remove every seat of a workshop (and the gateway when no class is left)."""
-    from pipeline.lab.image.spec import workshop_slug
+    from pipeline.slugs import workshop_slug
 
     _, _, backend = _setup(workdir, config, backend=backend_name)
     name = workshop_slug(workshop)
@@ -198,7 +198,7 @@ def lab_down(
 
 def _seats(workshop: str | None, workdir: Path | None, config: Path | None, backend_name: str | None) -> list[SeatInfo]:
     """The running seats of WORKSHOP (of every workshop when None), after the reap."""
-    from pipeline.lab.image.spec import workshop_slug
+    from pipeline.slugs import workshop_slug
 
     _, _, backend = _setup(workdir, config, backend=backend_name)
     return backend.status(workshop_slug(workshop) if workshop else None)

@@ -16,9 +16,10 @@ from pipeline.lab.classroom import links, roster
 from pipeline.lab.classroom.backend import Backend, ClassRequest, SeatInfo, SeatRequest, new_password, new_token, rfc3339
 from pipeline.lab.image import provision
 from pipeline.lab.image.bases import NOVNC_PROFILE, profile_for
-from pipeline.lab.image.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY, workshop_slug
+from pipeline.lab.image.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY
 from pipeline.lab.image.workshops import Workshop
 from pipeline.lab.settings import LabSettings, ttl_seconds
+from pipeline.slugs import workshop_slug
 
 NOVNC_DESKTOP_PORT = NOVNC_PROFILE.desktop_port
 _DOC_LINK = re.compile(r"https://docs\.google\.com/document/(?:u/\d+/)?d/([A-Za-z0-9_-]{20,})")

@@ -20,8 +20,9 @@ import jinja2
 from pipeline.errors import BadInput
 from pipeline.lab import labels as L
 from pipeline.lab.image.bases import NOVNC_REPO, BaseProfile, check_image_ref, profile_for
-from pipeline.lab.image.spec import LabSpec, workshop_slug
+from pipeline.lab.image.spec import LabSpec
 from pipeline.resources import shipped
+from pipeline.slugs import workshop_slug
 
 TEMPLATE = "Dockerfile.j2"
 NOVNC_DIR = "debian-novnc"

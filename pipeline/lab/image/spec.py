@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -79,11 +78,4 @@ class LabSpec:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def workshop_slug(name: str) -> str:
-    """A name fit for an image repository path and a container label: [a-z0-9-], at most 63."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    slug = re.sub(r"-{2,}", "-", slug)[:63].strip("-")
-    return slug or "workshop"
-
-
-__all__ = ["DEFAULT_BASES", "DEFAULT_BASE", "LabSpec", "LabSpecError", "workshop_slug", "KEYS"]
+__all__ = ["DEFAULT_BASES", "DEFAULT_BASE", "LabSpec", "LabSpecError", "KEYS"]

@@ -18,7 +18,8 @@ from pipeline import frontmatter
 from pipeline.archive import read_manifest
 from pipeline.lab.image.parse import spec_from_section
 from pipeline.lab.image.section import extract_lab_section
-from pipeline.lab.image.spec import LabSpec, LabSpecError, workshop_slug
+from pipeline.lab.image.spec import LabSpec, LabSpecError
+from pipeline.slugs import workshop_slug
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The import graph of `pipeline/`, read from the source (every import, lazy ones inside functions
-included): no import cycle, none through the lab taken as one piece either, and the lab's image
-side never imports its classroom."""
+included): no import cycle, none through the lab taken as one piece either, the lab's image side
+never imports its classroom, and render asks the lab one question only."""
 
 from __future__ import annotations
 
@@ -103,3 +103,8 @@ def test_the_image_side_never_imports_the_classroom() -> None:
     image = {m: sorted(t for t in ts if t.startswith(f"{LAB}.classroom"))
              for m, ts in graph().items() if m.startswith(f"{LAB}.image")}
     assert image and all(not ts for ts in image.values()), image
+
+
+def test_render_asks_the_lab_one_question() -> None:
+    # A workshop's spec and image tag, from one pure function of the image side; nothing else.
+    assert {t for t in graph()["pipeline.render"] if part(t) == LAB} == {f"{LAB}.image.tag"}

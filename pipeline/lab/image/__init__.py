@@ -2,5 +2,6 @@
 
 `workshops` finds the workshop docs of the archive, `section` and `spec` read their "Lab desktop"
 section (pure), `bases` knows each desktop base, `dockerfile` makes the build context (pure),
-`engine` is the only module that talks to the Docker Engine, `provision` plans, builds and pushes.
+`engine` is the only module that talks to the Docker Engine, `provision` plans, builds and pushes,
+and `tag` is the one question render asks (a workshop's spec and image tag).
 """

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.lab import engine, provision
+from pipeline.lab.image import engine, provision
 from pipeline.lab.settings import from_values
 from tests.support.docker_env import SAMPLE_WORKSHOP, make_archive
 

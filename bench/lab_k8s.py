@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark `lab up` on Kubernetes against tests/kube_server.py: manifests and apply calls per class size.
+"""Benchmark `lab up` on Kubernetes against tests/support/kube_server.py: manifests and apply calls per class size.
 
 Prints, for 50, 100 and 200 seats: seconds to build the manifests, seconds and HTTP requests of a
 first `up` (the real `kubernetes` client, server-side apply), of a repeated `up` (no changes), and
@@ -21,11 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.lab.backend import ClassRequest, SeatRequest
-from pipeline.lab.kube_manifests import manifests
-from pipeline.lab.kubernetes import KubernetesBackend
+from pipeline.lab.classroom.backend import ClassRequest, SeatRequest
+from pipeline.lab.classroom.kube_manifests import manifests
+from pipeline.lab.classroom.kube_seats import KubernetesBackend
 from pipeline.lab.settings import LabSettings
-from tests.kube_server import KubeServer
+from tests.support.kube_server import KubeServer
 
 SETTINGS = LabSettings(host="lab.example.org", ingress_class="nginx", tls_secret="lab-wildcard")
 

@@ -282,8 +282,8 @@ def provision(
     as_json: bool = JsonOpt,
 ) -> None:
     """Build (and push) the lab desktop image of every workshop doc in the archive."""
-    from pipeline.lab import provision as lab_provision
     from pipeline.lab import settings as lab_settings
+    from pipeline.lab.image import provision as lab_provision
     from pipeline.progress import log
 
     if config is not None:  # the lab settings read the file DOCPIPE_CONFIG names
@@ -313,7 +313,7 @@ def provision(
         raise DocpipeError(f"{len(failed)} of {len(results)} workshops failed ({failed[0].error})", exit_code=code)
 
 
-from pipeline.lab.commands import lab_app  # noqa: E402  (the lab's commands live with the lab)
+from pipeline.lab.classroom.commands import lab_app  # noqa: E402  (the lab's commands live with the lab)
 
 app.add_typer(lab_app, name="lab", rich_help_panel="Lab desktops")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput
+from pipeline.slugs import workdir_slug
 
 DEFAULT_WORKDIR = ".docpipe"
 # What `docpipe init` writes for [drive] folder; `docpipe config check` refuses it.
@@ -422,7 +423,7 @@ def load_settings(path: Path | None = None, *, cli: Mapping[tuple[str, str], Any
             values = resolve(entry.get("sections", {}))
             root = Path(values[""]["workdir"])
             wd = Path(entry["workdir"]) if entry.get("workdir") else (
-                root / _slug(entry.get("name") or entry.get("id", "folder")) if many else root)
+                root / workdir_slug(entry.get("name") or entry.get("id", "folder")) if many else root)
             values["drive"]["folder"] = entry.get("id") or values["drive"]["folder"]
             folders.append(FolderSettings(id=values["drive"]["folder"], name=entry.get("name"), workdir=wd, values=values))
         if ("drive", "folder") in cli:  # a folder named on the command line picks one of them
@@ -436,11 +437,6 @@ def load_settings(path: Path | None = None, *, cli: Mapping[tuple[str, str], Any
     if strict and problems.items:
         raise BadInput(f"{len(problems.items)} problem(s) in the configuration: " + "; ".join(problems.items))
     return settings, problems.items
-
-
-def _slug(text: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.").lower()
-    return s or "folder"
 
 
 STARTER = '''\

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,11 @@ from pipeline import USER_AGENT
 from pipeline.archive import BRANCH, MANIFEST, open_main, read_manifest
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.gitea import GiteaClient
+from pipeline.slugs import repo_slug
 
 TOPICS = ["docpipe", "google-docs"]
 # Gitea's own limits on CreateRepoOption/EditRepoOption (binding MaxSize).
-MAX_NAME, MAX_DESCRIPTION, MAX_WEBSITE = 100, 2048, 1024
+MAX_DESCRIPTION, MAX_WEBSITE = 2048, 1024
 PUSH_ATTEMPTS = 3
 # libgit2's wording for faults worth another attempt (connection trouble, a server's 5xx).
 TRANSIENT = ("failed to connect", "connection", "timed out", "failed to send", "500", "502", "503", "504")
@@ -61,13 +61,6 @@ class PushSummary:
         made = " (created)" if self.created else ""
         how = "force-pushed" if self.forced else "pushed"
         return f"{how} main {(self.before or '(none)')[:12]} -> {self.after[:12]} to {where}{made}{site} ({self.html_url})"
-
-
-def slug(name: str) -> str:
-    """A Gitea-valid repository name (AlphaDashDot, ≤100 chars, not reserved) from a folder name."""
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:MAX_NAME].strip("-")
-    return text or "docs"
 
 
 @dataclass(frozen=True)
@@ -224,7 +217,7 @@ def push(
     if repo is None:
         if not archive.folder_name:
             raise BadInput(f"the archive has no {MANIFEST} naming the folder: pass --repo")
-        repo = slug(archive.folder_name)
+        repo = repo_slug(archive.folder_name)
     me = gitea.current_user()
     existing = gitea.get_repo(owner, repo)
     created = existing is None

@@ -13,9 +13,10 @@ import json
 import posixpath
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     import jinja2
     import pygit2
 
-    from pipeline.lab.settings import LabSettings
+    from pipeline.lab.image.tag import WorkshopImage
 
 INDEX_PAGE = "index.md"
 
@@ -179,26 +180,6 @@ def _page_path(path: str) -> str:
     return "index-doc.md" if path == INDEX_PAGE else path
 
 
-def _lab(markdown: str, path: str, settings: LabSettings) -> tuple[str | None, dict[str, Any] | None, str | None]:
-    """(workshop name, validated spec as JSON with the image tag `docpipe provision` gives it,
-    None) or (name, None, one-line reason), or all None for a doc that is no workshop: a bad spec
-    never fails render. The workshop is found as provision finds it (pipeline.workshops), so the
-    tag shown is the tag provision builds."""
-    from pipeline.lab import dockerfile
-    from pipeline.workshops import workshop_of
-
-    ws = workshop_of(markdown, path, allowed_bases=settings.allowed_bases, allow_setup=settings.allow_setup)
-    if ws is None:
-        return None, None, None
-    if ws.spec is None:
-        return ws.name, None, ws.error
-    data = ws.spec.to_json()
-    data["digest"] = ws.spec.digest()
-    data["image_tag"] = dockerfile.render(ws.spec, workshop=ws.name, title=ws.title, tdir=settings.templates,
-                                          archive=settings.archive).tag
-    return ws.name, data, None
-
-
 # ------------------------------------------------------------------ templates
 
 
@@ -264,7 +245,7 @@ def render(workdir: Path, *, templates: Path | None = None,
            allowed_bases: Mapping[str, str] | None = None, allow_setup: bool = False) -> RenderSummary:
     """Render WORKDIR/archive (tip of main) into WORKDIR/site, replacing what was there.
     `allowed_bases` and `allow_setup` are the lab settings a workshop's spec is checked against."""
-    from pipeline.lab.settings import from_values
+    from pipeline.lab.image.tag import workshop_image
 
     repo, tip = open_main(workdir)
     tree = tip.tree
@@ -275,11 +256,9 @@ def render(workdir: Path, *, templates: Path | None = None,
     folder = manifest.folder
 
     env = template_env(templates)
-    # Resolved as provision resolves them (e.g. a templates dir's desktop/ subfolder).
-    from pipeline.lab.provision import archive_id
-
-    lab = from_values({"templates": templates, "allowed_bases": allowed_bases, "allow_shell_steps": allow_setup,
-                       "archive": archive_id(str(folder.get("id") or ""))})
+    # A workshop doc's spec and image tag, as the lab's image side (and so provision) sees them.
+    lab = partial(workshop_image, folder_id=str(folder.get("id") or ""), templates=templates,
+                  allowed_bases=allowed_bases, allow_setup=allow_setup)
     history = _histories(repo, tip)
     pages_by_id = {fid: _page_path(_safe_rel(str(d["path"]), "doc")) for fid, d in docs.items()}
 
@@ -310,7 +289,7 @@ def render(workdir: Path, *, templates: Path | None = None,
 
 
 def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_by_id: Mapping[str, str],
-                hist: _History, lab_settings: LabSettings) -> tuple[DocPage, str, str]:
+                hist: _History, lab: Callable[[str, str], WorkshopImage | None]) -> tuple[DocPage, str, str]:
     """One doc's page record, its Markdown and its comments page's Markdown ("" if none)."""
 
     path = _safe_rel(str(entry["path"]), "doc")
@@ -332,9 +311,9 @@ def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_b
         workshop=False, revisions=len(hist.revisions), authors=list(hist.authors),
         updated=_date(hist.updated), open_threads=len(threads), comments_page=comments_page,
     )
-    workshop, lab, lab_error = _lab(markdown, path, lab_settings)
-    if workshop is not None:
-        doc.workshop, doc.lab, doc.lab_error, doc.workshop_name = True, lab, lab_error, workshop
+    ws = lab(markdown, path)  # a bad spec never fails render: the page says what is wrong
+    if ws is not None:
+        doc.workshop, doc.lab, doc.lab_error, doc.workshop_name = True, ws.lab, ws.error, ws.name
     text = _render_template(
         env, "tutorial.md.j2" if doc.workshop else "page.md.j2",
         doc=doc, body=rewrite_drive_links(_drop_title_heading(body, title), page, pages_by_id),

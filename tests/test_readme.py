@@ -1,7 +1,7 @@
 """README.md tells the truth: its commands parse as docpipe reads them, its config reference is the
 schema's, its example hook works, and CI runs the test command it shows. (What each command does
 is exercised by the stage's own tests: test_pull, test_replay, test_push, test_render,
-test_publish, test_lab_*, test_run, test_demo, test_convert, test_emulator.)"""
+test_publish, tests/lab/, test_run, test_demo, test_convert, test_emulator.)"""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def test_workshops_carry_their_lab_spec_or_the_reason_it_is_invalid(rendered, sa
 
 def _provision_tags(workdir: Path, **values: object) -> dict[str, str]:
     """Workshop name -> the tag `docpipe provision` would build, for the same settings."""
-    from pipeline.lab import provision
+    from pipeline.lab.image import provision
     from pipeline.lab.settings import from_values
 
     settings = provision.with_archive(workdir, from_values(values))  # as `docpipe provision` does

@@ -10,8 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import BadInput
-from pipeline.lab.engine import DEFAULT_BUILD_TIMEOUT
-from pipeline.lab.spec import DEFAULT_BASES
+from pipeline.lab.image.engine import DEFAULT_BUILD_TIMEOUT
+from pipeline.lab.image.spec import DEFAULT_BASES
 
 _REGISTRY = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
 _PREFIX = re.compile(r"[a-z0-9]+(?:[._\-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._\-][a-z0-9]+)*)*")
@@ -25,8 +25,8 @@ class LabSettings:
     allow_setup: bool = False
     build_timeout: float = DEFAULT_BUILD_TIMEOUT
     templates: Path | None = None
-    source: str = ""  # the Gitea repo URL, for org.opencontainers.image.source
-    # Whose images these are (io.docpipe.archive): the Gitea repository, else "drive:<folder id>".
+    source: str = ""  # the Gitea repo URL, for the image's source label (labels.SOURCE_LABEL)
+    # Whose images these are (labels.ARCHIVE_LABEL): the Gitea repository, else "drive:<folder id>".
     # docpipe moves `:latest` only on images of its own archive: engines are shared.
     archive: str = ""
     max_seats: int = 30

@@ -7,43 +7,18 @@ be `..`, contain a separator, start with a dot (`.git`, `.docpipe`) or hold cont
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from pipeline.hashing import sha256_hex
+from pipeline.slugs import path_slug
 
-MAX_SLUG = 80  # characters; keeps every component far below the 255-byte file name limit
-# Names Windows refuses as file names (even with an extension): a clone there must still work.
-_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
-_SEP = re.compile(r"-{2,}")
+slugify = path_slug  # the rules live in pipeline/slugs.py
 
 IMAGE_EXTENSIONS = {
     "image/png": "png", "image/jpeg": "jpg", "image/jpg": "jpg", "image/gif": "gif",
     "image/webp": "webp", "image/svg+xml": "svg", "image/bmp": "bmp", "image/tiff": "tiff",
 }
-
-
-@lru_cache(maxsize=4096)
-def slugify(text: str | None, fallback: str = "untitled") -> str:
-    """A lower-case slug of `text`: letters/digits of any script, dashes between runs.
-
-    Accents on Latin letters are dropped (café -> cafe); other scripts are kept as they are,
-    so a Japanese title keeps a readable name.
-    """
-    chars = []
-    for c in unicodedata.normalize("NFKC", text or ""):
-        parts = unicodedata.normalize("NFKD", c)
-        # Only Latin letters lose their accents; elsewhere (ド, é in other scripts' sense) the
-        # mark is part of the letter and stays.
-        chars.append(parts[0] if parts[0].isascii() and parts[0].isalpha() else c)
-    folded = "".join(chars).lower()
-    slug = "".join(c if c.isalnum() and c.isprintable() else "-" for c in folded)
-    slug = _SEP.sub("-", slug).strip("-")[:MAX_SLUG].rstrip("-")
-    if not slug:
-        return fallback
-    return f"{slug}-doc" if slug in _RESERVED else slug
 
 
 def folder_slugs(names: list[str]) -> tuple[str, ...]:

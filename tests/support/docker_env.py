@@ -498,7 +498,7 @@ class SampleBuild:
 def sample_build(docker_engine, registry, test_base, tmp_path_factory) -> Iterator[SampleBuild]:  # type: ignore[no-untyped-def]
     """The sample workshop built and pushed under a per-session prefix (so it really builds),
     its images removed at the end; the base images stay as the cache for the next run."""
-    from pipeline.lab import provision
+    from pipeline.lab.image import provision
     from pipeline.lab.settings import from_values
 
     workdir = tmp_path_factory.mktemp("lab")

@@ -1,16 +1,20 @@
-"""Rosters and links, no engine needed: hostile names stay inert, links keep passwords out of queries."""
+"""The classroom without an engine: rosters (hostile names stay inert), seat links (passwords out of
+queries), the gateway's config, deciding a class, and what WORKSHOP may name."""
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.errors import BadInput
-from pipeline.lab import gateway, links, roster
+from pipeline.lab.classroom import gateway, links, roster
 
 DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
@@ -57,6 +61,26 @@ def test_desktop_link_carries_the_password_only_in_the_fragment() -> None:
     assert links.port_url("https://h:1", "TOK", 8080) == "https://h:1/s/TOK/port/8080/"
 
 
+@pytest.mark.parametrize("public", ["https://lab.example.org:8443", "https://h/lab", "http://h:8080/a/b/"])
+def test_every_link_reads_back_its_token_and_gateway(public: str) -> None:
+    token, watch = "A_b-" * 8, "Zz9_" * 8
+    for url in (links.desktop_url(public, token, "pw"), links.port_url(public, token, 8080), links.seat_base(public, token)):
+        assert links.token_in(url) == token and links.gateway_of(url) == public.rstrip("/")
+    assert links.token_in(links.desktop_url(public, watch, "v", view_only=True)) == watch
+    assert links.password_in(links.desktop_url(public, watch, "v&w#1", view_only=True)) == "v&w#1"
+    assert links.token_in(links.class_url(public, "C" * 32)) == "" and links.token_in("https://h/") == ""
+
+
+def test_only_links_py_spells_a_seat_path() -> None:
+    import ast
+
+    pipeline = Path(__file__).resolve().parents[2] / "pipeline"
+    spelled = [f"{p.name}:{node.lineno}" for p in sorted(pipeline.rglob("*.py")) if p.name != "links.py"
+               for node in ast.walk(ast.parse(p.read_text()))
+               if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"(^|/)(s|class)/", node.value)]
+    assert spelled == []
+
+
 def test_gateway_refuses_tokens_or_addresses_that_would_inject_config() -> None:
     from pipeline.errors import DocpipeError
 
@@ -72,8 +96,8 @@ def test_gateway_refuses_tokens_or_addresses_that_would_inject_config() -> None:
 def test_lab_up_again_keeps_every_running_seats_links_and_adds_new_ones() -> None:
     import datetime as dt
 
-    from pipeline.lab.backend import SeatInfo
-    from pipeline.lab.instructor import ImageInfo, class_request
+    from pipeline.lab.classroom.backend import SeatInfo
+    from pipeline.lab.classroom.instructor import ImageInfo, class_request
     from pipeline.lab.settings import from_values
 
     settings = from_values({"public_url": "https://lab.example.org:8443"})
@@ -93,3 +117,48 @@ def test_lab_up_again_keeps_every_running_seats_links_and_adds_new_ones() -> Non
     assert added.seat == "seat-2" and added.token != seat.token and added.view_password
     assert again.class_token == first.class_token
     assert links.password_in(running.watch_url) == seat.view_password
+
+
+def test_lab_up_rejects_bad_seat_counts_and_unknown_workshops(tmp_path: Path) -> None:
+    from tests.support.docker_env import SAMPLE_WORKSHOP, make_archive
+
+    make_archive(tmp_path, {"w/ws-go-promisegrid.md": SAMPLE_WORKSHOP})
+    run = lambda *a: subprocess.run([sys.executable, "-m", "pipeline.cli", *a], capture_output=True, text=True,  # noqa: E731
+                                    timeout=120, env={**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"})
+    for count in ("0", "31"):
+        bad = run("lab", "up", "ws-go-promisegrid", "--seats", count, "--workdir", str(tmp_path))
+        assert bad.returncode == 2 and "--seats must be between 1 and 30" in bad.stderr
+
+
+@pytest.mark.parametrize("ref,doc_id", [
+    ("https://docs.google.com/document/d/1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789/edit", "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
+    ("1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
+    ("ws-go-promisegrid", None),
+    ("mcp-376-cswg-workshop-virtual-desktops", None),
+])
+def test_workshop_argument_may_be_a_docs_link(ref: str, doc_id: str | None) -> None:
+    from pipeline.lab.classroom.instructor import doc_id_of
+
+    assert doc_id_of(ref) == doc_id
+
+
+def test_a_docs_link_pulls_just_that_doc_and_finds_its_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The instructor flow's first half (no engine needed): link -> pull -> replay -> validated spec."""
+    from pipeline.emulator import Emulator, load_dataset
+    from pipeline.lab.classroom.instructor import resolve_workshop
+    from pipeline.lab.settings import from_values
+    from pipeline.resources import shipped
+
+    with Emulator(load_dataset(shipped("sample-data")), token="lab-test-token") as emu:
+        monkeypatch.setenv("DOCPIPE_ACCESS_TOKEN", "lab-test-token")
+        monkeypatch.setenv("DOCPIPE_DRIVE_ENDPOINT", emu.url)
+        monkeypatch.setenv("DOCPIPE_DRIVE_FOLDER", "1CSWGdocsRootF0lderXy7Qa2mPn5Lk8Jh")
+        monkeypatch.chdir(tmp_path)
+        link = "https://docs.google.com/document/d/1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg/edit"
+        commit, ws = resolve_workshop(tmp_path / "wd", link, from_values({}))
+    assert ws is not None and ws.error is None and ws.spec is not None
+    assert ws.name == "ws-go-promisegrid" and ws.doc_id == "1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg" and len(commit) == 40
+    assert ws.spec.base == "debian-novnc" and "golang-go" in ws.spec.packages
+    assert "hello/main.go" in dict(ws.spec.files)
+    # Only that doc was pulled.
+    assert [p.name for p in (tmp_path / "wd" / "store" / "docs").iterdir()] == ["1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg.json"]

@@ -1,4 +1,4 @@
-"""Kubernetes seats: strict schema validation, a class flow against tests/kube_server.py, and a real cluster."""
+"""Kubernetes seats: strict schema validation, a class flow against tests/support/kube_server.py, and a real cluster."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ import pytest
 import yaml
 
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
-from pipeline.lab.kube_manifests import K8S_VERSION, dump_yaml, manifests
-from pipeline.lab.kubernetes import KubernetesBackend, _api_client, dry_run_yaml
+from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.classroom.kube_manifests import K8S_VERSION, dump_yaml, manifests
+from pipeline.lab.classroom.kube_seats import KubernetesBackend, _api_client, dry_run_yaml
 from pipeline.lab.settings import LabSettings
-from tests.kube_server import KubeServer, schema_errors
+from tests.support.kube_server import KubeServer, schema_errors
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DIGEST = "registry.example.org:5000/docpipe/intro@sha256:" + "ab" * 32
 HOSTILE = ['"quoted" \'name\'', "../x", "A" * 300, "<script>alert(1)</script>", "Zoë 李 \u202e", "x\ny: z"]
 SETTINGS = LabSettings(host="lab.example.org", ingress_class="nginx", tls_secret="lab-wildcard")
@@ -49,7 +49,7 @@ def test_every_manifest_validates_strictly(count: int) -> None:
     objects = manifests(cls, SETTINGS)
     assert len(objects) == 3 * count + 2
     # kubernetes_validate.validate re-reads its schema files per call: the public API checks one seat's
-    # objects, the same strict schemas resolved once (tests/kube_server.py) check all of them.
+    # objects, the same strict schemas resolved once (tests/support/kube_server.py) check all of them.
     for obj in objects[:3] + objects[-2:]:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     assert [schema_errors(obj) for obj in objects] == [[]] * len(objects)

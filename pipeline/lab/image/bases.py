@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from pipeline.errors import BadInput
-from pipeline.lab.spec import DEFAULT_BASES
+from pipeline.lab.image.spec import DEFAULT_BASES
 
 NOVNC_ALIAS = "debian-novnc"
 NOVNC_REPO = DEFAULT_BASES[NOVNC_ALIAS]  # docpipe's own recipe, templates/desktop/debian-novnc

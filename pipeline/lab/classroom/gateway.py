@@ -1,4 +1,5 @@
-"""The one lab gateway on a Docker host: nginx routing /s/<token>/ to seats on a private network.
+"""The one lab gateway on a Docker host: nginx routing each seat's path (links.seat_path) to the seat
+on a private network.
 
 nginx (Debian's `nginx-light`) rather than Caddy: it is in bookworm main, so it builds on the
 same offline base as the desktops, its config is a plain template docpipe writes, and a
@@ -17,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DocpipeError
+from pipeline.lab.classroom import links
+from pipeline.lab.labels import GATEWAY_LABEL, LISTEN_LABEL, MANAGED_LABEL, MANAGER, TLS_LABEL
 
 GATEWAY_NAME = "docpipe-lab-gateway"
 NETWORK_NAME = "docpipe-lab"
 GATEWAY_REPO = "docpipe/lab-gateway"
-GATEWAY_LABEL = "io.docpipe.lab-gateway"
 INTERNAL_PORT = 8443
 CONF_DIR = "/etc/docpipe"
 
@@ -46,7 +48,7 @@ class ClassPage:
 
 
 def _recipe() -> tuple[dict[str, bytes], str]:
-    from pipeline.lab import dockerfile
+    from pipeline.lab.image import dockerfile
 
     root = dockerfile.templates_dir() / "gateway"
     files = {p.name: p.read_bytes() for p in sorted(root.iterdir()) if p.is_file()}
@@ -54,7 +56,7 @@ def _recipe() -> tuple[dict[str, bytes], str]:
 
 
 def ensure_image(client: Any, *, timeout: float, on_line: Callable[[str], None] | None = None) -> str:
-    from pipeline.lab import dockerfile, engine
+    from pipeline.lab.image import dockerfile, engine
 
     files, ref = _recipe()
     if not engine.image_exists(client, ref):
@@ -70,7 +72,7 @@ def ensure_network(client: Any) -> Any:
         return exact[0]
     # internal: seats reach nothing outside, and nothing but the gateway reaches them.
     return client.networks.create(NETWORK_NAME, driver="bridge", internal=True,
-                                  labels={"app.kubernetes.io/managed-by": "docpipe"})
+                                  labels={MANAGED_LABEL: MANAGER})
 
 
 def _split_listen(listen: str) -> tuple[str, int]:
@@ -94,7 +96,7 @@ def ensure(client: Any, *, listen: str, tls: bool, timeout: float,
 
     image = ensure_image(client, timeout=timeout, on_line=on_line)
     network = ensure_network(client)
-    want = {GATEWAY_LABEL: "1", "io.docpipe.listen": listen, "io.docpipe.tls": "1" if tls else "0"}
+    want = {GATEWAY_LABEL: "1", LISTEN_LABEL: listen, TLS_LABEL: "1" if tls else "0"}
     current = get(client)
     if current is not None:
         labels = current.labels or {}
@@ -105,7 +107,7 @@ def ensure(client: Any, *, listen: str, tls: bool, timeout: float,
     host, port = _split_listen(listen)
     try:
         container = client.containers.create(
-            image, name=GATEWAY_NAME, detach=True, labels={**want, "app.kubernetes.io/managed-by": "docpipe"},
+            image, name=GATEWAY_NAME, detach=True, labels={**want, MANAGED_LABEL: MANAGER},
             ports={f"{INTERNAL_PORT}/tcp": (host, port)}, restart_policy={"Name": "unless-stopped"},
             mem_limit=256 * 1024**2)
         network.connect(container)
@@ -159,10 +161,10 @@ def server_conf(tls: bool) -> str:
             f"ssl_certificate_key {CONF_DIR}/tls.key;\nssl_protocols TLSv1.2 TLSv1.3;\n")
 
 
-def _location(token: str, target: str) -> str:
+def _location(path: str, target: str) -> str:
     # Tokens are url-safe base64 from `secrets` and addresses come from the engine; both are
-    # checked again here because they end up inside nginx's config language.
-    return (f"location /s/{token}/ {{\n    proxy_pass http://{target}/;\n"
+    # checked again (seat_conf) because they end up inside nginx's config language.
+    return (f"location {path} {{\n    proxy_pass http://{target}/;\n"
             "    proxy_set_header Upgrade $http_upgrade;\n    proxy_set_header Connection $connection_upgrade;\n"
             "    proxy_set_header Host $host;\n}\n")
 
@@ -177,9 +179,9 @@ def seat_conf(route: Route) -> str:
         raise DocpipeError(f"seat {route.seat} has no address on {NETWORK_NAME}")
     out = [f"# seat {route.seat}, expires {route.expires}\n"]
     for port in route.ports:
-        out.append(_location(f"{route.token}/port/{int(port)}", f"{route.address}:{int(port)}"))
-    out.append(_location(route.token, f"{route.address}:{route.desktop_port}"))
-    out.append(_location(route.watch_token, f"{route.address}:{route.desktop_port}"))
+        out.append(_location(links.port_path(route.token, int(port)), f"{route.address}:{int(port)}"))
+    out.append(_location(links.seat_path(route.token), f"{route.address}:{route.desktop_port}"))
+    out.append(_location(links.seat_path(route.watch_token), f"{route.address}:{route.desktop_port}"))
     return "".join(out)
 
 
@@ -202,7 +204,7 @@ def _class_conf(page: ClassPage) -> str:
 
     if not re.fullmatch(r"[A-Za-z0-9_-]{22,}", page.class_token):
         raise DocpipeError(f"class {page.workshop} has a malformed token")
-    return (f"location = /class/{page.class_token}/ {{\n    default_type text/html;\n"
+    return (f"location = {links.class_path(page.class_token)} {{\n    default_type text/html;\n"
             f"    root {CONF_DIR}/pages;\n    try_files /{page.class_token}.html =404;\n}}\n")
 
 

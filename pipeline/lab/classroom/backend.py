@@ -1,8 +1,34 @@
-"""What every seat backend (Docker on one host, Kubernetes for larger classes) takes and gives."""
+"""What every seat backend (Docker on one host, Kubernetes for larger classes) takes and gives, and
+how a seat's secrets and times are made (the same for every backend)."""
 from __future__ import annotations
 
+import datetime as dt
+import secrets
+import string
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from pipeline.lab.image.bases import BaseProfile
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def rfc3339(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_rfc3339() -> str:
+    return rfc3339(dt.datetime.now(dt.UTC))
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)  # 192 bits
+
+
+def new_password(profile: BaseProfile) -> str:
+    # VNC authentication uses only the first 8 characters; webtops take longer ones.
+    length = 8 if "VNC_PASSWORD" in profile.password_env else 20
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import workshops
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.lab import dockerfile
-from pipeline.lab.bases import NOVNC_REPO
+from pipeline.lab.image import dockerfile, workshops
+from pipeline.lab.image.bases import NOVNC_REPO
+from pipeline.lab.image.workshops import Workshop
+from pipeline.lab.labels import ARCHIVE_LABEL
 from pipeline.lab.settings import LabSettings
-from pipeline.workshops import Workshop
-
-ARCHIVE_LABEL = "io.docpipe.archive"
 
 
 @dataclass(frozen=True)
@@ -132,7 +130,7 @@ def plan(ws: Workshop, settings: LabSettings, *, revision: str = "") -> Plan:
 
 def ensure_novnc_base(client: Any, settings: LabSettings, on_line: Callable[[str], None] | None = None) -> str:
     """Build docpipe's debian-novnc base from its recipe when this exact recipe is missing."""
-    from pipeline.lab import engine
+    from pipeline.lab.image import engine
 
     files, modes, ref = dockerfile.novnc_context(settings.templates)
     if not engine.image_exists(client, ref):
@@ -143,7 +141,7 @@ def ensure_novnc_base(client: Any, settings: LabSettings, on_line: Callable[[str
 
 def build_plan(client: Any, p: Plan, settings: LabSettings,
                on_line: Callable[[str], None] | None = None) -> Result:
-    from pipeline.lab import engine
+    from pipeline.lab.image import engine
 
     start = time.monotonic()
     result = Result(workshop=p.workshop, image=p.repo, tags=p.tags)
@@ -184,7 +182,7 @@ def provision_workshop(ws: Workshop, settings: LabSettings, *, revision: str = "
     if dry_run:
         return Result(workshop=ws.name, image=p.repo, tags=p.tags, dockerfile=p.context.dockerfile)
     if client is None:
-        from pipeline.lab import engine
+        from pipeline.lab.image import engine
 
         client = engine.client()
     return build_plan(client, p, settings, on_line)
@@ -200,7 +198,7 @@ def provision(workdir: Path, settings: LabSettings, *, dry_run: bool = False,
     for ws in workshops:
         try:
             if not dry_run and client is None and ws.spec is not None:
-                from pipeline.lab import engine
+                from pipeline.lab.image import engine
 
                 client = engine.client()
             results.append(provision_workshop(ws, settings, revision=commit, dry_run=dry_run,

@@ -10,7 +10,8 @@ from typing import Any
 
 import typer
 
-from pipeline.lab.backend import Backend, SeatInfo
+from pipeline.lab.classroom import links
+from pipeline.lab.classroom.backend import Backend, SeatInfo, now_rfc3339
 from pipeline.output import emit
 
 lab_app = typer.Typer(help="Lab desktops: start, list and remove seats of a workshop.", no_args_is_help=True)
@@ -24,9 +25,8 @@ BackendOpt = typer.Option(None, "--backend", help="Where seats run: docker or ku
 def _setup(workdir: Path | None, config: Path | None, check: Callable[[Any], None] | None = None,
            on_line: Callable[[str], None] | None = None, **lab: Any) -> tuple[Path, Any, Backend]:
     """Settings, the backend, and a reap of expired seats first (every lab command does it)."""
-    from pipeline.lab import instructor
     from pipeline.lab import settings as lab_settings
-    from pipeline.lab.seats import now_rfc3339
+    from pipeline.lab.classroom import instructor
     from pipeline.progress import log
 
     wd, settings = lab_settings.load(workdir, config_file=config, lab=lab)
@@ -68,7 +68,7 @@ def _table(seats: list[SeatInfo]) -> str:
 
 
 def _gateway_url(seats: list[SeatInfo]) -> str:
-    return seats[0].url.split("/s/", 1)[0] if seats else ""
+    return links.gateway_of(seats[0].url) if seats else ""
 
 
 @lab_app.command("up")
@@ -90,10 +90,11 @@ def lab_up(
 ) -> None:
     """Start a class of desktops behind the gateway and print each student's link and password."""
     from pipeline.errors import BadInput
-    from pipeline.lab import engine, instructor, roster
+    from pipeline.lab.classroom import instructor, roster
+    from pipeline.lab.image import engine
     from pipeline.lab.settings import ttl_seconds
-    from pipeline.lab.spec import workshop_slug
     from pipeline.progress import log, steps
+    from pipeline.slugs import workshop_slug
 
     roster_rows = roster.load(students) if students else None
     count = len(roster_rows) if roster_rows else seats
@@ -138,11 +139,11 @@ def lab_up(
         log(f"docpipe: wrote {out}")
     ca = getattr(backend, "ca", None)
     if ca is not None and not as_json:
-        from pipeline.lab.gateway import ca_hint
+        from pipeline.lab.classroom.gateway import ca_hint
 
         log(f"docpipe: {ca_hint(ca)}")
     emit({"workshop": name, "gateway": request.public_url, "image": ref, "revision": info.revision,
-           "class_url": f"{request.public_url}/class/{request.class_token}/",
+           "class_url": links.class_url(request.public_url, request.class_token),
            "seats": [s.to_json() for s in started]}, as_json, _table(started))
 
 
@@ -151,11 +152,12 @@ def _dry_run(workshop: str, image: str | None, output: str | None, count: int, r
     """`lab up --backend kubernetes --dry-run -o yaml`: every manifest as one YAML stream that
     `kubectl apply -f -` takes, without a cluster (and without an engine when --image is a digest)."""
     from pipeline.errors import BadInput
-    from pipeline.lab import engine, instructor
     from pipeline.lab import settings as lab_settings
-    from pipeline.lab.kubernetes import dry_run_yaml
-    from pipeline.lab.spec import workshop_slug
+    from pipeline.lab.classroom import instructor
+    from pipeline.lab.classroom.kube_seats import dry_run_yaml
+    from pipeline.lab.image import engine
     from pipeline.progress import steps
+    from pipeline.slugs import workshop_slug
 
     if output != "yaml":
         raise BadInput("--dry-run prints Kubernetes manifests: use it with -o yaml")
@@ -187,7 +189,7 @@ def lab_down(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Remove every seat of a workshop (and the gateway when no class is left)."""
-    from pipeline.lab.spec import workshop_slug
+    from pipeline.slugs import workshop_slug
 
     _, _, backend = _setup(workdir, config, backend=backend_name)
     name = workshop_slug(workshop)
@@ -196,7 +198,7 @@ def lab_down(
 
 def _seats(workshop: str | None, workdir: Path | None, config: Path | None, backend_name: str | None) -> list[SeatInfo]:
     """The running seats of WORKSHOP (of every workshop when None), after the reap."""
-    from pipeline.lab.spec import workshop_slug
+    from pipeline.slugs import workshop_slug
 
     _, _, backend = _setup(workdir, config, backend=backend_name)
     return backend.status(workshop_slug(workshop) if workshop else None)

@@ -1,4 +1,5 @@
-"""The lab spec: a workshop doc's "Lab desktop" section, parsed and validated. Pure, no I/O.
+"""Reading a lab spec: a workshop doc's "Lab desktop" section (or a hook event's JSON) -> LabSpec.
+Pure, no I/O.
 
 Docs are editable by anyone, so every value here is hostile until proven otherwise. Validation
 is by allow-list (character sets, bounded sizes, operator-controlled base aliases); values that
@@ -8,31 +9,15 @@ files, never parsed by a shell.
 
 from __future__ import annotations
 
-import hashlib
 import html
-import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from pipeline.errors import BadInput
-from pipeline.lab.section import FENCE, extract_lab_section
-
-# alias -> image reference. The doc names an alias; only the operator (config) names images.
-# Debian/Ubuntu only: `packages` are Debian package names installed with apt.
-DEFAULT_BASES: dict[str, str] = {
-    "debian-novnc": "docpipe/debian-novnc",  # docpipe's own recipe, templates/desktop/debian-novnc
-    "debian-xfce": "lscr.io/linuxserver/webtop:debian-xfce",
-    "debian-kde": "lscr.io/linuxserver/webtop:debian-kde",
-    "debian-mate": "lscr.io/linuxserver/webtop:debian-mate",
-    "ubuntu-xfce": "lscr.io/linuxserver/webtop:ubuntu-xfce",
-    "ubuntu-kde": "lscr.io/linuxserver/webtop:ubuntu-kde",
-    "ubuntu-mate": "lscr.io/linuxserver/webtop:ubuntu-mate",
-}
-DEFAULT_BASE = "debian-novnc"
+from pipeline.lab.image.section import FENCE, extract_lab_section
+from pipeline.lab.image.spec import DEFAULT_BASE, DEFAULT_BASES, DEFAULT_CPUS, DEFAULT_MEMORY, KEYS, LabSpec, LabSpecError
 
 # Bounds. Generous for a teaching desktop, small enough that one doc cannot take the host.
 MAX_PACKAGES = 100
@@ -49,12 +34,9 @@ MAX_AUTOSTART = 8
 MAX_SETUP_LINES = 50
 MIN_MEMORY = 256 * 1024**2
 MAX_MEMORY = 16 * 1024**3
-DEFAULT_MEMORY = 2 * 1024**3
 MIN_CPUS = 0.1
 MAX_CPUS = 8.0
-DEFAULT_CPUS = 1.0
 
-KEYS = ("base", "packages", "pip", "ports", "env", "files", "memory", "cpus", "autostart", "setup")
 _ALIASES = {"package": "packages", "apt": "packages", "port": "ports", "file": "files",
             "cpu": "cpus", "mem": "memory", "ram": "memory", "environment": "env"}
 _LIST_KEYS = {"packages", "pip", "ports", "env", "files", "autostart", "setup"}
@@ -70,50 +52,6 @@ _ARGV_TOKEN = re.compile(r"[A-Za-z0-9_./:@%+,\-][A-Za-z0-9_./:@%+,=\-]{0,199}")
 _PIP_CHARS = re.compile(r"[A-Za-z0-9._\-\[\],<>=!~* ]+")
 _RESERVED_ENV = {"PATH", "HOME", "USER", "SHELL", "DISPLAY", "HOSTNAME", "TERM", "PWD"}
 _RESERVED_ENV_PREFIXES = ("LD_", "DOCPIPE_", "VNC_", "PYTHON", "PIP_", "APT_", "DEBIAN_")
-
-
-class LabSpecError(BadInput):
-    """An invalid lab spec: one line naming the doc, the key and the bad value."""
-
-    def __init__(self, doc: str, key: str, value: Any, reason: str) -> None:
-        shown = _show(value)
-        super().__init__(f"{doc}: lab desktop {key} {shown}: {reason}")
-        self.doc, self.key, self.value, self.reason = doc, key, value, reason
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    # repr() escapes newlines and control characters so the message stays one honest line.
-    text = repr(value if isinstance(value, str) else str(value))
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
-
-
-@dataclass(frozen=True)
-class LabSpec:
-    base: str = DEFAULT_BASE
-    base_image: str = DEFAULT_BASES[DEFAULT_BASE]
-    packages: tuple[str, ...] = ()
-    pip: tuple[str, ...] = ()
-    ports: tuple[int, ...] = ()
-    env: tuple[tuple[str, str], ...] = ()
-    files: tuple[tuple[str, str], ...] = ()  # (path relative to home, text content)
-    memory: int = DEFAULT_MEMORY  # bytes
-    cpus: float = DEFAULT_CPUS
-    autostart: tuple[tuple[str, ...], ...] = ()  # argv lists
-    setup: tuple[str, ...] = ()  # shell lines; only present when the operator allowed them
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["env"] = {k: v for k, v in self.env}
-        data["files"] = [{"path": p, "content": c} for p, c in self.files]
-        data["autostart"] = [list(argv) for argv in self.autostart]
-        for key in ("packages", "pip", "ports", "setup"):
-            data[key] = list(getattr(self, key))
-        return data
-
-    def digest(self) -> str:
-        """sha256 of the canonical JSON: equal specs hash equal, whatever the doc's layout."""
-        blob = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 # ------------------------------------------------------------------ section -> raw key/values
@@ -500,16 +438,3 @@ def spec_from_json(data: Mapping[str, Any], *, doc: str, allowed_bases: Mapping[
         entries.append(("setup", _BLOCK + "\n".join(str(s) for s in setup)))
     bases = DEFAULT_BASES if allowed_bases is None else allowed_bases
     return _build(doc, entries, bases, allow_setup, env_pairs)
-
-
-def workshop_slug(name: str) -> str:
-    """A name fit for an image repository path and a container label: [a-z0-9-], at most 63."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    slug = re.sub(r"-{2,}", "-", slug)[:63].strip("-")
-    return slug or "workshop"
-
-
-__all__ = [
-    "DEFAULT_BASES", "DEFAULT_BASE", "LabSpec", "LabSpecError", "extract_lab_section",
-    "parse_lab_spec", "spec_from_json", "spec_from_section", "workshop_slug", "KEYS",
-]

@@ -18,9 +18,11 @@ from pathlib import Path
 import jinja2
 
 from pipeline.errors import BadInput
-from pipeline.lab.bases import NOVNC_REPO, BaseProfile, check_image_ref, profile_for
-from pipeline.lab.spec import LabSpec, workshop_slug
+from pipeline.lab import labels as L
+from pipeline.lab.image.bases import NOVNC_REPO, BaseProfile, check_image_ref, profile_for
+from pipeline.lab.image.spec import LabSpec
 from pipeline.resources import shipped
+from pipeline.slugs import workshop_slug
 
 TEMPLATE = "Dockerfile.j2"
 NOVNC_DIR = "debian-novnc"
@@ -114,17 +116,17 @@ def render(spec: LabSpec, *, workshop: str, title: str = "", revision: str = "",
     if base_ref == NOVNC_REPO:
         base_ref = novnc_context(tdir)[2]  # pin the exact recipe, so a recipe change rebuilds
     labels = [
-        ("org.opencontainers.image.title", title or workshop),
-        ("org.opencontainers.image.revision", revision),
-        ("org.opencontainers.image.source", source),
-        ("io.docpipe.archive", archive),
-        ("io.docpipe.workshop", workshop_slug(workshop)),
-        ("io.docpipe.spec", spec.digest()),
-        ("io.docpipe.base", spec.base),
-        ("io.docpipe.memory", str(spec.memory)),
-        ("io.docpipe.cpus", f"{spec.cpus:g}"),
-        ("io.docpipe.desktop-port", str(profile.desktop_port)),
-        ("io.docpipe.ports", ",".join(str(p) for p in spec.ports)),
+        (L.TITLE_LABEL, title or workshop),
+        (L.REVISION_LABEL, revision),
+        (L.SOURCE_LABEL, source),
+        (L.ARCHIVE_LABEL, archive),
+        (L.WORKSHOP_IMAGE_LABEL, workshop_slug(workshop)),
+        (L.SPEC_LABEL, spec.digest()),
+        (L.BASE_LABEL, spec.base),
+        (L.MEMORY_LABEL, str(spec.memory)),
+        (L.CPUS_LABEL, f"{spec.cpus:g}"),
+        (L.DESKTOP_PORT_LABEL, str(profile.desktop_port)),
+        (L.PORTS_LABEL, ",".join(str(p) for p in spec.ports)),
     ]
     try:
         template = _env(templates_dir(tdir)).get_template(TEMPLATE)
@@ -142,5 +144,5 @@ def render(spec: LabSpec, *, workshop: str, title: str = "", revision: str = "",
     # desktop", so an unchanged spec on a new commit builds nothing.
     hashed = dict(files)
     hashed["Dockerfile"] = template.render(spec=spec, base_ref=base_ref, profile=profile,
-                                           labels=[kv for kv in labels if kv[0].startswith("io.docpipe.")]).encode()
+                                           labels=[kv for kv in labels if L.in_image_tag(kv[0])]).encode()
     return Context(dockerfile=dockerfile, files=files, tag=content_hash(hashed), base_ref=base_ref)

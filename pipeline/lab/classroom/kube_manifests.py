@@ -17,21 +17,25 @@ from typing import Any
 import yaml
 
 from pipeline.errors import BadInput
-from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
-from pipeline.lab.bases import NOVNC_PROFILE, WEBTOP_PROFILE, BaseProfile
+from pipeline.lab.classroom import links
+from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.image.bases import NOVNC_PROFILE, WEBTOP_PROFILE, BaseProfile
+from pipeline.lab.labels import (
+    CLASS_LABEL,
+    EXPIRES_LABEL,
+    HOST_ANNOTATION,
+    MANAGED_LABEL,
+    MANAGER,
+    NAME_LABEL,
+    REVISION_ANNOTATION,
+    SEAT_APP,
+    SEAT_LABEL,
+    STUDENT_ANNOTATION,
+    WORKSHOP_LABEL,
+)
 
 K8S_VERSION = "1.31.0"  # the schemas tests validate against (kubernetes-validate ships them)
-MANAGER = "docpipe"
-NAME_LABEL = "app.kubernetes.io/name"
-MANAGED_LABEL = "app.kubernetes.io/managed-by"
-WORKSHOP_LABEL = "docpipe.io/workshop"
-CLASS_LABEL = "docpipe.io/class"
-SEAT_LABEL = "docpipe.io/seat"
-EXPIRES = "docpipe.io/expires"
-STUDENT = "docpipe.io/student"
-REVISION = "docpipe.io/revision"
-HOST = "docpipe.io/host"  # so `lab status` rebuilds links without the settings that made them
-SEAT_APP = "docpipe-seat"
+# The label selector every seat object of docpipe matches (and nothing else on the cluster).
 MANAGED = f"{NAME_LABEL}={SEAT_APP},{MANAGED_LABEL}={MANAGER}"
 
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -64,17 +68,8 @@ def class_name(class_id: str) -> str:
     return class_id if class_id[0].isalpha() and len(class_id) <= 50 else f"c{_digest(class_id, 10)}"
 
 
-def host_label(token: str) -> str:
-    """A token may hold '_' and capitals, which DNS cannot carry: 130 bits of its hash instead."""
-    return f"s-{_digest(token, 26)}"
-
-
 def _profile(desktop_port: int) -> BaseProfile:
     return NOVNC_PROFILE if desktop_port == NOVNC_PROFILE.desktop_port else WEBTOP_PROFILE
-
-
-def _port_host(token: str, port: int, host: str) -> str:
-    return f"{host_label(token)}-p{port}.{host}"
 
 
 def base_host(settings: Any, public_url: str = "") -> str:
@@ -89,13 +84,9 @@ def base_host(settings: Any, public_url: str = "") -> str:
 
 
 def seat_links(cls: ClassRequest, seat: SeatRequest, host: str) -> tuple[str, str, dict[str, str]]:
-    """Desktop, view-only and port links; passwords only ever in the fragment, never sent to a server."""
-    path = _profile(cls.desktop_port).url_path
-    sep = "&" if "?" in path else "?"
-    url = f"https://{host_label(seat.token)}.{host}{path}#password={seat.password}"
-    watch = f"https://{host_label(seat.watch_token)}.{host}{path}{sep}view_only=1#password={seat.view_password}"
-    ports = {str(p): f"https://{_port_host(seat.token, p, host)}/" for p in cls.ports}
-    return url, watch, ports
+    """Desktop, view-only and port links (links.py makes them)."""
+    return links.host_links(host, _profile(cls.desktop_port).url_path, seat.token, seat.watch_token, seat.password,
+                            seat.view_password, cls.ports)
 
 
 def _check(cls: ClassRequest) -> None:
@@ -132,7 +123,8 @@ def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: st
     name = object_name(cls.class_id, seat.seat)
     lbls = labels(cls, seat.seat)
     # The student's name is untrusted text: only ever an annotation value, which YAML/JSON escape.
-    ann = {EXPIRES: seat.expires, STUDENT: seat.student[:_MAX_STUDENT], REVISION: cls.revision[:64], HOST: host}
+    ann = {EXPIRES_LABEL: seat.expires, STUDENT_ANNOTATION: seat.student[:_MAX_STUDENT],
+           REVISION_ANNOTATION: cls.revision[:64], HOST_ANNOTATION: host}
     profile = _profile(cls.desktop_port)
     secret = {
         "apiVersion": "v1", "kind": "Secret", "metadata": _meta(name, namespace, lbls, ann), "type": "Opaque",
@@ -201,9 +193,9 @@ def ingress_rules(cls: ClassRequest, host: str) -> list[dict[str, Any]]:
     rules = []
     for seat in cls.seats:
         svc = object_name(cls.class_id, seat.seat)
-        rules.append(rule(f"{host_label(seat.token)}.{host}", svc, "desktop"))
-        rules.append(rule(f"{host_label(seat.watch_token)}.{host}", svc, "desktop"))
-        rules += [rule(_port_host(seat.token, p, host), svc, f"p{p}") for p in cls.ports if p != cls.desktop_port]
+        rules.append(rule(links.seat_host(seat.token, host), svc, "desktop"))
+        rules.append(rule(links.seat_host(seat.watch_token, host), svc, "desktop"))
+        rules += [rule(links.port_host(seat.token, p, host), svc, f"p{p}") for p in cls.ports if p != cls.desktop_port]
     return rules
 
 
@@ -212,9 +204,9 @@ def class_objects(cls: ClassRequest, settings: Any, host: str) -> list[dict[str,
     namespace = settings.namespace
     name = class_name(cls.class_id)
     lbls = labels(cls)
-    ann = {REVISION: cls.revision[:64]}
+    ann = {REVISION_ANNOTATION: cls.revision[:64]}
     if cls.seats:
-        ann[EXPIRES] = max(s.expires for s in cls.seats)
+        ann[EXPIRES_LABEL] = max(s.expires for s in cls.seats)
     spec: dict[str, Any] = {"rules": ingress_rules(cls, host)}
     if settings.ingress_class:
         spec["ingressClassName"] = _label(settings.ingress_class, "lab ingress_class")

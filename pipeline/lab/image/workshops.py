@@ -16,7 +16,10 @@ import pygit2
 
 from pipeline import frontmatter
 from pipeline.archive import read_manifest
-from pipeline.lab.spec import LabSpec, LabSpecError, extract_lab_section, spec_from_section, workshop_slug
+from pipeline.lab.image.parse import spec_from_section
+from pipeline.lab.image.section import extract_lab_section
+from pipeline.lab.image.spec import LabSpec, LabSpecError
+from pipeline.slugs import workshop_slug
 
 
 @dataclass(frozen=True)

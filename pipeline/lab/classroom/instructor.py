@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput
-from pipeline.lab import links, provision, roster
-from pipeline.lab.backend import Backend, ClassRequest, SeatInfo, SeatRequest
-from pipeline.lab.bases import NOVNC_PROFILE, profile_for
+from pipeline.lab import labels as L
+from pipeline.lab.classroom import links, roster
+from pipeline.lab.classroom.backend import Backend, ClassRequest, SeatInfo, SeatRequest, new_password, new_token, rfc3339
+from pipeline.lab.image import provision
+from pipeline.lab.image.bases import NOVNC_PROFILE, profile_for
+from pipeline.lab.image.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY
+from pipeline.lab.image.workshops import Workshop
 from pipeline.lab.settings import LabSettings, ttl_seconds
-from pipeline.lab.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY, workshop_slug
-from pipeline.workshops import Workshop
+from pipeline.slugs import workshop_slug
 
 NOVNC_DESKTOP_PORT = NOVNC_PROFILE.desktop_port
 _DOC_LINK = re.compile(r"https://docs\.google\.com/document/(?:u/\d+/)?d/([A-Za-z0-9_-]{20,})")
@@ -79,12 +82,12 @@ def resolve_image(workdir: Path, ref: str, settings: LabSettings, *,
 def make_backend(workdir: Path, settings: LabSettings, *, client: Any = None,
                  on_line: Callable[[str], None] | None = None) -> Backend:
     if settings.backend == "docker":
-        from pipeline.lab.seats import DockerBackend
+        from pipeline.lab.classroom.docker_seats import DockerBackend
 
         return DockerBackend(settings, workdir, client=client, on_line=on_line)
     if settings.backend == "kubernetes":
         try:
-            from pipeline.lab.kubernetes import KubernetesBackend
+            from pipeline.lab.classroom.kube_seats import KubernetesBackend
         except ImportError as exc:
             raise BadInput(f"the kubernetes lab backend is not available here ({exc})") from None
         backend: Backend = KubernetesBackend(settings)
@@ -132,20 +135,19 @@ def plain_image_info(ref: str) -> ImageInfo:
 
 def image_info(client: Any, ref: str) -> ImageInfo:
     labels = client.images.get(ref).labels or {}
-    profile = profile_for(labels.get("io.docpipe.base") or DEFAULT_BASE, "")
-    return ImageInfo(ref, labels.get("org.opencontainers.image.revision", ""),
-                     int(labels.get("io.docpipe.desktop-port", profile.desktop_port)),
-                     tuple(int(p) for p in labels.get("io.docpipe.ports", "").split(",") if p.strip().isdigit()),
-                     int(labels.get("io.docpipe.memory", DEFAULT_MEMORY)),
-                     float(labels.get("io.docpipe.cpus", DEFAULT_CPUS)))
+    profile = profile_for(labels.get(L.BASE_LABEL) or DEFAULT_BASE, "")
+    return ImageInfo(ref, labels.get(L.REVISION_LABEL, ""),
+                     int(labels.get(L.DESKTOP_PORT_LABEL, profile.desktop_port)),
+                     tuple(int(p) for p in labels.get(L.PORTS_LABEL, "").split(",") if p.strip().isdigit()),
+                     int(labels.get(L.MEMORY_LABEL, DEFAULT_MEMORY)),
+                     float(labels.get(L.CPUS_LABEL, DEFAULT_CPUS)))
 
 
 def class_request(workshop: str, image: ImageInfo, settings: LabSettings, *, count: int,
                   students: list[roster.Student] | None, existing: list[SeatInfo], now: dt.datetime,
                   class_token: str = "") -> ClassRequest:
     """Decide every seat before any backend runs; seats already running keep their tokens."""
-    from pipeline.lab.bases import NOVNC_PROFILE
-    from pipeline.lab.seats import new_password, new_token, rfc3339
+    from pipeline.lab.image.bases import NOVNC_PROFILE
 
     expires = rfc3339(now + dt.timedelta(seconds=ttl_seconds(settings.ttl)))
     wanted = ([(s.seat, s.name, s.email) for s in students] if students
@@ -156,8 +158,8 @@ def class_request(workshop: str, image: ImageInfo, settings: LabSettings, *, cou
         old = running.get(seat)
         seats.append(SeatRequest(
             seat=seat, student=name, email=email,
-            token=_token_of(old.url) if old else new_token(),
-            watch_token=_token_of(old.watch_url) if old else new_token(),
+            token=links.token_in(old.url) if old else new_token(),
+            watch_token=links.token_in(old.watch_url) if old else new_token(),
             password=old.password if old else new_password(NOVNC_PROFILE),
             # A running seat keeps its watch link: the instructor's open grid page stays valid.
             view_password=(old and links.password_in(old.watch_url)) or new_password(NOVNC_PROFILE),
@@ -166,7 +168,3 @@ def class_request(workshop: str, image: ImageInfo, settings: LabSettings, *, cou
                         image=image.ref, revision=image.revision, desktop_port=image.desktop_port,
                         ports=image.ports, memory=image.memory, cpus=image.cpus,
                         public_url=public_url(settings), seats=tuple(seats))
-
-
-def _token_of(url: str, kind: str = "s") -> str:
-    return url.split(f"/{kind}/", 1)[1].split("/", 1)[0] if f"/{kind}/" in url else ""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pygit2
 
-from pipeline.workshops import find_workshops
+from pipeline.lab.image.workshops import find_workshops
 from tests.support.docker_env import make_archive
 
 WS = "---\ntitle: Go\nname: ws-go\ndrive_id: 1WsDoc\n---\n\n# Lab desktop\n\nbase: debian-xfce\n"

@@ -15,21 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
-from pipeline.lab.kube_manifests import (
+from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.classroom.kube_manifests import MANAGED, base_host, class_name, dump_yaml, manifests, seat_info
+from pipeline.lab.labels import (
     CLASS_LABEL,
-    EXPIRES,
-    HOST,
-    MANAGED,
+    EXPIRES_LABEL,
+    HOST_ANNOTATION,
     MANAGER,
     SEAT_LABEL,
-    STUDENT,
+    STUDENT_ANNOTATION,
     WORKSHOP_LABEL,
-    base_host,
-    class_name,
-    dump_yaml,
-    manifests,
-    seat_info,
 )
 
 # kind -> (API prefix, plural); the only resources docpipe touches (templates/kubernetes/rbac.yaml).
@@ -137,6 +132,7 @@ class KubernetesBackend:
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply: docpipe owns exactly the fields it sends; unchanged input changes nothing."""
+        # The field manager is docpipe, as on every object's managed-by label.
         query = [("fieldManager", MANAGER), ("force", "true"), ("fieldValidation", "Strict")]
         return self._call("PATCH", obj["kind"], obj["metadata"]["name"], query, body=obj, content_type=APPLY)
 
@@ -213,15 +209,15 @@ class KubernetesBackend:
                            class_token="", image=container.get("image", ""), revision="",
                            desktop_port=ports[0] if ports else 0, ports=tuple(ports[1:]), memory=1, cpus=1,
                            public_url="")
-        seat = SeatRequest(seat=lbls.get(SEAT_LABEL, ""), student=ann.get(STUDENT, ""), email="",
+        seat = SeatRequest(seat=lbls.get(SEAT_LABEL, ""), student=ann.get(STUDENT_ANNOTATION, ""), email="",
                            token=data.get("token", ""), watch_token=data.get("watch-token", ""),
                            password=data.get("password", ""), view_password=data.get("view-password", ""),
-                           expires=ann.get(EXPIRES, ""))
+                           expires=ann.get(EXPIRES_LABEL, ""))
         if seat.expires and _parse_time(seat.expires) < now:
             state = "expired"
         else:
             state = "running" if (cls.class_id, seat.seat) in ready else "starting"
-        info = seat_info(cls, seat, ann.get(HOST, ""), state)
+        info = seat_info(cls, seat, ann.get(HOST_ANNOTATION, ""), state)
         return info
 
     def down(self, workshop: str) -> int:
@@ -239,7 +235,7 @@ class KubernetesBackend:
         for dep in deployments:
             meta = dep["metadata"]
             class_id, seat = meta["labels"].get(CLASS_LABEL, ""), meta["labels"].get(SEAT_LABEL, "")
-            when = (meta.get("annotations") or {}).get(EXPIRES)
+            when = (meta.get("annotations") or {}).get(EXPIRES_LABEL)
             if when and _parse_time(when) < moment:
                 expired.setdefault(class_id, set()).add(seat)
             else:
@@ -257,7 +253,7 @@ class KubernetesBackend:
 
     @staticmethod
     def _names(class_id: str, seats: set[str]) -> list[str]:
-        from pipeline.lab.kube_manifests import object_name
+        from pipeline.lab.classroom.kube_manifests import object_name
         return [object_name(class_id, s) for s in seats]
 
     def _drop_routes(self, class_id: str, services: set[str]) -> None:

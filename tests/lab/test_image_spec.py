@@ -10,16 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import BadInput
-from pipeline.lab.dockerfile import render
-from pipeline.lab.spec import (
-    DEFAULT_BASES,
-    LabSpec,
-    LabSpecError,
-    extract_lab_section,
-    parse_lab_spec,
-    spec_from_json,
-    workshop_slug,
-)
+from pipeline.lab.image.dockerfile import render
+from pipeline.lab.image.parse import parse_lab_spec, spec_from_json
+from pipeline.lab.image.section import extract_lab_section
+from pipeline.lab.image.spec import DEFAULT_BASES, LabSpec, LabSpecError
+from pipeline.slugs import workshop_slug
 from tests.support.docker_env import SAMPLE_WORKSHOP
 
 
@@ -117,13 +112,6 @@ def test_setup_steps_only_when_the_operator_allows_them() -> None:
     ctx = render(spec, workshop="ws-x")
     assert "echo hi" not in ctx.dockerfile  # travels as a context file, run by exec-form RUN
     assert ctx.files["setup.sh"] == b"echo hi > /etc/motd\n"
-
-
-@pytest.mark.parametrize("name,slug", [("ws-go-promisegrid", "ws-go-promisegrid"),
-                                       ("MCP 376: Virtual Desktops!", "mcp-376-virtual-desktops"),
-                                       ("../../etc", "etc"), ("", "workshop")])
-def test_workshop_slug(name: str, slug: str) -> None:
-    assert workshop_slug(name) == slug
 
 
 # ------------------------------------------------------------------ hostile specs

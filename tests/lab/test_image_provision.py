@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.lab import provision
+from pipeline.lab.image import provision
 from pipeline.resources import shipped
 from tests.support.docker_env import (
     PLAIN_DOC,
@@ -164,7 +164,7 @@ def test_changed_spec_gets_a_new_tag_and_other_workshops_still_build(sample_buil
 
 @docker
 def test_builtin_hook_provisions_one_workshop(sample_build: SampleBuild) -> None:
-    from pipeline.lab.spec import parse_lab_spec
+    from pipeline.lab.image.parse import parse_lab_spec
 
     spec = parse_lab_spec(SAMPLE_WORKSHOP, doc="ws-go-promisegrid")
     assert spec is not None
@@ -192,8 +192,8 @@ def test_builtin_hook_provisions_one_workshop(sample_build: SampleBuild) -> None
 @docker
 def test_build_failure_shows_the_log_tail(docker_engine, test_base) -> None:  # type: ignore[no-untyped-def]
     from pipeline.errors import DocpipeError
-    from pipeline.lab import engine
-    from pipeline.lab.dockerfile import make_tar
+    from pipeline.lab.image import engine
+    from pipeline.lab.image.dockerfile import make_tar
 
     tar = make_tar({"Dockerfile": b"FROM debian:bookworm-slim\nRUN echo step-one-output && false\n"})
     with pytest.raises(DocpipeError) as info:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import BadInput
+from pipeline.slugs import seat_slug
 
 MAX_NAME = 100
 MAX_STUDENTS = 500
@@ -26,13 +26,6 @@ class Student:
     name: str
     email: str
     seat: str
-
-
-def slug(name: str) -> str:
-    """A DNS-1123 label from a display name: ASCII letters/digits and single hyphens."""
-    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:40].strip("-")
-    return text or "student"
 
 
 def parse(data: str, *, source: str = "roster") -> list[Student]:
@@ -52,7 +45,7 @@ def parse(data: str, *, source: str = "roster") -> list[Student]:
             raise BadInput(f"{source} line {line}: a name must be one line of at most {MAX_NAME} characters")
         if email and not re.fullmatch(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+", email):
             raise BadInput(f"{source} line {line}: {email[:60]!r} is not an email address")
-        base = slug(name)
+        base = seat_slug(name)
         seat, n = base, 2
         while seat in taken:  # two Ada Lovelaces get ada-lovelace and ada-lovelace-2
             seat, n = f"{base}-{n}", n + 1

@@ -6,10 +6,7 @@ Seats publish no host ports. Everything `lab status` needs lives on the containe
 
 from __future__ import annotations
 
-import datetime as dt
-import secrets
 import ssl
-import string
 import time
 import urllib.error
 import urllib.request
@@ -18,49 +15,34 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DocpipeError
-from pipeline.lab import gateway, links, tls
-from pipeline.lab.backend import ClassRequest, SeatInfo, SeatRequest
-from pipeline.lab.bases import BaseProfile, profile_for
+from pipeline.lab.classroom import gateway, links, tls
+from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest, now_rfc3339
+from pipeline.lab.image.bases import BaseProfile, profile_for
+from pipeline.lab.image.spec import DEFAULT_BASE
+from pipeline.lab.labels import (
+    BASE_LABEL,
+    CLASS_LABEL,
+    CLASS_TOKEN_LABEL,
+    DESKTOP_PORT_LABEL,
+    EMAIL_LABEL,
+    EXPIRES_LABEL,
+    MANAGED_LABEL,
+    MANAGER,
+    NAME_LABEL,
+    PORTS_LABEL,
+    PUBLIC_URL_LABEL,
+    REVISION_LABEL,
+    SEAT_APP,
+    SEAT_LABEL,
+    STUDENT_LABEL,
+    TOKEN_LABEL,
+    WATCH_LABEL,
+    WORKSHOP_LABEL,
+)
 from pipeline.lab.settings import LabSettings
-from pipeline.lab.spec import DEFAULT_BASE
 
-NAME_LABEL = "app.kubernetes.io/name"
-MANAGED_LABEL = "app.kubernetes.io/managed-by"
-WORKSHOP_LABEL = "docpipe.io/workshop"
-CLASS_LABEL = "docpipe.io/class"
-SEAT_LABEL = "docpipe.io/seat"
-EXPIRES_LABEL = "docpipe.io/expires"
-TOKEN_LABEL = "io.docpipe.token"
-WATCH_LABEL = "io.docpipe.watch-token"
-CLASS_TOKEN_LABEL = "io.docpipe.class-token"
-STUDENT_LABEL = "io.docpipe.student"
-EMAIL_LABEL = "io.docpipe.email"
-PUBLIC_URL_LABEL = "io.docpipe.public-url"
-PORTS_LABEL = "io.docpipe.ports"
-DESKTOP_PORT_LABEL = "io.docpipe.desktop-port"
-BASE_LABEL = "io.docpipe.base"  # set on the image by the Dockerfile template, copied to seats
-REVISION_LABEL = "org.opencontainers.image.revision"
 SHM_SIZE = "256m"
 READY_TIMEOUT = 90.0
-_ALPHABET = string.ascii_letters + string.digits
-
-
-def rfc3339(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def now_rfc3339() -> str:
-    return rfc3339(dt.datetime.now(dt.UTC))
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(24)  # 192 bits
-
-
-def new_password(profile: BaseProfile) -> str:
-    # VNC authentication uses only the first 8 characters; webtops take longer ones.
-    length = 8 if "VNC_PASSWORD" in profile.password_env else 20
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
 def _profile(labels: dict[str, str]) -> BaseProfile:
@@ -106,7 +88,7 @@ class DockerBackend:
 
     def __init__(self, settings: LabSettings, workdir: Path, *, client: Any = None,
                  on_line: Callable[[str], None] | None = None) -> None:
-        from pipeline.lab import engine
+        from pipeline.lab.image import engine
 
         self.settings = settings
         self.workdir = Path(workdir)
@@ -116,7 +98,7 @@ class DockerBackend:
 
     # ------------------------------------------------------------ containers
     def _containers(self, **labels: str) -> list[Any]:
-        wanted = [f"{NAME_LABEL}=docpipe-seat", *(f"{k}={v}" for k, v in labels.items())]
+        wanted = [f"{NAME_LABEL}={SEAT_APP}", *(f"{k}={v}" for k, v in labels.items())]
         found = self.client.containers.list(all=True, filters={"label": wanted})
         return sorted(found, key=lambda c: ((c.labels or {}).get(WORKSHOP_LABEL, ""), c.name))
 
@@ -220,7 +202,7 @@ class DockerBackend:
         if "VNC_PASSWORD" in profile.password_env:
             env["VNC_VIEW_PASSWORD"] = seat.view_password
         labels = {
-            NAME_LABEL: "docpipe-seat", MANAGED_LABEL: "docpipe", WORKSHOP_LABEL: cls.workshop,
+            NAME_LABEL: SEAT_APP, MANAGED_LABEL: MANAGER, WORKSHOP_LABEL: cls.workshop,
             CLASS_LABEL: cls.class_id, SEAT_LABEL: seat.seat, EXPIRES_LABEL: seat.expires,
             TOKEN_LABEL: seat.token, WATCH_LABEL: seat.watch_token, CLASS_TOKEN_LABEL: cls.class_token,
             STUDENT_LABEL: seat.student, EMAIL_LABEL: seat.email, PUBLIC_URL_LABEL: cls.public_url,
@@ -256,9 +238,9 @@ class DockerBackend:
         pending = list(infos)
         while pending and time.monotonic() < deadline:
             info = pending[0]
-            token = info.url.split("/s/", 1)[1].split("/", 1)[0] if "/s/" in info.url else ""
             try:
-                with urllib.request.urlopen(f"{base}/s/{token}/", timeout=3, context=ctx) as response:
+                with urllib.request.urlopen(links.seat_base(base, links.token_in(info.url)), timeout=3,
+                                            context=ctx) as response:
                     if response.status < 400:
                         pending.pop(0)
                         continue

@@ -47,6 +47,11 @@ def _url(v: Any) -> str | None:
     return None if re.match(r"^https?://[^\s/]+", str(v)) else "must be an http(s) URL"
 
 
+def _one_of(*allowed: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in allowed else "must be " + " or ".join(repr(a) for a in allowed)
+
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "": {
         "workdir": Key("str", DEFAULT_WORKDIR, "where the store, archive and site live"),
@@ -104,6 +109,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tls_key": Key("str", None, "PEM private key for the lab gateway"),
         "ttl": Key("str", "4h", "how long a seat lives, e.g. 90m, 3h, 2d"),
         "backend": Key("str", "docker", "where seats run: docker or kubernetes"),
+        "egress": Key("str", "none", "seats' outbound traffic: none, or internet (never the host or private ranges)",
+                      _one_of("none", "internet")),
     },
 }
 SECTIONS = tuple(s for s in SCHEMA if s)

@@ -45,6 +45,7 @@ class LabSettings:
     ttl: str = "4h"
     backend: str = "docker"
     insecure_http: bool = False
+    egress: str = "none"  # "none" | "internet" (through the gateway's proxy; never the host or private ranges)
 
     def repo(self, workshop_slug: str) -> str:
         path = f"{self.prefix}/{workshop_slug}"
@@ -131,6 +132,7 @@ def from_values(values: Mapping[str, Any], *, registry: str | None = None) -> La
         ttl=str(values.get("ttl") or LabSettings.ttl),
         backend=str(values.get("backend") or LabSettings.backend),
         insecure_http=bool(values.get("insecure_http")),
+        egress=str(values.get("egress") or LabSettings.egress),
     )
 
 

@@ -51,6 +51,16 @@ def _one_of(*allowed: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in allowed else "must be " + " or ".join(repr(a) for a in allowed)
 
 
+def _ipv4_pool(v: Any) -> str | None:
+    import ipaddress
+
+    try:
+        net = ipaddress.IPv4Network(str(v))
+    except ValueError:
+        net = None
+    ok = net is not None and 8 <= net.prefixlen <= 26
+    return None if ok else "must be an IPv4 network like 10.213.0.0/16 (prefix /8 to /26, no host bits)"
+
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "": {
@@ -111,6 +121,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "backend": Key("str", "docker", "where seats run: docker or kubernetes"),
         "egress": Key("str", "none", "seats' outbound traffic: none, or internet (never the host or private ranges)",
                       _one_of("none", "internet")),
+        "subnet_pool": Key("str", "10.213.0.0/16", "addresses the Docker seats' own small networks (a /29 each) come from",
+                           _ipv4_pool),
     },
 }
 SECTIONS = tuple(s for s in SCHEMA if s)

@@ -46,6 +46,7 @@ class LabSettings:
     backend: str = "docker"
     insecure_http: bool = False
     egress: str = "none"  # "none" | "internet" (through the gateway's proxy; never the host or private ranges)
+    subnet_pool: str = "10.213.0.0/16"  # Docker seats: a /29 network each, from this range
 
     def repo(self, workshop_slug: str) -> str:
         path = f"{self.prefix}/{workshop_slug}"
@@ -133,6 +134,7 @@ def from_values(values: Mapping[str, Any], *, registry: str | None = None) -> La
         backend=str(values.get("backend") or LabSettings.backend),
         insecure_http=bool(values.get("insecure_http")),
         egress=str(values.get("egress") or LabSettings.egress),
+        subnet_pool=str(values.get("subnet_pool") or LabSettings.subnet_pool),
     )
 
 

@@ -52,7 +52,12 @@ WATCH_LABEL = "io.docpipe.watch-token"
 CLASS_TOKEN_LABEL = "io.docpipe.class-token"
 STUDENT_LABEL = "io.docpipe.student"
 EMAIL_LABEL = "io.docpipe.email"
-PUBLIC_URL_LABEL = "io.docpipe.public-url"
+PUBLIC_URL_LABEL = "io.docpipe.public-url"  # also on the gateway
+EGRESS_LABEL = "io.docpipe.egress"  # "none" | "internet"
+GATEWAY_PORT_LABEL = "io.docpipe.gateway-port"  # behind an IP address: the seat's first port after the listen port
+# Whose lab it is: a short hash of the workdir (gateway.lab_id) on seats, their networks, the
+# gateway and its volume, so one workdir's commands never touch another's.
+WORKDIR_LABEL = "io.docpipe.workdir"
 
 # ------------------------------------------------------------------ Kubernetes seats only (annotations)
 STUDENT_ANNOTATION = "docpipe.io/student"
@@ -63,3 +68,5 @@ HOST_ANNOTATION = "docpipe.io/host"  # so `lab status` rebuilds links without th
 GATEWAY_LABEL = "io.docpipe.lab-gateway"
 LISTEN_LABEL = "io.docpipe.listen"
 TLS_LABEL = "io.docpipe.tls"
+PORT_POOL_LABEL = "io.docpipe.port-pool"  # seat ports published after the listen port (0: a host per seat)
+WORKDIR_PATH_LABEL = "io.docpipe.workdir-path"  # says whose gateway holds a listen address

@@ -38,12 +38,17 @@ SHIPPED = {
     "STUDENT_LABEL": "io.docpipe.student",
     "EMAIL_LABEL": "io.docpipe.email",
     "PUBLIC_URL_LABEL": "io.docpipe.public-url",
+    "EGRESS_LABEL": "io.docpipe.egress",
+    "GATEWAY_PORT_LABEL": "io.docpipe.gateway-port",
+    "WORKDIR_LABEL": "io.docpipe.workdir",
     "STUDENT_ANNOTATION": "docpipe.io/student",
     "REVISION_ANNOTATION": "docpipe.io/revision",
     "HOST_ANNOTATION": "docpipe.io/host",
     "GATEWAY_LABEL": "io.docpipe.lab-gateway",
     "LISTEN_LABEL": "io.docpipe.listen",
     "TLS_LABEL": "io.docpipe.tls",
+    "PORT_POOL_LABEL": "io.docpipe.port-pool",
+    "WORKDIR_PATH_LABEL": "io.docpipe.workdir-path",
 }
 
 

@@ -18,7 +18,11 @@ from pipeline.slugs import seat_slug
 
 MAX_NAME = 100
 MAX_STUDENTS = 500
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# What the hooks' output loses too (pipeline/hooks.py): C0 and C1 controls, DEL, and the
+# bidirectional overrides and isolates, so a name cannot drive a terminal, forge a line in
+# `lab status` or reverse the text around it in a label or the seats CSV. A name is one line:
+# line breaks and tabs become spaces first.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,12 @@ def parse(data: str, *, source: str = "roster") -> list[Student]:
     students: list[Student] = []
     taken: set[str] = set()
     for line, row in enumerate(reader, start=2):
-        name = (row.get("name") or "").strip()
+        name = " ".join(_CONTROL.sub("", " ".join((row.get("name") or "").split())).split())
         email = (row.get("email") or "").strip()
         if not name:
             continue
-        if len(name) > MAX_NAME or _CONTROL.search(name):
-            raise BadInput(f"{source} line {line}: a name must be one line of at most {MAX_NAME} characters")
+        if len(name) > MAX_NAME:
+            raise BadInput(f"{source} line {line}: a name must be at most {MAX_NAME} characters")
         if email and not re.fullmatch(r"[^@\s<>\"',;]+@[^@\s<>\"',;]+", email):
             raise BadInput(f"{source} line {line}: {email[:60]!r} is not an email address")
         base = seat_slug(name)

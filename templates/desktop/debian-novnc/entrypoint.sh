@@ -17,6 +17,19 @@ fi
 unset VNC_PASSWORD VNC_VIEW_PASSWORD
 umask 022
 
+# The seat ends at its expiry (RFC 3339, set by `docpipe lab up`) with no command run: tini (PID 1)
+# passes the TERM on, websockify exits and the container stops, which closes every viewer's
+# connection. The container (and the student's files) stay until `docpipe lab reap`.
+if [ -n "${DOCPIPE_EXPIRES:-}" ]; then
+    end=$(date -u -d "$DOCPIPE_EXPIRES" +%s)
+    left=$((end - $(date -u +%s)))
+    if [ "$left" -le 0 ]; then
+        echo "docpipe-desktop: this seat expired at $DOCPIPE_EXPIRES" >&2
+        exit 0
+    fi
+    (sleep "$left"; kill -TERM 1) &
+fi
+
 Xvfb "$DISPLAY" -screen 0 "${GEOMETRY}x24" -nolisten tcp &
 for _ in $(seq 1 50); do
     xdpyinfo >/dev/null 2>&1 && break

@@ -1,5 +1,5 @@
-"""The classroom without an engine: rosters (hostile names stay inert), seat links (passwords out of
-queries), the gateway's config, deciding a class, and what WORKSHOP may name."""
+"""The classroom without an engine: rosters (hostile names stay inert), seat links (an origin per seat,
+class page and workshop port; passwords out of queries), deciding a class, and what WORKSHOP may name."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from pipeline.errors import BadInput
-from pipeline.lab.classroom import gateway, links, roster
+from pipeline.lab.classroom import classpage, links, roster
 
 DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
@@ -36,9 +37,23 @@ def test_hostile_names_become_inert_seat_names_and_text(tmp_path: Path) -> None:
     assert rows[0] == ["student", "email", "url", "expires"] and rows[3][0] == '"quoted"'
     assert rows[7][0].startswith("'=") and out.stat().st_mode & 0o077 == 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["w-seats.csv"]
-    # The instructor's grid page escapes them.
-    page = gateway.class_html(gateway.ClassPage("t" * 32, "w", tuple((s.name, "https://h/x") for s in students)))
+    # The instructor's class page escapes them.
+    page = classpage.class_html("w", [(s.name, "https://h/x") for s in students], ["https://h"])
     assert "<script>alert" not in page and "&lt;script&gt;" in page
+
+
+def test_control_characters_leave_student_names(tmp_path: Path) -> None:
+    """C0, C1 and bidi overrides, as the hooks' output loses them: nothing reaches labels, `lab
+    status` or the seats CSV that could drive a terminal or reverse the text around it."""
+    data = ('name\n"Ada\u202eecalevol"\n"Grace\u0085 Hopper\u009b31m"\n"Alan\u2066\u2069 \x1b[2JTuring"\n'
+            '"two\nlines\tand a tab"\n"\u202e\u0085"\n')
+    students = roster.parse(data)
+    names = [s.name for s in students]
+    assert names == ["Adaecalevol", "Grace Hopper31m", "Alan [2JTuring", "two lines and a tab"]
+    assert not any(re.search("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", n) for n in names)
+    out = tmp_path / "seats.csv"
+    roster.write_seats_csv(out, [(s.name, "", "https://h/", "2026-12-04T18:00:00Z") for s in students])
+    assert "\u202e" not in out.read_text() and "\x1b" not in out.read_text()
 
 
 @pytest.mark.parametrize("data,message", [
@@ -53,22 +68,50 @@ def test_bad_rosters_are_refused(data: str, message: str) -> None:
 
 
 def test_desktop_link_carries_the_password_only_in_the_fragment() -> None:
-    url = links.desktop_url("https://lab.example.org:8443", "TOK", "p&w=1")
+    origins = links.gateway_origins("https://lab.example.org:8443", "T" * 32, "W" * 32, (8080,))
+    url = links.desktop_url(origins.desktop, "T" * 32, "p&w=1")
     page, fragment = url.split("#", 1)
-    assert page == "https://lab.example.org:8443/s/TOK/vnc.html" and "p%26w%3D1" in fragment
-    assert "path=s/TOK/websockify" in fragment
-    assert "path=lab/s/TOK/websockify" in links.desktop_url("https://h/lab", "TOK", "p")
-    assert links.port_url("https://h:1", "TOK", 8080) == "https://h:1/s/TOK/port/8080/"
+    assert page == f"{origins.desktop}/s/{'T' * 32}/vnc.html" and "p%26w%3D1" in fragment
+    assert f"path=s/{'T' * 32}/websockify" in fragment and links.password_in(url) == "p&w=1"
+    assert links.password_in(links.desktop_url(origins.watch, "W" * 32, "v&w#1", view_only=True)) == "v&w#1"
 
 
-@pytest.mark.parametrize("public", ["https://lab.example.org:8443", "https://h/lab", "http://h:8080/a/b/"])
-def test_every_link_reads_back_its_token_and_gateway(public: str) -> None:
-    token, watch = "A_b-" * 8, "Zz9_" * 8
-    for url in (links.desktop_url(public, token, "pw"), links.port_url(public, token, 8080), links.seat_base(public, token)):
-        assert links.token_in(url) == token and links.gateway_of(url) == public.rstrip("/")
-    assert links.token_in(links.desktop_url(public, watch, "v", view_only=True)) == watch
-    assert links.password_in(links.desktop_url(public, watch, "v&w#1", view_only=True)) == "v&w#1"
-    assert links.token_in(links.class_url(public, "C" * 32)) == "" and links.token_in("https://h/") == ""
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@pytest.mark.parametrize("public", ["https://lab.example.org:8443", "https://lab.example.org", "https://192.168.1.10:8443",
+                                    "http://[fd00::5]:8080"])
+def test_every_seat_its_class_page_and_each_workshop_port_are_origins_of_their_own(public: str) -> None:
+    seats = [(f"T{i}" * 16, f"W{i}" * 16) for i in range(3)]
+    by_port = links.public(public).by_port
+    found = []
+    for i, (token, watch) in enumerate(seats):
+        o = links.gateway_origins(public, token, watch, (8080, 9090), offset=1 + 3 * i if by_port else 0)
+        found.append(o)
+        urls = [links.desktop_url(o.desktop, token, "pw"), links.port_url(o.ports[8080], token, 8080),
+                links.port_url(o.ports[9090], token, 9090)]
+        assert len({_origin(u) for u in urls}) == 3  # desktop, and each port apart from it and each other
+        assert token not in urls[1] and token not in urls[2]  # a shared port link tells nothing of the desktop's
+        assert (o.watch == o.desktop) == by_port  # the watch link: its own host, or its seat's port
+    klass = links.class_origin(public, "C" * 32)
+    every = [o.desktop for o in found] + [p for o in found for p in o.ports.values()]
+    assert len(set(every)) == len(every) and klass not in every
+    assert not any(o.watch in every[len(found):] or o.watch == klass for o in found)
+    if by_port:  # the listen port serves class pages; seats take the ports after it
+        port = links.public(public).port
+        assert klass == public and _origin(found[1].desktop) == public.rsplit(":", 1)[0] + f":{port + 4}"
+    else:
+        assert all(urlsplit(u).hostname.endswith(".lab.example.org") for u in every + [klass])  # type: ignore[union-attr]
+        assert urlsplit(found[0].ports[8080]).hostname.startswith("p8080-")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("bad", ["https://h/lab", "ftp://h", "https://u:p@h", "https://h?x=1", "https://h:99999",
+                                 "https://h_x.example", "https://h;x{.example"])
+def test_a_public_url_is_a_scheme_host_and_port_only(bad: str) -> None:
+    with pytest.raises(BadInput, match="must look like https://host"):
+        links.public(bad)
 
 
 def test_only_links_py_spells_a_seat_path() -> None:
@@ -81,22 +124,9 @@ def test_only_links_py_spells_a_seat_path() -> None:
     assert spelled == []
 
 
-def test_gateway_refuses_tokens_or_addresses_that_would_inject_config() -> None:
-    from pipeline.errors import DocpipeError
-
-    good = gateway.Route("s", "A" * 32, "B" * 32, "172.20.0.2", 6080, (8080,), "2026-12-04T18:00:00Z")
-    conf = gateway.seat_conf(good)
-    assert "proxy_pass http://172.20.0.2:8080/;" in conf and "location /s/" + "A" * 32 + "/ {" in conf
-    for bad in (good.__class__(**{**good.__dict__, "token": "x; } location / { proxy_pass http://evil"}),
-                good.__class__(**{**good.__dict__, "address": "evil.example; "})):
-        with pytest.raises(DocpipeError):
-            gateway.seat_conf(bad)
-
-
 def test_lab_up_again_keeps_every_running_seats_links_and_adds_new_ones() -> None:
     import datetime as dt
 
-    from pipeline.lab.classroom.backend import SeatInfo
     from pipeline.lab.classroom.instructor import ImageInfo, class_request
     from pipeline.lab.settings import from_values
 
@@ -105,18 +135,12 @@ def test_lab_up_again_keeps_every_running_seats_links_and_adds_new_ones() -> Non
     now = dt.datetime(2026, 12, 4, 8, 0, tzinfo=dt.UTC)
     first = class_request("w", image, settings, count=1, students=None, existing=[], now=now)
     seat = first.seats[0]
-    public = "https://lab.example.org:8443"
-    running = SeatInfo("w", seat.seat, "", links.desktop_url(public, seat.token, seat.password), seat.password,
-                       links.desktop_url(public, seat.watch_token, seat.view_password, view_only=True), {},
-                       "c1", seat.expires, "running")
-    again = class_request("w", image, settings, count=2, students=None, existing=[running],
+    again = class_request("w", image, settings, count=2, students=None, existing=[seat],
                           now=now + dt.timedelta(hours=1), class_token=first.class_token)
     kept, added = again.seats
-    assert (kept.token, kept.watch_token, kept.password, kept.view_password, kept.expires) == (
-        seat.token, seat.watch_token, seat.password, seat.view_password, seat.expires)
+    assert kept == seat  # token, watch token, passwords and expiry: the links printed stay valid
     assert added.seat == "seat-2" and added.token != seat.token and added.view_password
-    assert again.class_token == first.class_token
-    assert links.password_in(running.watch_url) == seat.view_password
+    assert again.class_token == first.class_token and again.egress == "none"
 
 
 def test_lab_up_rejects_bad_seat_counts_and_unknown_workshops(tmp_path: Path) -> None:

@@ -1,28 +1,29 @@
 """Docker seats for real, against the sample workshop's image: `docpipe lab up/status/down`, and a
-class through the gateway (HTTPS with the local CA, noVNC and RFB through nginx, tokens that route
-only to their own seat, no host ports on seats, expiry and reap)."""
+class through its workdir's gateway (HTTPS with the local CA, noVNC and RFB through nginx, links
+that reach only their own seat, no host ports on seats, `lab up` again, the ttl ending a seat with
+no command run, two workdirs side by side). Origins, headers, TLS and the seats' network isolation:
+test_classroom_docker_isolation.py."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
-import socket
-import ssl
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
+from pipeline.lab.classroom.gateway import lab_id
 from tests.support.docker_env import (
     Browser,
     SampleBuild,
     VncSession,
-    browser,
     docker_engine,
     pointer_position,
     registry,
@@ -31,6 +32,7 @@ from tests.support.docker_env import (
     vnc_login,
     x_windows,
 )
+from tests.support.lab import Class, fetch, free_port, origin, trust
 
 # One engine, one registry, one gateway: these run one after another (README: `pytest -m docker`).
 pytestmark = pytest.mark.docker
@@ -39,12 +41,6 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 WORKSHOP = "ws-go-promisegrid"
 CANVAS_SIZE = ("(() => { const c = document.querySelector('#noVNC_container canvas');"
                " return c && c.width > 0 ? c.width + 'x' + c.height : ''; })()")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli(build: SampleBuild, *args: str) -> subprocess.CompletedProcess:
@@ -99,10 +95,12 @@ def test_lab_up_from_a_docs_link_pulls_builds_and_starts(sample_build: SampleBui
         out = container.exec_run(["sh", "-c", "command -v go && cat ~/hello/main.go"], user="student")
         assert out.exit_code == 0 and b"hello from the grid" in out.output, out.output
     finally:
-        down = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "down", "ws-go-promisegrid"],
-                              capture_output=True, text=True, env=env, timeout=300)
+        down = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "down", "ws-go-promisegrid",
+                               "--workdir", str(tmp_path / "wd")], capture_output=True, text=True, env=env, timeout=300)
         assert down.returncode == 0, down.stderr
-    assert not client.containers.list(all=True, filters={"label": "docpipe.io/workshop=ws-go-promisegrid"})
+    mine = [f"io.docpipe.workdir={lab_id(tmp_path / 'wd')}"]
+    assert not client.containers.list(all=True, filters={"label": mine})
+    assert not client.networks.list(filters={"label": mine}) and not client.volumes.list(filters={"label": mine})
 
 
 @pytest.mark.docker
@@ -111,17 +109,18 @@ def test_a_seat_that_cannot_start_leaves_no_half_started_class(sample_build: Sam
     client = sample_build.client
     image = sample_build.first.tags[0]
     # Something else already holds the name seat-3 would get: the engine refuses that one.
-    squatter = client.containers.create(image, name="docpipe-halfclass-seat-3", command=["true"],
-                                        entrypoint=["true"])
+    squatter = client.containers.create(image, name=f"docpipe-{lab_id(sample_build.workdir)}-halfclass-seat-3",
+                                        command=["true"], entrypoint=["true"])
     try:
         up = cli(sample_build, "lab", "up", "halfclass", "--image", image, "--seats", "4",
                  "--workdir", str(sample_build.workdir), "--listen", f"127.0.0.1:{free_port()}")
         assert up.returncode != 0
         error = up.stderr.strip().splitlines()[-1]
         assert error.startswith("docpipe: error: starting seats of halfclass failed: Conflict."), up.stderr
-        assert "docpipe-halfclass-seat-3" in error
+        assert f"docpipe-{lab_id(sample_build.workdir)}-halfclass-seat-3" in error
         left = client.containers.list(all=True, filters={"label": "docpipe.io/workshop=halfclass"})
         assert left == []
+        assert not client.networks.list(filters={"label": "docpipe.io/class=halfclass"})  # their networks too
         squatter.reload()
         assert squatter.status == "created"  # not ours: untouched
     finally:
@@ -129,38 +128,13 @@ def test_a_seat_that_cannot_start_leaves_no_half_started_class(sample_build: Sam
         cli(sample_build, "lab", "down", "halfclass", "--workdir", str(sample_build.workdir))
 
 
-class Class:
-    def __init__(self, build: SampleBuild, port: int) -> None:
-        self.build, self.port = build, port
-        self.public = f"https://localhost:{port}"
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "DOCPIPE_LAB_REGISTRY": self.build.settings.registry,  # type: ignore[attr-defined]
-               "DOCPIPE_LAB_PREFIX": self.build.settings.prefix,  # type: ignore[attr-defined]
-               "DOCPIPE_LAB_LISTEN": f"127.0.0.1:{self.port}", "DOCPIPE_LAB_PUBLIC_URL": self.public,
-               "DOCPIPE_WORKDIR": str(self.build.workdir)}
-        return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], check=False, capture_output=True,
-                              text=True, env=env, timeout=900)
-
-    def tls(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.build.workdir / "lab" / "ca" / "ca.crt"))
-
-    def get(self, url: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(url, timeout=10, context=self.tls()) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-
 @pytest.fixture(scope="module")
 def klass(sample_build: SampleBuild) -> Iterator[tuple[Class, dict]]:  # type: ignore[type-arg]
     """One class of two seats (and so one gateway) for the whole module."""
-    c = Class(sample_build, free_port())
-    up = c.cli("lab", "up", WORKSHOP, "--seats", "2", "--json")
+    c = Class(sample_build.workdir, sample_build.settings.registry, sample_build.settings.prefix,  # type: ignore[attr-defined]
+              free_port())
     try:
-        assert up.returncode == 0, up.stderr
-        yield c, json.loads(up.stdout)
+        yield c, c.up(WORKSHOP, "--seats", "2")
     finally:
         c.cli("lab", "down", WORKSHOP)
         c.cli("lab", "down", "expiring")
@@ -172,58 +146,37 @@ def test_two_seats_serve_novnc_over_https_and_speak_rfb_through_the_gateway(klas
     assert data["workshop"] == WORKSHOP and data["gateway"] == c.public and len(data["seats"]) == 2
     first, second = data["seats"]
     for seat in (first, second):
-        assert seat["url"].startswith(f"{c.public}/s/") and "?" not in seat["url"]
+        assert urlsplit(seat["url"]).hostname.endswith(".lab.localhost") and "?" not in seat["url"]
         page, fragment = seat["url"].split("#", 1)
         assert f"password={seat['password']}" in fragment and seat["password"] not in page
-        status, body = c.get(page)  # verified against the generated CA
-        assert status == 200 and b"noVNC" in body
+        answer = c.get(page)  # verified against the generated CA
+        assert answer.status == 200 and b"noVNC" in answer.body
         assert vnc_login(seat["url"], seat["password"], c.tls())
-        assert seat["ports"]["8080"] == seat["url"].split("vnc.html")[0] + "port/8080/"
         assert seat["expires"].endswith("Z")
-    # A token opens its own seat only: the other seat's password fails there.
+    # A link opens its own seat only: the other seat's password fails there, and its path on
+    # the other seat's origin reaches nothing.
     assert not vnc_login(first["url"], second["password"], c.tls())
-    assert first["url"].split("/s/")[1].split("/")[0] != second["url"].split("/s/")[1].split("/")[0]
-    # Unknown tokens reach no seat.
-    assert c.get(f"{c.public}/s/not-a-token-at-all-0000000000/")[0] == 404
-    assert c.get(f"{c.public}/")[0] == 404
-    # Plain HTTP is not served.
-    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
-        urllib.request.urlopen(f"http://127.0.0.1:{c.port}/s/x/", timeout=5).read()
-
-
-@pytest.mark.docker
-def test_seats_publish_no_host_port_and_sit_on_the_private_network(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
-    c, data = klass
-    client = c.build.client
-    for seat in data["seats"]:
-        container = client.containers.get(seat["container"])  # type: ignore[attr-defined]
-        assert not container.attrs["HostConfig"].get("PortBindings")
-        assert all(not v for v in (container.attrs["NetworkSettings"]["Ports"] or {}).values())
-        assert list(container.attrs["NetworkSettings"]["Networks"]) == ["docpipe-lab"]
-        labels = container.labels
-        assert labels["app.kubernetes.io/name"] == "docpipe-seat" and labels["docpipe.io/workshop"] == WORKSHOP
-        assert labels["docpipe.io/seat"] == seat["seat"] and labels["docpipe.io/expires"] == seat["expires"]
-    network = client.networks.get("docpipe-lab")  # type: ignore[attr-defined]
-    assert network.attrs["Internal"] is True
+    assert c.get(origin(second["url"]) + urlsplit(first["url"]).path).status == 404
+    # Unknown keys, unknown hosts and the bare public URL reach no seat.
+    assert c.get(origin(first["url"]) + "/s/not-a-token-at-all-0000000000/").status == 404
+    assert c.get(f"https://s-{'a' * 26}.lab.localhost:{c.port}/").status == 404
+    assert c.get(f"{c.public}/").status == 404
+    # Plain HTTP is not served: nginx says so and routes nothing.
+    plain = fetch(f"http://127.0.0.1:{c.port}{urlsplit(first['url']).path}", None, {"Host": urlsplit(first["url"]).netloc})
+    assert plain.status == 400 and b"plain HTTP request was sent to HTTPS port" in plain.body
 
 
 @pytest.mark.docker
 def test_workshop_port_answers_through_the_gateway(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
     c, data = klass
     seat = data["seats"][0]
-    container = c.build.client.containers.get(seat["container"])  # type: ignore[attr-defined]
+    container = docker_client().containers.get(seat["container"])
     serve = "mkdir -p /tmp/www && echo docpipe-port-ok > /tmp/www/ok.txt && cd /tmp/www && exec python3 -m http.server 8080"
     container.exec_run(["sh", "-c", serve], user="student", detach=True)
-    deadline = time.monotonic() + 20
-    status, body = 0, b""
-    while time.monotonic() < deadline:
-        status, body = c.get(seat["ports"]["8080"] + "ok.txt")
-        if status == 200:
-            break
-        time.sleep(0.5)
-    assert status == 200 and body == b"docpipe-port-ok\n", (status, body[:200])
+    _until(lambda: c.get(seat["ports"]["8080"] + "ok.txt").status == 200, 20)
+    assert c.get(seat["ports"]["8080"] + "ok.txt").body == b"docpipe-port-ok\n"
     # The other seat's port 8080 is its own (nothing listens there).
-    assert c.get(data["seats"][1]["ports"]["8080"] + "ok.txt")[0] == 502
+    assert c.get(data["seats"][1]["ports"]["8080"] + "ok.txt").status == 502
 
 
 @pytest.mark.docker
@@ -231,8 +184,9 @@ def test_status_shows_time_left_and_watch_links_are_view_only(klass: tuple[Class
     c, data = klass
     status = c.cli("lab", "status", "--json")
     assert status.returncode == 0, status.stderr
-    listed = json.loads(status.stdout)["seats"]
-    assert sorted(s["url"] for s in listed if s["workshop"] == WORKSHOP) == sorted(s["url"] for s in data["seats"])
+    listed = json.loads(status.stdout)
+    assert listed["gateway"] == c.public
+    assert sorted(s["url"] for s in listed["seats"] if s["workshop"] == WORKSHOP) == sorted(s["url"] for s in data["seats"])
     text = c.cli("lab", "status", WORKSHOP)
     assert "3h" in text.stdout or "4h" in text.stdout or "3h5" in text.stdout, text.stdout
     watch = c.cli("lab", "watch", WORKSHOP, "--json")
@@ -242,15 +196,16 @@ def test_status_shows_time_left_and_watch_links_are_view_only(klass: tuple[Class
         view_password = link["watch_url"].split("password=")[1]
         assert vnc_login(link["watch_url"], view_password, c.tls())  # accepted (as a viewer)
         assert not vnc_login(link["watch_url"], "wrongpw1", c.tls())
-    status_code, page = c.get(data["class_url"])
-    assert status_code == 200 and page.count(b"<iframe") == 2
+    page = c.get(data["class_url"])
+    assert page.status == 200 and page.body.count(b"<iframe") == 2
+    assert all(s["watch_url"].split("#")[0].encode() in page.body for s in data["seats"])
 
 
 @pytest.mark.docker
 def test_a_watcher_sees_the_desktop_but_its_input_reaches_nothing(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
     c, data = klass
     seat = data["seats"][1]
-    container = c.build.client.containers.get(seat["container"])  # type: ignore[attr-defined]
+    container = docker_client().containers.get(seat["container"])
     with VncSession(seat["url"], c.tls()) as student:  # the student's own link moves the pointer
         assert student.login(seat["password"]) and student.start() == (1280, 800)
         student.pointer(100, 200)
@@ -272,40 +227,116 @@ def _until(check: Callable[[], bool], timeout: float = 30) -> None:
         time.sleep(0.3)
 
 
+def docker_client() -> Any:
+    import docker
+
+    return docker.from_env(timeout=120)
+
+
 @pytest.mark.docker
-def test_an_expired_seat_gets_404_and_reap_removes_it(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
+def test_lab_up_again_keeps_every_running_seats_links(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
+    """A late student: `lab up --seats 3` adds one seat and changes nothing of the two running
+    (links, passwords, expiry, containers), read back from the seats' labels; going back to two
+    removes the third, its network with it."""
     c, data = klass
-    image = c.build.first.tags[0]  # type: ignore[attr-defined]
-    up = c.cli("lab", "up", "expiring", "--image", image, "--seats", "1", "--ttl", "20s", "--json")
-    assert up.returncode == 0, up.stderr
-    seat = json.loads(up.stdout)["seats"][0]
-    assert c.get(seat["url"].split("#")[0])[0] == 200
-    time.sleep(28)  # past the expiry, plus the gateway's 5 s sweep
-    assert c.get(seat["url"].split("#")[0])[0] == 404  # before any docpipe command ran
-    client = c.build.client
-    assert client.containers.get(seat["container"])  # type: ignore[attr-defined]
+    more = c.up(WORKSHOP, "--seats", "3")
+    assert [s for s in more["seats"] if s["seat"] != "seat-3"] == data["seats"]
+    assert more["class_url"] == data["class_url"]
+    third = next(s for s in more["seats"] if s["seat"] == "seat-3")
+    assert origin(third["url"]) not in {origin(s["url"]) for s in data["seats"]}
+    assert c.get(third["url"].split("#")[0]).status == 200 and c.get(more["class_url"]).body.count(b"<iframe") == 3
+    back = c.up(WORKSHOP, "--seats", "2")
+    assert back["seats"] == data["seats"]
+    client = docker_client()
+    assert not client.containers.list(all=True, filters={"name": third["container"]})
+    assert not client.networks.list(names=[third["container"]])
+    assert c.get(third["url"].split("#")[0]).status == 404
+
+
+@pytest.mark.docker
+def test_the_ttl_ends_the_seat_with_no_command_run(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
+    """`--ttl 1m` and a viewer connected: within 30 s of the expiry the viewer is cut off, the seat
+    has stopped (kept, for `lab reap`) and its class page is gone; nothing but time passed."""
+    c, data = klass
+    image = docker_client().containers.get(data["seats"][0]["container"]).attrs["Config"]["Image"]
+    up = c.up("expiring", "--image", image, "--seats", "1", "--ttl", "1m")
+    seat = up["seats"][0]
+    expires = dt.datetime.strptime(seat["expires"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    assert c.get(seat["url"].split("#")[0]).status == 200 and c.get(up["class_url"]).status == 200
+    client = docker_client()
+    with VncSession(seat["watch_url"], c.tls()) as viewer:
+        assert viewer.login(seat["watch_url"].split("password=")[1]) and viewer.start() == (1280, 800)
+        viewer.ws.sock.settimeout(1)
+        cut_at = None
+        while dt.datetime.now(dt.UTC) < expires + dt.timedelta(seconds=30):
+            try:
+                viewer.ws.recv(1)
+            except TimeoutError:
+                continue
+            except (ConnectionError, OSError):
+                cut_at = dt.datetime.now(dt.UTC)
+                break
+    assert cut_at is not None, "the viewer was still connected 30 s after the expiry"
+    assert cut_at >= expires - dt.timedelta(seconds=1)  # not before it: the ttl, not something else
+    _until(lambda: client.containers.get(seat["container"]).status == "exited",
+           max(1.0, (expires + dt.timedelta(seconds=30) - dt.datetime.now(dt.UTC)).total_seconds()))
+    _until(lambda: c.get(up["class_url"]).status == 404 and c.get(seat["url"].split("#")[0]).status == 404, 10)
+    assert c.get(data["class_url"]).status == 200  # the other class is untouched
+    assert client.containers.get(seat["container"]).status == "exited"  # stopped, not removed
     reap = c.cli("lab", "reap")
-    assert reap.returncode == 0, reap.stderr
-    assert not client.containers.list(all=True, filters={"name": seat["container"]})  # type: ignore[attr-defined]
-    # The other class is untouched.
-    assert c.get(data["seats"][0]["url"].split("#")[0])[0] == 200
+    assert reap.returncode == 0 and "removed 1 expired seat" in reap.stderr, reap.stderr
+    assert not client.containers.list(all=True, filters={"name": seat["container"]})
+    assert c.get(data["seats"][0]["url"].split("#")[0]).status == 200
+
+
+@pytest.mark.docker
+def test_two_workdirs_run_the_same_workshop_side_by_side(klass: tuple[Class, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """Another workdir's class of the same workshop gets its own gateway and networks; asking for an
+    address the first one holds is one line, not a takeover; `lab down` there leaves this class be."""
+    c, data = klass
+    image = docker_client().containers.get(data["seats"][0]["container"]).attrs["Config"]["Image"]
+    registry, prefix = c.env["DOCPIPE_LAB_REGISTRY"], c.env["DOCPIPE_LAB_PREFIX"]
+    taken = Class(tmp_path / "other", registry, prefix, c.port)
+    clash = taken.cli("lab", "up", WORKSHOP, "--image", image, "--seats", "1")
+    assert clash.returncode == 1
+    assert clash.stderr.strip().splitlines()[-1] == (f"docpipe: error: lab listen address 127.0.0.1:{c.port} is taken by the lab gateway "
+                                    f"of workdir {c.workdir.resolve()}: choose another --listen / [lab] listen, or "
+                                    "`docpipe lab down` there")
+    other = Class(tmp_path / "other", registry, prefix, free_port())
+    try:
+        theirs = other.up(WORKSHOP, "--image", image, "--seats", "2")
+        assert {s["container"] for s in theirs["seats"]}.isdisjoint(s["container"] for s in data["seats"])
+        assert other.get(theirs["seats"][0]["url"].split("#")[0]).status == 200
+        listed = json.loads(other.cli("lab", "status", "--json").stdout)["seats"]
+        assert sorted(s["container"] for s in listed) == sorted(s["container"] for s in theirs["seats"])
+    finally:
+        down = other.cli("lab", "down", WORKSHOP)
+    assert down.returncode == 0 and down.stdout.strip() == f"removed 2 seat(s) of {WORKSHOP}"
+    for seat in data["seats"]:  # this workdir's class still answers, over RFB too
+        assert c.get(seat["url"].split("#")[0]).status == 200
+        assert vnc_login(seat["url"], seat["password"], c.tls())
+    mine = json.loads(c.cli("lab", "status", WORKSHOP, "--json").stdout)["seats"]
+    assert [s["container"] for s in mine] == [s["container"] for s in data["seats"]]
 
 
 @pytest.mark.docker
 @pytest.mark.browser
-def test_a_browser_opens_the_desktop_link_through_the_gateway(klass: tuple[Class, dict], browser: Browser) -> None:  # type: ignore[type-arg]
+def test_a_browser_opens_the_desktop_link_through_the_gateway(klass: tuple[Class, dict]) -> None:  # type: ignore[type-arg]
     c, data = klass
     seat = data["seats"][0]
-    container = c.build.client.containers.get(seat["container"])  # type: ignore[attr-defined]
-    browser.call("Security.setIgnoreCertificateErrors", ignore=True)  # TLS itself is checked above with the CA
-    browser.call("Page.navigate", url=seat["url"])
-    assert browser.wait_for(CANVAS_SIZE, 30) == "1280x800"
-    # The student's login starts the desktop's browser on the workshop's first port.
-    _until(lambda: "Mozilla Firefox" in x_windows(container), 60)
-    windows = x_windows(container)
-    assert '"tint2"' in windows, windows  # the panel
-    time.sleep(3)  # the browser's first paint reaches the canvas
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "lab-class-gateway.png"
-    browser.screenshot(shot)
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    container = docker_client().containers.get(seat["container"])
+    browser = Browser(trust(c.ca))
+    try:
+        browser.call("Page.navigate", url=seat["url"])
+        assert browser.wait_for(CANVAS_SIZE, 30) == "1280x800"
+        # The student's login starts the desktop's browser on the workshop's first port.
+        _until(lambda: "Mozilla Firefox" in x_windows(container), 60)
+        windows = x_windows(container)
+        assert '"tint2"' in windows, windows  # the panel
+        time.sleep(3)  # the browser's first paint reaches the canvas
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "lab-class-gateway.png"
+        browser.screenshot(shot)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        browser.close()

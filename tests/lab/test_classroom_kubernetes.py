@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import secrets
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,11 +116,30 @@ def test_seat_shape_what_an_operator_checks() -> None:
     assert ingress["spec"]["ingressClassName"] == "nginx"
     assert ingress["spec"]["tls"] == [{"hosts": ["*.lab.example.org"], "secretName": "lab-wildcard"}]
     assert len(ingress["spec"]["rules"]) == 3  # desktop, watch, port 8080
+    hosts = [r["host"] for r in ingress["spec"]["rules"]]
+    assert [h.split("-")[0] for h in hosts] == ["s", "s", "p8080"] and len(set(hosts)) == 3
     assert policy["spec"]["ingress"][0]["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+    # [lab] egress = "none" (the default): Egress with no rule, so seats reach nothing at all.
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and "egress" not in policy["spec"]
     for obj in (secret, dep, svc, ingress, policy):
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "docpipe"
         assert obj["metadata"]["labels"]["docpipe.io/class"] == "intro"
+
+
+def test_egress_to_the_internet_leaves_private_ranges_and_the_cluster_out() -> None:
+    """`[lab] egress = "internet"`: what the Docker gateway's proxy refuses, the NetworkPolicy refuses."""
+    from pipeline.lab.classroom.egress import BLOCKED
+
+    cls = ClassRequest(**{**klass((seat(1),)).__dict__, "egress": "internet"})
+    policy = manifests(cls, SETTINGS)[-1]
+    kubernetes_validate.validate(policy, K8S_VERSION, strict=True)
+    to_internet, to_dns = policy["spec"]["egress"]
+    assert to_internet == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(BLOCKED)}}]}
+    for private in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10"):
+        assert private in to_internet["to"][0]["ipBlock"]["except"]
+    assert to_dns["ports"] == [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
+    assert to_dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
 
 
 def test_bad_input_is_refused() -> None:
@@ -182,7 +203,7 @@ def test_class_flow_against_the_test_server(server: KubeServer) -> None:
     first = statuses[0].to_json()
     assert first["password"] == five[0].password and first["url"].endswith(f"#password={five[0].password}")
     assert five[0].password not in first["url"].split("#")[0]
-    assert first["ports"]["8080"].startswith("https://s-") and first["status"] == "running"
+    assert first["ports"]["8080"].startswith("https://p8080-") and first["status"] == "running"
     assert first["student"] == "Student 0" and first["image"] == DIGEST
     json.dumps([s.to_json() for s in statuses])
 
@@ -195,6 +216,39 @@ def test_class_flow_against_the_test_server(server: KubeServer) -> None:
     assert not [k for k in server.state.objects if k[0] != "pods"] and not objects(server, "pods")
     deletes = [p for m, p in server.state.requests if m == "DELETE"]
     assert deletes and all("labelSelector=" in p for p in deletes)
+
+
+def test_a_second_lab_up_keeps_every_seats_links(server: KubeServer, tmp_path: Path) -> None:
+    """`lab up` again (more seats, say): the running seats' tokens come back from their Secrets, so
+    their links stay what was printed, every seat keeps a host of its own and the Ingress has no
+    rule twice; the class page (a file: no docpipe server runs in the cluster) follows the class."""
+    import datetime as dt
+
+    from pipeline.lab.classroom.instructor import ImageInfo, class_request
+
+    settings = LabSettings(host="lab.example.org", ingress_class="nginx", tls_secret="lab-wildcard")
+    backend = KubernetesBackend(settings, workdir=tmp_path)
+    image = ImageInfo(DIGEST, "0" * 40, 6080, (8080,), 2 << 30, 1.0)
+
+    def lab_up(count: int) -> tuple[ClassRequest, list[SeatInfo]]:  # what commands.lab_up does
+        cls = class_request("intro", image, settings, count=count, students=None,
+                            existing=backend.seat_requests("intro"), now=dt.datetime.now(dt.UTC),
+                            class_token=backend.class_token("intro"))
+        return cls, backend.up(cls)
+
+    first, seats = lab_up(2)
+    again, more = lab_up(3)
+    assert [s.to_json() for s in more[:2]] == [s.to_json() for s in seats]
+    assert again.seats[:2] == first.seats
+    rules = server.state.objects[("ingresses", "docpipe", "intro")]["spec"]["rules"]
+    hosts = [r["host"] for r in rules]
+    assert len(hosts) == len(set(hosts)) == 3 * 3
+    assert {urllib.parse.urlsplit(s.url).hostname for s in more} | {urllib.parse.urlsplit(s.watch_url).hostname for s in more} \
+        <= set(hosts)
+    page = tmp_path / "lab" / "intro-class.html"
+    assert backend.class_url(again) == page.resolve().as_uri() and (page.stat().st_mode & 0o077) == 0
+    assert page.read_text().count("<iframe") == 3 and all(html.escape(s.watch_url) in page.read_text() for s in more)
+    assert backend.down("intro") == 3 and not page.exists()
 
 
 def test_status_reports_starting_until_pods_are_ready(server: KubeServer) -> None:

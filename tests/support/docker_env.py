@@ -298,6 +298,12 @@ def make_archive(workdir: Path, docs: dict[str, str]) -> str:
 # ---------------------------------------------------------------- VNC over noVNC's websocket
 
 
+def address_of(host: str) -> str:
+    """Where a test connects for `host`: *.localhost is loopback, as browsers resolve it (this
+    machine's resolver does not), while TLS and Host still name `host`."""
+    return "127.0.0.1" if host == "localhost" or host.endswith(".localhost") else host
+
+
 class _WebSocket:
     """Just enough of RFC 6455 to speak RFB through websockify: binary frames, client masking."""
 
@@ -305,7 +311,7 @@ class _WebSocket:
                  ssl_context: ssl.SSLContext | None = None, server_name: str | None = None) -> None:
         import base64
 
-        self.sock = socket.create_connection((host, port), timeout=10)
+        self.sock = socket.create_connection((address_of(host), port), timeout=10)
         if ssl_context is not None:
             self.sock = ssl_context.wrap_socket(self.sock, server_hostname=server_name or host)
         key = base64.b64encode(os.urandom(16)).decode()
@@ -535,14 +541,14 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-back
 class Browser:
     """Headless Chromium driven over the DevTools protocol (playwright cannot be installed here)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *flags: str) -> None:
         import urllib.request
 
         browser = shutil.which("chromium")
         if not browser:
             pytest.skip("chromium is not installed")
         self.profile = tempfile.mkdtemp(prefix="docpipe-chromium-")
-        self.proc = subprocess.Popen([browser, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
+        self.proc = subprocess.Popen([browser, *CHROMIUM_FLAGS, *flags, f"--user-data-dir={self.profile}",
                                       "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
                                       "--window-size=1280,860", "about:blank"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

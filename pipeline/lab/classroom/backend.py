@@ -37,7 +37,7 @@ class SeatRequest:
     seat: str            # DNS-1123 label, unique in the class, e.g. "ada-lovelace" or "seat-3"
     student: str         # display name from the roster (untrusted text), or "" without a roster
     email: str           # "" when unknown
-    token: str           # >= 128-bit url-safe token: routes /s/<token>/ to this seat
+    token: str           # >= 128-bit url-safe token: the key of the seat's links (links.py)
     watch_token: str     # separate token for the view-only link
     password: str        # VNC password (full control)
     view_password: str   # VNC view-only password
@@ -49,14 +49,15 @@ class ClassRequest:
     """One workshop's class: everything shared by its seats."""
     workshop: str        # workshop slug (DNS-1123 label)
     class_id: str        # short stable id of this class (DNS-1123 label), e.g. the workshop slug
-    class_token: str     # >= 128-bit token for the instructor's /class/<class_token>/ grid page
+    class_token: str     # >= 128-bit token: the key of the instructor's class page
     image: str           # image reference; Kubernetes uses registry/repo@sha256:digest
     revision: str        # archive commit the image was built from
     desktop_port: int    # noVNC/HTTP port inside the seat (e.g. 6080)
     ports: tuple[int, ...]  # the workshop's own ports (e.g. (8080,))
     memory: int          # bytes (request = limit)
     cpus: float
-    public_url: str      # base of every printed link, e.g. "https://lab.example.org:8443"
+    public_url: str      # what every printed link is made from, e.g. "https://lab.example.org:8443"
+    egress: str = "none"  # "none" | "internet": the seats' outbound traffic
     seats: tuple[SeatRequest, ...] = ()
 
 
@@ -69,11 +70,12 @@ class SeatInfo:
     url: str             # opens the desktop straight away; password in the URL fragment (#...), never a query string
     password: str
     watch_url: str       # view-only desktop
-    ports: dict[str, str]  # {"8080": "https://host:8443/s/<token>/port/8080/"}
+    ports: dict[str, str]  # {"8080": "https://p8080-<id>.lab.example.org:8443/s/<key>/"}
     container: str       # container name (Docker) or pod/deployment name (Kubernetes)
     expires: str         # RFC 3339 UTC
     status: str          # "running", "starting", "expired", ...
     image: str = ""
+    gateway: str = ""    # the public URL the links were made from (not printed per seat)
 
     def to_json(self) -> dict[str, Any]:
         return {"seat": self.seat, "student": self.student, "url": self.url, "password": self.password,
@@ -87,6 +89,12 @@ class Backend(Protocol):
     def up(self, cls: ClassRequest) -> list[SeatInfo]:
         """Make the class exactly cls.seats (idempotent: same request twice changes nothing; fewer seats removes the extra ones)."""
     def status(self, workshop: str | None = None) -> list[SeatInfo]: ...
+    def seat_requests(self, class_id: str) -> list[SeatRequest]:
+        """The class's seats as they run, secrets included: what `lab up` again keeps."""
+    def class_token(self, class_id: str) -> str:
+        """The running class's page token ("" when none), so adding seats keeps the page's link."""
+    def class_url(self, cls: ClassRequest) -> str:
+        """The instructor's class page of a class `up` made."""
     def down(self, workshop: str) -> int: ...
     def reap(self, now: str) -> int:
         """Remove seats whose expiry (RFC 3339) is before `now`; returns how many."""

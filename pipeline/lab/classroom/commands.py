@@ -10,7 +10,6 @@ from typing import Any
 
 import typer
 
-from pipeline.lab.classroom import links
 from pipeline.lab.classroom.backend import Backend, SeatInfo, now_rfc3339
 from pipeline.output import emit
 
@@ -68,7 +67,7 @@ def _table(seats: list[SeatInfo]) -> str:
 
 
 def _gateway_url(seats: list[SeatInfo]) -> str:
-    return links.gateway_of(seats[0].url) if seats else ""
+    return seats[0].gateway if seats else ""
 
 
 @lab_app.command("up")
@@ -126,11 +125,9 @@ def lab_up(
         if settings.backend == "kubernetes":  # nodes pull the image by digest from the registry
             info = dataclasses.replace(info, ref=instructor.pinned(client, ref))
         log(f"docpipe: starting {info.ref} (revision {info.revision[:12] or 'unknown'})")
-        existing = backend.status(name)
-        class_token = getattr(backend, "class_token", lambda _w: "")(name)
         request = instructor.class_request(name, info, settings, count=count, students=roster_rows,
-                                           existing=existing, now=dt.datetime.now(dt.UTC),
-                                           class_token=class_token)
+                                           existing=backend.seat_requests(name), now=dt.datetime.now(dt.UTC),
+                                           class_token=backend.class_token(name))
         started = backend.up(request)
     if roster_rows:
         out = wd / "lab" / f"{name}-seats.csv"
@@ -143,7 +140,7 @@ def lab_up(
 
         log(f"docpipe: {ca_hint(ca)}")
     emit({"workshop": name, "gateway": request.public_url, "image": ref, "revision": info.revision,
-           "class_url": links.class_url(request.public_url, request.class_token),
+           "class_url": backend.class_url(request),
            "seats": [s.to_json() for s in started]}, as_json, _table(started))
 
 

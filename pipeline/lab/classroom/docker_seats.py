@@ -1,21 +1,27 @@
-"""The Docker seat backend: one container per seat on a private network behind the lab gateway.
+"""The Docker seat backend: one container per seat, each on a network of its own, behind the workdir's
+lab gateway.
 
-Seats publish no host ports. Everything `lab status` needs lives on the containers themselves
-(labels for routing and expiry, env for the VNC passwords), so there is no state file to lose.
+Seats publish no host ports. Everything `lab status` and `lab up` again need lives on the
+containers themselves (labels for routing, links and expiry, env for the VNC passwords), so there
+is no state file to lose. At expiry docpipe's own desktop base stops itself (its entrypoint reads
+DOCPIPE_EXPIRES) and the gateway drops its routes; the stopped container stays until the next lab
+command (`lab reap`) removes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import http.client
+import socket
 import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipeline.errors import DocpipeError
-from pipeline.lab.classroom import gateway, links, tls
+from pipeline.lab.classroom import egress, gateway, links, nginx, seatnet, tls
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest, now_rfc3339
 from pipeline.lab.image.bases import BaseProfile, profile_for
 from pipeline.lab.image.spec import DEFAULT_BASE
@@ -24,11 +30,15 @@ from pipeline.lab.labels import (
     CLASS_LABEL,
     CLASS_TOKEN_LABEL,
     DESKTOP_PORT_LABEL,
+    EGRESS_LABEL,
     EMAIL_LABEL,
     EXPIRES_LABEL,
+    GATEWAY_PORT_LABEL,
+    LISTEN_LABEL,
     MANAGED_LABEL,
     MANAGER,
     NAME_LABEL,
+    PORT_POOL_LABEL,
     PORTS_LABEL,
     PUBLIC_URL_LABEL,
     REVISION_LABEL,
@@ -37,12 +47,14 @@ from pipeline.lab.labels import (
     STUDENT_LABEL,
     TOKEN_LABEL,
     WATCH_LABEL,
+    WORKDIR_LABEL,
     WORKSHOP_LABEL,
 )
 from pipeline.lab.settings import LabSettings
 
 SHM_SIZE = "256m"
 READY_TIMEOUT = 90.0
+NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
 
 def _profile(labels: dict[str, str]) -> BaseProfile:
@@ -58,31 +70,63 @@ def _ports(labels: dict[str, str]) -> tuple[int, ...]:
     return tuple(int(p) for p in labels.get(PORTS_LABEL, "").split(",") if p.strip().isdigit())
 
 
+def _offset(labels: dict[str, str]) -> int:
+    value = labels.get(GATEWAY_PORT_LABEL, "")
+    return int(value) if value.isdigit() else 0
+
+
+def _origins(labels: dict[str, str]) -> links.Origins:
+    return links.gateway_origins(labels.get(PUBLIC_URL_LABEL, ""), labels.get(TOKEN_LABEL, ""),
+                                 labels.get(WATCH_LABEL, ""), _ports(labels), _offset(labels))
+
+
+def seat_request(container: Any) -> SeatRequest:
+    """A running seat as `lab up` decided it: its labels and its passwords."""
+    labels, env = container.labels or {}, _env(container)
+    profile = _profile(labels)
+    return SeatRequest(seat=labels.get(SEAT_LABEL, ""), student=labels.get(STUDENT_LABEL, ""),
+                       email=labels.get(EMAIL_LABEL, ""), token=labels.get(TOKEN_LABEL, ""),
+                       watch_token=labels.get(WATCH_LABEL, ""),
+                       password=next((env[k] for k in profile.password_env if k in env), ""),
+                       view_password=env.get("VNC_VIEW_PASSWORD", ""), expires=labels.get(EXPIRES_LABEL, ""))
+
+
 def seat_info(container: Any, now: str | None = None) -> SeatInfo:
     labels = container.labels or {}
-    env = _env(container)
-    profile = _profile(labels)
-    public = labels.get(PUBLIC_URL_LABEL, "")
-    token, watch = labels.get(TOKEN_LABEL, ""), labels.get(WATCH_LABEL, "")
-    password = next((env[k] for k in profile.password_env if k in env), "")
-    if "VNC_PASSWORD" in profile.password_env:
-        url = links.desktop_url(public, token, password)
-        watch_url = links.desktop_url(public, watch, env.get("VNC_VIEW_PASSWORD", ""), view_only=True)
+    seat = seat_request(container)
+    origins = _origins(labels)
+    if "VNC_PASSWORD" in _profile(labels).password_env:
+        url = links.desktop_url(origins.desktop, seat.token, seat.password)
+        watch_url = links.desktop_url(origins.watch, seat.watch_token, seat.view_password, view_only=True)
     else:  # a webtop asks for its own basic-auth password
-        url = watch_url = links.seat_base(public, token)
-    expires = labels.get(EXPIRES_LABEL, "")
+        url, watch_url = links.seat_base(origins.desktop, seat.token), links.seat_base(origins.watch, seat.watch_token)
     status = container.status
-    if expires and expires <= (now or now_rfc3339()):
+    if seat.expires and seat.expires <= (now or now_rfc3339()):
         status = "expired"
-    return SeatInfo(workshop=labels.get(WORKSHOP_LABEL, ""), seat=labels.get(SEAT_LABEL, ""),
-                    student=labels.get(STUDENT_LABEL, ""), url=url, password=password, watch_url=watch_url,
-                    ports={str(p): links.port_url(public, token, p) for p in _ports(labels)},
-                    container=container.name, expires=expires, status=status,
-                    image=container.attrs.get("Config", {}).get("Image", ""))
+    return SeatInfo(workshop=labels.get(WORKSHOP_LABEL, ""), seat=seat.seat, student=seat.student, url=url,
+                    password=seat.password, watch_url=watch_url,
+                    ports={str(p): links.port_url(o, seat.token, p) for p, o in origins.ports.items()},
+                    container=container.name, expires=seat.expires, status=status,
+                    image=container.attrs.get("Config", {}).get("Image", ""),
+                    gateway=labels.get(PUBLIC_URL_LABEL, ""))
+
+
+class _Connection(http.client.HTTPSConnection):
+    """HTTPS to `address` while naming `host` (TLS server name and Host): the gateway's own listen
+    address, probed before any DNS record points at it."""
+
+    def __init__(self, host: str, port: int, address: str, context: ssl.SSLContext | None) -> None:
+        super().__init__(host, port, timeout=3, context=context)
+        self.address, self.plain = address, context is None
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        if not self.plain:
+            self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
 class DockerBackend:
-    """Seats as containers on this host's Docker Engine, reached through one nginx gateway."""
+    """Seats as containers on this host's Docker Engine, reached through the workdir's gateway."""
 
     name = "docker"
 
@@ -92,13 +136,14 @@ class DockerBackend:
 
         self.settings = settings
         self.workdir = Path(workdir)
+        self.lab = gateway.lab_id(self.workdir)
         self.client = client if client is not None else engine.client()
         self.on_line = on_line
         self.ca: Path | None = None
 
     # ------------------------------------------------------------ containers
     def _containers(self, **labels: str) -> list[Any]:
-        wanted = [f"{NAME_LABEL}={SEAT_APP}", *(f"{k}={v}" for k, v in labels.items())]
+        wanted = [f"{NAME_LABEL}={SEAT_APP}", f"{WORKDIR_LABEL}={self.lab}", *(f"{k}={v}" for k, v in labels.items())]
         found = self.client.containers.list(all=True, filters={"label": wanted})
         return sorted(found, key=lambda c: ((c.labels or {}).get(WORKSHOP_LABEL, ""), c.name))
 
@@ -107,85 +152,132 @@ class DockerBackend:
         found = self._containers(**({WORKSHOP_LABEL: workshop} if workshop else {}))
         return [seat_info(c, now) for c in found]
 
-    def class_token(self, workshop: str) -> str:
-        """The running class's grid-page token, so adding seats keeps the instructor's link."""
-        for c in self._containers(**{CLASS_LABEL: workshop}):
+    def seat_requests(self, class_id: str) -> list[SeatRequest]:
+        return [seat_request(c) for c in self._containers(**{CLASS_LABEL: class_id})]
+
+    def class_token(self, class_id: str) -> str:
+        """The running class's page token, so adding seats keeps the instructor's link."""
+        for c in self._containers(**{CLASS_LABEL: class_id}):
             return str((c.labels or {}).get(CLASS_TOKEN_LABEL, ""))
         return ""
 
-    def _pem(self) -> tls.Pem | None:
+    def class_url(self, cls: ClassRequest) -> str:
+        return links.class_url(links.class_origin(cls.public_url, cls.class_token), cls.class_token)
+
+    def _name(self, class_id: str, seat: str) -> str:
+        """A seat's container and network name: the workdir's lab id keeps two workdirs apart."""
+        return f"docpipe-{self.lab}-{class_id}-{seat}"[:120]
+
+    # ------------------------------------------------------------ the gateway
+    def _gateway(self, cls: ClassRequest, others: list[Any]) -> gateway.Gateway:
+        """The gateway this class needs; the running one when it serves the same address."""
+        pub = links.public(cls.public_url)
+        want = gateway.Gateway(self.lab, str(self.workdir.resolve()), self.settings.listen, cls.public_url,
+                               not self.settings.insecure_http, 0)
+        old = gateway.get(self.client, want.name)
+        labels = (old.labels or {}) if old is not None else {}
+        if pub.by_port:  # the seat ports are published once, when the gateway is made
+            pool = int(labels.get(PORT_POOL_LABEL) or 0) if labels.get(PUBLIC_URL_LABEL) == cls.public_url else 0
+            want = dataclasses.replace(want, pool=pool or self.settings.max_seats * links.seat_ports(cls.ports))
+        if old is not None and gateway.current(self.client, want) is None and others:
+            names = ", ".join(sorted({(c.labels or {}).get(WORKSHOP_LABEL, "") for c in others}))
+            raise DocpipeError(f"this workdir's lab gateway serves {labels.get(PUBLIC_URL_LABEL, '?')} on "
+                               f"{labels.get(LISTEN_LABEL, '?')} for {names}: `docpipe lab down` them first, "
+                               "or keep the same --listen, --public-url and TLS")
+        return want
+
+    def _pem(self, public_url: str, until: str) -> tls.Pem | None:
+        import datetime as dt
+
         s = self.settings
         if s.insecure_http:
             return None
         if s.tls_cert and s.tls_key:
             return tls.configured(s.tls_cert, s.tls_key)
-        from urllib.parse import urlsplit
-
-        host = urlsplit(s.public_url).hostname if s.public_url else None
-        pem = tls.local_cert(self.workdir / "lab" / "ca", host or "localhost")
+        end = dt.datetime.strptime(until, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        pem = tls.local_cert(self.workdir / "lab" / "ca", links.public(public_url).host, until=end)
         self.ca = pem.ca
         return pem
 
-    def _routes(self) -> tuple[list[gateway.Route], list[gateway.ClassPage]]:
+    def _files(self, public_url: str) -> dict[str, bytes]:
+        """The gateway's whole configuration: every live seat of this workdir, its class pages, and
+        the egress proxy when a class asked for it."""
         now = now_rfc3339()
-        routes: list[gateway.Route] = []
-        classes: dict[str, tuple[str, list[tuple[str, str]]]] = {}
+        routes: list[nginx.Route] = []
+        classes: dict[str, tuple[str, list[tuple[str, str]], list[str], str]] = {}
+        internet: list[str] = []
         for c in self._containers():
             labels = c.labels or {}
-            if labels.get(EXPIRES_LABEL, "") <= now:
+            if labels.get(EXPIRES_LABEL, "") <= now or c.status != "running":
                 continue
-            nets = c.attrs.get("NetworkSettings", {}).get("Networks") or {}
-            address = (nets.get(gateway.NETWORK_NAME) or {}).get("IPAddress") or ""
+            address = (c.attrs.get("NetworkSettings", {}).get("Networks") or {}).get(c.name, {}).get("IPAddress")
             if not address:
-                continue  # not started yet; routed on the next configure
-            profile = _profile(labels)
-            routes.append(gateway.Route(
+                continue
+            profile, ct = _profile(labels), labels.get(CLASS_TOKEN_LABEL, "")
+            routes.append(nginx.Route(
                 seat=f"{labels.get(WORKSHOP_LABEL, '')}-{labels.get(SEAT_LABEL, '')}", token=labels[TOKEN_LABEL],
                 watch_token=labels[WATCH_LABEL], address=address,
                 desktop_port=int(labels.get(DESKTOP_PORT_LABEL, profile.desktop_port)), ports=_ports(labels),
-                expires=labels[EXPIRES_LABEL]))
-            ct = labels.get(CLASS_TOKEN_LABEL, "")
+                expires=labels[EXPIRES_LABEL], class_token=ct, offset=_offset(labels)))
+            if labels.get(EGRESS_LABEL) == "internet":
+                internet.append(address)
             if ct:
                 info = seat_info(c, now)
-                classes.setdefault(ct, (info.workshop, []))[1].append((info.student or info.seat, info.watch_url))
-        pages = [gateway.ClassPage(ct, ws, tuple(tiles)) for ct, (ws, tiles) in sorted(classes.items())]
-        return routes, pages
+                page = classes.setdefault(ct, (info.workshop, [], [], ""))
+                page[1].append((info.student or info.seat, info.watch_url))
+                page[2].append(_origins(labels).watch)
+                classes[ct] = (page[0], page[1], page[2], max(page[3], info.expires))
+        pages = [nginx.ClassPage(ct, ws, tuple(tiles), tuple(frames), end)
+                 for ct, (ws, tiles, frames, end) in sorted(classes.items())]
+        pub = links.public(public_url)
+        files = nginx.files(routes, pages, pub, not self.settings.insecure_http)
+        if internet:
+            listen_host = gateway.split_listen(self.settings.listen)[0]
+            files["egress.conf"] = egress.squid_conf(internet, egress.host_addresses([pub.host, listen_host])).encode()
+        return files
 
-    def _configure(self, gw: Any, pem: tls.Pem | None, write_tls: bool) -> None:
-        routes, pages = self._routes()
-        gateway.configure(gw, routes, pages, tls=not self.settings.insecure_http,
-                          cert=pem.cert if pem and write_tls else b"", key=pem.key if pem and write_tls else b"")
+    def _configure(self, gw: Any, public_url: str, pem: tls.Pem | None = None) -> None:
+        files = self._files(public_url)
+        if pem is not None:
+            files["tls.crt"], files["tls.key"] = pem.cert, pem.key
+        gateway.configure(gw, files)
 
     def _refresh(self) -> None:
         """Rewrite the routes after seats went away (the gateway keeps its certificate)."""
-        gw = gateway.get(self.client)
+        gw = gateway.get(self.client, f"docpipe-lab-{self.lab}")
         if gw is not None and gw.status == "running":
-            self._configure(gw, None, write_tls=False)
+            self._configure(gw, (gw.labels or {}).get(PUBLIC_URL_LABEL, ""))
 
     # ------------------------------------------------------------ lifecycle
     def up(self, cls: ClassRequest) -> list[SeatInfo]:
         from docker.errors import APIError
 
-        pem = self._pem()
-        gw = gateway.ensure(self.client, listen=self.settings.listen, tls=pem is not None,
-                            timeout=self.settings.build_timeout, on_line=self.on_line)
-        existing = {(c.labels or {}).get(SEAT_LABEL, ""): c for c in self._containers(**{CLASS_LABEL: cls.class_id})}
+        mine = {(c.labels or {}).get(SEAT_LABEL, ""): c for c in self._containers(**{CLASS_LABEL: cls.class_id})}
+        others = [c for c in self._containers() if (c.labels or {}).get(CLASS_LABEL) != cls.class_id]
+        want = self._gateway(cls, others + list(mine.values()))
+        until = max([s.expires for s in cls.seats] + [(c.labels or {}).get(EXPIRES_LABEL, "") for c in others])
+        pem = self._pem(cls.public_url, until)
+        gw = gateway.ensure(self.client, want, timeout=self.settings.build_timeout, on_line=self.on_line)
         wanted = {s.seat for s in cls.seats}
-        for name, c in existing.items():
+        for name, c in mine.items():
             if name not in wanted:
-                c.remove(force=True)
+                self._remove(c, gw)
+        self._join_all(gw)
         image_labels = self.client.images.get(cls.image).labels or {}
         profile = _profile(image_labels)
+        taken = [(c, _offset(c.labels or {}), len(_ports(c.labels or {}))) for c in self._containers()]
         started: list[Any] = []
         try:
             # One at a time: four at a time measured no faster (20 seats: 12.2 s against 11.9 s).
             for seat in cls.seats:
-                if seat.seat not in existing:
-                    started.append(self._start(cls, seat, image_labels, profile))
-            self._configure(gw, pem, write_tls=True)
+                if seat.seat not in mine:
+                    offset = self._offset(want, cls, taken) if want.pool else 0
+                    started.append(self._start(cls, seat, image_labels, profile, gw, offset))
+                    taken.append((started[-1], offset, len(cls.ports)))
+            self._configure(gw, cls.public_url, pem)
         except (APIError, DocpipeError) as exc:
             for c in started:  # all or nothing: no half-started class
-                c.remove(force=True)
+                self._remove(c, gw)
             self._refresh()
             if isinstance(exc, DocpipeError):
                 raise
@@ -195,60 +287,111 @@ class DockerBackend:
         self._wait_ready(infos)
         return infos
 
-    def _start(self, cls: ClassRequest, seat: SeatRequest, image_labels: dict[str, str],
-               profile: BaseProfile) -> Any:
-        env = {k: seat.password for k in profile.password_env}
-        env.update(dict(profile.extra_env))
-        if "VNC_PASSWORD" in profile.password_env:
-            env["VNC_VIEW_PASSWORD"] = seat.view_password
-        labels = {
-            NAME_LABEL: SEAT_APP, MANAGED_LABEL: MANAGER, WORKSHOP_LABEL: cls.workshop,
-            CLASS_LABEL: cls.class_id, SEAT_LABEL: seat.seat, EXPIRES_LABEL: seat.expires,
-            TOKEN_LABEL: seat.token, WATCH_LABEL: seat.watch_token, CLASS_TOKEN_LABEL: cls.class_token,
-            STUDENT_LABEL: seat.student, EMAIL_LABEL: seat.email, PUBLIC_URL_LABEL: cls.public_url,
-            PORTS_LABEL: ",".join(str(p) for p in cls.ports), DESKTOP_PORT_LABEL: str(cls.desktop_port),
-            BASE_LABEL: image_labels.get(BASE_LABEL) or DEFAULT_BASE, REVISION_LABEL: cls.revision,
-        }
-        return self.client.containers.run(
-            cls.image, detach=True, name=f"docpipe-{cls.class_id}-{seat.seat}"[:120], environment=env,
-            labels=labels, network=gateway.NETWORK_NAME, hostname=seat.seat[:63],
-            mem_limit=cls.memory, memswap_limit=cls.memory, nano_cpus=int(cls.cpus * 1e9), shm_size=SHM_SIZE,
-            pids_limit=2048,
-            # docpipe's own base runs as a plain user and needs no capabilities; webtops run
-            # an s6 init as root that drops to their user itself.
-            security_opt=["no-new-privileges"] if profile.user else None,
-            cap_drop=["ALL"] if profile.user else None,
-        )
+    def _offset(self, want: gateway.Gateway, cls: ClassRequest, taken: list[tuple[Any, int, int]]) -> int:
+        """The first run of free seat ports on the gateway for one more seat of `cls`."""
+        used = {o + i for _, o, n in taken if o for i in range(1 + n)}
+        need = links.seat_ports(cls.ports)
+        for start in range(1, want.pool - need + 2):
+            if not used & set(range(start, start + need)):
+                return start
+        raise DocpipeError(f"the lab gateway's {want.pool} seat ports are all taken: `docpipe lab down` a class "
+                           "of this workdir first (or raise [lab] max_seats and start the gateway again)")
 
-    def _probe_base(self) -> str:
-        host, port = gateway._split_listen(self.settings.listen)
+    def _join_all(self, gw: Any) -> None:
+        """A gateway made again joins every live seat's network."""
+        from docker.errors import APIError, NotFound
+
+        gw.reload()
+        joined = set(gw.attrs.get("NetworkSettings", {}).get("Networks") or {})
+        for c in self._containers():
+            if c.name not in joined:
+                try:
+                    seatnet.join(self.client.networks.get(c.name), gw)
+                except (APIError, NotFound):
+                    continue  # a seat without its network cannot be routed; reap removes it
+
+    def _start(self, cls: ClassRequest, seat: SeatRequest, image_labels: dict[str, str], profile: BaseProfile,
+               gw: Any, offset: int) -> Any:
+        name = self._name(cls.class_id, seat.seat)
+        network = seatnet.create(self.client, name, {MANAGED_LABEL: MANAGER, WORKDIR_LABEL: self.lab,
+                                                     CLASS_LABEL: cls.class_id, SEAT_LABEL: seat.seat},
+                                 self.settings.subnet_pool)
+        try:
+            seatnet.join(network, gw)
+            gateway_address, address = seatnet.addresses(network)
+            env = {k: seat.password for k in profile.password_env}
+            env.update(dict(profile.extra_env))
+            if "VNC_PASSWORD" in profile.password_env:
+                env["VNC_VIEW_PASSWORD"] = seat.view_password
+            env["DOCPIPE_EXPIRES"] = seat.expires  # docpipe's desktop base stops itself then
+            if cls.egress == "internet":
+                proxy = f"http://{gateway_address}:{egress.PORT}"
+                env.update(http_proxy=proxy, https_proxy=proxy, HTTP_PROXY=proxy, HTTPS_PROXY=proxy,
+                           no_proxy="localhost,127.0.0.1", NO_PROXY="localhost,127.0.0.1")
+            labels = {
+                NAME_LABEL: SEAT_APP, MANAGED_LABEL: MANAGER, WORKSHOP_LABEL: cls.workshop, WORKDIR_LABEL: self.lab,
+                CLASS_LABEL: cls.class_id, SEAT_LABEL: seat.seat, EXPIRES_LABEL: seat.expires,
+                TOKEN_LABEL: seat.token, WATCH_LABEL: seat.watch_token, CLASS_TOKEN_LABEL: cls.class_token,
+                STUDENT_LABEL: seat.student, EMAIL_LABEL: seat.email, PUBLIC_URL_LABEL: cls.public_url,
+                PORTS_LABEL: ",".join(str(p) for p in cls.ports), DESKTOP_PORT_LABEL: str(cls.desktop_port),
+                BASE_LABEL: image_labels.get(BASE_LABEL) or DEFAULT_BASE, REVISION_LABEL: cls.revision,
+                EGRESS_LABEL: cls.egress, GATEWAY_PORT_LABEL: str(offset) if offset else "",
+            }
+            return self.client.containers.run(
+                cls.image, detach=True, name=name, environment=env, labels=labels, network=name,
+                networking_config={name: self.client.api.create_endpoint_config(ipv4_address=address)},
+                hostname=seat.seat[:63], mem_limit=cls.memory, memswap_limit=cls.memory,
+                nano_cpus=int(cls.cpus * 1e9), shm_size=SHM_SIZE, pids_limit=2048, sysctls=NO_IPV6,
+                # docpipe's own base runs as a plain user and needs no capabilities; webtops run
+                # an s6 init as root that drops to their user itself (raw sockets they never need).
+                security_opt=["no-new-privileges"] if profile.user else None,
+                cap_drop=["ALL"] if profile.user else ["NET_RAW"],
+            )
+        except Exception:
+            seatnet.remove(self.client, name, gw)
+            raise
+
+    def _remove(self, container: Any, gw: Any | None) -> None:
+        from docker.errors import NotFound
+
+        try:
+            container.remove(force=True)
+        except NotFound:
+            pass
+        seatnet.remove(self.client, container.name, gw)
+
+    def _fetch(self, url: str, public_url: str, ctx: ssl.SSLContext | None) -> int:
+        """The status of GET `url` through the gateway's listen address (not the public name)."""
+        parts, pub = urlsplit(url), links.public(public_url)
+        host, port = gateway.split_listen(self.settings.listen)
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
-        scheme = "http" if self.settings.insecure_http else "https"
-        return f"{scheme}://{host}:{port}"
+        port += (parts.port or pub.port) - pub.port
+        conn = _Connection(parts.hostname or "", port, host, ctx)
+        try:
+            conn.request("GET", parts.path or "/")
+            return conn.getresponse().status
+        finally:
+            conn.close()
 
     def _wait_ready(self, infos: list[SeatInfo]) -> None:
-        """Until every seat's desktop page answers through the gateway (our own gateway, probed
-        on its listen address, so its certificate is not checked here)."""
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        base = self._probe_base()
+        """Until every seat's desktop page answers through the gateway (our own gateway, probed on
+        its listen address, so its certificate is not checked here)."""
+        ctx: ssl.SSLContext | None = None
+        if not self.settings.insecure_http:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
         deadline = time.monotonic() + READY_TIMEOUT
         pending = list(infos)
         while pending and time.monotonic() < deadline:
             info = pending[0]
             try:
-                with urllib.request.urlopen(links.seat_base(base, links.token_in(info.url)), timeout=3,
-                                            context=ctx) as response:
-                    if response.status < 400:
-                        pending.pop(0)
-                        continue
-            except urllib.error.HTTPError as exc:
-                if exc.code == 401:  # a webtop's basic auth answering means it is up
+                status = self._fetch(info.url.split("vnc.html")[0].split("#")[0], info.gateway, ctx)
+                if status < 400 or status == 401:  # a webtop's basic auth answering means it is up
                     pending.pop(0)
                     continue
-            except (OSError, urllib.error.URLError):
+            except OSError:
                 pass
             c = self.client.containers.get(info.container)
             if c.status in ("exited", "dead"):
@@ -259,19 +402,30 @@ class DockerBackend:
             raise DocpipeError(f"seat {pending[0].container} did not answer through the gateway within {READY_TIMEOUT:g}s")
 
     def down(self, workshop: str) -> int:
+        gw = gateway.get(self.client, f"docpipe-lab-{self.lab}")
         found = self._containers(**{WORKSHOP_LABEL: workshop})
         for c in found:
-            c.remove(force=True)
+            self._remove(c, gw)
         if not self._containers():
-            gateway.remove(self.client)  # no class left: no gateway, no network
+            self._drop_networks(gw)
+            gateway.remove(self.client, self.lab)  # no class left: no gateway
         else:
             self._refresh()
         return len(found)
 
     def reap(self, now: str) -> int:
+        gw = gateway.get(self.client, f"docpipe-lab-{self.lab}")
         gone = [c for c in self._containers() if (c.labels or {}).get(EXPIRES_LABEL, "") < now]
         for c in gone:
-            c.remove(force=True)
+            self._remove(c, gw)
+        self._drop_networks(gw)
         if gone:
             self._refresh()
         return len(gone)
+
+    def _drop_networks(self, gw: Any | None) -> None:
+        """Seat networks of this workdir whose seat is gone (a `lab up` interrupted half-way)."""
+        live = {c.name for c in self._containers()}
+        for net in self.client.networks.list(filters={"label": [f"{WORKDIR_LABEL}={self.lab}"]}):
+            if net.name not in live:
+                seatnet.remove(self.client, net.name, gw)

@@ -1,50 +1,70 @@
-"""The one lab gateway on a Docker host: nginx routing each seat's path (links.seat_path) to the seat
-on a private network.
+"""A workdir's lab gateway on a Docker host: one nginx container in front of that workdir's seats.
 
 nginx (Debian's `nginx-light`) rather than Caddy: it is in bookworm main, so it builds on the
-same offline base as the desktops, its config is a plain template docpipe writes, and a
-`nginx -s reload` swaps routes without dropping open websockets.
-Seats publish no host ports: they sit on an internal network that only the gateway joins.
+same offline base as the desktops, its config is plain text docpipe writes (nginx.py), and a reload
+swaps routes without dropping open websockets. Seats publish no host ports: each sits on a network
+of its own that only this gateway joins (seatnet.py).
+
+Everything is per workdir (`lab_id`, a short hash of its path, on every name and label), so `lab
+up/down/reap` in one workdir never touches another's class; a listen address another workdir's
+gateway holds is refused, never taken over. The gateway runs as www-data with no capability, no
+new privileges, a pids limit and a read-only root: nginx writes only to tmpfs, and its
+configuration lives on a volume of its own (written with put_archive, owned by www-data so the
+gateway's expiry loop can remove what has expired).
 """
 
 from __future__ import annotations
 
-import html
+import hashlib
 import io
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DocpipeError
-from pipeline.lab.classroom import links
-from pipeline.lab.labels import GATEWAY_LABEL, LISTEN_LABEL, MANAGED_LABEL, MANAGER, TLS_LABEL
+from pipeline.lab.classroom.nginx import CONF_DIR, INTERNAL_PORT
+from pipeline.lab.labels import (
+    GATEWAY_LABEL,
+    LISTEN_LABEL,
+    MANAGED_LABEL,
+    MANAGER,
+    PORT_POOL_LABEL,
+    PUBLIC_URL_LABEL,
+    TLS_LABEL,
+    WORKDIR_LABEL,
+    WORKDIR_PATH_LABEL,
+)
 
-GATEWAY_NAME = "docpipe-lab-gateway"
-NETWORK_NAME = "docpipe-lab"
 GATEWAY_REPO = "docpipe/lab-gateway"
-INTERNAL_PORT = 8443
-CONF_DIR = "/etc/docpipe"
+UID = 33  # www-data in Debian: the gateway's user, owner of its configuration files
+PIDS_LIMIT = 256
+
+
+def lab_id(workdir: Path) -> str:
+    """A workdir's short name on the engine (containers, networks, the volume and their labels)."""
+    return hashlib.sha256(str(Path(workdir).resolve()).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
-class Route:
-    """One seat as the gateway sees it."""
-    seat: str
-    token: str
-    watch_token: str
-    address: str  # the seat's IP on the private network
-    desktop_port: int
-    ports: tuple[int, ...]
-    expires: str  # RFC 3339 UTC
+class Gateway:
+    """What a workdir's gateway is; a running one with other labels is made again."""
+    lab: str
+    workdir: str
+    listen: str
+    public_url: str
+    tls: bool
+    pool: int  # ports published after the listen port, for seats (0 when origins are host names)
 
+    @property
+    def name(self) -> str:
+        return f"docpipe-lab-{self.lab}"
 
-@dataclass(frozen=True)
-class ClassPage:
-    class_token: str
-    workshop: str
-    tiles: tuple[tuple[str, str], ...]  # (label, view-only desktop URL)
+    def labels(self) -> dict[str, str]:
+        return {GATEWAY_LABEL: "1", MANAGED_LABEL: MANAGER, WORKDIR_LABEL: self.lab, WORKDIR_PATH_LABEL: self.workdir,
+                LISTEN_LABEL: self.listen, TLS_LABEL: "1" if self.tls else "0", PUBLIC_URL_LABEL: self.public_url,
+                PORT_POOL_LABEL: str(self.pool)}
 
 
 def _recipe() -> tuple[dict[str, bytes], str]:
@@ -65,58 +85,100 @@ def ensure_image(client: Any, *, timeout: float, on_line: Callable[[str], None] 
     return ref
 
 
-def ensure_network(client: Any) -> Any:
-    found = client.networks.list(names=[NETWORK_NAME])
-    exact = [n for n in found if n.name == NETWORK_NAME]
-    if exact:
-        return exact[0]
-    # internal: seats reach nothing outside, and nothing but the gateway reaches them.
-    return client.networks.create(NETWORK_NAME, driver="bridge", internal=True,
-                                  labels={MANAGED_LABEL: MANAGER})
-
-
-def _split_listen(listen: str) -> tuple[str, int]:
+def split_listen(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def get(client: Any) -> Any | None:
+def _ports(listen: str, pool: int) -> tuple[str, range]:
+    host, port = split_listen(listen)
+    return host, range(port, port + 1 + pool)
+
+
+def _clash(a: tuple[str, range], b: tuple[str, range]) -> bool:
+    wild = ("0.0.0.0", "::", "")
+    return (a[0] == b[0] or a[0] in wild or b[0] in wild) and bool(set(a[1]) & set(b[1]))
+
+
+def _check_free(client: Any, want: Gateway) -> None:
+    """Refuse, in one line, a listen address another workdir's gateway (or an older docpipe's) holds."""
+    mine = _ports(want.listen, want.pool)
+    for other in client.containers.list(all=True, filters={"label": GATEWAY_LABEL}):
+        labels = other.labels or {}
+        if labels.get(WORKDIR_LABEL) == want.lab or not labels.get(LISTEN_LABEL):
+            continue
+        try:
+            theirs = _ports(labels[LISTEN_LABEL], int(labels.get(PORT_POOL_LABEL) or 0))
+        except ValueError:
+            continue
+        if _clash(mine, theirs):
+            owner = (f"workdir {labels[WORKDIR_PATH_LABEL]}" if labels.get(WORKDIR_PATH_LABEL)
+                     else f"an older docpipe (docker rm -f {other.name})")
+            raise DocpipeError(f"lab listen address {want.listen} is taken by the lab gateway of {owner}: "
+                               "choose another --listen / [lab] listen, or `docpipe lab down` there")
+
+
+def get(client: Any, name: str) -> Any | None:
     from docker.errors import NotFound
 
     try:
-        return client.containers.get(GATEWAY_NAME)
+        return client.containers.get(name)
     except NotFound:
         return None
 
 
-def ensure(client: Any, *, listen: str, tls: bool, timeout: float,
-           on_line: Callable[[str], None] | None = None) -> Any:
-    """The running gateway, started when missing (or when its listen address/TLS mode changed)."""
+def current(client: Any, want: Gateway) -> Any | None:
+    """This workdir's gateway when it is what `want` says (else None: it must be made again)."""
+    gw = get(client, want.name)
+    if gw is None:
+        return None
+    labels = gw.labels or {}
+    same = all(labels.get(k) == v for k, v in want.labels().items() if k != WORKDIR_PATH_LABEL)
+    return gw if same else None
+
+
+def ensure(client: Any, want: Gateway, *, timeout: float, on_line: Callable[[str], None] | None = None) -> Any:
+    """This workdir's gateway, created (not started: `configure` starts it) when missing or when it
+    is not what `want` says."""
     from docker.errors import APIError
 
     image = ensure_image(client, timeout=timeout, on_line=on_line)
-    network = ensure_network(client)
-    want = {GATEWAY_LABEL: "1", LISTEN_LABEL: listen, TLS_LABEL: "1" if tls else "0"}
-    current = get(client)
-    if current is not None:
-        labels = current.labels or {}
-        if (current.status == "running" and all(labels.get(k) == v for k, v in want.items())
-                and current.attrs.get("Config", {}).get("Image") == image):
-            return current
-        _remove(client, current)
-    host, port = _split_listen(listen)
+    gw = current(client, want)
+    if gw is not None and gw.attrs.get("Config", {}).get("Image") == image and gw.status in ("running", "created"):
+        return gw
+    _check_free(client, want)
+    old = get(client, want.name)
+    if old is not None:
+        _remove_container(client, old)
+    volume = _volume(client, want)
+    host, ports = _ports(want.listen, want.pool)
     try:
-        container = client.containers.create(
-            image, name=GATEWAY_NAME, detach=True, labels={**want, MANAGED_LABEL: MANAGER},
-            ports={f"{INTERNAL_PORT}/tcp": (host, port)}, restart_policy={"Name": "unless-stopped"},
-            mem_limit=256 * 1024**2)
-        network.connect(container)
-        return container
+        return client.containers.create(
+            image, name=want.name, detach=True, labels=want.labels(),
+            ports={f"{INTERNAL_PORT + i}/tcp": (host, port) for i, port in enumerate(ports)},
+            restart_policy={"Name": "unless-stopped"}, mem_limit=256 * 1024**2,
+            read_only=True, tmpfs={"/tmp": "size=64m,mode=1777", "/run": "size=1m,mode=1777"},
+            volumes={volume: {"bind": CONF_DIR, "mode": "rw"}},
+            cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=PIDS_LIMIT,
+            # The gateway sits on every seat's network: it must route nothing between them.
+            sysctls={"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.disable_ipv6": "1",
+                     "net.ipv6.conf.default.disable_ipv6": "1"})
     except APIError as exc:
-        raise DocpipeError(f"starting the lab gateway on {listen} failed: {' '.join(str(exc).split())[:300]}") from None
+        raise DocpipeError(f"starting the lab gateway on {want.listen} failed: "
+                           f"{' '.join(str(exc.explanation or exc).split())[:300]}") from None
 
 
-def _remove(client: Any, container: Any, timeout: float = 30.0) -> None:
+def _volume(client: Any, want: Gateway) -> str:
+    from docker.errors import NotFound
+
+    try:
+        client.volumes.get(want.name)
+    except NotFound:
+        client.volumes.create(want.name, labels={GATEWAY_LABEL: "1", MANAGED_LABEL: MANAGER, WORKDIR_LABEL: want.lab})
+    return str(want.name)
+
+
+def _remove_container(client: Any, container: Any, timeout: float = 30.0) -> None:
     """Remove `container`, also when the engine is already removing or restarting it."""
     import time
 
@@ -139,132 +201,68 @@ def _remove(client: Any, container: Any, timeout: float = 30.0) -> None:
         except APIError:
             pass
         time.sleep(0.5)
-    raise DocpipeError("the old lab gateway container could not be removed; try `docker rm -f docpipe-lab-gateway`")
+    raise DocpipeError(f"the old lab gateway container could not be removed; try `docker rm -f {container.name}`")
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
+    """The configuration as www-data's files (the gateway's loop removes expired ones)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
+        for folder in sorted({str(Path(n).parent) for n in files if "/" in n}):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o750, UID, UID
+            tar.addfile(info)
         for name, data in sorted(files.items()):
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            info.size, info.mode, info.mtime, info.uid, info.gid = len(data), 0o640, 0, UID, UID
             if name.endswith((".key", ".crt")):
                 info.mode = 0o600
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
-def server_conf(tls: bool) -> str:
-    if not tls:
-        return f"listen {INTERNAL_PORT};\n"
-    return (f"listen {INTERNAL_PORT} ssl;\nssl_certificate {CONF_DIR}/tls.crt;\n"
-            f"ssl_certificate_key {CONF_DIR}/tls.key;\nssl_protocols TLSv1.2 TLSv1.3;\n")
-
-
-def _location(path: str, target: str) -> str:
-    # Tokens are url-safe base64 from `secrets` and addresses come from the engine; both are
-    # checked again (seat_conf) because they end up inside nginx's config language.
-    return (f"location {path} {{\n    proxy_pass http://{target}/;\n"
-            "    proxy_set_header Upgrade $http_upgrade;\n    proxy_set_header Connection $connection_upgrade;\n"
-            "    proxy_set_header Host $host;\n}\n")
-
-
-def seat_conf(route: Route) -> str:
-    import re
-
-    for value in (route.token, route.watch_token):
-        if not re.fullmatch(r"[A-Za-z0-9_-]{22,}", value):
-            raise DocpipeError(f"seat {route.seat} has a malformed token")
-    if not re.fullmatch(r"[0-9a-fA-F:.]+", route.address):
-        raise DocpipeError(f"seat {route.seat} has no address on {NETWORK_NAME}")
-    out = [f"# seat {route.seat}, expires {route.expires}\n"]
-    for port in route.ports:
-        out.append(_location(links.port_path(route.token, int(port)), f"{route.address}:{int(port)}"))
-    out.append(_location(links.seat_path(route.token), f"{route.address}:{route.desktop_port}"))
-    out.append(_location(links.seat_path(route.watch_token), f"{route.address}:{route.desktop_port}"))
-    return "".join(out)
-
-
-def class_html(page: ClassPage) -> str:
-    """The instructor's grid: every seat's view-only desktop; names are escaped, never markup."""
-    tiles = "\n".join(
-        f'<figure><iframe src="{html.escape(url)}" title="{html.escape(label)}"></iframe>'
-        f"<figcaption>{html.escape(label)}</figcaption></figure>" for label, url in page.tiles)
-    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(page.workshop)}: class view</title>"
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; script-src 'none'\">"
-            "<style>body{margin:0;font-family:sans-serif;display:grid;"
-            "grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:8px;padding:8px}"
-            "figure{margin:0}iframe{width:100%;height:280px;border:1px solid #999}</style></head>\n"
-            f"<body>\n{tiles}\n</body></html>\n")
-
-
-def _class_conf(page: ClassPage) -> str:
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9_-]{22,}", page.class_token):
-        raise DocpipeError(f"class {page.workshop} has a malformed token")
-    return (f"location = {links.class_path(page.class_token)} {{\n    default_type text/html;\n"
-            f"    root {CONF_DIR}/pages;\n    try_files /{page.class_token}.html =404;\n}}\n")
-
-
-def _stamp(expires: str) -> str:
-    """RFC 3339 UTC -> YYYYmmddHHMMSS, which the gateway's expiry loop compares as a number."""
-    return "".join(ch for ch in expires if ch.isdigit())[:14]
-
-
-def configure(gateway: Any, routes: Sequence[Route], pages: Sequence[ClassPage], *, tls: bool,
-              cert: bytes = b"", key: bytes = b"") -> None:
-    """Write every route and page, replacing the old ones, and reload nginx."""
-    files: dict[str, bytes] = {"server.conf": server_conf(tls).encode()}
-    if tls and cert and key:  # else the gateway keeps the certificate it has
-        files["tls.crt"], files["tls.key"] = cert, key
-    for r in routes:
-        files[f"seats/{_stamp(r.expires)}-{r.seat}.conf"] = seat_conf(r).encode()
-    for p in pages:
-        files[f"seats/99999999999999-class-{p.class_token}.conf"] = _class_conf(p).encode()
-        files[f"pages/{p.class_token}.html"] = class_html(p).encode()
-    gateway.reload()
-    running = gateway.status == "running"
+def configure(gw: Any, files: dict[str, bytes]) -> None:
+    """Replace every route, page and the egress proxy's configuration, then reload; a certificate
+    in `files` replaces the gateway's, else it keeps the one it has."""
+    gw.reload()
+    running = gw.status == "running"
     if running:  # clear the old routes first, so a removed seat's token stops routing
-        _exec(gateway, ["sh", "-c", f"rm -rf {CONF_DIR}/seats {CONF_DIR}/pages && mkdir -p {CONF_DIR}/seats {CONF_DIR}/pages"])
-    if not gateway.put_archive(CONF_DIR, _tar(files)):
+        _exec(gw, ["docpipe-gateway", "clear"])
+    if not gw.put_archive(CONF_DIR, _tar(files)):
         raise DocpipeError("writing the lab gateway's configuration failed")
     if not running:
-        gateway.start()
-        gateway.reload()
+        gw.start()
+        gw.reload()
         return
-    _exec(gateway, ["nginx", "-t", "-q"])
-    _exec(gateway, ["nginx", "-s", "reload"])
+    _exec(gw, ["docpipe-gateway", "reload"])
 
 
-def _exec(gateway: Any, cmd: list[str], attempts: int = 5) -> None:
+def _exec(gw: Any, cmd: list[str], attempts: int = 5) -> None:
     """Run `cmd` in the gateway; tried again briefly, since the gateway's own expiry loop may be
     reloading nginx (or nginx still starting) at the same moment."""
     import time
 
     for attempt in range(attempts):
-        code, out = gateway.exec_run(cmd)
+        code, out = gw.exec_run(cmd)
         if code == 0:
             return
         if attempt + 1 < attempts:
             time.sleep(0.5 * (attempt + 1))
     text = " ".join(out.decode("utf-8", errors="replace").split())[-300:] or "no output"
-    raise DocpipeError(f"the lab gateway refused its configuration ({cmd[0]} exited {code}): {text}")
+    raise DocpipeError(f"the lab gateway refused its configuration ({cmd[-1]} exited {code}): {text}")
 
 
-def remove(client: Any) -> bool:
-    from docker.errors import APIError
+def remove(client: Any, lab: str) -> bool:
+    """This workdir's gateway and its configuration volume."""
+    from docker.errors import APIError, NotFound
 
-    gw = get(client)
+    gw = get(client, f"docpipe-lab-{lab}")
     if gw is not None:
-        gw.remove(force=True)
-    for net in client.networks.list(names=[NETWORK_NAME]):
-        if net.name == NETWORK_NAME:
-            try:
-                net.remove()
-            except APIError:
-                pass  # something else still uses it
+        _remove_container(client, gw)
+    try:
+        client.volumes.get(f"docpipe-lab-{lab}").remove(force=True)
+    except (NotFound, APIError):
+        pass
     return gw is not None
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.errors import BadInput
 from pipeline.lab import labels as L
 from pipeline.lab.classroom import links, roster
-from pipeline.lab.classroom.backend import Backend, ClassRequest, SeatInfo, SeatRequest, new_password, new_token, rfc3339
+from pipeline.lab.classroom.backend import Backend, ClassRequest, SeatRequest, new_password, new_token, rfc3339
 from pipeline.lab.image import provision
 from pipeline.lab.image.bases import NOVNC_PROFILE, profile_for
 from pipeline.lab.image.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY
@@ -90,7 +90,7 @@ def make_backend(workdir: Path, settings: LabSettings, *, client: Any = None,
             from pipeline.lab.classroom.kube_seats import KubernetesBackend
         except ImportError as exc:
             raise BadInput(f"the kubernetes lab backend is not available here ({exc})") from None
-        backend: Backend = KubernetesBackend(settings)
+        backend: Backend = KubernetesBackend(settings, workdir=workdir)
         return backend
     raise BadInput(f"lab backend {settings.backend!r} must be docker or kubernetes")
 
@@ -144,27 +144,28 @@ def image_info(client: Any, ref: str) -> ImageInfo:
 
 
 def class_request(workshop: str, image: ImageInfo, settings: LabSettings, *, count: int,
-                  students: list[roster.Student] | None, existing: list[SeatInfo], now: dt.datetime,
+                  students: list[roster.Student] | None, existing: list[SeatRequest], now: dt.datetime,
                   class_token: str = "") -> ClassRequest:
-    """Decide every seat before any backend runs; seats already running keep their tokens."""
+    """Decide every seat before any backend runs; seats already running (as the backend reads them
+    back: labels on Docker, the seat's Secret on Kubernetes) keep their tokens, passwords and expiry."""
     from pipeline.lab.image.bases import NOVNC_PROFILE
 
     expires = rfc3339(now + dt.timedelta(seconds=ttl_seconds(settings.ttl)))
     wanted = ([(s.seat, s.name, s.email) for s in students] if students
               else [(f"seat-{i}", "", "") for i in range(1, count + 1)])
-    running = {s.seat: s for s in existing}
+    running = {s.seat: s for s in existing if s.token and s.watch_token}
     seats = []
     for seat, name, email in wanted:
         old = running.get(seat)
-        seats.append(SeatRequest(
-            seat=seat, student=name, email=email,
-            token=links.token_in(old.url) if old else new_token(),
-            watch_token=links.token_in(old.watch_url) if old else new_token(),
-            password=old.password if old else new_password(NOVNC_PROFILE),
-            # A running seat keeps its watch link: the instructor's open grid page stays valid.
-            view_password=(old and links.password_in(old.watch_url)) or new_password(NOVNC_PROFILE),
-            expires=old.expires if old else expires))
+        if old is not None:
+            # A running seat keeps its links: the student's open desktop and the instructor's
+            # open class page stay valid.
+            seats.append(old)
+            continue
+        seats.append(SeatRequest(seat=seat, student=name, email=email, token=new_token(), watch_token=new_token(),
+                                 password=new_password(NOVNC_PROFILE), view_password=new_password(NOVNC_PROFILE),
+                                 expires=expires))
     return ClassRequest(workshop=workshop, class_id=workshop, class_token=class_token or new_token(),
                         image=image.ref, revision=image.revision, desktop_port=image.desktop_port,
                         ports=image.ports, memory=image.memory, cpus=image.cpus,
-                        public_url=public_url(settings), seats=tuple(seats))
+                        public_url=public_url(settings), egress=settings.egress, seats=tuple(seats))

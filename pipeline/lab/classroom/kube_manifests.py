@@ -1,9 +1,10 @@
 """Kubernetes objects for one class of seats: pure, no I/O (the client lives in kubernetes.py).
 
-Routing is a host per seat (`s-<label>.<host>`, one wildcard TLS secret): plain `pathType: Prefix`
-rules every ingress controller understands, no controller-specific rewrite annotation, noVNC served
-at `/` exactly as the image serves it, and every seat its own browser origin, so one student's
-workshop web app cannot script another seat's page or the instructor's.
+Routing is a host per seat and per workshop port (links.py: `s-<id>.<host>`, `p<port>-<id>.<host>`,
+one wildcard TLS secret): plain `pathType: Prefix` rules every ingress controller understands, no
+controller-specific rewrite annotation, noVNC served at `/` exactly as the image serves it, and
+every seat and every workshop port its own browser origin, so one student's workshop web app
+cannot script another seat's page, its own desktop or the instructor's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import yaml
 from pipeline.errors import BadInput
 from pipeline.lab.classroom import links
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.classroom.egress import BLOCKED
 from pipeline.lab.image.bases import NOVNC_PROFILE, WEBTOP_PROFILE, BaseProfile
 from pipeline.lab.labels import (
     CLASS_LABEL,
@@ -221,13 +223,26 @@ def class_objects(cls: ClassRequest, settings: Any, host: str) -> list[dict[str,
         "metadata": _meta(name, namespace, lbls, ann),
         "spec": {
             "podSelector": {"matchLabels": {NAME_LABEL: SEAT_APP, CLASS_LABEL: cls.class_id}},
-            "policyTypes": ["Ingress"],
+            # Egress listed with no rule denies every destination: seats reach nothing but what
+            # egress_rules allows, never each other, the nodes or the cluster's services.
+            "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
                 "kubernetes.io/metadata.name": _label(settings.ingress_namespace, "lab ingress_namespace")}}}],
                 "ports": ports}],
+            **({"egress": egress_rules()} if cls.egress == "internet" else {}),
         },
     }
     return [ingress, policy]
+
+
+def egress_rules() -> list[dict[str, Any]]:
+    """`[lab] egress = "internet"`: the internet but no private, loopback, link-local or shared range
+    (where nodes, pods, services and cloud metadata live), as the Docker gateway's proxy refuses;
+    and the cluster's DNS, to resolve names."""
+    dns = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+           "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    return [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(BLOCKED)}}]},
+            {"to": [dns], "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]
 
 
 def manifests(cls: ClassRequest, settings: Any) -> list[dict[str, Any]]:
@@ -246,7 +261,7 @@ def seat_info(cls: ClassRequest, seat: SeatRequest, host: str, status: str) -> S
     url, watch, ports = seat_links(cls, seat, host)
     return SeatInfo(workshop=cls.workshop, seat=seat.seat, student=seat.student, url=url, password=seat.password,
                     watch_url=watch, ports=ports, container=object_name(cls.class_id, seat.seat),
-                    expires=seat.expires, status=status, image=cls.image)
+                    expires=seat.expires, status=status, image=cls.image, gateway=f"https://{host}")
 
 
 class _Dumper(yaml.SafeDumper):

@@ -43,6 +43,12 @@ _RETRY = (429, 500, 502, 503, 504)
 _ATTEMPTS = 4
 
 
+def _decoded(secret: dict[str, Any]) -> dict[str, str]:
+    import base64
+
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
 def dry_run_yaml(cls: ClassRequest, settings: Any) -> str:
     """What `lab up --backend kubernetes --dry-run -o yaml` prints: no cluster needed."""
     return dump_yaml(manifests(cls, settings))
@@ -78,8 +84,9 @@ def _api_client(context: str) -> Any:
 class KubernetesBackend:
     name = "kubernetes"
 
-    def __init__(self, settings: Any, api_client: Any = None) -> None:
+    def __init__(self, settings: Any, api_client: Any = None, *, workdir: Path | None = None) -> None:
         self.settings = settings
+        self.workdir = workdir
         self.namespace: str = settings.namespace
         self.api = api_client if api_client is not None else _api_client(getattr(settings, "context", ""))
         self.requests = 0  # for bench/lab_k8s.py: every HTTP request made
@@ -165,9 +172,41 @@ class KubernetesBackend:
         if not cls.seats:
             for kind in CLASS_KINDS:
                 self.delete_all(kind, selector)
+            self._drop_page(cls.class_id)
             return []
         ready = self._ready(selector)
-        return [seat_info(cls, s, host, "running" if s.seat in ready else "starting") for s in cls.seats]
+        infos = [seat_info(cls, s, host, "running" if s.seat in ready else "starting") for s in cls.seats]
+        self._write_page(cls, infos)
+        return infos
+
+    # -------------------------------------------------------------------------- the class page
+    # No docpipe server runs in the cluster to serve it, so the class page is a file beside the
+    # seats CSV (a file:// page is an origin of its own, like no seat's): what the Docker gateway
+    # serves at c-<id>.<host>, gone with the class.
+    def _page(self, class_id: str) -> Path | None:
+        return self.workdir / "lab" / f"{class_id}-class.html" if self.workdir is not None else None
+
+    def _write_page(self, cls: ClassRequest, infos: list[SeatInfo]) -> None:
+        from pipeline.lab.classroom.classpage import class_html
+        from pipeline.store import atomic_write
+
+        page = self._page(cls.class_id)
+        if page is not None:
+            frames = [urllib.parse.urlsplit(i.watch_url)._replace(path="", query="", fragment="").geturl() for i in infos]
+            html = class_html(cls.workshop, [(i.student or i.seat, i.watch_url) for i in infos], frames)
+            atomic_write(page, html.encode(), mode=0o600)  # it holds every view-only password
+
+    def _drop_page(self, class_id: str) -> None:
+        page = self._page(class_id)
+        if page is not None:
+            page.unlink(missing_ok=True)
+
+    def class_url(self, cls: ClassRequest) -> str:
+        page = self._page(cls.class_id)
+        return page.resolve().as_uri() if page is not None and page.exists() else ""
+
+    def class_token(self, class_id: str) -> str:
+        return ""  # the page is a file: no token names it
 
     def _ready(self, selector: str) -> set[str]:
         """Seats (by label) with a pod whose Ready condition is True."""
@@ -177,6 +216,20 @@ class KubernetesBackend:
             if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
                 ready.add(pod["metadata"]["labels"].get(SEAT_LABEL, ""))
         return ready
+
+    def seat_requests(self, class_id: str) -> list[SeatRequest]:
+        """The class's seats from their Secrets (tokens, passwords) and annotations (expiry, student):
+        a Kubernetes link has no token to read back, only a hash of it."""
+        out = []
+        for secret in self.list_objects("Secret", f"{MANAGED},{CLASS_LABEL}={class_id}"):
+            meta = secret["metadata"]
+            data = _decoded(secret)
+            ann = meta.get("annotations") or {}
+            out.append(SeatRequest(seat=(meta.get("labels") or {}).get(SEAT_LABEL, ""),
+                                   student=ann.get(STUDENT_ANNOTATION, ""), email="", token=data.get("token", ""),
+                                   watch_token=data.get("watch-token", ""), password=data.get("password", ""),
+                                   view_password=data.get("view-password", ""), expires=ann.get(EXPIRES_LABEL, "")))
+        return sorted(out, key=lambda s: s.seat)
 
     def status(self, workshop: str | None = None) -> list[SeatInfo]:
         selector = MANAGED + (f",{WORKSHOP_LABEL}={workshop}" if workshop else "")
@@ -196,13 +249,11 @@ class KubernetesBackend:
 
     def _seat_of(self, dep: dict[str, Any], secret: dict[str, Any] | None,
                  ready: set[tuple[str | None, str | None]], now: datetime) -> SeatInfo | None:
-        import base64
-
         meta = dep["metadata"]
         lbls, ann = meta.get("labels") or {}, meta.get("annotations") or {}
         if secret is None:
             return None  # half-deleted seat: `up` or `down` finishes it
-        data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+        data = _decoded(secret)
         container = dep["spec"]["template"]["spec"]["containers"][0]
         ports = [p["containerPort"] for p in container.get("ports") or []]
         cls = ClassRequest(workshop=lbls.get(WORKSHOP_LABEL, ""), class_id=lbls.get(CLASS_LABEL, ""),
@@ -222,10 +273,12 @@ class KubernetesBackend:
 
     def down(self, workshop: str) -> int:
         selector = f"{MANAGED},{WORKSHOP_LABEL}={workshop}"
-        count = len(self.list_objects("Deployment", selector))
+        deployments = self.list_objects("Deployment", selector)
         for kind in SEAT_KINDS + CLASS_KINDS:
             self.delete_all(kind, selector)
-        return count
+        for class_id in {d["metadata"]["labels"].get(CLASS_LABEL, "") for d in deployments} | {workshop}:
+            self._drop_page(class_id)
+        return len(deployments)
 
     def reap(self, now: str) -> int:
         moment = _parse_time(now)
@@ -249,6 +302,7 @@ class KubernetesBackend:
             else:
                 for kind in CLASS_KINDS:
                     self.delete_all(kind, f"{MANAGED},{CLASS_LABEL}={class_id}")
+                self._drop_page(class_id)
         return sum(len(s) for s in expired.values())
 
     @staticmethod

@@ -1,0 +1,32 @@
+"""The instructor's class page: every seat's view-only desktop in a grid (pure, no I/O).
+
+The page holds every view-only password (in its frames' fragments), so it is served on an origin of
+its own, never cached, frames only the seats' own origins and runs no script at all.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+
+def policy(frame_origins: Sequence[str]) -> str:
+    """The page's Content-Security-Policy: inline style, frames of the seats' origins, nothing else."""
+    frames = " ".join(dict.fromkeys(frame_origins)) or "'none'"
+    return (f"default-src 'none'; style-src 'unsafe-inline'; frame-src {frames}; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def class_html(workshop: str, tiles: Sequence[tuple[str, str]], frame_origins: Sequence[str]) -> str:
+    """`tiles`: (student or seat name, view-only desktop URL); names are escaped, never markup."""
+    figures = "\n".join(
+        f'<figure><iframe src="{html.escape(url)}" title="{html.escape(label)}" referrerpolicy="no-referrer">'
+        f"</iframe><figcaption>{html.escape(label)}</figcaption></figure>" for label, url in tiles)
+    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+            "<meta name=\"referrer\" content=\"no-referrer\">"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{html.escape(policy(frame_origins))}\">"
+            f"<title>{html.escape(workshop)}: class view</title>"
+            "<style>body{margin:0;font-family:sans-serif;display:grid;"
+            "grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:8px;padding:8px}"
+            "figure{margin:0}iframe{width:100%;height:280px;border:1px solid #999}</style></head>\n"
+            f"<body>\n{figures}\n</body></html>\n")

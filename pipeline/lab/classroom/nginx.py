@@ -1,0 +1,194 @@
+"""The gateway's nginx configuration, as text (pure, no I/O): one file of server blocks per seat,
+one per class page, and the permanent server.conf.
+
+Every origin (links.py) is a `server`: by name (`server_name s-<id>.<host>`) when the public URL
+names a host, by port (`listen 8443+k`) when it is an IP address. Inside it only the link's own
+path (links.seat_path, with the link's key) reaches the seat; anything else is 404. What a seat answers passes through a
+filter: no Service-Worker-Allowed (a worker never widens its scope past the path it came from),
+cookies held to the seat's own host and path, no caching, no Referer either way, framing only by
+the same origin (the class page's origin too, for view-only desktops), HSTS. Every value that ends
+up in nginx's language is checked first: tokens, addresses, host names.
+
+File names start with the expiry as YYYYmmddHHMMSS: the gateway's own loop (gateway.sh) removes a
+seat's or a class page's files once that time passes, with no docpipe command.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pipeline.errors import DocpipeError
+from pipeline.lab.classroom import classpage, links
+
+INTERNAL_PORT = 8443  # the listen port inside the gateway; a seat at offset k listens on INTERNAL_PORT + k
+CONF_DIR = "/etc/docpipe"
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{22,}")
+_ADDRESS = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}")
+_HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|[0-9a-f:.]+")
+_HIDDEN = ("Service-Worker-Allowed", "Cache-Control", "Expires", "Pragma", "ETag", "Last-Modified",
+           "Strict-Transport-Security", "Referrer-Policy", "X-Frame-Options")
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+# Mozilla's "intermediate" TLS profile (ssl-config.mozilla.org, guidelines 5.7): TLS 1.2 with
+# forward-secret AEAD suites only (no SHA-1, no CBC), TLS 1.3, the RFC 7919 ffdhe2048 group.
+TLS = """ssl_protocols TLSv1.2 TLSv1.3;
+ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:\
+ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:\
+DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305;
+ssl_prefer_server_ciphers off;
+ssl_dhparam /etc/nginx/ffdhe2048.pem;
+ssl_session_timeout 1d;
+ssl_session_cache shared:docpipe:10m;
+ssl_session_tickets off;
+"""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One seat as the gateway sees it."""
+    seat: str  # <workshop>-<seat>: names its file
+    token: str
+    watch_token: str
+    address: str  # the seat's IP on its own network
+    desktop_port: int
+    ports: tuple[int, ...]
+    expires: str  # RFC 3339 UTC
+    class_token: str  # its class page may frame its view-only desktop
+    offset: int = 0  # its first port after the listen port, when origins are ports
+
+
+@dataclass(frozen=True)
+class ClassPage:
+    class_token: str
+    workshop: str
+    tiles: tuple[tuple[str, str], ...]  # (student or seat, view-only desktop URL)
+    frames: tuple[str, ...]  # the seats' view-only origins
+    expires: str  # the class's last seat's expiry: the page goes with it
+
+
+def stamp(expires: str) -> str:
+    """RFC 3339 UTC -> YYYYmmddHHMMSS, which the gateway's loop compares as a number."""
+    if not _STAMP.fullmatch(expires):
+        raise DocpipeError(f"seat expiry {expires[:40]!r} is not RFC 3339 UTC")
+    return "".join(ch for ch in expires if ch.isdigit())
+
+
+def _check(route: Route | ClassPage, *tokens: str) -> None:
+    for value in tokens:
+        if not _TOKEN.fullmatch(value):
+            raise DocpipeError(f"{getattr(route, 'seat', None) or getattr(route, 'workshop', '')} has a malformed token")
+
+
+def _listen(pub: links.Public, tls: bool, port: int = 0, default: bool = False) -> str:
+    """`listen` for a public port (the listen port when 0): the same offset from INTERNAL_PORT."""
+    inside = INTERNAL_PORT + (port - pub.port if port else 0)
+    return f"    listen {inside}{' ssl' if tls else ''}{' default_server' if default else ''};\n"
+
+
+def headers(tls: bool, frame_ancestors: str = "'self'", policy: str = "", indent: str = "    ") -> str:
+    """Every gateway answer's headers (add_header is not inherited by a block that has its own)."""
+    csp = policy or f"frame-ancestors {frame_ancestors}"
+    lines = ['add_header Referrer-Policy "no-referrer" always;', 'add_header Cache-Control "no-store" always;',
+             'add_header X-Content-Type-Options "nosniff" always;',
+             f'add_header Content-Security-Policy "{csp}" always;']
+    if tls:
+        lines.append('add_header Strict-Transport-Security "max-age=31536000" always;')
+    return "".join(f"{indent}{line}\n" for line in lines)
+
+
+def _proxy(key: str, target: str, origin: str, tls: bool, frame_ancestors: str = "'self'",
+           listing: bool = True) -> str:
+    """The location of a link's path (links.seat_path) -> target, with what the seat answers filtered
+    (module docstring)."""
+    path = links.seat_path(key)
+    authority = urlsplit(origin).netloc
+    host = urlsplit(origin).hostname or ""
+    out = (f"    location {path} {{\n"
+           f"        proxy_pass http://{target}/;\n"
+           "        proxy_set_header Upgrade $http_upgrade;\n"
+           "        proxy_set_header Connection $connection_upgrade;\n"
+           f'        proxy_set_header Host "{authority}";\n'
+           '        proxy_set_header Referer "";\n'
+           + "".join(f"        proxy_hide_header {h};\n" for h in _HIDDEN)
+           + "        proxy_redirect default;\n"
+           f"        proxy_redirect / {path};\n"  # the seat's own redirects stay on its path
+           f"        proxy_cookie_domain ~.+ {host};\n"
+           f"        proxy_cookie_path / {path};\n"
+           + headers(tls, frame_ancestors, indent=" " * 8) + "    }\n")
+    if not listing:  # websockify lists folders (/app/, /core/...): nothing but files
+        out += f"    location ~ ^{path}.+/$ {{\n        return 404;\n" + headers(tls, indent=" " * 8) + "    }\n"
+    return out
+
+
+def _server(origin: str, pub: links.Public, tls: bool, body: str, default: bool = False) -> str:
+    """One origin: a server by name, or by port when origins are ports."""
+    parts = urlsplit(origin)
+    if not _HOST.fullmatch(parts.hostname or ""):
+        raise DocpipeError(f"lab host {(parts.hostname or '')[:80]!r} is not a DNS name or an IP address")
+    port = parts.port or pub.port
+    listen = _listen(pub, tls, port if pub.by_port else 0, default)
+    name = "" if pub.by_port or default else f"    server_name {parts.hostname};\n"
+    return ("server {\n" + listen + name + body + "    location / {\n        return 404;\n"
+            + headers(tls, indent=" " * 8) + "    }\n}\n")
+
+
+def server_conf(pub: links.Public, tls: bool) -> str:
+    """TLS, and the default server: what answers an unknown name or port (and, when origins are
+    ports, the class pages on the listen port)."""
+    out = "ssl_certificate /etc/docpipe/tls.crt;\nssl_certificate_key /etc/docpipe/tls.key;\n" + TLS if tls else ""
+    classes = f"    include {CONF_DIR}/classes/*.conf;\n" if pub.by_port else ""
+    return out + _server(pub.origin(), pub, tls, classes, default=True)
+
+
+def seat_conf(route: Route, pub: links.Public, tls: bool) -> str:
+    _check(route, route.token, route.watch_token)
+    if not _ADDRESS.fullmatch(route.address):
+        raise DocpipeError(f"seat {route.seat} has no address on its network")
+    if pub.by_port and route.offset < 1:
+        raise DocpipeError(f"seat {route.seat} has no port on the gateway")
+    origins = links.gateway_origins(pub.origin(), route.token, route.watch_token, route.ports, route.offset)
+    framers = f"'self' {links.class_origin(pub.origin(), route.class_token)}"
+    desktop = f"{route.address}:{int(route.desktop_port)}"
+    seat = _proxy(route.token, desktop, origins.desktop, tls, listing=False)
+    watch = _proxy(route.watch_token, desktop, origins.watch, tls, framers, listing=False)
+    out = [f"# seat {route.seat}, expires {route.expires}\n"]
+    if origins.watch == origins.desktop:  # one port for both: two paths on one server
+        out.append(_server(origins.desktop, pub, tls, seat + watch))
+    else:
+        out += [_server(origins.desktop, pub, tls, seat), _server(origins.watch, pub, tls, watch)]
+    for port, origin in origins.ports.items():
+        target = f"{route.address}:{int(port)}"
+        out.append(_server(origin, pub, tls, _proxy(links.port_key(route.token, port), target, origin, tls)))
+    return "".join(out)
+
+
+def page_file(page: ClassPage) -> str:
+    return f"{stamp(page.expires)}-{links.host_id(page.class_token)}.html"
+
+
+def class_conf(page: ClassPage, pub: links.Public, tls: bool) -> str:
+    """The class page's route: its own server by name, or a location on the listen port."""
+    _check(page, page.class_token)
+    location = (f"    location = {links.class_path(page.class_token)} {{\n"
+                f"        root {CONF_DIR}/pages;\n        try_files /{page_file(page)} =404;\n"
+                "        default_type text/html;\n        charset utf-8;\n"
+                # ssi drops Last-Modified; with etag off and no-store nothing can be revalidated.
+                "        ssi on;\n        etag off;\n        if_modified_since off;\n"
+                + headers(tls, policy=classpage.policy(page.frames), indent=" " * 8) + "    }\n")
+    if pub.by_port:
+        return location
+    return _server(links.class_origin(pub.origin(), page.class_token), pub, tls, location)
+
+
+def files(routes: Sequence[Route], pages: Sequence[ClassPage], pub: links.Public, tls: bool) -> dict[str, bytes]:
+    """Every file of the gateway's configuration directory but the certificate."""
+    out: dict[str, bytes] = {"server.conf": server_conf(pub, tls).encode()}
+    for r in routes:
+        out[f"servers/{stamp(r.expires)}-{r.seat}.conf"] = seat_conf(r, pub, tls).encode()
+    for p in pages:
+        where = "classes" if pub.by_port else "servers"
+        out[f"{where}/{stamp(p.expires)}-class-{links.host_id(p.class_token)}.conf"] = class_conf(p, pub, tls).encode()
+        out[f"pages/{page_file(p)}"] = classpage.class_html(p.workshop, p.tiles, p.frames).encode()
+    return out

@@ -46,8 +46,10 @@ class DemoResult:
             f"  MkDocs project:                      {wd / 'site'}  (cd {wd / 'site'} && mkdocs serve)",
             f"  built site:                          python3 -m http.server -d {wd / 'public'} 8000",
             "  lab desktops:                        "
-            + ("built; start seats with `docpipe lab up ws-go-promisegrid --seats 2 --workdir "
-               f"{wd}`" if self.engine else f"planned only ({self.why_planned}); "
+            # lab.localhost: browsers resolve every *.localhost to this machine, so each seat's
+            # own host name (s-<id>.lab.localhost) works with no DNS record.
+            + ("built; start seats with `docpipe lab up ws-go-promisegrid --seats 2 --listen 127.0.0.1:8443 "
+               f"--public-url https://lab.localhost:8443 --workdir {wd}`" if self.engine else f"planned only ({self.why_planned}); "
                f"see `docpipe provision --dry-run --workdir {wd}`"),
         ]
         lines += [f"note: {n}" for n in self.notes]

@@ -6,14 +6,18 @@ gateway (HTTPS, verified with the local CA); idle memory per seat from `docker s
 seats settled; baseline (same run): one seat's time to answer. Goals: N=20 in <= 30 s, <= 150 MB
 idle per seat. Then every seat is logged into through the gateway (RFB, the student's
 password), which starts its browser, and memory is measured again: the cost of a seat in use.
-The class, its gateway and the workshop images are removed at the end.
+Then the class grows to --class-of seats (30) and, from inside seat-1 as its student, every other
+seat is tried by address and by name on the ports a seat listens on (noVNC 6080, VNC 5900, the
+workshop's 8080): none may answer, while the gateway on the seat's network does (the control).
+The class, its gateway, its networks and the workshop images are removed at the end.
 
-    python bench/lab_class.py [--seats 20] [--settle 20]
+    python bench/lab_class.py [--seats 20] [--settle 20] [--class-of 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import socket
@@ -22,14 +26,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pipeline.lab.classroom.gateway import lab_id
 from pipeline.lab.image import engine, provision
 from pipeline.lab.settings import from_values
 from tests.support.docker_env import SAMPLE_WORKSHOP, VncSession, make_archive
+from tests.support.lab import fetch
+from tests.support.seat_scripts import PROBE
 
 
 def _port() -> int:
@@ -52,16 +58,34 @@ def _up(workdir: Path, env: dict[str, str], seats: int, ca: Path) -> tuple[float
                           str(seats), "--json"], capture_output=True, text=True, env=env, check=True, timeout=900)
     ctx = ssl.create_default_context(cafile=str(ca))
     seats = json.loads(out.stdout)["seats"]
-    for seat in seats:  # lab up waits itself; check each again from outside
-        with urllib.request.urlopen(seat["url"].split("#")[0], timeout=10, context=ctx) as r:
-            assert r.status == 200
+    for seat in seats:  # lab up waits itself; check each again from outside (as a browser would)
+        assert fetch(seat["url"].split("#")[0], ctx).status == 200
     return time.monotonic() - start, seats
+
+
+def _isolation(client: object, seats: list[dict[str, str]]) -> tuple[int, int, list[str]]:
+    """From inside seat-1: (other seats, names of theirs that resolved, what answered on noVNC's
+    port 6080, which the gateway reaches on every seat)."""
+    first = client.containers.get(seats[0]["container"])  # type: ignore[attr-defined]
+    others = [client.containers.get(s["container"]) for s in seats[1:]]  # type: ignore[attr-defined]
+    addresses = [c.attrs["NetworkSettings"]["Networks"][c.name]["IPAddress"] for c in others]
+    names = [s["seat"] for s in seats[1:]] + [c.name for c in others]
+    network = client.networks.get(first.name)  # type: ignore[attr-defined]
+    gateway = str(ipaddress.ip_network(network.attrs["IPAM"]["Config"][0]["Subnet"])[2])
+    code, out = first.exec_run(["python3", "-c", PROBE, ",".join([*addresses, *names, gateway]), "2", "6080,8443"],
+                               user="student")
+    assert code == 0, out
+    result = json.loads(out)
+    assert f"{gateway}:8443" in result["open"], result  # the control: the gateway does answer
+    resolved = len(names) - sum(1 for k in result["failed"] if k.startswith("unresolved "))
+    return len(others), resolved, [a for a in result["open"] if not a.startswith(gateway)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seats", type=int, default=20)
     ap.add_argument("--settle", type=float, default=20.0)
+    ap.add_argument("--class-of", type=int, default=30)
     args = ap.parse_args()
     client = engine.client()
     prefix = f"docpipe-bench-{os.urandom(3).hex()}"
@@ -71,8 +95,8 @@ def main() -> None:
         provision.provision(workdir, from_values({"prefix": prefix}))
         port = _port()
         env = {**os.environ, "DOCPIPE_WORKDIR": str(workdir), "DOCPIPE_LAB_PREFIX": prefix,
-               "DOCPIPE_LAB_LISTEN": f"127.0.0.1:{port}", "DOCPIPE_LAB_PUBLIC_URL": f"https://localhost:{port}",
-               "DOCPIPE_LAB_MAX_SEATS": str(max(args.seats, 30))}
+               "DOCPIPE_LAB_LISTEN": f"127.0.0.1:{port}", "DOCPIPE_LAB_PUBLIC_URL": f"https://lab.localhost:{port}",
+               "DOCPIPE_LAB_MAX_SEATS": str(max(args.seats, args.class_of))}
         ca = workdir / "lab" / "ca" / "ca.crt"
         down = [sys.executable, "-m", "pipeline.cli", "lab", "down", "ws-go-promisegrid"]
         try:
@@ -92,6 +116,11 @@ def main() -> None:
             finally:
                 for session in sessions:
                     session.close()
+            grown, everyone = _up(workdir, env, args.class_of, ca)
+            gateway = client.containers.get(f"docpipe-lab-{lab_id(workdir)}")
+            gw_mem = gateway.stats(stream=False)["memory_stats"]
+            gw_mb = (gw_mem.get("usage", 0) - gw_mem.get("stats", {}).get("inactive_file", 0)) / 1024**2
+            others, resolved, answered = _isolation(client, everyone)
         finally:
             subprocess.run(down, env=env, capture_output=True, check=False)
             for image in client.images.list():
@@ -104,6 +133,11 @@ def main() -> None:
           f"max {max(mems):.0f} MB (goal <= 150 MB)")
     print(f"memory per seat in use (student logged in, browser open) after {args.settle:g} s: "
           f"mean {sum(used) / len(used):.0f} MB, max {max(used):.0f} MB")
+    print(f"class grown to {args.class_of} seats (each on a network of its own): {grown:.1f} s for "
+          f"{args.class_of - args.seats} more; gateway {gw_mb:.0f} MB")
+    print(f"isolation in a class of {args.class_of}: from inside seat-1, {len(answered)} of the {others} other seats "
+          f"answered on noVNC's port by address, {resolved} of their {2 * others} names resolved "
+          "(the gateway, the control, answered)")
 
 
 if __name__ == "__main__":

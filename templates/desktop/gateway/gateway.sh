@@ -32,9 +32,9 @@ reload() {
 # Old workers still serving websockets after a reload: "nginx: worker process is shutting down".
 end_old_workers() {
     for cmd in /proc/[0-9]*/cmdline; do
-        if tr '\0' ' ' < "$cmd" 2>/dev/null | grep -q 'worker process is shutting down'; then
-            pid=${cmd#/proc/}; kill -TERM "${pid%/cmdline}" 2>/dev/null || true
-        fi
+        case "$(tr '\0' ' ' < "$cmd" 2>/dev/null)" in
+            *"worker process is shutting down"*) pid=${cmd#/proc/}; kill -TERM "${pid%/cmdline}" 2>/dev/null || true ;;
+        esac
     done
 }
 

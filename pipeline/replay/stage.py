@@ -6,7 +6,7 @@ and a killed replay leaves `main` where it was (the next run recomputes the same
 Read it with `git --git-dir WORKDIR/archive …`, pygit2, or clone it.
 
 Incremental and idempotent without a side file: every commit's trailers name the event it
-records (see `pipeline.timeline`), so the replayed set is read back from history. Events that
+records (see `pipeline.replay.events`), so the replayed set is read back from history. Events that
 are not there yet are appended after the tip in event order; nothing new means no commit.
 
 Conversion is the costly part: each distinct (HTML blob, converter args) is converted once,
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,16 +30,11 @@ from pipeline.archive import BRANCH, MANIFEST, Key, Manifest, key_from_trailers
 from pipeline.comments import render_comments
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.replay import paths
-from pipeline.replay.authors import Authors, identity, known_emails, load_authors
-from pipeline.replay.conversion import SLUG_PLACEHOLDER, Converted, Job, convert_all, name_header
-from pipeline.replay.events import (
-    COMMENT_KINDS,
-    Event,
-    all_events,
-    initial_title,
-    trailers_of,
-)
+from pipeline.replay.authors import Authors, KnownEmails, identity, load_authors
+from pipeline.replay.conversion import SLUG_PLACEHOLDER, Converted, Job, convert_all, converter_version, name_header
+from pipeline.replay.events import COMMENT_KINDS, Event, doc_events, initial_title, trailers_of
 from pipeline.replay.objects import ObjectBuffer, Tree
+from pipeline.replay.spool import Spool
 from pipeline.store import Snapshot, Store
 
 BLOB, TREE = pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.TREE
@@ -58,6 +53,7 @@ class DocState:
     stem: str | None = None
     name_header: str | None = None
     has_comments: bool = False
+    commented: bool = False              # has a comments file: a comment event is in the archive
     # The Markdown blob last written for (job, slug): a comment event rewrites the doc unchanged, and
     # (job, slug) decides the Markdown, so its blob is reused without reading the cache again.
     md_blob: tuple[Job, str, pygit2.Oid] | None = None
@@ -68,6 +64,11 @@ class DocState:
     # The comments file last written for (title, comment_events), which decide it: a revision
     # event keeps it without reading the doc's threads again.
     comments_blob: tuple[str, int, pygit2.Oid] | None = None
+
+    @staticmethod
+    def slim(rev: dict[str, Any] | None) -> dict[str, Any] | None:
+        """What the tree needs of a revision (its HTML and images), not its author and times."""
+        return None if rev is None else {"id": rev.get("id"), "html": rev.get("html"), "images": rev.get("images")}
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> DocState:
@@ -118,55 +119,61 @@ def open_archive(path: Path) -> pygit2.Repository:
     return pygit2.init_repository(str(path), bare=True, initial_head="main")
 
 
-def scan_history(repo: pygit2.Repository, tip: pygit2.Oid | None) -> tuple[set[Key], dict[str, str]]:
-    """Events already in the archive, and each doc's newest replayed revision id."""
-    applied: set[Key] = set()
+def scan_history(repo: pygit2.Repository, tip: pygit2.Oid | None, spool: Spool) -> dict[str, str]:
+    """Puts the events already in the archive into `spool`; returns each doc's newest replayed
+    revision id."""
     latest: dict[str, str] = {}
     if tip is None:
-        return applied, latest
-    for commit in repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL):
-        key = key_from_trailers(commit.message_trailers)
-        if key is None:
-            continue
-        applied.add(key)
-        if key[0] == "revision":
-            latest.setdefault(key[1], key[2])
-    return applied, latest
+        return latest
+
+    def keys() -> Iterable[Key]:
+        for commit in repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL):
+            key = key_from_trailers(commit.message_trailers)
+            if key is None:
+                continue
+            if key[0] == "revision":
+                latest.setdefault(key[1], key[2])
+            yield key
+
+    spool.add_applied(keys())
+    return latest
 
 
-def read_store(store: Snapshot, latest: dict[str, str]
-               ) -> tuple[list[Event], dict[str, DocState], dict[str, dict[str, Any] | None]]:
-    """One pass over the store, a doc at a time: every event in order, what replay keeps of each
-    doc, and the revision record of each doc's newest replayed revision (`latest`)."""
+def read_store(store: Snapshot, latest: dict[str, str], spool: Spool, emails: KnownEmails
+               ) -> tuple[dict[str, DocState], dict[str, dict[str, Any] | None]]:
+    """One pass over the store, a doc at a time: the events not yet in the archive into `spool`,
+    what replay keeps of each doc, and the revision record of each doc's newest replayed revision
+    (`latest`)."""
     docs: dict[str, DocState] = {}
     replayed: dict[str, dict[str, Any] | None] = {}
-
-    def each() -> Iterator[dict[str, Any]]:
-        for doc in store.docs():
-            docs[doc["id"]] = DocState.of(doc)
-            if doc["id"] in latest:
-                rev_id = latest[doc["id"]]
-                replayed[doc["id"]] = next((r for r in doc.get("revisions") or [] if r.get("id") == rev_id), None)
-            yield doc
-
-    return all_events(each()), docs, replayed
+    for doc in store.docs():
+        file_id = doc["id"]
+        state = docs[file_id] = DocState.of(doc)
+        revisions = doc.get("revisions") or []
+        emails.add(revisions)
+        if file_id in latest:
+            rev_id = latest[file_id]
+            replayed[file_id] = DocState.slim(next((r for r in revisions if r.get("id") == rev_id), None))
+        done = spool.applied_of(file_id)
+        state.commented = any(key[0] in COMMENT_KINDS for key in done)
+        spool.add_events(e for e in doc_events(doc) if e.key not in done)
+    return docs, replayed
 
 
 class Replayer:
     """Applies events to the tree and makes one commit per event."""
 
     def __init__(self, repo: pygit2.Repository, store: Snapshot, authors: Authors, tip: pygit2.Oid | None,
-                 applied: set[Key], docs: dict[str, DocState], replayed: dict[str, dict[str, Any] | None]) -> None:
+                 spool: Spool, docs: dict[str, DocState], replayed: dict[str, dict[str, Any] | None],
+                 converted: Converted) -> None:
         self.repo, self.store, self.authors = repo, store, authors
-        self.applied = applied
-        # Docs with at least one comment event in the archive: they have a comments file.
-        self.commented = {key[1] for key in applied if key[0] in COMMENT_KINDS}
+        self.spool = spool
         self.tip = tip
         self.buffer = ObjectBuffer(repo)
         self.tree = Tree(repo, repo[tip].peel(pygit2.Commit).tree_id if tip else None, self.buffer)
         self.table = paths.PathTable()
         self.docs = docs
-        self.converted = Converted()
+        self.converted = converted
         self.image_oids: dict[str, pygit2.Oid] = {}
         self.manifest = self._load_manifest()
         self._manifest_dirty = True  # serializing it is costly: only when an entry changed
@@ -198,11 +205,13 @@ class Replayer:
                 images.append((src, f"{SLUG_PLACEHOLDER}.assets/{paths.image_name(blob, image.get('mimeType'))}"))
         return Job(html, state.title, tuple(sorted(set(images))), state.has_comments, state.file_id)
 
-    def plan(self, events: list[Event]) -> list[Job]:
-        """The conversions the events will need, found by replaying titles and revisions only."""
+    def plan(self, events: Iterable[Event]) -> None:
+        """The conversions the events will need, found by replaying titles and revisions only, into
+        the spool."""
         revs = {fid: (s.rev, s.title) for fid, s in self.docs.items()}
-        jobs = []
+        touched: set[str] = set()
         for event in events:
+            touched.add(event.file_id)
             state = self.docs[event.file_id]
             rev, title = revs[event.file_id]
             if event.kind == "revision":
@@ -211,15 +220,14 @@ class Replayer:
                 title = event.title or ""
             else:
                 continue
-            revs[event.file_id] = (rev, title)
+            revs[event.file_id] = (DocState.slim(rev), title)
             probe = DocState(state.file_id, title, state.folders, rev=rev, has_comments=state.has_comments)
             if (job := self.job_for(probe)) is not None:
-                jobs.append(job)
+                self.spool.add_job(job, self.converted.key(job))
         # A doc's current revision under its current title is needed to rewrite it on a comment event.
-        for file_id in {e.file_id for e in events}:
+        for file_id in sorted(touched):
             if (job := self.job_for(self.docs[file_id])) is not None:
-                jobs.append(job)
-        return jobs
+                self.spool.add_job(job, self.converted.key(job))
 
     # -- applying
 
@@ -242,19 +250,24 @@ class Replayer:
             reason = re.sub(r"[^a-z]", "", event.reason.lower()) or "removed"
             return f"Remove {old_stem}.md ({reason})" if old_stem else f"Remove doc {state.file_id} ({reason})"
         if event.kind == "revision":
-            state.rev = event.revision
+            state.rev = DocState.slim(event.revision)
         elif event.kind == "title":
             state.title = event.title or ""
         else:
-            self.applied.add(event.key)
-            self.commented.add(state.file_id)
+            self.spool.add_applied([event.key])
+            state.commented = True
             state.comment_events += 1
         state.job = self.job_for(state)
-        state.name_header = self.converted.names.get(state.job) if state.job else None
+        md = None  # the job's Markdown, read once when the job changes: it names the doc
+        if state.job is None:
+            state.name_header = None
+        elif state.md_blob is None or state.md_blob[0] != state.job:
+            md = self.converted.markdown(state.job)
+            state.name_header = name_header(md)
         state.stem = self.table.claim(state.file_id, state.folders, self._slug(state))
         if old_stem and old_stem != state.stem:
             self._remove_files(old_stem)
-        self._write_files(state)
+        self._write_files(state, md)
         where = f"{state.stem}.md"
         if event.kind == "revision":
             verb = "Add" if old_stem is None else "Update"
@@ -271,7 +284,7 @@ class Replayer:
         for suffix in (".md", ".comments.md", ".assets"):
             self.tree.remove(stem + suffix)
 
-    def _write_files(self, state: DocState) -> None:
+    def _write_files(self, state: DocState, md: str | None) -> None:
         assert state.stem is not None
         slug = state.stem.rsplit("/", 1)[-1]
         entry: dict[str, Any] = {"path": f"{state.stem}.md", "comments": None, "title": state.title,
@@ -280,8 +293,8 @@ class Replayer:
             if state.md_blob and state.md_blob[:2] == (state.job, slug):
                 oid = state.md_blob[2]
             else:
-                md = self.converted.markdown(state.job).replace(SLUG_PLACEHOLDER, slug)
-                oid = self.blob(md.encode("utf-8"))
+                text = (md if md is not None else self.converted.markdown(state.job)).replace(SLUG_PLACEHOLDER, slug)
+                oid = self.blob(text.encode("utf-8"))
                 state.md_blob = (state.job, slug, oid)
             self.tree.set(f"{state.stem}.md", oid)
             self.tree.remove(f"{state.stem}.assets")
@@ -293,10 +306,10 @@ class Replayer:
                     data = self.store.read_blob(blob, f"doc {state.file_id} image")
                     self.image_oids[blob] = self.blob(data)
                 self.tree.set(f"{state.stem}.assets/{paths.image_name(blob, image.get('mimeType'))}", self.image_oids[blob])
-        if state.file_id in self.commented:
+        if state.commented:
             if not (state.comments_blob and state.comments_blob[:2] == (state.title, state.comment_events)):
                 comments = self.store.doc(state.file_id).get("comments") or []
-                text = render_comments(state.title, comments, self.applied, state.file_id)
+                text = render_comments(state.title, comments, self.spool.applied_of(state.file_id), state.file_id)
                 state.comments_blob = (state.title, state.comment_events, self.blob(text.encode("utf-8")))
             self.tree.set(f"{state.stem}.comments.md", state.comments_blob[2])
             entry["comments"] = f"{state.stem}.comments.md"
@@ -381,22 +394,34 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
     ref = repo.references.get(BRANCH)
     tip = ref.resolve().target if ref is not None else None
     assert tip is None or isinstance(tip, pygit2.Oid)  # a resolved reference names an object
-    applied, latest = scan_history(repo, tip)
-    every, docs, replayed = read_store(store, latest)
-    events = [e for e in every if e.key not in applied]
-    result = ReplayResult(archive, str(tip) if tip else None, 0, 0, len(docs), 0, 0)
-    if not events:
-        return result
-    # The operator's authors file wins over what the revisions tell.
-    emails = known_emails(e.revision for e in every if e.revision is not None)
-    del every
-    replayer = Replayer(repo, store, {**emails, **authors}, tip, applied, docs, replayed)
-    jobs = set(replayer.plan(events))
-    bar.total(len(jobs) + len(events))
-    planned = time.perf_counter()
-    converted = convert_all(jobs, store, workdir / "cache", workers, on_done=bar.advance)
-    writing = time.perf_counter()
-    replayer.converted = converted
+    spool = Spool()
+    try:
+        latest = scan_history(repo, tip, spool)
+        emails = KnownEmails()
+        docs, replayed = read_store(store, latest, spool, emails)
+        result = ReplayResult(archive, str(tip) if tip else None, 0, 0, len(docs), 0, 0)
+        if not spool.events:
+            return result
+        converted = Converted(workdir / "cache" / "markdown", converter_version())
+        # The operator's authors file wins over what the revisions tell.
+        replayer = Replayer(repo, store, {**emails.authors(), **authors}, tip, spool, docs, replayed, converted)
+        replayer.plan(spool.sorted_events())
+        bar.total(spool.job_count() + spool.events)
+        planned = time.perf_counter()
+        convert_all(spool.jobs, store, converted, workers, on_done=bar.advance)
+        writing = time.perf_counter()
+        head = _write(repo, replayer, spool.sorted_events(), tip, bar)
+    finally:
+        spool.close()
+    result.head, result.commits, result.events = str(head), spool.events, spool.events
+    result.converted, result.cached = converted.converted, converted.cached
+    result.timings = {"read": planned - started, "convert": writing - planned, "write": time.perf_counter() - writing}
+    return result
+
+
+def _write(repo: pygit2.Repository, replayer: Replayer, events: Iterable[Event], tip: pygit2.Oid | None,
+           bar: Any) -> pygit2.Oid:
+    """One commit per event on top of `tip`, packed, then `main` moved to the last one."""
     head = tip
     # Trees and commits only name objects this replay just made or read: skip libgit2's
     # per-entry existence check (a lookup per tree entry).
@@ -418,7 +443,4 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
         raise DocpipeError("the archive's main moved during this replay (another replay running?); run it again")
     assert head is not None  # there were events, so there are commits
     repo.references.create(BRANCH, head, force=True)
-    result.head, result.commits, result.events = str(head), len(events), len(events)
-    result.converted, result.cached = converted.converted, converted.cached
-    result.timings = {"read": planned - started, "convert": writing - planned, "write": time.perf_counter() - writing}
-    return result
+    return head

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from pipeline.replay import replay
-from pipeline.replay.objects import ObjectBuffer
 from pipeline.store import Snapshot
 from tests.support.replay import BASE, DocSpec, StoreWriter, html_page, rfc3339, user
 
@@ -123,9 +122,8 @@ def write_eventful_folder(workdir: Path, docs: int, revisions: int = 20, threads
 
 def test_replay_memory_per_doc_is_what_it_keeps_of_the_doc_not_its_events(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    # Objects are packed every 2,000 and two whole docs are kept, so both replays hold a batch and
-    # docs of the same size: what differs is what they hold per doc and per event.
-    monkeypatch.setattr(ObjectBuffer, "BATCH_OBJECTS", 2_000)
+    # Two whole docs are kept, so both replays hold as many: what differs is what they hold per
+    # doc and per event.
     monkeypatch.setattr(Snapshot, "KEEP", 2)
     small, large = tmp_path / "small", tmp_path / "large"
     events_small, events_large = write_eventful_folder(small, 25), write_eventful_folder(large, 100)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pipeline.archive import Key
 from pipeline.replay.conversion import Job
 from pipeline.replay.events import KIND_RANK, Event
+from pipeline.replay.packwriter import Stored
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -58,7 +59,8 @@ def _job_of(payload: str) -> Job:
 
 class Spool:
     """The events already replayed (`applied`), the events to replay (`events`, sorted on the way
-    out) and the distinct conversions they need (`jobs`, by cache key)."""
+    out), the distinct conversions they need (`jobs`, by cache key), and for the pack being
+    written its index (`objects`) and the last version written of each path (`bases`)."""
 
     def __init__(self) -> None:
         self.db = sqlite3.connect("", isolation_level=None)
@@ -70,6 +72,8 @@ class Spool:
                                   PRIMARY KEY (file_id, kind, first, reply, stamp)) WITHOUT ROWID;
             CREATE TABLE events (t INTEGER, file_id TEXT, rank INTEGER, id BLOB, seq INTEGER, payload TEXT);
             CREATE TABLE jobs (key TEXT PRIMARY KEY, payload TEXT) WITHOUT ROWID;
+            CREATE TABLE objects (oid BLOB PRIMARY KEY, offset INTEGER, crc INTEGER, depth INTEGER) WITHOUT ROWID;
+            CREATE TABLE bases (key TEXT PRIMARY KEY, offset INTEGER, depth INTEGER, data BLOB);
         """)
         self.db.execute("BEGIN")
         self._seq = 0
@@ -120,3 +124,24 @@ class Spool:
         for key, payload in self.db.execute("SELECT key, payload FROM jobs ORDER BY key"):
             yield key, _job_of(payload)
 
+
+    # -- the pack being written (pipeline.replay.packwriter)
+
+    def pack_entry(self, oid: bytes) -> Stored | None:
+        row = self.db.execute("SELECT offset, depth FROM objects WHERE oid = ?", (oid,)).fetchone()
+        return Stored(row[0], row[1]) if row else None
+
+    def add_pack_entry(self, oid: bytes, offset: int, crc: int, depth: int) -> None:
+        self.db.execute("INSERT INTO objects VALUES (?, ?, ?, ?)", (oid, offset, crc, depth))
+
+    def pack_entries(self) -> Iterator[tuple[bytes, int, int]]:
+        """(id, CRC, offset) of every object in the pack, by id."""
+        yield from self.db.execute("SELECT oid, crc, offset FROM objects ORDER BY oid")
+
+    def base(self, key: str) -> tuple[Stored, bytes] | None:
+        """The last version written of a path (where it is, its bytes), the next one's delta base."""
+        row = self.db.execute("SELECT offset, depth, data FROM bases WHERE key = ?", (key,)).fetchone()
+        return (Stored(row[0], row[1]), row[2]) if row else None
+
+    def set_base(self, key: str, stored: Stored, data: bytes) -> None:
+        self.db.execute("INSERT OR REPLACE INTO bases VALUES (?, ?, ?, ?)", (key, stored.offset, stored.depth, data))

@@ -1,8 +1,9 @@
-"""Stage 2: the store as git history (Contract 1 -> Contract 2), written with pygit2 objects only.
+"""Stage 2: the store as git history (Contract 1 -> Contract 2).
 
-`WORKDIR/archive` is a *bare* repository: blobs, trees and commits are made in the object
-database and `refs/heads/main` is moved once at the end, so there is no working tree to churn
-and a killed replay leaves `main` where it was (the next run recomputes the same objects).
+`WORKDIR/archive` is a *bare* repository: blobs, trees and commits are written into one pack
+(pipeline.replay.objects) and `refs/heads/main` is moved once at the end, so there is no working
+tree to churn and a killed replay leaves `main` where it was (the next run recomputes the same
+objects).
 Read it with `git --git-dir WORKDIR/archive …`, pygit2, or clone it.
 
 Incremental and idempotent without a side file: every commit's trailers name the event it
@@ -26,14 +27,26 @@ from typing import Any
 
 import pygit2
 
-from pipeline.archive import BRANCH, MANIFEST, Key, Manifest, key_from_trailers
+from pipeline.archive import (
+    BRANCH,
+    LEGACY_MANIFEST,
+    MANIFEST,
+    MANIFEST_DOCS,
+    Key,
+    Manifest,
+    canonical,
+    doc_entry_path,
+    folder_bytes,
+    key_from_trailers,
+    read_manifest,
+)
 from pipeline.comments import render_comments
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.replay import paths
 from pipeline.replay.authors import Authors, KnownEmails, identity, load_authors
 from pipeline.replay.conversion import SLUG_PLACEHOLDER, Converted, Job, convert_all, converter_version, name_header
 from pipeline.replay.events import COMMENT_KINDS, Event, doc_events, initial_title, trailers_of
-from pipeline.replay.objects import ObjectBuffer, Tree
+from pipeline.replay.objects import Objects, Tree
 from pipeline.replay.spool import Spool
 from pipeline.store import Snapshot, Store
 
@@ -56,14 +69,15 @@ class DocState:
     commented: bool = False              # has a comments file: a comment event is in the archive
     # The Markdown blob last written for (job, slug): a comment event rewrites the doc unchanged, and
     # (job, slug) decides the Markdown, so its blob is reused without reading the cache again.
-    md_blob: tuple[Job, str, pygit2.Oid] | None = None
+    md_blob: tuple[Job, str, bytes] | None = None
     web_link: str = ""
+    entry: dict[str, Any] | None = None  # its manifest entry as the tree holds it
     first_rev: Any = None                # the first revision the store lists
     partial_created: str | None = None   # the doc's createdTime ("" unknown) when its history is partial
     comment_events: int = 0              # comment events applied in this replay
     # The comments file last written for (title, comment_events), which decide it: a revision
     # event keeps it without reading the doc's threads again.
-    comments_blob: tuple[str, int, pygit2.Oid] | None = None
+    comments_blob: tuple[str, int, bytes] | None = None
 
     @staticmethod
     def slim(rev: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -92,18 +106,23 @@ class ReplayResult:
     cached: int
     # Seconds per phase (read: store, history and plan; convert; write: objects, commits, pack).
     timings: dict[str, float] = field(default_factory=dict)
+    migrated: bool = False  # a legacy one-file manifest was split, in a commit of its own
+
 
     def to_json(self) -> dict[str, Any]:
         return {"archive": str(self.archive), "head": self.head, "commits": self.commits,
                 "events": self.events, "docs": self.docs, "converted": self.converted, "cached": self.cached,
-                "seconds": {k: round(v, 3) for k, v in sorted(self.timings.items())}}
+                "migrated": self.migrated, "seconds": {k: round(v, 3) for k, v in sorted(self.timings.items())}}
 
     def text(self) -> str:
         head = self.head[:12] if self.head else "none"
         if not self.commits:
             return f"archive {self.archive} is up to date (main at {head})"
-        return (f"replayed {self.commits} new events of {self.docs} docs into {self.archive} (main at {head}); "
-                f"converted {self.converted} revisions, {self.cached} from cache")
+        moved = f"; moved the manifest to {MANIFEST_DOCS}/ in one commit" if self.migrated else ""
+        if not self.events:
+            return f"moved the manifest of {self.archive} to {MANIFEST_DOCS}/ in one commit (main at {head})"
+        return (f"replayed {self.events} new events of {self.docs} docs into {self.archive} (main at {head}); "
+                f"converted {self.converted} revisions, {self.cached} from cache{moved}")
 
 
 def open_archive(path: Path) -> pygit2.Repository:
@@ -117,6 +136,11 @@ def open_archive(path: Path) -> pygit2.Repository:
         return repo
     path.mkdir(parents=True, exist_ok=True)
     return pygit2.init_repository(str(path), bare=True, initial_head="main")
+
+
+def legacy_layout(tree: pygit2.Tree) -> bool:
+    """Whether `tree` keeps the manifest in one file, as replays before its split wrote it."""
+    return LEGACY_MANIFEST in tree and MANIFEST not in tree and MANIFEST_DOCS not in tree
 
 
 def scan_history(repo: pygit2.Repository, tip: pygit2.Oid | None, spool: Spool) -> dict[str, str]:
@@ -169,24 +193,32 @@ class Replayer:
         self.repo, self.store, self.authors = repo, store, authors
         self.spool = spool
         self.tip = tip
-        self.buffer = ObjectBuffer(repo)
-        self.tree = Tree(repo, repo[tip].peel(pygit2.Commit).tree_id if tip else None, self.buffer)
+        self.objects = Objects(repo, spool)
+        self.tree = Tree(repo, repo[tip].peel(pygit2.Commit).tree_id.raw if tip else None, self.objects)
         self.table = paths.PathTable()
         self.docs = docs
         self.converted = converted
-        self.image_oids: dict[str, pygit2.Oid] = {}
-        self.manifest = self._load_manifest()
-        self._manifest_dirty = True  # serializing it is costly: only when an entry changed
-        for file_id, entry in sorted(self.manifest.docs.items()):
+        self.image_oids: dict[str, bytes] = {}
+        head = repo[tip].peel(pygit2.Commit) if tip else None
+        # A corrupt manifest is refused (as render and push refuse it), never silently replaced.
+        manifest = read_manifest(repo, head) or Manifest()
+        # An archive replayed before the manifest was split: moved in the first commit (migrate).
+        self.legacy = manifest if head is not None and legacy_layout(head.tree) else None
+        folder = self.store.folder
+        self.folder = folder_bytes({k: str(folder.get(k) or "") for k in ("id", "name", "webViewLink")})
+        self._folder_written = False
+        for file_id, entry in sorted(manifest.docs.items()):
             state = self.docs.get(file_id)
-            if state is None or not isinstance(entry, dict) or not str(entry.get("path", "")).endswith(".md"):
+            if state is None:
                 continue
+            state.entry = entry
             state.stem = entry["path"][:-3]
             state.title = str(entry.get("title", state.title))
             state.rev = replayed.get(file_id)
             blob = self.tree.get(entry["path"])
             if isinstance(blob, tuple):
-                state.name_header = name_header(self.repo[blob[0]].peel(pygit2.Blob).data.decode("utf-8", "replace"))
+                data = self.repo[pygit2.Oid(raw=blob[0])].peel(pygit2.Blob).data
+                state.name_header = name_header(data.decode("utf-8", "replace"))
             self.table.adopt(file_id, state.stem, (*state.folders, self._slug(state)))
 
     # -- planning
@@ -245,8 +277,8 @@ class Replayer:
                 self._remove_files(state.stem)
             self.table.release(state.file_id)
             state.stem = None
-            self.manifest.docs.pop(state.file_id, None)
-            self._manifest_dirty = True
+            self.tree.remove(doc_entry_path(state.file_id))
+            state.entry = None
             reason = re.sub(r"[^a-z]", "", event.reason.lower()) or "removed"
             return f"Remove {old_stem}.md ({reason})" if old_stem else f"Remove doc {state.file_id} ({reason})"
         if event.kind == "revision":
@@ -294,7 +326,7 @@ class Replayer:
                 oid = state.md_blob[2]
             else:
                 text = (md if md is not None else self.converted.markdown(state.job)).replace(SLUG_PLACEHOLDER, slug)
-                oid = self.blob(text.encode("utf-8"))
+                oid = self.objects.blob(text.encode("utf-8"), f"md:{state.file_id}")
                 state.md_blob = (state.job, slug, oid)
             self.tree.set(f"{state.stem}.md", oid)
             self.tree.remove(f"{state.stem}.assets")
@@ -304,35 +336,45 @@ class Replayer:
                     continue
                 if blob not in self.image_oids:
                     data = self.store.read_blob(blob, f"doc {state.file_id} image")
-                    self.image_oids[blob] = self.blob(data)
+                    self.image_oids[blob] = self.objects.blob(data)
                 self.tree.set(f"{state.stem}.assets/{paths.image_name(blob, image.get('mimeType'))}", self.image_oids[blob])
         if state.commented:
             if not (state.comments_blob and state.comments_blob[:2] == (state.title, state.comment_events)):
                 comments = self.store.doc(state.file_id).get("comments") or []
                 text = render_comments(state.title, comments, self.spool.applied_of(state.file_id), state.file_id)
-                state.comments_blob = (state.title, state.comment_events, self.blob(text.encode("utf-8")))
+                oid = self.objects.blob(text.encode("utf-8"), f"comments:{state.file_id}")
+                state.comments_blob = (state.title, state.comment_events, oid)
             self.tree.set(f"{state.stem}.comments.md", state.comments_blob[2])
             entry["comments"] = f"{state.stem}.comments.md"
-        if state.job is not None and self.manifest.docs.get(state.file_id) != entry:
-            self.manifest.docs[state.file_id] = entry
-            self._manifest_dirty = True
+        if state.job is not None and state.entry != entry:
+            # The doc's own manifest file: a few hundred bytes, whatever the size of the folder.
+            self.tree.set(doc_entry_path(state.file_id), self.objects.blob(canonical(entry), f"entry:{state.file_id}"))
+            state.entry = entry
 
-    def _load_manifest(self) -> Manifest:
-        blob = self.tree.get(MANIFEST)
-        # A corrupt manifest is refused (as render and push refuse it), never silently replaced.
-        manifest = Manifest.from_bytes(self.repo[blob[0]].peel(pygit2.Blob).data) if isinstance(blob, tuple) else Manifest()
-        folder = self.store.folder
-        manifest.folder = {"id": str(folder.get("id") or ""), "name": str(folder.get("name") or ""),
-                           "webViewLink": str(folder.get("webViewLink") or "")}
-        return manifest
+    def migrate(self, parent: bytes) -> bytes:
+        """One commit moving a legacy .docpipe/manifest.json to one file per doc, nothing else:
+        by docpipe, at the time of the commit it follows, so the same archive migrates to the same
+        SHA anywhere."""
+        assert self.legacy is not None
+        self.tree.remove(LEGACY_MANIFEST)
+        self.tree.set(MANIFEST, self.objects.blob(folder_bytes(self.legacy.folder), "folder"))
+        for file_id, entry in sorted(self.legacy.docs.items()):
+            self.tree.set(doc_entry_path(file_id), self.objects.blob(canonical(entry), f"entry:{file_id}"))
+        tree = self.tree.write()
+        assert tree is not None
+        when = self.repo[pygit2.Oid(raw=parent)].peel(pygit2.Commit).commit_time
+        who = pygit2.Signature(*COMMITTER, when, 0)
+        message = (f"Move the manifest to {MANIFEST} and {MANIFEST_DOCS}/, one file per doc\n\n"
+                   f"{LEGACY_MANIFEST} held every doc and was rewritten whole for every doc\n"
+                   "added; the same entries now live one file per doc, so a commit writes\n"
+                   "only its own doc's.\n")
+        self.legacy = None
+        return self.objects.commit(tree, parent, who, who, message)
 
-    def write_manifest(self) -> None:
-        if self._manifest_dirty:
-            self.tree.set(MANIFEST, self.blob(self.manifest.to_bytes()))
-            self._manifest_dirty = False
-
-    def commit(self, event: Event, subject: str, parent: pygit2.Oid | None) -> pygit2.Oid:
-        self.write_manifest()
+    def commit(self, event: Event, subject: str, parent: bytes | None) -> bytes:
+        if not self._folder_written:  # the store's folder (its name may have changed since)
+            self.tree.set(MANIFEST, self.objects.blob(self.folder, "folder"))
+            self._folder_written = True
         tree = self.tree.write()
         if tree is None:  # cannot happen: the manifest is always there
             raise DocpipeError("internal error: empty archive tree")
@@ -350,8 +392,7 @@ class Replayer:
         trailers = trailers_of(event)
         note = self._partial_history_note(event)
         message = f"{subject}\n\n{note}{trailers}\n"
-        oid = self.repo.create_commit(None, author, committer, message, tree, [parent] if parent else [])
-        return self.buffer.added(oid, len(message) + 200)  # + tree, parent, author and committer lines
+        return self.objects.commit(tree, parent, author, committer, message)
 
     def _partial_history_note(self, event: Event) -> str:
         """Said in a doc's first commit when Drive no longer lists the revisions since its creation
@@ -364,9 +405,6 @@ class Replayer:
         since = f" (created {state.partial_created})" if state.partial_created else ""
         return (f"Partial history: Drive lists no revision from this doc's creation{since}; "
                 "older revisions are missing.\n\n")
-
-    def blob(self, data: bytes) -> pygit2.Oid:
-        return self.buffer.added(self.repo.create_blob(data), len(data))
 
 
 def replay(workdir: Path, *, authors: Path | None = None, workers: int | None = None,
@@ -400,7 +438,8 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
         emails = KnownEmails()
         docs, replayed = read_store(store, latest, spool, emails)
         result = ReplayResult(archive, str(tip) if tip else None, 0, 0, len(docs), 0, 0)
-        if not spool.events:
+        migrate = tip is not None and legacy_layout(repo[tip].peel(pygit2.Commit).tree)
+        if not spool.events and not migrate:
             return result
         converted = Converted(workdir / "cache" / "markdown", converter_version())
         # The operator's authors file wins over what the revisions tell.
@@ -413,7 +452,8 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
         head = _write(repo, replayer, spool.sorted_events(), tip, bar)
     finally:
         spool.close()
-    result.head, result.commits, result.events = str(head), spool.events, spool.events
+    result.head, result.commits, result.events = str(head), spool.events + migrate, spool.events
+    result.migrated = migrate
     result.converted, result.cached = converted.converted, converted.cached
     result.timings = {"read": planned - started, "convert": writing - planned, "write": time.perf_counter() - writing}
     return result
@@ -421,26 +461,24 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
 
 def _write(repo: pygit2.Repository, replayer: Replayer, events: Iterable[Event], tip: pygit2.Oid | None,
            bar: Any) -> pygit2.Oid:
-    """One commit per event on top of `tip`, packed, then `main` moved to the last one."""
-    head = tip
-    # Trees and commits only name objects this replay just made or read: skip libgit2's
-    # per-entry existence check (a lookup per tree entry).
-    pygit2.settings.enable_strict_object_creation(False)
+    """One commit per event on top of `tip`, into one pack, then `main` moved to the last one."""
+    head = tip.raw if tip is not None else None
     try:
+        if replayer.legacy is not None and head is not None:
+            head = replayer.migrate(head)
         for event in events:
             subject = replayer.apply(event)
             head = replayer.commit(event, subject, head)
             bar.advance(1)
-        replayer.buffer.close()  # objects reach disk before main may point at them
+        replayer.objects.close()  # objects reach disk before main may point at them
     except BaseException:
-        replayer.buffer.close(keep=False)
+        replayer.objects.abort()
         raise
-    finally:
-        pygit2.settings.enable_strict_object_creation(True)
     # Compare-and-swap: a replay running at the same time must not be overwritten.
     current = repo.references.get(BRANCH)
     if (current.target if current is not None else None) != tip:
         raise DocpipeError("the archive's main moved during this replay (another replay running?); run it again")
     assert head is not None  # there were events, so there are commits
-    repo.references.create(BRANCH, head, force=True)
-    return head
+    new = pygit2.Oid(raw=head)
+    repo.references.create(BRANCH, new, force=True)
+    return new

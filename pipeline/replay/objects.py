@@ -35,9 +35,10 @@ def _signature(sig: pygit2.Signature) -> bytes:
 class Objects:
     """Makes this replay's objects and writes each once into its pack (opened with the first).
 
-    `key` names a path whose versions follow one another (a doc's Markdown, its comments file):
-    each version is written as a delta against the one before, whose bytes the spool keeps on
-    disk, so memory does not hold every doc's last version."""
+    Each version of a path is written as a delta against the one before: the caller names that
+    one and its bytes (it can make a doc's last Markdown again from the conversion cache), or
+    the spool keeps its bytes on disk (`keyed_blob`), so memory does not hold every doc's last
+    version."""
 
     def __init__(self, repo: pygit2.Repository, spool: Spool) -> None:
         self.repo, self.spool = repo, spool
@@ -48,11 +49,17 @@ class Objects:
             self.pack = PackWriter(Path(self.repo.path) / "objects" / "pack", self.spool)
         return self.pack.add(oid, kind, data, base)
 
-    def blob(self, data: bytes, key: str | None = None) -> bytes:
+    def blob(self, data: bytes, base: tuple[Stored, bytes] | None = None) -> tuple[bytes, Stored]:
+        """(id, where) of a blob, written as a delta against `base` (the same path's previous
+        version in this pack, with its bytes) when that is smaller."""
         oid = object_id(BLOB, data)
-        stored = self.add(oid, BLOB, data, self.spool.base(key) if key else None)
-        if key:
-            self.spool.set_base(key, stored, data)
+        return oid, self.add(oid, BLOB, data, base)
+
+    def keyed_blob(self, data: bytes, key: str) -> bytes:
+        """A blob whose previous version (same `key`) the spool keeps on disk, for what cannot
+        be made again cheaply (a comments file depends on the events applied so far)."""
+        oid, stored = self.blob(data, self.spool.base(key))
+        self.spool.set_base(key, stored, data)
         return oid
 
     def commit(self, tree: bytes, parent: bytes | None, author: pygit2.Signature, committer: pygit2.Signature,
@@ -82,15 +89,23 @@ class Objects:
 
 class Tree:
     """A directory of the archive, loaded lazily from git; only changed directories are rewritten,
-    each as a delta against its own previous version in this replay's pack."""
+    each as a delta against its own previous version in this replay's pack.
 
-    __slots__ = ("repo", "oid", "objects", "_entries", "_raw", "_stored")
+    A directory keeps its entries' records (`<mode> <name>\0<id>`) in git's order and remakes
+    only those of the names changed since it was last written: a commit changes a file or two,
+    and remaking every record of every directory on its path cost time with the folder's size."""
+
+    __slots__ = ("repo", "oid", "objects", "_entries", "_raw", "_stored", "_changed", "_order", "_records", "_pos")
 
     def __init__(self, repo: pygit2.Repository, oid: bytes | None, objects: Objects) -> None:
         self.repo, self.oid, self.objects = repo, oid, objects
         self._entries: dict[str, Entry | Tree] | None = None if oid else {}
         self._raw: bytes | None = None          # the bytes last written into this replay's pack
         self._stored: Stored | None = None      # and where
+        self._changed: set[str] = set()         # names whose record is to be remade
+        self._order: list[str] | None = None    # names in git's order; None: to sort again
+        self._records: list[bytes] = []         # their records, in that order
+        self._pos: dict[str, int] = {}          # name -> its place in that order
 
     @property
     def entries(self) -> dict[str, Entry | Tree]:
@@ -113,6 +128,7 @@ class Tree:
                 if not create:
                     return None
                 child = node.entries[part] = Tree(self.repo, None, self.objects)
+                node._order = None  # a new name, or a file become a directory: sorts elsewhere
             node = child
         return node
 
@@ -125,51 +141,66 @@ class Tree:
         *dirs, name = path.split("/")
         if self.get(path) == (oid, mode):
             return
-        self._dirty(dirs)
         parent = self._walk(dirs, create=True)
         assert parent is not None
+        if not isinstance(parent.entries.get(name), tuple):
+            parent._order = None
         parent.entries[name] = (oid, mode)
+        parent._changed.add(name)
+        self._dirty(dirs)
 
     def remove(self, path: str) -> None:
         """Remove a file or a whole directory; empty parents go too (git keeps no empty dirs)."""
-        if self.get(path) is None:
-            return
         *dirs, name = path.split("/")
-        self._dirty(dirs)
         parent = self._walk(dirs, create=False)
-        assert parent is not None
+        if parent is None or name not in parent.entries:
+            return
         del parent.entries[name]
+        parent._order = None
+        parent._changed.discard(name)
+        self._dirty(dirs)
 
     def _dirty(self, dirs: list[str]) -> None:
-        node: Tree | None = self
-        self.oid = None
+        """Mark every directory from here to `dirs` (which exist) as to be written again."""
+        node = self
+        node.oid = None
         for part in dirs:
-            child = node.entries.get(part) if node else None
-            if not isinstance(child, Tree):
-                return
-            child.oid = None
+            node._changed.add(part)
+            child = node.entries[part]
+            assert isinstance(child, Tree)
             node = child
+            node.oid = None
+
+    def _record(self, name: str) -> bytes:
+        value = self.entries[name]
+        if isinstance(value, Tree):
+            assert value.oid is not None  # written before its parent
+            return b"40000 " + name.encode("utf-8") + b"\0" + value.oid
+        return b"%o %s\0%s" % (value[1], name.encode("utf-8"), value[0])
 
     def write(self) -> bytes | None:
         """The tree's id (None when empty), writing the changed subtrees."""
         if self.oid is not None:
             return self.oid
-        records: list[tuple[bytes, bytes]] = []
-        for name, value in list(self.entries.items()):
-            raw_name = name.encode("utf-8")
-            if isinstance(value, Tree):
-                sub = value.write()
-                if sub is None:
-                    del self.entries[name]
-                    continue
-                # git orders a directory as if its name ended with "/".
-                records.append((raw_name + b"/", b"40000 " + raw_name + b"\0" + sub))
-            else:
-                records.append((raw_name, b"%o %s\0%s" % (value[1], raw_name, value[0])))
-        if not records:
+        entries = self.entries
+        for name in sorted(self._changed):  # sorted: the pack's order is the same on every run
+            value = entries.get(name)
+            if isinstance(value, Tree) and value.write() is None:
+                del entries[name]
+                self._order = None
+        if not entries:
+            self._changed.clear()
             return None
-        records.sort()
-        raw = b"".join(record for _, record in records)
+        if self._order is None:
+            # git orders a directory as if its name ended with "/".
+            self._order = sorted(entries, key=lambda n: n.encode("utf-8") + (b"/" if isinstance(entries[n], Tree) else b""))
+            self._pos = {name: i for i, name in enumerate(self._order)}
+            self._records = [self._record(name) for name in self._order]
+        else:
+            for name in self._changed:
+                self._records[self._pos[name]] = self._record(name)
+        self._changed.clear()
+        raw = b"".join(self._records)
         self.oid = object_id(TREE, raw)
         base = (self._stored, self._raw) if self._stored is not None and self._raw is not None else None
         self._stored = self.objects.add(self.oid, TREE, raw, base)

@@ -53,7 +53,7 @@ class Index(Protocol):
 
     def pack_entry(self, oid: bytes) -> Stored | None: ...
 
-    def add_pack_entry(self, oid: bytes, offset: int, crc: int, depth: int) -> None: ...
+    def add_pack_entry(self, oid: bytes, offset: int, crc: int, depth: int) -> bool: ...
 
     def pack_entries(self) -> Iterator[tuple[bytes, int, int]]: ...
 
@@ -161,9 +161,10 @@ def _middle_ops(base: bytes, start: int, target: bytes) -> list[tuple[int, int] 
     return ops
 
 
-def make_delta(base: bytes, target: bytes) -> bytes:
+def make_delta(base: bytes, target: bytes, lines: bool = True) -> bytes:
     """A git delta (Documentation/gitformat-pack.txt, "Deltified representation") that turns
-    `base` into `target`."""
+    `base` into `target`. `lines`: also look for the lines between the common head and tail (a
+    tree's changed entries sit together, between its head and tail: not worth looking)."""
     out = bytearray(_varint(len(base)) + _varint(len(target)))
     shortest = min(len(base), len(target))
     head = _common_prefix(base, target, shortest)
@@ -171,7 +172,9 @@ def make_delta(base: bytes, target: bytes) -> bytes:
     if head:
         _copy(out, 0, head)
     middle = target[head: len(target) - tail]
-    if middle:
+    if middle and not lines:
+        _insert(out, middle)
+    elif middle:
         for op in _middle_ops(base[head: len(base) - tail], head, middle):
             if isinstance(op, bytes):
                 _insert(out, op)
@@ -225,6 +228,15 @@ def apply_delta(base: bytes, delta: bytes) -> bytes:
 
 # ---------------------------------------------------------------- the pack
 
+def _deflate(data: bytes) -> bytes:
+    """zlib at git's level, its window and hash table sized to the data: most objects are deltas
+    of a few dozen bytes, and setting up zlib's full 256 KB state costs ten times compressing
+    them. Every inflater reads a stream with a smaller window (its header says which)."""
+    wbits = max(9, min(15, len(data).bit_length() + 1))
+    z = zlib.compressobj(_LEVEL, zlib.DEFLATED, wbits, max(1, wbits - 7))
+    return z.compress(data) + z.flush()
+
+
 def _object_header(kind: int, size: int) -> bytes:
     out = bytearray()
     byte = (kind << 4) | (size & 0x0F)
@@ -274,8 +286,6 @@ class PackWriter:
             base: tuple[Stored, bytes] | None = None) -> Stored:
         """Write one object (unless this pack has it already), as a delta against `base` (an
         object of this pack and its content) when that is smaller; returns where it is."""
-        if (known := self.index.pack_entry(oid)) is not None:
-            return known
         record = None
         depth = 0
         if base is not None and base[0].depth < MAX_DEPTH:
@@ -283,16 +293,20 @@ class PackWriter:
             if len(delta) < len(data) // 2:
                 depth = base[0].depth + 1
                 record = (_object_header(_OFS_DELTA, len(delta)) + _ofs(self.offset - base[0].offset)
-                          + zlib.compress(delta, _LEVEL))
-                self.deltas += 1
+                          + _deflate(delta))
         if record is None:
-            record = _object_header(kind, len(data)) + zlib.compress(data, _LEVEL)
+            record = _object_header(kind, len(data)) + _deflate(data)
+        # One statement for the usual case, a new object; one written before is not written again.
+        if not self.index.add_pack_entry(oid, self.offset, zlib.crc32(record), depth):
+            known = self.index.pack_entry(oid)
+            assert known is not None
+            return known
         stored = Stored(self.offset, depth)
         self.fh.write(record)
-        self.index.add_pack_entry(oid, self.offset, zlib.crc32(record), depth)
         self.fanout[oid[0]] += 1
         self.offset += len(record)
         self.count += 1
+        self.deltas += depth > 0
         return stored
 
     def close(self) -> str | None:

@@ -1,10 +1,11 @@
 """Replay's scratch data on disk, so its memory does not grow with the number of docs (issue #22).
 
-A replay needs three lists that grow with the folder: the events already in the archive (read
-back from the trailers), every event still to replay in Contract 2's time order, and the
-conversions those events need. Held as Python objects they cost ~90 KB per doc; here they live in
+A replay needs lists that grow with the folder: the events already in the archive (read back
+from the trailers), every event still to replay in Contract 2's time order, the conversions
+those events need, and the index of the pack it writes. Held as Python objects the events alone
+cost ~90 KB per doc; here they live in
 a private SQLite database (`sqlite3.connect("")`: a temporary file SQLite unlinks as it opens it,
-so even a killed replay leaves nothing behind) whose page cache is a few MB. SQLite's sorter
+so even a killed replay leaves nothing behind) whose page cache is 32 MB at most. SQLite's sorter
 merges the per-doc event streams into time order with bounded memory, spilling to disk as it
 needs to.
 
@@ -65,7 +66,7 @@ class Spool:
     def __init__(self) -> None:
         self.db = sqlite3.connect("", isolation_level=None)
         # Scratch data: nothing to recover after a crash, so no journal and no fsync.
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -4096", "temp_store = FILE"):
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -32768", "temp_store = FILE"):
             self.db.execute(f"PRAGMA {pragma}")
         self.db.executescript("""
             CREATE TABLE applied (file_id TEXT, kind TEXT, first BLOB, reply BLOB, stamp TEXT,
@@ -131,8 +132,10 @@ class Spool:
         row = self.db.execute("SELECT offset, depth FROM objects WHERE oid = ?", (oid,)).fetchone()
         return Stored(row[0], row[1]) if row else None
 
-    def add_pack_entry(self, oid: bytes, offset: int, crc: int, depth: int) -> None:
-        self.db.execute("INSERT INTO objects VALUES (?, ?, ?, ?)", (oid, offset, crc, depth))
+    def add_pack_entry(self, oid: bytes, offset: int, crc: int, depth: int) -> bool:
+        """Records an object about to be written; False when the pack has it already."""
+        cursor = self.db.execute("INSERT OR IGNORE INTO objects VALUES (?, ?, ?, ?)", (oid, offset, crc, depth))
+        return cursor.rowcount == 1
 
     def pack_entries(self) -> Iterator[tuple[bytes, int, int]]:
         """(id, CRC, offset) of every object in the pack, by id."""

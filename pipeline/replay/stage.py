@@ -47,6 +47,7 @@ from pipeline.replay.authors import Authors, KnownEmails, identity, load_authors
 from pipeline.replay.conversion import SLUG_PLACEHOLDER, Converted, Job, convert_all, converter_version, name_header
 from pipeline.replay.events import COMMENT_KINDS, Event, doc_events, initial_title, trailers_of
 from pipeline.replay.objects import Objects, Tree
+from pipeline.replay.packwriter import Stored
 from pipeline.replay.spool import Spool
 from pipeline.store import Snapshot, Store
 
@@ -70,8 +71,10 @@ class DocState:
     # The Markdown blob last written for (job, slug): a comment event rewrites the doc unchanged, and
     # (job, slug) decides the Markdown, so its blob is reused without reading the cache again.
     md_blob: tuple[Job, str, bytes] | None = None
+    md_at: Stored | None = None          # where this replay's pack has that blob (the next one's delta base)
     web_link: str = ""
     entry: dict[str, Any] | None = None  # its manifest entry as the tree holds it
+    entry_at: Stored | None = None       # where this replay's pack has it
     first_rev: Any = None                # the first revision the store lists
     partial_created: str | None = None   # the doc's createdTime ("" unknown) when its history is partial
     comment_events: int = 0              # comment events applied in this replay
@@ -104,7 +107,8 @@ class ReplayResult:
     docs: int
     converted: int
     cached: int
-    # Seconds per phase (read: store, history and plan; convert; write: objects, commits, pack).
+    # Seconds per phase (read: store, history and plan; convert; write: objects, commits, pack),
+    # and the write phase's CPU seconds (this process alone: steadier than the clock on a busy machine).
     timings: dict[str, float] = field(default_factory=dict)
     migrated: bool = False  # a legacy one-file manifest was split, in a commit of its own
 
@@ -326,7 +330,12 @@ class Replayer:
                 oid = state.md_blob[2]
             else:
                 text = (md if md is not None else self.converted.markdown(state.job)).replace(SLUG_PLACEHOLDER, slug)
-                oid = self.objects.blob(text.encode("utf-8"), f"md:{state.file_id}")
+                base = None
+                if state.md_at is not None and state.md_blob is not None:
+                    # The doc's previous Markdown, made again from the cache: its delta base.
+                    job, old_slug, _ = state.md_blob
+                    base = (state.md_at, self.converted.markdown(job).replace(SLUG_PLACEHOLDER, old_slug).encode("utf-8"))
+                oid, state.md_at = self.objects.blob(text.encode("utf-8"), base)
                 state.md_blob = (state.job, slug, oid)
             self.tree.set(f"{state.stem}.md", oid)
             self.tree.remove(f"{state.stem}.assets")
@@ -336,19 +345,21 @@ class Replayer:
                     continue
                 if blob not in self.image_oids:
                     data = self.store.read_blob(blob, f"doc {state.file_id} image")
-                    self.image_oids[blob] = self.objects.blob(data)
+                    self.image_oids[blob] = self.objects.blob(data)[0]
                 self.tree.set(f"{state.stem}.assets/{paths.image_name(blob, image.get('mimeType'))}", self.image_oids[blob])
         if state.commented:
             if not (state.comments_blob and state.comments_blob[:2] == (state.title, state.comment_events)):
                 comments = self.store.doc(state.file_id).get("comments") or []
                 text = render_comments(state.title, comments, self.spool.applied_of(state.file_id), state.file_id)
-                oid = self.objects.blob(text.encode("utf-8"), f"comments:{state.file_id}")
+                oid = self.objects.keyed_blob(text.encode("utf-8"), f"comments:{state.file_id}")
                 state.comments_blob = (state.title, state.comment_events, oid)
             self.tree.set(f"{state.stem}.comments.md", state.comments_blob[2])
             entry["comments"] = f"{state.stem}.comments.md"
         if state.job is not None and state.entry != entry:
             # The doc's own manifest file: a few hundred bytes, whatever the size of the folder.
-            self.tree.set(doc_entry_path(state.file_id), self.objects.blob(canonical(entry), f"entry:{state.file_id}"))
+            base = (state.entry_at, canonical(state.entry)) if state.entry_at and state.entry else None
+            oid, state.entry_at = self.objects.blob(canonical(entry), base)
+            self.tree.set(doc_entry_path(state.file_id), oid)
             state.entry = entry
 
     def migrate(self, parent: bytes) -> bytes:
@@ -357,9 +368,12 @@ class Replayer:
         SHA anywhere."""
         assert self.legacy is not None
         self.tree.remove(LEGACY_MANIFEST)
-        self.tree.set(MANIFEST, self.objects.blob(folder_bytes(self.legacy.folder), "folder"))
+        self.tree.set(MANIFEST, self.objects.blob(folder_bytes(self.legacy.folder))[0])
         for file_id, entry in sorted(self.legacy.docs.items()):
-            self.tree.set(doc_entry_path(file_id), self.objects.blob(canonical(entry), f"entry:{file_id}"))
+            oid, stored = self.objects.blob(canonical(entry))
+            self.tree.set(doc_entry_path(file_id), oid)
+            if (state := self.docs.get(file_id)) is not None:
+                state.entry_at = stored
         tree = self.tree.write()
         assert tree is not None
         when = self.repo[pygit2.Oid(raw=parent)].peel(pygit2.Commit).commit_time
@@ -373,7 +387,7 @@ class Replayer:
 
     def commit(self, event: Event, subject: str, parent: bytes | None) -> bytes:
         if not self._folder_written:  # the store's folder (its name may have changed since)
-            self.tree.set(MANIFEST, self.objects.blob(self.folder, "folder"))
+            self.tree.set(MANIFEST, self.objects.blob(self.folder)[0])
             self._folder_written = True
         tree = self.tree.write()
         if tree is None:  # cannot happen: the manifest is always there
@@ -448,14 +462,15 @@ def _replay(workdir: Path, authors: Authors, workers: int | None, bar: Any) -> R
         bar.total(spool.job_count() + spool.events)
         planned = time.perf_counter()
         convert_all(spool.jobs, store, converted, workers, on_done=bar.advance)
-        writing = time.perf_counter()
+        writing, writing_cpu = time.perf_counter(), time.process_time()
         head = _write(repo, replayer, spool.sorted_events(), tip, bar)
     finally:
         spool.close()
     result.head, result.commits, result.events = str(head), spool.events + migrate, spool.events
     result.migrated = migrate
     result.converted, result.cached = converted.converted, converted.cached
-    result.timings = {"read": planned - started, "convert": writing - planned, "write": time.perf_counter() - writing}
+    result.timings = {"read": planned - started, "convert": writing - planned, "write": time.perf_counter() - writing,
+                      "write_cpu": time.process_time() - writing_cpu}
     return result
 
 

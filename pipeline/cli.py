@@ -106,7 +106,7 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
     """Write a commented starter docpipe.toml."""
-    from pipeline.config import STARTER
+    from pipeline.config_docs import STARTER
     from pipeline.errors import BadInput
     from pipeline.store import atomic_write
 

@@ -1,4 +1,4 @@
-"""The content-addressed store: canonical JSON, immutable blobs, atomic writes, safe paths."""
+"""The content-addressed store: canonical JSON, immutable blobs, safe paths."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.atomic import TMP_PREFIX
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.store import TMP_PREFIX, Store, atomic_write, canonical_json
+from pipeline.store import Store, canonical_json
 
 
 def test_blobs_are_named_by_sha256_and_stored_once(tmp_path: Path) -> None:
@@ -38,20 +39,6 @@ def test_json_is_canonical_sorted_indented_utf8(tmp_path: Path) -> None:
     assert store.read_doc("1abc")["name"] == "Café ☕"
     assert store.read_doc("1missing") is None
     assert store.doc_ids() == ["1abc"]
-
-
-def test_atomic_write_leaves_old_content_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "f.json"
-    atomic_write(target, b"old\n")
-
-    def boom(fd: int) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "fsync", boom)
-    with pytest.raises(OSError):
-        atomic_write(target, b"new\n")
-    assert target.read_bytes() == b"old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temp file left behind
 
 
 def test_sweep_removes_only_temp_files_of_killed_writers(tmp_path: Path) -> None:
@@ -178,13 +165,3 @@ def test_digest_changes_with_docs_and_folder_not_with_a_lone_blob(tmp_path: Path
     store.put_blob(b"an image not yet named by any doc")
     assert store.digest() == with_doc
     assert Store.at(tmp_path).digest() == with_doc  # a pure function of the files
-
-
-def test_atomic_write_mode_keeps_secrets_owner_only(tmp_path: Path) -> None:
-    from pipeline.store import atomic_write
-
-    atomic_write(tmp_path / "a" / "key.pem", b"secret", mode=0o600)
-    atomic_write(tmp_path / "a" / "page.html", b"public")
-    assert (tmp_path / "a" / "key.pem").stat().st_mode & 0o777 == 0o600
-    assert (tmp_path / "a" / "page.html").stat().st_mode & 0o777 == 0o644
-    assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temp file left

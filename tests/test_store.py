@@ -165,3 +165,38 @@ def test_digest_changes_with_docs_and_folder_not_with_a_lone_blob(tmp_path: Path
     store.put_blob(b"an image not yet named by any doc")
     assert store.digest() == with_doc
     assert Store.at(tmp_path).digest() == with_doc  # a pure function of the files
+
+
+def test_a_doc_record_reads_typed_and_writes_back_the_same_bytes(tmp_path: Path) -> None:
+    from pipeline.store import DocRecord, Image, Revision
+
+    store = Store.at(tmp_path)
+    doc = {"id": "1doc", "name": "Notes", "titles": [{"name": "Notes", "time": "2024-01-01T00:00:00Z"}],
+           "folder_path": ["Sub"], "folder_ids": ["1sub"], "version": "7", "modifiedTime": "2024-01-02T00:00:00Z",
+           "webViewLink": "https://docs.google.com/document/d/1doc/edit", "createdTime": "2024-01-01T00:00:00Z",
+           "partial_history": False, "removed": None,
+           "revisions": [{"id": "1", "modifiedTime": "2024-01-01T00:00:00Z", "html": "a" * 64,
+                          "lastModifyingUser": {"displayName": "Ann", "permissionId": "p1"},
+                          "images": [{"src": "https://x/y.png", "blob": "b" * 64, "mimeType": "image/png"}]}],
+           "comments": [{"id": "c1", "content": "hi", "replies": []}],
+           "from_a_later_docpipe": {"kept": True}}
+    store.write_doc(doc)
+    raw = store.doc_path("1doc").read_bytes()
+    record = store.read_record("1doc")
+    assert record is not None and record.folder_path == ("Sub",) and record.modified_time == "2024-01-02T00:00:00Z"
+    assert record.revisions == (Revision("1", "2024-01-01T00:00:00Z", {"displayName": "Ann", "permissionId": "p1"},
+                                         "a" * 64, (Image("https://x/y.png", "b" * 64, "image/png"),)),)
+    store.write_record(record)
+    assert store.doc_path("1doc").read_bytes() == raw  # nothing lost, not even the key it does not know
+    # A record of a store pulled before createdTime was kept reads with the Contract's defaults.
+    old = DocRecord.from_json({k: v for k, v in doc.items() if k not in ("createdTime", "partial_history")})
+    assert (old.created_time, old.partial_history) == ("", False)
+
+
+def test_a_doc_file_that_is_no_record_is_one_line_of_bad_input(tmp_path: Path) -> None:
+    store = Store.at(tmp_path)
+    store.write_doc({"id": "1doc", "revisions": [{"id": "1"}]})  # a revision without its modifiedTime
+    with pytest.raises(BadInput) as err:
+        store.read_record("1doc")
+    assert err.value.message == (f"store file docs/1doc.json in {tmp_path / 'store'} is not a doc record; "
+                                 "remove it and pull again")

@@ -58,15 +58,11 @@ def _matches(pattern: str, allowed: str) -> Callable[[Any], str | None]:
     return lambda v: None if compiled.fullmatch(str(v)) else f"must be {allowed}"
 
 
-_DURATION = re.compile(r"([0-9]+)([smhd])")
-MAX_TTL = 30 * 86400
-
-
 def duration_seconds(text: str) -> int | None:
     """A lab TTL such as 90m, 3h or 2d in seconds; None when it is not one (or not 1s..30d)."""
-    m = _DURATION.fullmatch(text.strip())
+    m = re.fullmatch(r"([0-9]+)([smhd])", text.strip())
     seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)] if m else 0
-    return seconds if 0 < seconds <= MAX_TTL else None
+    return seconds if 0 < seconds <= 30 * 86400 else None
 
 
 def _duration(v: Any) -> str | None:
@@ -78,11 +74,10 @@ def _listen(v: Any) -> str | None:
     return None if m and 1 <= int(m.group(1)) <= 65535 else "must be HOST:PORT with a port 1-65535, e.g. 0.0.0.0:8443"
 
 
-def _public_url(v: Any) -> str | None:
-    # The base of every seat link: a query or fragment there would be cut off by the links' own.
-    parts = urlsplit(str(v))
-    ok = parts.scheme in ("http", "https") and parts.hostname and not parts.query and not parts.fragment
-    return None if ok else "must look like https://host[:port][/path]"
+def _public_url(v: Any) -> str | None:  # the base of every seat link: theirs add the query and fragment
+    u = urlsplit(str(v))
+    return None if u.scheme in ("http", "https") and u.hostname and not u.query and not u.fragment \
+        else "must look like https://host[:port][/path]"
 
 
 # Kubernetes object names (DNS-1123 labels) and the seats' base host name.
@@ -127,7 +122,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "hooks": {
         "enabled": Key("bool", True, "run hooks at all"),
-        "builtin": Key("bool", True, "run docpipe's built-in hooks (the lab desktop provisioner)"),
+        "builtin": Key("bool", True, "run docpipe's built-in `workshop` hook, the lab image builder (off: planned only)"),
         "dirs": Key("list", [], "more directories to look for hooks in"),
         "timeout": Key("float", 1800.0, "seconds before a hook is killed", _between(1, 86400)),
         "pass_env": Key("list", [], "secret environment variables hooks may see"),

@@ -185,6 +185,37 @@ def test_provision_builds_first_then_tells_the_workshop_hooks_what_it_built(samp
 
 
 @docker
+def test_lab_up_after_a_registry_is_set_tags_and_pushes_what_it_has(sample_build: SampleBuild,
+                                                                      tmp_path: Path) -> None:
+    """A workdir provisioned with no registry, then [lab] registry set: `lab up` for Kubernetes
+    (which pulls by digest from the registry) pushes the image it has, not a crash; and where the
+    registry has the image and this engine does not, it is pulled."""
+    from pipeline.lab.settings import LabSettings
+
+    client, prefix = sample_build.client, sample_build.settings.prefix
+    make_archive(tmp_path, {"w/ws-registry-later.md": SAMPLE_WORKSHOP.replace("ws-go-promisegrid", "ws-registry-later")
+                            .replace("- ports: 8080", "- ports: 8082")})
+    (plain,) = provision.provision(tmp_path, LabSettings(prefix=prefix)).results
+    assert plain.error is None and plain.built and not plain.pushed
+    repo = f"{sample_build.settings.registry}/{prefix}/ws-registry-later"
+    env = {"DOCPIPE_LAB_REGISTRY": sample_build.settings.registry, "DOCPIPE_LAB_PREFIX": prefix}
+    args = ("lab", "up", "ws-registry-later", "--workdir", str(tmp_path), "--backend", "kubernetes", "--dry-run",
+            "-o", "yaml")
+    out = run_cli(*args, env=env)
+    assert out.returncode == 0, out.stderr
+    (image,) = {line.split("image: ", 1)[1] for line in out.stdout.splitlines() if line.strip().startswith("image: ")}
+    assert image.startswith(f"{repo}@sha256:")
+    assert "Step 1/" not in out.stderr  # tagged, not built again
+    tag = plain.tags[0].rsplit(":", 1)[1]
+    assert client.images.get(f"{repo}:{tag}").id == client.images.get(plain.tags[0]).id
+    for ref in (f"{repo}:{tag}", f"{repo}:latest", *plain.tags):
+        client.images.remove(ref)
+    again = run_cli(*args, env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"image: {image}" in again.stdout and client.images.get(f"{repo}:{tag}")  # pulled back
+
+
+@docker
 def test_build_failure_shows_the_log_tail(docker_engine, test_base) -> None:  # type: ignore[no-untyped-def]
     from pipeline.errors import DocpipeError
     from pipeline.lab.image import engine

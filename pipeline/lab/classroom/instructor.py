@@ -73,8 +73,13 @@ def resolve_image(workdir: Path, ref: str, settings: LabSettings, *, fetch: Fetc
     """(workshop slug, image ref) for WORKSHOP; builds the image when the archive has a newer spec."""
     commit, ws = resolve_workshop(workdir, ref, settings, fetch=fetch)
     if ws is not None:
+        from pipeline.lab.image import engine
+
         settings = provision.with_archive(workdir, settings)
+        client = client or engine.client()
         result = provision.provision_workshop(ws, settings, revision=commit, client=client, on_line=on_line)
+        if not engine.image_exists(client, result.tags[0]):  # found in the registry, not here: seats need it here
+            engine.pull(client, result.tags[0])
         return ws.name, result.tags[0]
     # An image by name alone could be any archive's build: docpipe does not guess.
     image = f"{settings.repo(workshop_slug(ref))}:latest"

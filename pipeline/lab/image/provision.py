@@ -144,6 +144,13 @@ def build_plan(client: Any, p: Plan, settings: LabSettings,
     result = Result(workshop=p.workshop, image=p.repo, tags=p.tags)
     ref = p.tags[0]
     local = engine.image_exists(client, ref)
+    if not local and settings.registry:
+        # Built here before a registry was set: the same image (same tag) under the plain name
+        # is this one. Tag it for the registry, and it is pushed below, not built again.
+        plain = f"{dataclasses.replace(settings, registry=None).repo(p.workshop)}:{p.tag}"
+        if engine.image_exists(client, plain):
+            client.images.get(plain).tag(p.repo, p.tag)
+            local = True
     # A local image is pushed anyway, so the registry is asked only about a missing one.
     remote = engine.remote_digest(client, ref) if settings.registry and not local else None
     latest = False

@@ -80,9 +80,9 @@ def _provision(f: FolderSettings, opts: Mapping[str, Any], hooks: HookRunner) ->
     """Stage 6: plan or build every workshop's image, then fire `workshop` for it.
 
     The image builder is docpipe's built-in `workshop` hook, run here in-process before the
-    user's hooks (which find its result in the event's `image`): so it is off, and the images
-    only planned, where built-in hooks are ([hooks] builtin = false, [hooks] enabled = false,
-    `--no-hooks`). `unchanged`: workshop -> the key of its last success (`docpipe run` skips those)."""
+    user's hooks (which find its result in the event's `image`); where built-in hooks are off
+    ([hooks] builtin = false, [hooks] enabled = false, `--no-hooks`) the images are only planned.
+    `unchanged`: workshop -> the key of its last success (`docpipe run` skips those)."""
     from pipeline.lab.image.provision import provision
     from pipeline.lab.settings import lab_settings
     from pipeline.render import event_docs

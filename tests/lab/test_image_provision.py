@@ -1,4 +1,4 @@
-"""Building lab images for real: engine, registry, the debian-novnc base, the built-in hook."""
+"""Building lab images for real: engine, registry, the debian-novnc base, the provision stage and its events."""
 
 from __future__ import annotations
 

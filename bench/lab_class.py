@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.lab.image import engine, provision
-from pipeline.lab.settings import from_values
+from pipeline.lab.settings import LabSettings
 from tests.support.docker_env import SAMPLE_WORKSHOP, VncSession, make_archive
 
 
@@ -68,7 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         make_archive(workdir, {"workshops/ws-go-promisegrid.md": SAMPLE_WORKSHOP})
-        provision.provision(workdir, from_values({"prefix": prefix}))
+        provision.provision(workdir, LabSettings(prefix=prefix))
         port = _port()
         env = {**os.environ, "DOCPIPE_WORKDIR": str(workdir), "DOCPIPE_LAB_PREFIX": prefix,
                "DOCPIPE_LAB_LISTEN": f"127.0.0.1:{port}", "DOCPIPE_LAB_PUBLIC_URL": f"https://localhost:{port}",

@@ -22,7 +22,7 @@ class Pem:
 
 def _write_private(path: Path, data: bytes) -> None:
     """Atomically, and readable by the owner only: it holds a key."""
-    from pipeline.store import atomic_write
+    from pipeline.atomic import atomic_write
 
     atomic_write(path, data, mode=0o600)
 

@@ -135,6 +135,16 @@ def pack_bytes(archive: Path) -> tuple[int, int]:
     return sum(p.stat().st_size for p in packs), len(packs)
 
 
+def pack_objects(archive: Path) -> int:
+    """Objects in the archive's packs (the last entry of each .idx v2 fan-out table)."""
+    total = 0
+    for idx in (archive / "objects" / "pack").glob("*.idx"):
+        with open(idx, "rb") as fh:
+            fh.seek(8 + 255 * 4)
+            total += int.from_bytes(fh.read(4), "big")
+    return total
+
+
 def archive_sizes(workdir: Path, tmp: Path) -> tuple[int, int, int]:
     """(ours, `git gc` of a copy, `git repack -a -d -f` of a copy): bytes of packs."""
     import shutil
@@ -157,6 +167,7 @@ class Replayed:
     def __init__(self, tree: Tree) -> None:
         self.seconds, self.rss, out = tree.replay()
         self.commits = commits(tree.workdir)
+        self.objects = pack_objects(tree.workdir / "archive")
         # The write phase's CPU seconds: steadier than its clock time on a shared machine.
         self.write = float(out["seconds"]["write_cpu"])
 
@@ -175,6 +186,9 @@ def report_replay(label: str, r: Replayed, base: Replayed, tree: Tree, tmp: Path
           f"writing {1000 * r.write_per_commit():.2f} ms CPU/commit), peak RSS {r.rss:.0f} MB (goal < 300)")
     print(f"  per commit against {base_label} ({1000 * base.per_commit():.2f} ms; writing "
           f"{1000 * base.write_per_commit():.2f} ms): {ratio:.2f}x, writing {write_ratio:.2f}x (goal <= 1.3x)")
+    per_object = (r.write / r.objects) / (base.write / base.objects)
+    print(f"  objects written per commit: {r.objects / r.commits:.2f} against {base.objects / base.commits:.2f} (deeper "
+          f"folders, more trees on a commit's path); writing per object: {per_object:.2f}x")
     ours, gc, repack = archive_sizes(tree.workdir, tmp)
     _, packs = pack_bytes(tree.workdir / "archive")
     print(f"  archive: {ours / 1e6:.1f} MB in {packs} pack(s); git gc of it {gc / 1e6:.1f} MB -> {ours / gc:.2f}x "

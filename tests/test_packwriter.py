@@ -156,7 +156,7 @@ def test_deltas_give_back_the_target(seed: int) -> None:
     elif seed == 2:
         base, target = b"y" * 70_000, b"y" * 200_000  # copies longer than one instruction can say
     delta = make_delta(base, target)
-    assert apply_delta(base, delta) == target
+    assert delta is not None and apply_delta(base, delta) == target
 
 
 def test_a_small_edit_makes_a_small_delta() -> None:
@@ -167,7 +167,17 @@ def test_a_small_edit_makes_a_small_delta() -> None:
     target = b"".join(paragraphs) + b"a new ending\n"
     delta = make_delta(base, target)
     # Three copies, two inserts: the new words and a few bytes per instruction, not the text.
-    assert apply_delta(base, delta) == target and len(delta) < 80
+    assert delta is not None and apply_delta(base, delta) == target and len(delta) < 80
+    assert make_delta(base, target, limit=len(delta)) == delta and make_delta(base, target, limit=len(delta) - 1) is None
+
+
+def test_a_rewritten_text_is_given_up_early() -> None:
+    """A revision that shares no line with the one before makes no delta: not worth one."""
+    base = b"".join(b"line %d of the first text, long enough\n" % n for n in range(300))
+    target = b"".join(b"row %d of another text, long enough too\n" % n for n in range(300))
+    assert make_delta(base, target, limit=len(target) // 2) is None
+    delta = make_delta(base, target)
+    assert delta is not None and apply_delta(base, delta) == target
 
 
 def test_offsets_past_2_gib_go_to_the_large_offset_table() -> None:

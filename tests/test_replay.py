@@ -222,6 +222,9 @@ def test_fresh_replays_give_the_same_main_on_any_machine(hard, tmp_path):
     summary = json.loads(out.stdout)
     assert summary["head"] == result.head and summary["commits"] == result.commits
     assert summary["converted"] > 400 and summary["cached"] == 0
+    # The pack is the same bytes too (its name is the SHA-1 of its content).
+    packs = [sorted(p.name for p in (w / "archive" / "objects" / "pack").iterdir()) for w in (workdir, other)]
+    assert packs[0] == packs[1] and len(packs[0]) == 2
 
 
 def test_cache_spares_reconversion(tmp_path):

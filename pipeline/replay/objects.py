@@ -25,11 +25,12 @@ Entry = tuple[bytes, int]  # (20-byte object id, file mode)
 
 
 def _signature(sig: pygit2.Signature) -> bytes:
-    # libgit2 trims and checks the name and email (Signature's constructor); they are written
-    # as it would write them.
+    # libgit2 trims and checks the name and email (Signature's constructor); the line is the one
+    # its git_signature__writebuf prints, the time as a 32-bit unsigned number included.
     sign = "-" if sig.offset < 0 else "+"
     hours, minutes = divmod(abs(sig.offset), 60)
-    return sig.raw_name + b" <" + sig.raw_email + f"> {sig.time} {sign}{hours:02d}{minutes:02d}".encode()
+    when = sig.time & 0xFFFFFFFF
+    return sig.raw_name + b" <" + sig.raw_email + f"> {when} {sign}{hours:02d}{minutes:02d}".encode()
 
 
 class Objects:

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.lab.image import engine, provision
-from pipeline.lab.settings import from_values
+from pipeline.lab.settings import LabSettings
 from tests.support.docker_env import SAMPLE_WORKSHOP, make_archive
 
 
@@ -34,17 +34,17 @@ def main() -> None:
     prefix = f"docpipe-bench-{os.urandom(3).hex()}"
     with tempfile.TemporaryDirectory() as tmp:
         make_archive(Path(tmp), {"workshops/ws-go-promisegrid.md": SAMPLE_WORKSHOP})
-        settings = from_values({"registry": None, "prefix": prefix})
+        settings = LabSettings(registry=None, prefix=prefix)
         provision.ensure_novnc_base(client, settings)  # the base is a cache, not part of the figure
         try:
             start = time.monotonic()
-            _, (first,) = provision.provision(Path(tmp), settings)
+            (first,) = provision.provision(Path(tmp), settings).results
             build = time.monotonic() - start
             assert first.built and first.error is None, first.error
             noops = []
             for _ in range(args.repeat):
                 start = time.monotonic()
-                _, (again,) = provision.provision(Path(tmp), settings)
+                (again,) = provision.provision(Path(tmp), settings).results
                 noops.append(time.monotonic() - start)
                 assert not again.built
             noop = statistics.median(noops)
@@ -52,9 +52,9 @@ def main() -> None:
             print(f"no-op provision (unchanged spec), median of {args.repeat}  {noop:8.3f} s")
             print(f"ratio no-op / build                             {noop / build:8.4f}  ({build / noop:.0f}x faster)")
             if args.registry:
-                pushed = from_values({"registry": args.registry, "prefix": prefix})
+                pushed = LabSettings(registry=args.registry, prefix=prefix)
                 start = time.monotonic()
-                _, (res,) = provision.provision(Path(tmp), pushed)
+                (res,) = provision.provision(Path(tmp), pushed).results
                 push = time.monotonic() - start
                 print(f"build+push to {args.registry} (fresh repository)   {push:8.2f} s  ({push / build:.2f}x the build)")
         finally:

@@ -7,8 +7,10 @@ seats settled; baseline (same run): one seat's time to answer. Goals: N=20 in <=
 idle per seat. Then every seat is logged into through the gateway (RFB, the student's
 password), which starts its browser, and memory is measured again: the cost of a seat in use.
 Then the class grows to --class-of seats (30) and, from inside seat-1 as its student, every other
-seat is tried by address and by name on the ports a seat listens on (noVNC 6080, VNC 5900, the
-workshop's 8080): none may answer, while the gateway on the seat's network does (the control).
+seat is tried by address on noVNC's port (6080, where the gateway reaches each one) and by name:
+none may answer or resolve, while the gateway on the seat's network answers (the control). The
+full-port version of that check, against two seats and the host, is a test
+(tests/lab/test_classroom_docker_isolation.py).
 The class, its gateway, its networks and the workshop images are removed at the end.
 
     python bench/lab_class.py [--seats 20] [--settle 20] [--class-of 30]
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.lab.classroom.gateway import lab_id
 from pipeline.lab.image import engine, provision
-from pipeline.lab.settings import from_values
+from pipeline.lab.settings import LabSettings
 from tests.support.docker_env import SAMPLE_WORKSHOP, VncSession, make_archive
 from tests.support.lab import fetch
 from tests.support.seat_scripts import PROBE
@@ -92,7 +94,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         make_archive(workdir, {"workshops/ws-go-promisegrid.md": SAMPLE_WORKSHOP})
-        provision.provision(workdir, from_values({"prefix": prefix}))
+        provision.provision(workdir, LabSettings(prefix=prefix))
         port = _port()
         env = {**os.environ, "DOCPIPE_WORKDIR": str(workdir), "DOCPIPE_LAB_PREFIX": prefix,
                "DOCPIPE_LAB_LISTEN": f"127.0.0.1:{port}", "DOCPIPE_LAB_PUBLIC_URL": f"https://lab.localhost:{port}",

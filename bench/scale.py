@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""docpipe at scale: 1,000 docs x 20 revisions (2-17 KB) x 3 threads in 200 folders, 4 levels deep.
+"""docpipe at scale: 1,000 docs x 20 revisions (2-17 KB) x 3 threads in 200 folders, 4 levels
+deep, and 10,000 docs x 3 revisions x 3 threads in 500 folders, beside a 20-doc tree (20
+revisions, 4 folders) as the baseline.
 
 Generated with the emulator's generator and served at 50 ms per request; `docpipe pull --jobs 16
 --max-qps 200` and `docpipe replay` run as subprocesses of a small launcher, each reaped with
@@ -10,10 +12,15 @@ a baseline from the same run:
               small tree's no-op pull is shown beside it)
   incremental pull after touching 1 % of the docs: requests against constant + per changed doc
   peak RSS of pull and replay (goal < 300 MB each)
-  replay seconds per commit against the small tree's (goal <= 1.3x)
+  replay seconds per commit against the 20-doc tree's (goal <= 1.3x): the whole command (its
+              conversions too), and the CPU seconds of its write phase (objects, commits, pack)
+  archive size against `git gc` of a copy of it (goal <= 1.5x); `git repack -adf` (deltas
+              searched anew, git's default window and depth) shown beside it
+  no-op replay of the 10,000-doc tree (nothing new: no commit)
   no-op `docpipe run` (goal < 3 s)
 
-    python bench/scale.py [--quick]      # --quick: 100 docs in 20 folders
+    python bench/scale.py [--quick] [--no-huge]
+    # --quick: 100 docs in 20 folders and 1,000 x 3 in 50; --no-huge: no 10,000-doc tree
 """
 
 from __future__ import annotations
@@ -93,6 +100,7 @@ class Tree:
     def __init__(self, ds: Dataset, workdir: Path, latency: float, jobs: int, qps: float) -> None:
         self.ds, self.workdir, self.jobs, self.qps = ds, workdir, jobs, qps
         self.emu = Emulator(ds, latency=latency, token=TOKEN).start()
+        self.closed = False
 
     def pull(self) -> tuple[float, float, int, dict[str, Any]]:
         self.emu.reset_counters()
@@ -110,7 +118,9 @@ class Tree:
         return measured(["run", "--config", str(config), "--dry-run-lab"])
 
     def close(self) -> None:
-        self.emu.stop()
+        if not self.closed:
+            self.emu.stop()
+            self.closed = True
 
 
 def commits(workdir: Path) -> int:
@@ -119,17 +129,86 @@ def commits(workdir: Path) -> int:
     return int(out.stdout)
 
 
+def pack_bytes(archive: Path) -> tuple[int, int]:
+    """(bytes of the archive's packs, how many packs)."""
+    packs = list((archive / "objects" / "pack").glob("*.pack"))
+    return sum(p.stat().st_size for p in packs), len(packs)
+
+
+def pack_objects(archive: Path) -> int:
+    """Objects in the archive's packs (the last entry of each .idx v2 fan-out table)."""
+    total = 0
+    for idx in (archive / "objects" / "pack").glob("*.idx"):
+        with open(idx, "rb") as fh:
+            fh.seek(8 + 255 * 4)
+            total += int.from_bytes(fh.read(4), "big")
+    return total
+
+
+def archive_sizes(workdir: Path, tmp: Path) -> tuple[int, int, int]:
+    """(ours, `git gc` of a copy, `git repack -a -d -f` of a copy): bytes of packs."""
+    import shutil
+
+    archive = workdir / "archive"
+    ours, _ = pack_bytes(archive)
+    out = []
+    for name, args in (("gc", ["gc", "-q"]), ("repack", ["repack", "-a", "-d", "-f", "-q"])):
+        copy = tmp / f"{workdir.name}-{name}.git"
+        shutil.copytree(archive, copy)
+        subprocess.run(["git", "--git-dir", str(copy), *args], check=True)
+        out.append(pack_bytes(copy)[0])
+        shutil.rmtree(copy)
+    return ours, out[0], out[1]
+
+
+class Replayed:
+    """A replay's figures: seconds, peak RSS, commits and its phases."""
+
+    def __init__(self, tree: Tree) -> None:
+        self.seconds, self.rss, out = tree.replay()
+        self.commits = commits(tree.workdir)
+        self.objects = pack_objects(tree.workdir / "archive")
+        # The write phase's CPU seconds: steadier than its clock time on a shared machine.
+        self.write = float(out["seconds"]["write_cpu"])
+
+    def per_commit(self) -> float:
+        return self.seconds / self.commits
+
+    def write_per_commit(self) -> float:
+        return self.write / self.commits
+
+
+def report_replay(label: str, r: Replayed, base: Replayed, tree: Tree, tmp: Path,
+                  base_label: str = "the 20-doc tree") -> bool:
+    """Print a replay's figures against a 20-doc tree's; True when its goals are met."""
+    ratio, write_ratio = r.per_commit() / base.per_commit(), r.write_per_commit() / base.write_per_commit()
+    print(f"replay, {label}: {r.commits} commits in {r.seconds:.1f} s ({1000 * r.per_commit():.2f} ms/commit; "
+          f"writing {1000 * r.write_per_commit():.2f} ms CPU/commit), peak RSS {r.rss:.0f} MB (goal < 300)")
+    print(f"  per commit against {base_label} ({1000 * base.per_commit():.2f} ms; writing "
+          f"{1000 * base.write_per_commit():.2f} ms): {ratio:.2f}x, writing {write_ratio:.2f}x (goal <= 1.3x)")
+    per_object = (r.write / r.objects) / (base.write / base.objects)
+    print(f"  objects written per commit: {r.objects / r.commits:.2f} against {base.objects / base.commits:.2f} (deeper "
+          f"folders, more trees on a commit's path); writing per object: {per_object:.2f}x")
+    ours, gc, repack = archive_sizes(tree.workdir, tmp)
+    _, packs = pack_bytes(tree.workdir / "archive")
+    print(f"  archive: {ours / 1e6:.1f} MB in {packs} pack(s); git gc of it {gc / 1e6:.1f} MB -> {ours / gc:.2f}x "
+          f"(goal <= 1.5x); git repack -adf {repack / 1e6:.1f} MB -> {ours / repack:.2f}x")
+    return r.rss < 300 and ratio <= 1.3 and write_ratio <= 1.3 and ours <= 1.5 * gc
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="100 docs in 20 folders")
+    ap.add_argument("--quick", action="store_true", help="100 docs in 20 folders, and 1,000 x 3 in 50")
+    ap.add_argument("--no-huge", action="store_true", help="leave out the 10,000-doc tree")
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--jobs", type=int, default=16)
     ap.add_argument("--max-qps", type=float, default=200)
     args = ap.parse_args()
     docs, folders = (100, 20) if args.quick else (1000, 200)
+    huge_docs, huge_folders = (1000, 50) if args.quick else (10_000, 500)
 
-    def tree(n_docs: int, n_folders: int, seed: int) -> Dataset:
-        return generate_dataset(docs=n_docs, revisions=20, size=(2_000, 17_000), comments=3, replies=1,
+    def tree(n_docs: int, n_folders: int, seed: int, revisions: int = 20) -> Dataset:
+        return generate_dataset(docs=n_docs, revisions=revisions, size=(2_000, 17_000), comments=3, replies=1,
                                 seed=seed, folders=n_folders, depth=4)
 
     global LAUNCHER
@@ -142,6 +221,7 @@ def main() -> int:
         big = Tree(tree(docs, folders, 1), Path(tmp) / "big", args.latency, args.jobs, args.max_qps)
         small = Tree(tree(20, 4, 2), Path(tmp) / "small", args.latency, args.jobs, args.max_qps)
         print(f"generated {docs} + 20 docs in {time.perf_counter() - t0:.1f} s")
+        huge: Tree | None = None
         try:
             s, rss, n, out = big.pull()
             floor = n / args.max_qps
@@ -166,17 +246,12 @@ def main() -> int:
                   f"{per_doc:.1f} per changed doc, {inc_s:.2f} s, {inc['new_revisions']} new revisions")
             ok &= per_doc <= 4
 
-            r_s, r_rss, _ = big.replay()
-            big_commits = commits(big.workdir)
-            rs_s, rs_rss, _ = small.replay()
-            small_commits = commits(small.workdir)
-            ratio = (r_s / big_commits) / (rs_s / small_commits)
-            print(f"replay: {big_commits} commits in {r_s:.1f} s ({1000 * r_s / big_commits:.2f} ms/commit), peak "
-                  f"RSS {r_rss:.0f} MB; 20 docs: {small_commits} commits in {rs_s:.1f} s "
-                  f"({1000 * rs_s / small_commits:.2f} ms/commit) -> {ratio:.2f}x per commit (goal <= 1.3x)")
-            print(f"  replay of the 20-doc tree: peak RSS {rs_rss:.0f} MB (what grows with the folder: "
-                  f"{r_rss - rs_rss:.0f} MB for {docs - 20} more docs)")
-            ok &= r_rss < 300 and ratio <= 1.3
+            base = Replayed(small)
+            print(f"replay, the 20-doc tree: {base.commits} commits in {base.seconds:.1f} s, peak RSS {base.rss:.0f} MB")
+            big_replay = Replayed(big)
+            ok &= report_replay(f"{docs} docs x 20 revisions", big_replay, base, big, Path(tmp))
+            print(f"  what grows with the folder: {big_replay.rss - base.rss:.0f} MB of peak RSS for {docs - 20} "
+                  "more docs")
 
             config = Path(tmp) / "docpipe.toml"
             first_s, _, _ = big.run(config)
@@ -185,9 +260,41 @@ def main() -> int:
             print(f"docpipe run (publish off): first {first_s:.1f} s, nothing new {run_s:.2f} s, stages {stages} "
                   "(goal < 3 s)")
             ok &= run_s < 3
+            big.close()
+
+            if not args.no_huge:
+                t0 = time.perf_counter()
+                huge = Tree(tree(huge_docs, huge_folders, 3, revisions=3), Path(tmp) / "huge", args.latency,
+                            args.jobs, args.max_qps)
+                # The same shape at 20 docs (3 revisions each): a doc's first commits cost more than
+                # its later ones (whole Markdown, a new manifest file), so a tree of 3-revision docs
+                # is compared with one, and what differs is the number of docs.
+                small3 = Tree(tree(20, 4, 4, revisions=3), Path(tmp) / "small3", args.latency, args.jobs,
+                              args.max_qps)
+                small3.pull()
+                base3 = Replayed(small3)
+                small3.close()
+                print(f"replay, the 20-doc tree of 3 revisions: {base3.commits} commits in {base3.seconds:.1f} s "
+                      f"(writing {1000 * base3.write_per_commit():.2f} ms CPU/commit), peak RSS {base3.rss:.0f} MB")
+                print(f"generated {huge_docs} docs x 3 revisions in {huge_folders} folders in "
+                      f"{time.perf_counter() - t0:.1f} s")
+                s, rss, n, _ = huge.pull()
+                print(f"first pull, {huge_docs} docs: {s:.1f} s, {n} requests -> {s / (n / args.max_qps):.2f}x the "
+                      f"rate-limit floor; peak RSS {rss:.0f} MB (goal < 300)")
+                ok &= rss < 300
+                huge_replay = Replayed(huge)
+                ok &= report_replay(f"{huge_docs} docs x 3 revisions", huge_replay, base3, huge, Path(tmp),
+                                    "the 20-doc tree of 3 revisions")
+                print(f"  and against the 20-doc tree of 20 revisions: {huge_replay.per_commit() / base.per_commit():.2f}x, "
+                      f"writing {huge_replay.write_per_commit() / base.write_per_commit():.2f}x")
+                noop_s, _, out = huge.replay()
+                print(f"  replay with nothing new: {noop_s:.1f} s, {out['commits']} commits (goal: none)")
+                ok &= out["commits"] == 0
         finally:
             big.close()
             small.close()
+            if huge is not None:
+                huge.close()
             LAUNCHER.close()
     print("goals met" if ok else "GOALS MISSED")
     return 0 if ok else 1

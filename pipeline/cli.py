@@ -67,33 +67,18 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON summary object on s
 
 def folder_settings(config: Path | None, workdir: Path | None,
                     cli: dict[tuple[str, str], Any] | None = None) -> FolderSettings:
-    """One resolution of flags > environment > docpipe.toml > defaults, as `docpipe run` does it;
-    an explicit --workdir picks the configured folder that lives there, else the first one."""
-    from pipeline.config import load_settings
+    """The folder a single-stage command works on, resolved as `docpipe run` resolves it."""
+    from pipeline.config import folder_for
 
-    overrides = dict(cli or {})
-    if workdir is not None:
-        overrides[("", "workdir")] = str(workdir)
-    settings, _ = load_settings(config, cli=overrides)
-    folder = settings.folders[0]
-    if workdir is not None:
-        folder = next((f for f in settings.folders if Path(f.workdir) == Path(workdir)), folder)
-        folder.workdir = Path(workdir)
-    return folder
+    return folder_for(config, workdir, cli)
 
 
 def run_stage(name: str, f: FolderSettings, as_json: bool, **options: Any) -> Any:
-    """Run one stage through pipeline.stages (so it fires its event) and return its summary."""
+    """Run one stage through pipeline.stages (so it fires its events) and return its summary."""
     from pipeline import stages
 
     summary, _ = stages.run_stage(name, f, **options)
     return summary
-
-
-def workdir_of(value: Path | None) -> Path:
-    from pipeline import config
-
-    return config.workdir(value)
 
 
 # ---------------------------------------------------------------- commands
@@ -106,9 +91,9 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
     """Write a commented starter docpipe.toml."""
-    from pipeline.config import STARTER
+    from pipeline.atomic import atomic_write
+    from pipeline.config_docs import STARTER
     from pipeline.errors import BadInput
-    from pipeline.store import atomic_write
 
     if path.exists() and not force:
         raise BadInput(f"{path} already exists (use --force to overwrite)")
@@ -149,7 +134,7 @@ def run(
         None, "--folder", help=f"Run only this Drive folder id (or the one folder if none is configured). {_env_help('drive', 'folder')}"),
     workdir: Path | None = WorkdirOpt,
     hooks_dir: list[Path] = typer.Option([], "--hooks", metavar="DIR", help="Another directory of hooks (repeatable)."),
-    no_hooks: bool = typer.Option(False, "--no-hooks", help="Run no hooks (no lab images either)."),
+    no_hooks: bool = typer.Option(False, "--no-hooks", help="Run no hooks: lab images are then planned, not built."),
     dry_run_lab: bool = typer.Option(False, "--dry-run-lab", help="Plan lab images without building them."),
     wait: bool = typer.Option(False, "--wait", help="Wait for another run on the same workdir instead of exiting with status 4."),
     as_json: bool = JsonOpt,
@@ -281,41 +266,34 @@ def provision(
     registry: str | None = typer.Option(None, "--registry", help=f"Registry HOST:PORT to push lab images to. {_env_help('lab', 'registry')}"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Build (and push) the lab desktop image of every workshop doc in the archive."""
-    from pipeline.lab import settings as lab_settings
-    from pipeline.lab.image import provision as lab_provision
-    from pipeline.progress import log
+    """Build (and push) the lab desktop image of every workshop doc in the archive, then fire
+    `workshop` for each (as `docpipe run` does)."""
+    from pipeline import stages
+    from pipeline.progress import steps
 
-    if config is not None:  # the lab settings read the file DOCPIPE_CONFIG names
-        os.environ["DOCPIPE_CONFIG"] = str(config)
-    wd, settings = lab_settings.load(workdir, registry=registry)
-    dry_run = dry_run or settings.dry_run
-    commit, results = lab_provision.provision(wd, settings, dry_run=dry_run)
-    lines = []
-    for r in results:
-        if r.error:
-            log(f"docpipe: workshop {r.workshop}: {r.error}")
-            lines.append(f"{r.workshop}: FAILED: {r.error}")
-        elif r.dockerfile is not None:
-            lines.append(f"{r.workshop}: would build {r.tags[0]} (and :latest)\n" +
-                         "\n".join(f"    {line}" for line in r.dockerfile.rstrip("\n").split("\n")))
-        else:
-            state = f"built in {r.seconds:.1f}s" if r.built else "unchanged"
-            lines.append(f"{r.workshop}: {state}: {r.digest}" + (" (pushed)" if r.pushed else ""))
-    if not results:
-        lines.append(f"no workshop docs (no \"Lab desktop\" heading) at {commit[:12]}")
-    emit({"commit": commit, "dry_run": dry_run,
-          "workshops": [r.to_json() for r in results]}, as_json, "\n".join(lines))
-    failed = [r for r in results if r.error]
-    if failed:
-        # Exit 2 (bad input) only when every failure is an invalid spec.
-        code = EXIT_BAD_INPUT if all(r.exit_code == EXIT_BAD_INPUT for r in failed) else EXIT_FAILURE
-        raise DocpipeError(f"{len(failed)} of {len(results)} workshops failed ({failed[0].error})", exit_code=code)
+    f = folder_settings(config, workdir, {("lab", "registry"): registry})
+    hooks = stages.hook_runner(f)
+    with steps() as show:  # a live bar per build on a terminal, one line per Dockerfile step elsewhere
+        hooks.on_progress = show
+        summary: Any = stages.run_stage("provision", f, hooks, dry_run=dry_run)[0]
+    emit(summary.to_json(), as_json, summary.text())
+    failed = summary.failed
+    if failed:  # exit 2 (bad input) only when every failure is an invalid spec
+        raise DocpipeError(f"{len(failed)} of {len(summary.workshops)} workshops failed ({failed[0].result.error})",
+                           exit_code=summary.exit_code)
+
+
+def _fetch_doc(f: FolderSettings, file_id: str) -> None:
+    from pipeline import stages
+
+    stages.fetch_doc(f, file_id)
 
 
 from pipeline.lab.classroom.commands import lab_app  # noqa: E402  (the lab's commands live with the lab)
+from pipeline.lab.classroom.instructor import Pipeline  # noqa: E402
 
-app.add_typer(lab_app, name="lab", rich_help_panel="Lab desktops")
+# `lab up <doc link>` pulls and replays through the stage runner; the lab may not import it.
+app.add_typer(lab_app, name="lab", rich_help_panel="Lab desktops", context_settings={"obj": Pipeline(_fetch_doc)})
 
 
 @app.command(rich_help_panel="Tools")

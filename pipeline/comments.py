@@ -17,7 +17,6 @@ from typing import Any
 
 from pipeline.archive import Key
 
-STATES = ("open", "resolved", "deleted")
 # The last ` · <state>` of a `## ` line is the writer's: comment words before it cannot move it.
 _HEADING = re.compile(r"^## (.*) · (open|resolved|deleted)\s*$")
 _BYLINE = re.compile(r"^\*\*(.+?)\*\* · (\d{4}-\d\d-\d\d \d\d:\d\d UTC)\s*$")

@@ -11,6 +11,7 @@ Environment variables are `DOCPIPE_<SECTION>_<KEY>` (e.g. DOCPIPE_GITEA_URL, DOC
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -18,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipeline.errors import BadInput
 from pipeline.slugs import workdir_slug
@@ -47,13 +49,50 @@ def _url(v: Any) -> str | None:
     return None if re.match(r"^https?://[^\s/]+", str(v)) else "must be an http(s) URL"
 
 
-def _one_of(*allowed: str) -> Callable[[Any], str | None]:
-    return lambda v: None if v in allowed else "must be " + " or ".join(repr(a) for a in allowed)
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in choices else f"must be one of: {', '.join(choices)}"
+
+
+def _matches(pattern: str, allowed: str) -> Callable[[Any], str | None]:
+    """A check that the whole value matches `pattern`; `allowed` says in words what does."""
+    compiled = re.compile(pattern)
+    return lambda v: None if compiled.fullmatch(str(v)) else f"must be {allowed}"
+
+
+def duration_seconds(text: str) -> int | None:
+    """A lab TTL such as 90m, 3h or 2d in seconds; None when it is not one (or not 1s..30d)."""
+    m = re.fullmatch(r"([0-9]+)([smhd])", text.strip())
+    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)] if m else 0
+    return seconds if 0 < seconds <= 30 * 86400 else None
+
+
+def _duration(v: Any) -> str | None:
+    return None if duration_seconds(str(v)) is not None else "must be a duration like 90m, 3h or 2d (at most 30d)"
+
+
+def _listen(v: Any) -> str | None:
+    m = re.fullmatch(r"(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):([0-9]{1,5})", str(v))
+    return None if m and 1 <= int(m.group(1)) <= 65535 else "must be HOST:PORT with a port 1-65535, e.g. 0.0.0.0:8443"
+
+
+def _public_url(v: Any) -> str | None:  # what every seat link is made from (lab/classroom/links.py)
+    u = urlsplit(str(v))
+    ok = u.scheme in ("http", "https") and u.hostname and not u.username and not u.path.strip("/") \
+        and not u.query and not u.fragment
+    return None if ok else "must look like https://host[:port] (no path: every seat gets a host or a port of its own)"
+
+
+# Kubernetes object names (DNS-1123 labels) and the seats' base host name.
+_K8S_NAME = _matches(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", "a DNS-1123 label (a-z, 0-9, '-', at most 63)")
+_HOST = _matches(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?",
+                 "a DNS name like lab.example.org (seats get s-<id>.<host>)")
+_REGISTRY = _matches(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?", "HOST or HOST:PORT, e.g. registry.example.org:5000")
+# The start of every image's repository: lowercase path components (the OCI distribution spec's).
+_PREFIX = _matches(r"[a-z0-9]+(?:[._\-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._\-][a-z0-9]+)*)*",
+                   "lowercase path components like 'docpipe' or 'cswg/labs' (a-z, 0-9, '.', '_', '-')")
 
 
 def _ipv4_pool(v: Any) -> str | None:
-    import ipaddress
-
     try:
         net = ipaddress.IPv4Network(str(v))
     except ValueError:
@@ -94,31 +133,31 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "hooks": {
         "enabled": Key("bool", True, "run hooks at all"),
-        "builtin": Key("bool", True, "run docpipe's built-in hooks (the lab desktop provisioner)"),
+        "builtin": Key("bool", True, "run docpipe's built-in `workshop` hook, the lab image builder (off: planned only)"),
         "dirs": Key("list", [], "more directories to look for hooks in"),
         "timeout": Key("float", 1800.0, "seconds before a hook is killed", _between(1, 86400)),
         "pass_env": Key("list", [], "secret environment variables hooks may see"),
     },
     "lab": {
-        "registry": Key("str", None, "registry HOST:PORT to push lab images to"),
-        "prefix": Key("str", "docpipe", "image name prefix"),
+        "registry": Key("str", None, "registry HOST:PORT to push lab images to", _REGISTRY),
+        "prefix": Key("str", "docpipe", "image name prefix", _PREFIX),
         "allowed_bases": Key("table", None, "alias = image reference; replaces the default allow-list"),
         "max_seats": Key("int", 30, "most seats `lab up` may start", _between(1, 500)),
         "allow_shell_steps": Key("bool", False, "let docs run shell setup steps in their image"),
         "build_timeout": Key("float", 1800.0, "seconds an image build may take", _between(10, 86400)),
         "dry_run": Key("bool", False, "plan lab images without building them"),
-        "namespace": Key("str", "docpipe", "Kubernetes namespace of the seats"),
-        "ingress_class": Key("str", None, "Kubernetes IngressClass routing the seats"),
-        "tls_secret": Key("str", None, "Kubernetes TLS secret for *.host (wildcard)"),
-        "host": Key("str", None, "Kubernetes: seats get s-<label>.<host>"),
+        "namespace": Key("str", "docpipe", "Kubernetes namespace of the seats", _K8S_NAME),
+        "ingress_class": Key("str", None, "Kubernetes IngressClass routing the seats", _K8S_NAME),
+        "tls_secret": Key("str", None, "Kubernetes TLS secret for *.host (wildcard)", _K8S_NAME),
+        "host": Key("str", None, "Kubernetes: seats get s-<label>.<host>", _HOST),
         "context": Key("str", None, "kubeconfig context (default: current, or in-cluster)"),
-        "ingress_namespace": Key("str", "ingress-nginx", "namespace of the ingress controller"),
-        "listen": Key("str", "0.0.0.0:8443", "address:port the lab gateway listens on"),
-        "public_url": Key("str", None, "base of every lab link [default: https://<host name>:<port>]"),
+        "ingress_namespace": Key("str", "ingress-nginx", "namespace of the ingress controller", _K8S_NAME),
+        "listen": Key("str", "0.0.0.0:8443", "address:port the lab gateway listens on", _listen),
+        "public_url": Key("str", None, "base of every lab link [default: https://<host name>:<port>]", _public_url),
         "tls_cert": Key("str", None, "PEM certificate (chain) for the lab gateway"),
         "tls_key": Key("str", None, "PEM private key for the lab gateway"),
-        "ttl": Key("str", "4h", "how long a seat lives, e.g. 90m, 3h, 2d"),
-        "backend": Key("str", "docker", "where seats run: docker or kubernetes"),
+        "ttl": Key("str", "4h", "how long a seat lives, e.g. 90m, 3h, 2d", _duration),
+        "backend": Key("str", "docker", "where seats run: docker or kubernetes", _one_of("docker", "kubernetes")),
         "egress": Key("str", "none", "seats' outbound traffic: none, or internet (never the host or private ranges)",
                       _one_of("none", "internet")),
         "subnet_pool": Key("str", "10.213.0.0/16", "addresses the Docker seats' own small networks (a /29 each) come from",
@@ -198,23 +237,6 @@ def config_path() -> Path | None:
         return Path(explicit)
     candidate = Path("docpipe.toml")
     return candidate if candidate.is_file() else None
-
-
-def value(section: str | None, key: str, cli_value: Any, default: Any) -> Any:
-    """One setting for a single-stage command: the flag, else the validated environment and
-    docpipe.toml (the first folder's, as `docpipe run` would see it), else `default`.
-
-    Going through load_settings means every command honours the same variables
-    (DOCPIPE_<SECTION>_<KEY> and the aliases) and reports a broken docpipe.toml the same way."""
-    if cli_value is not None:
-        return cli_value
-    settings, _ = load_settings(None)
-    resolved = settings.folders[0].values.get(section or "", {}).get(key)
-    return default if resolved is None else resolved
-
-
-def workdir(cli_value: Path | None) -> Path:
-    return Path(value(None, "workdir", cli_value, DEFAULT_WORKDIR))
 
 
 # ----------------------------------------------------------------------------- validation
@@ -398,6 +420,23 @@ def _env_values(env: Mapping[str, str], problems: _Problems) -> dict[str, dict[s
     return out
 
 
+def _cli_values(cli: Mapping[tuple[str, str], Any], problems: _Problems) -> dict[tuple[str, str], Any]:
+    """Flags are checked like the file and the environment: a bad --ttl is refused here, once."""
+    out: dict[tuple[str, str], Any] = {}
+    for (section, key), raw in cli.items():
+        if raw is None:
+            continue
+        spec = SCHEMA[section][key]
+        val, err = _coerce(spec.kind, raw)
+        if err is None and spec.check is not None:
+            err = spec.check(val)
+        if err:
+            problems.items.append(f"command line: {f'{section}.' if section else ''}{key}: {err} (got {raw!r})")
+            continue
+        out[(section, key)] = val
+    return out
+
+
 def load_settings(path: Path | None = None, *, cli: Mapping[tuple[str, str], Any] | None = None,
                   env: Mapping[str, str] | None = None, strict: bool = True) -> tuple[Settings, list[str]]:
     """Resolve every setting for every folder. Returns the settings and the list of problems;
@@ -419,7 +458,7 @@ def load_settings(path: Path | None = None, *, cli: Mapping[tuple[str, str], Any
     problems = _Problems(Path(path) if path else None, _key_lines(text))
     base, folder_entries = _check_file(data, problems)
     env_vals = _env_values(env, problems)
-    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    cli = _cli_values(cli or {}, problems)
 
     def resolve(overrides: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         values: dict[str, dict[str, Any]] = {}
@@ -458,74 +497,19 @@ def load_settings(path: Path | None = None, *, cli: Mapping[tuple[str, str], Any
     return settings, problems.items
 
 
-STARTER = '''\
-# docpipe configuration. Every key can also come from the command line or from an environment
-# variable DOCPIPE_<SECTION>_<KEY> (e.g. DOCPIPE_GITEA_URL); flags win over the environment,
-# which wins over this file, which wins over the defaults shown here.
-
-# Where the store, the git archive, the site and the lab state live.
-workdir = ".docpipe"
-
-[drive]
-# The Drive folder to sync: the id at the end of its URL (drive.google.com/drive/folders/<id>).
-folder = "REPLACE-WITH-FOLDER-ID"
-# Credentials: a service-account or authorized-user JSON file. Unset: Application Default
-# Credentials (GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login`), or an
-# access token in DOCPIPE_ACCESS_TOKEN.
-# credentials = "service-account.json"
-jobs = 8
-# Requests per second. Drive allows 12,000 a minute per user; 50/s leaves room for others.
-max_qps = 50
-
-[gitea]
-# Push is skipped while url is unset. The token comes from GITEA_TOKEN (scopes: write:repository,
-# read:user, read:organization).
-# url = "https://gitea.example.org"
-# owner = "cswg"
-# repo = "design-docs"
-private = true
-
-[render]
-# A directory of templates that replace docpipe's own, file by file.
-# templates = "my-templates"
-
-[publish]
-site_branch = false
-
-[hooks]
-enabled = true
-# dirs = ["ci/hooks"]
-timeout = 1800
-
-[lab]
-# registry = "registry.example.org:5000"
-prefix = "docpipe"
-max_seats = 30
-listen = "0.0.0.0:8443"           # the lab gateway (HTTPS; see README "Running a class")
-# public_url = "https://lab.example.org:8443"
-ttl = "4h"
-# allowed_bases = { debian-novnc = "docpipe/debian-novnc:latest" }
-
-# Several folders? Replace [drive].folder with one table per folder:
-# [[folders]]
-# id = "FOLDER-ID-1"
-# name = "design-docs"
-# [folders.gitea]
-# repo = "design-docs"
-'''
-
-
-def reference_markdown() -> str:
-    """The config reference table for README.md (a test keeps the README in step with SCHEMA)."""
-    rows = ["| key | environment | default | meaning |", "|---|---|---|---|"]
-    for section, keys in SCHEMA.items():
-        for key, spec in keys.items():
-            dotted = f"{section}.{key}" if section else key
-            env_text = ", ".join(f"`{e}`" for e in env_names(section, key))
-            default = "—" if spec.default in (None, [], {}) else f"`{spec.default!r}`".replace("'", '"')
-            rows.append(f"| `{dotted}` | {env_text} | {default} | {spec.help} |")
-    return "\n".join(rows)
-
-
-if __name__ == "__main__":
-    print(reference_markdown())
+def folder_for(path: Path | None, workdir: Path | None = None,
+               cli: Mapping[tuple[str, str], Any] | None = None) -> FolderSettings:
+    """The one folder a single-stage or `docpipe lab` command works on, resolved as `docpipe run`
+    resolves it: the configured folder whose workdir --workdir is, else the first folder (or the
+    one --folder names), working in --workdir when one is given."""
+    settings, _ = load_settings(path, cli=cli)
+    if workdir is None:
+        return settings.folders[0]
+    wanted = Path(workdir).resolve()
+    for f in settings.folders:
+        if f.workdir.resolve() == wanted:
+            return f
+    settings, _ = load_settings(path, cli={**(cli or {}), ("", "workdir"): str(workdir)})
+    folder = settings.folders[0]
+    folder.workdir = Path(workdir)
+    return folder

@@ -1,8 +1,9 @@
 """Events and hooks: after each stage docpipe fires a named event; hooks are executables.
 
-A hook is found by its event's name in each hook directory, in order: docpipe's built-ins
-(`hooks/`), then `WORKDIR/hooks`, then the directories given by `--hooks`/config. In each
-directory `EVENT` runs first, then `EVENT.d/*` in name order. A hook reads one JSON object on
+A hook is found by its event's name in each hook directory, in order: `WORKDIR/hooks`, then the
+directories given by `--hooks`/config. In each directory `EVENT` runs first, then `EVENT.d/*` in
+name order. (docpipe's own `workshop` handler, the lab image builder, runs in-process before
+them: pipeline/stages.py.) A hook reads one JSON object on
 stdin and may print one JSON object on stdout; a non-zero exit or a timeout fails the stage.
 """
 
@@ -62,18 +63,8 @@ class HookRunner:
                 for hook in find_hooks(event, self.dirs)]
 
 
-def default_dirs(workdir: Path, extra: Iterable[Path] = (), *, builtin: bool = True) -> list[Path]:
-    from pipeline.resources import shipped
-
-    dirs: list[Path] = []
-    if builtin:
-        try:
-            dirs.append(shipped("hooks"))
-        except FileNotFoundError:
-            pass
-    dirs.append(workdir / "hooks")
-    dirs.extend(Path(p) for p in extra)
-    return dirs
+def default_dirs(workdir: Path, extra: Iterable[Path] = ()) -> list[Path]:
+    return [workdir / "hooks", *(Path(p) for p in extra)]
 
 
 def _is_hook(path: Path) -> bool:

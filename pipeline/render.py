@@ -13,7 +13,7 @@ import json
 import posixpath
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -288,6 +288,24 @@ def render(workdir: Path, *, templates: Path | None = None,
     return summary
 
 
+def _doc_fields(fid: str, entry: Mapping[str, Any], meta: Mapping[str, str]) -> dict[str, Any]:
+    """What a doc's page says it is (EVENT_DOC_FIELDS): its front matter, else the manifest."""
+    path = _safe_rel(str(entry["path"]), "doc")
+    title = meta.get("title") or str(entry.get("title") or "") or PurePosixPath(path).stem
+    return {"id": fid, "name": meta.get("name", ""), "title": title, "status": meta.get("status", ""),
+            "path": path, "page": _page_path(path)}
+
+
+def event_docs(workdir: Path, file_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Drive file id -> the `doc` object of a hook event (Contract 4), for these docs of the
+    archive's tip, as their pages have it: provision's `workshop` events and render agree."""
+    repo, tip = open_main(workdir)
+    manifest = read_manifest(repo, tip)
+    docs = manifest.docs if manifest else {}
+    return {fid: _doc_fields(fid, docs[fid], frontmatter.read(_blob_text(tip.tree, _safe_rel(str(docs[fid]["path"]), "doc"))))
+            for fid in file_ids if fid in docs}
+
+
 def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_by_id: Mapping[str, str],
                 hist: _History, lab: Callable[[str, str], WorkshopImage | None]) -> tuple[DocPage, str, str]:
     """One doc's page record, its Markdown and its comments page's Markdown ("" if none)."""
@@ -304,13 +322,11 @@ def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_b
         comments = _blob_text(tree, str(entry["comments"]))
         threads = parse_threads(comments)
         comments = rewrite_drive_links(comments, comments_page, pages_by_id)
-    title = meta.get("title") or str(entry.get("title") or "") or PurePosixPath(path).stem
-    name = meta.get("name", "")
     doc = DocPage(
-        id=fid, name=name, title=title, status=meta.get("status", ""), path=path, page=page,
-        workshop=False, revisions=len(hist.revisions), authors=list(hist.authors),
+        **_doc_fields(fid, entry, meta), workshop=False, revisions=len(hist.revisions), authors=list(hist.authors),
         updated=_date(hist.updated), open_threads=len(threads), comments_page=comments_page,
     )
+    title = doc.title
     ws = lab(markdown, path)  # a bad spec never fails render: the page says what is wrong
     if ws is not None:
         doc.workshop, doc.lab, doc.lab_error, doc.workshop_name = True, ws.lab, ws.error, ws.name

@@ -1,4 +1,4 @@
-"""Where docpipe's shipped files (templates, built-in hooks, sample data) live."""
+"""Where docpipe's shipped files (templates, example hooks, sample data) live."""
 
 from __future__ import annotations
 

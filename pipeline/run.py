@@ -58,7 +58,7 @@ class FolderResult:
     def exit_code(self) -> int:
         """The highest exit status of what failed (0 when nothing did)."""
         codes = [s.exit_code or EXIT_FAILURE for s in self.stages if s.status == "failed"]
-        codes += [EXIT_FAILURE for w in self.workshops if not w.get("ok", True)]
+        codes += [w.get("exit_code") or EXIT_FAILURE for w in self.workshops if not w.get("ok", True)]
         return max(codes, default=0)
 
     def to_json(self) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def load_state(workdir: Path) -> dict[str, Any]:
 
 
 def save_state(workdir: Path, state: dict[str, Any]) -> None:
-    from pipeline.store import atomic_write
+    from pipeline.atomic import atomic_write
 
     atomic_write(_state_path(workdir), (json.dumps(state, sort_keys=True, indent=1) + "\n").encode())
 
@@ -132,16 +132,8 @@ def archive_head(workdir: Path) -> str | None:
     return head(workdir)
 
 
-def _call(name: str, f: FolderSettings) -> Callable[[], dict[str, Any]]:
-    return lambda: stages.call(name, f).to_json()
-
-
-def _lab_settings(f: FolderSettings, dry_run: bool) -> dict[str, Any]:
-    return {"registry": f.lab.registry, "prefix": f.lab.prefix,
-            "allowed_bases": f.lab.allowed_bases, "dry_run": dry_run or f.lab.dry_run,
-            "allow_shell_steps": f.lab.allow_shell_steps, "build_timeout": f.lab.build_timeout,
-            "templates": f.render.templates, "gitea_url": f.gitea.url,
-            "gitea_owner": f.gitea.owner, "gitea_repo": f.gitea.repo}
+def _call(name: str, f: FolderSettings, hooks: HookRunner) -> Callable[[], dict[str, Any]]:
+    return lambda: stages.call(name, f, hooks).to_json()
 
 
 def _timed(stage: str, fn: Callable[[], dict[str, Any]]) -> StageResult:
@@ -182,11 +174,11 @@ def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_
         return any(s.status == "failed" for s in result.stages)
 
     store_before = _store_digest(f.workdir)
-    stage("pull", _call("pull", f), lambda s: _store_digest(f.workdir) != store_before, "pulled")
+    stage("pull", _call("pull", f, hooks), lambda s: _store_digest(f.workdir) != store_before, "pulled")
     if failed():
         return result
     before = archive_head(f.workdir)
-    stage("replay", _call("replay", f), lambda s: archive_head(f.workdir) != before, "replayed")
+    stage("replay", _call("replay", f, hooks), lambda s: archive_head(f.workdir) != before, "replayed")
     if failed():
         return result
     head = archive_head(f.workdir)
@@ -198,7 +190,7 @@ def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_
         elif state.get("pushed") == {"head": head, "target": target}:
             result.stages.append(StageResult("push", "unchanged"))
         else:
-            res = stage("push", _call("push", f), lambda s: True, "pushed")
+            res = stage("push", _call("push", f, hooks), lambda s: True, "pushed")
             if res and res.status != "failed":
                 state["pushed"] = {"head": head, "target": target}
 
@@ -212,7 +204,7 @@ def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_
             result.stages.append(StageResult("render", "unchanged"))
             rendered = state["rendered"]["summary"]
         else:
-            res = stage("render", _call("render", f), lambda s: True, "rendered")
+            res = stage("render", _call("render", f, hooks), lambda s: True, "rendered")
             if res and res.status != "failed":
                 rendered = res.summary
                 state["rendered"] = {"key": render_key, "summary": rendered}
@@ -225,53 +217,44 @@ def run_folder(f: FolderSettings, *, only: set[str], hooks: HookRunner, dry_run_
         if state.get("published") == site and (f.workdir / "public").is_dir():
             result.stages.append(StageResult("publish", "unchanged"))
         else:
-            res = stage("publish", _call("publish", f), lambda s: True, None)
+            res = stage("publish", _call("publish", f, hooks), lambda s: True, None)
             if res and res.status != "failed":
                 state["published"] = site
 
     if "provision" in only and rendered is not None:
-        _provision(f, rendered, result, fire, state, dry_run_lab)
+        _provision(f, hooks, result, state, dry_run_lab)
     save_state(f.workdir, state)
     return result
 
 
-def _provision(f: FolderSettings, rendered: dict[str, Any], result: FolderResult,
-               fire: Callable[[str, dict[str, Any]], None], state: dict[str, Any], dry_run: bool) -> None:
-    """One `workshop` event per workshop doc; the built-in hook builds its desktop image.
-    A workshop whose spec is unchanged since its last successful event is not fired again."""
-    from pipeline.render import EVENT_DOC_FIELDS
+def _provision(f: FolderSettings, hooks: HookRunner, result: FolderResult, state: dict[str, Any],
+               dry_run: bool) -> None:
+    """The provision stage as `docpipe provision` runs it (one `workshop` event per workshop),
+    skipping each workshop whose spec and image settings are those of its last success."""
+    from pipeline.lab.image.provision import ProvisionSummary
 
+    log(f"provision: {f.id or ''} {f.workdir}".rstrip())
     start = time.monotonic()
     done = state.setdefault("workshops", {})
-    settings = _lab_settings(f, dry_run)
-    fired = 0
-    for ws in rendered.get("workshops", []):
-        name = ws.get("workshop_name") or ws.get("name") or ws.get("id")
-        doc = {k: ws.get(k) for k in EVENT_DOC_FIELDS}
-        doc["workshop"] = name
-        doc["lab"] = ws.get("lab")
-        key = json.dumps([ws.get("lab"), ws.get("lab_error"), settings], sort_keys=True)
-        if done.get(name) == key:
-            result.workshops.append({"name": name, "ok": True, "status": "unchanged"})
-            continue
-        entry: dict[str, Any] = {"name": name, "ok": True, "status": "changed"}
-        try:
-            if ws.get("lab_error"):
-                raise DocpipeError(ws["lab_error"])
-            before = len(result.hooks)
-            fire("workshop", {"doc": doc, "settings": settings})
-            entry["outputs"] = [h["output"] for h in result.hooks[before:]]
-            fired += 1
-            done[name] = key  # the key holds dry_run, so a plan never stands in for a build
-        except DocpipeError as exc:
-            log(f"workshop {name}: {exc.message}")
-            entry.update(ok=False, error=exc.message)
-        result.workshops.append(entry)
-    status = "changed" if fired else "unchanged"
-    if any(not w["ok"] for w in result.workshops):
-        status = "failed"
-    result.stages.append(StageResult("provision", status, time.monotonic() - start,
-                                     summary={"workshops": len(result.workshops), "fired": fired}))
+    try:
+        summary = stages.call("provision", f, hooks, dry_run=dry_run, unchanged=dict(done))
+    except DocpipeError as exc:
+        log(f"provision: failed: {exc.message}")
+        result.stages.append(StageResult("provision", "failed", time.monotonic() - start, error=exc.message,
+                                         exit_code=exc.exit_code))
+        return
+    assert isinstance(summary, ProvisionSummary)
+    for o in summary.workshops:
+        if o.ok:
+            done[o.workshop] = o.key  # the key holds dry_run, so a plan never stands in for a build
+        else:
+            log(f"workshop {o.workshop}: {o.result.error}")
+        result.workshops.append(o.to_json())
+        result.hooks.extend(o.hooks)
+    fired = sum(1 for o in summary.workshops if o.ok and o.status == "changed")
+    status = "failed" if summary.failed else "changed" if fired else "unchanged"
+    result.stages.append(StageResult("provision", status, time.monotonic() - start, exit_code=summary.exit_code,
+                                     summary={"workshops": len(summary.workshops), "fired": fired}))
 
 
 def run(settings: Settings, *, only: set[str] | None = None, hooks_enabled: bool = True,

@@ -10,20 +10,17 @@ a blob that is not on disk.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.atomic import TMP_PREFIX, atomic_write
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.hashing import sha256_hex, sha256_parts, tree_digest
 
-# Temp files carry this prefix so a run can sweep the ones a killed run left behind.
-TMP_PREFIX = ".tmp-"
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 # Drive ids are URL-safe base64-ish; anything else must never become a path.
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
@@ -38,33 +35,96 @@ def sha256(data: bytes) -> str:
     return sha256_hex(data)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+# ----------------------------------------------------------------------------- a doc's record
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write `data` to `path` so that readers see the old or the new content, never a mix.
-    `mode` 0o600 for secrets: the file is never readable by others, not even for a moment."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+@dataclass(frozen=True)
+class Image:
+    """An image a revision's HTML shows: its exact `src` attribute and the blob holding it."""
+
+    src: str
+    blob: str
+    mime_type: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"src": self.src, "blob": self.blob, "mimeType": self.mime_type}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Image:
+        return cls(str(d["src"]), str(d["blob"]), str(d.get("mimeType") or ""))
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One revision of a doc: its export HTML's blob and the images that HTML shows."""
+
+    id: str
+    modified_time: str
+    user: dict[str, str] | None  # lastModifyingUser: displayName, emailAddress, permissionId, as given
+    html: str
+    images: tuple[Image, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What a later listing must match for this download to be reused."""
+        return self.id, self.modified_time
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "modifiedTime": self.modified_time, "lastModifyingUser": self.user,
+                "html": self.html, "images": [i.to_json() for i in self.images]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Revision:
+        user = d.get("lastModifyingUser")
+        return cls(str(d["id"]), str(d["modifiedTime"]), dict(user) if isinstance(user, dict) else None,
+                   str(d["html"]), tuple(Image.from_json(i) for i in d.get("images") or []))
+
+
+@dataclass(frozen=True)
+class DocRecord:
+    """`docs/<fileId>.json` (Contract 1), typed. Comments stay the Drive API's resources, as
+    Drive returned them; keys this version does not know are kept as they were (`extra`)."""
+
+    id: str
+    name: str
+    titles: tuple[dict[str, str], ...]  # {"name", "time"}, oldest first
+    folder_path: tuple[str, ...]
+    folder_ids: tuple[str, ...]
+    version: str
+    modified_time: str
+    web_view_link: str
+    created_time: str = ""  # "" in stores pulled before it was kept
+    partial_history: bool = False
+    removed: dict[str, str] | None = None  # {"time", "reason": trashed|removed|deleted}
+    revisions: tuple[Revision, ...] = ()
+    comments: tuple[dict[str, Any], ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.extra, "id": self.id, "name": self.name, "titles": [dict(t) for t in self.titles],
+                "folder_path": list(self.folder_path), "folder_ids": list(self.folder_ids),
+                "version": self.version, "modifiedTime": self.modified_time, "webViewLink": self.web_view_link,
+                "createdTime": self.created_time, "partial_history": self.partial_history,
+                "removed": self.removed, "revisions": [r.to_json() for r in self.revisions],
+                "comments": list(self.comments)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], where: str = "") -> DocRecord:
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+            return cls(
+                id=str(d["id"]), name=str(d.get("name") or ""), titles=tuple(d.get("titles") or ()),
+                folder_path=tuple(d.get("folder_path") or ()), folder_ids=tuple(d.get("folder_ids") or ()),
+                version=str(d.get("version") or ""), modified_time=str(d.get("modifiedTime") or ""),
+                web_view_link=str(d.get("webViewLink") or ""), created_time=str(d.get("createdTime") or ""),
+                partial_history=bool(d.get("partial_history")), removed=d.get("removed"),
+                revisions=tuple(Revision.from_json(r) for r in d.get("revisions") or ()),
+                comments=tuple(d.get("comments") or ()),
+                extra={k: v for k, v in d.items() if k not in _RECORD_KEYS})
+        except (KeyError, TypeError, AttributeError):
+            raise BadInput(f"store file {where or d.get('id')} is not a doc record; remove it and pull again") from None
+
+
+_RECORD_KEYS = frozenset(DocRecord("", "", (), (), (), "", "", "").to_json())
 
 
 def valid_file_id(file_id: object) -> bool:
@@ -183,6 +243,13 @@ class Store:
 
     def write_doc(self, doc: dict[str, Any]) -> None:
         atomic_write(self.doc_path(doc["id"]), canonical_json(doc))
+
+    def read_record(self, file_id: str) -> DocRecord | None:
+        doc = self.read_doc(file_id)
+        return None if doc is None else DocRecord.from_json(doc, f"docs/{file_id}.json in {self.root}")
+
+    def write_record(self, record: DocRecord) -> None:
+        self.write_doc(record.to_json())
 
     def doc_ids(self) -> list[str]:
         """Every doc in the store; a docs/ file not named by a valid id is refused, not skipped."""

@@ -33,7 +33,7 @@ def test_pull_help_names_the_canonical_environment_variables() -> None:
 def test_an_unexpected_error_exits_3_with_one_line_naming_the_log(tmp_path: Path) -> None:
     # A bug stand-in: the stage table is patched in the child so the stage raises a plain error.
     code = ("import sys; from pipeline import stages\n"
-            "def boom(f, o): raise ZeroDivisionError('division by zero')\n"
+            "def boom(f, o, h): raise ZeroDivisionError('division by zero')\n"
             "stages.STAGES['replay'] = stages.Stage('replay', 'replayed', boom)\n"
             "from pipeline.cli import main; sys.argv = ['docpipe', 'replay', '--workdir', sys.argv[1]]; main()\n")
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "wd")], capture_output=True, text=True,

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import STARTER, load_settings
+from pipeline.config import load_settings
+from pipeline.config_docs import STARTER
 from pipeline.errors import BadInput
 
 
@@ -94,3 +95,56 @@ def test_starter_config_is_valid(tmp_path: Path) -> None:
 def test_invalid_toml_is_one_line_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="not valid TOML"):
         load_settings(write(tmp_path, "[drive\n"), env={})
+
+
+BAD_LAB_VALUES = [
+    ('ttl = "forever"', "lab.ttl: must be a duration like 90m, 3h or 2d (at most 30d) (got 'forever')"),
+    ('backend = "k8s"', "lab.backend: must be one of: docker, kubernetes (got 'k8s')"),
+    ('listen = "nope"', "lab.listen: must be HOST:PORT with a port 1-65535, e.g. 0.0.0.0:8443 (got 'nope')"),
+    ('registry = "http://bad registry"',
+     "lab.registry: must be HOST or HOST:PORT, e.g. registry.example.org:5000 (got 'http://bad registry')"),
+    ('prefix = "UPPER"', "lab.prefix: must be lowercase path components like 'docpipe' or 'cswg/labs' "
+                         "(a-z, 0-9, '.', '_', '-') (got 'UPPER')"),
+    ('egress = "open"', "lab.egress: must be one of: none, internet (got 'open')"),
+    ('subnet_pool = "10.213.0.1/16"', "lab.subnet_pool: must be an IPv4 network like 10.213.0.0/16 "
+                                      "(prefix /8 to /26, no host bits) (got '10.213.0.1/16')"),
+    ('public_url = "https://lab.example.org/lab"', "lab.public_url: must look like https://host[:port] "
+                                                   "(no path: every seat gets a host or a port of its own) "
+                                                   "(got 'https://lab.example.org/lab')"),
+]
+
+
+@pytest.mark.parametrize("line,problem", BAD_LAB_VALUES)
+def test_config_check_refuses_a_bad_lab_value_on_one_line_with_its_line_number(
+        tmp_path: Path, line: str, problem: str) -> None:
+    from tests.support.pull import cli
+
+    path = write(tmp_path, f'[drive]\nfolder = "F1"\n\n[lab]\nmax_seats = 10\n{line}\n')
+    r = cli(["config", "check", "--config", str(path)])
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [f"{path}:6: {problem}", "docpipe: error: 1 problem(s) in the configuration"]
+
+
+def test_every_bad_lab_value_at_once_and_the_same_words_for_flags_and_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "[lab]\n" + "\n".join(line for line, _ in BAD_LAB_VALUES) + "\n")
+    _, problems = load_settings(path, env={}, strict=False)
+    assert problems == [f"{path}:{no}: {problem}" for no, (_, problem) in enumerate(BAD_LAB_VALUES, 2)]
+    _, problems = load_settings(None, env={"DOCPIPE_LAB_TTL": "forever"}, cli={("lab", "backend"): "k8s"},
+                                strict=False)
+    assert problems == ["environment: DOCPIPE_LAB_TTL: must be a duration like 90m, 3h or 2d (at most 30d)",
+                        "command line: lab.backend: must be one of: docker, kubernetes (got 'k8s')"]
+    good = write(tmp_path, '[lab]\nttl = "90m"\nbackend = "kubernetes"\nlisten = "[::]:443"\n'
+                           'registry = "127.0.0.1:5000"\nprefix = "cswg/labs"\npublic_url = "https://lab.example.org:8443/"\n')
+    assert load_settings(good, env={})[1] == []
+
+
+def test_folder_for_picks_the_folder_whose_workdir_it_is(tmp_path: Path) -> None:
+    from pipeline.config import folder_for
+
+    path = write(tmp_path, f'workdir = "{tmp_path / "wd"}"\n[[folders]]\nid = "AAA"\nname = "a"\n'
+                           '[[folders]]\nid = "BBB"\nname = "b"\n[folders.lab]\nprefix = "bee"\n')
+    b = folder_for(path, tmp_path / "wd" / "b")
+    assert (b.id, b.lab.prefix, b.workdir) == ("BBB", "bee", tmp_path / "wd" / "b")
+    elsewhere = folder_for(path, tmp_path / "other")
+    assert (elsewhere.id, elsewhere.workdir) == ("AAA", tmp_path / "other")
+    assert folder_for(path).id == "AAA"

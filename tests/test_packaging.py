@@ -67,7 +67,7 @@ def _demo_twice(bin_dir: Path, tmp_path: Path) -> None:
         assert summary["docpipe_version"] == VERSION
         assert summary["run"]["folders"][0]["workshops"][0]["ok"]
     assert (workdir / "public" / "index.html").is_file()
-    assert os.access(Path(where).parent / "_data" / "hooks" / "workshop", os.X_OK)
+    assert os.access(Path(where).parent / "_data" / "hooks" / "examples" / "rendered-announce", os.X_OK)
 
 
 def _tracked_files() -> list[str]:
@@ -93,7 +93,7 @@ def test_the_wheel_and_sdist_hold_every_module_and_the_wheel_runs_the_demo(tmp_p
         assert files and [f for f in files if packaged + f[len(folder):] not in in_wheel] == []
     with tarfile.open(sdist) as tar:
         in_sdist = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    assert {"setup.py", "pyproject.toml", "hooks/workshop", "templates/mkdocs.yml.j2"} <= in_sdist
+    assert {"setup.py", "pyproject.toml", "hooks/examples/rendered-announce", "templates/mkdocs.yml.j2"} <= in_sdist
 
     bin_dir = _fresh_venv(tmp_path / "venv")
     _run([bin_dir / "python", "-m", "pip", "install", "--quiet", wheel], tmp_path)

@@ -14,8 +14,9 @@ import pytest
 
 from pipeline import USER_AGENT
 from pipeline.drive import RetryPolicy
+from pipeline.drive.walk import PageSizes
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.pull import PageSizes, pull
+from pipeline.pull import pull
 from tests.support.pull import (
     TOKEN,
     Proxy,
@@ -260,7 +261,7 @@ def test_kill_9_mid_pull_then_resume_matches_an_uninterrupted_run(token_env, tmp
         add_doc(ds, f"doc {n}", 40, comments=3, image=(n == 0))
     env = {"DOCPIPE_ACCESS_TOKEN": TOKEN}
     with running(ds, latency=0.01) as emu:
-        args = ["pull", "--folder", ds.root_id, "--drive-endpoint", emu.url, "--jobs", "4", "--max-qps", "400", "--json"]
+        args = ["pull", "--folder", ds.root_id, "--drive-endpoint", emu.url, "--jobs", "4", "--max-qps", "200", "--json"]
         proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args, "--workdir", str(tmp_path / "killed")],
                                 env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 cwd=tmp_path)
@@ -499,7 +500,7 @@ def test_images_on_other_hosts_are_never_fetched(token_env, tmp_path: Path) -> N
 
 
 def test_google_image_hosts() -> None:
-    from pipeline.pull import google_image_host
+    from pipeline.drive.images import google_image_host
 
     assert google_image_host("https://lh7-rt.googleusercontent.com/docsz/AD_4nX")
     assert google_image_host("https://docs.google.com/drawings/d/x/image")

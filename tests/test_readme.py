@@ -15,7 +15,7 @@ import pytest
 import typer
 
 from pipeline.cli import app
-from pipeline.config import reference_markdown
+from pipeline.config_docs import reference_markdown
 from pipeline.hooks import HookRunner
 from tests.support.pull import cli
 

@@ -76,12 +76,14 @@ def test_workshops_carry_their_lab_spec_or_the_reason_it_is_invalid(rendered, sa
                               "page": "workshops/ws-go-promisegrid.md"}
 
 
-def _provision_tags(workdir: Path, **values: object) -> dict[str, str]:
+def _provision_tags(workdir: Path, templates: Path | None = None, allow_setup: bool = False) -> dict[str, str]:
     """Workshop name -> the tag `docpipe provision` would build, for the same settings."""
     from pipeline.lab.image import provision
-    from pipeline.lab.settings import from_values
+    from pipeline.lab.settings import LabSettings, desktop_templates
 
-    settings = provision.with_archive(workdir, from_values(values))  # as `docpipe provision` does
+    # As `docpipe provision` makes them (pipeline.lab.settings.lab_settings).
+    settings = provision.with_archive(workdir, LabSettings(templates=desktop_templates(templates),
+                                                           allow_setup=allow_setup))
     _, found = provision.archive_workshops(workdir, settings)
     return {w.name: provision.plan(w, settings).tag for w in found if w.spec is not None}
 
@@ -114,7 +116,7 @@ def test_shell_setup_steps_follow_the_operator_setting(tmp_path: Path) -> None:
     assert "Lab desktop unavailable" in (tmp_path / "site/docs/ws-setup.md").read_text()
     (on,) = render(tmp_path, allow_setup=True).workshops
     assert on.lab_error is None and on.lab["setup"] == ["echo hi > /etc/motd"]
-    assert _provision_tags(tmp_path, allow_shell_steps=True) == {"ws-setup": on.lab["image_tag"]}
+    assert _provision_tags(tmp_path, allow_setup=True) == {"ws-setup": on.lab["image_tag"]}
     assert "docpipe lab up ws-setup" in (tmp_path / "site/docs/ws-setup.md").read_text()
 
 

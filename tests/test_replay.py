@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import zlib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -24,10 +27,13 @@ from tests.support.replay import (
     StoreWriter,
     comment_event_count,
     git,
+    growing_store,
     hard_store,
     history,
     html_page,
+    manifest_of,
     rfc3339,
+    to_legacy_layout,
     tree_files,
     user,
 )
@@ -106,7 +112,7 @@ def test_history_is_in_time_order_on_one_line(hard):
 def test_final_markdown_is_the_last_revisions_conversion(hard):
     workdir, specs, _, _ = hard
     files = tree_files(workdir / "archive")
-    manifest = json.loads(files[".docpipe/manifest.json"])
+    manifest = manifest_of(workdir / "archive")
     assert manifest["folder"] == {"id": "root-hard", "name": "Hard Folder",
                                   "webViewLink": "https://drive.google.com/drive/folders/root-hard"}
     live = {fid for fid in specs if fid != REMOVED}
@@ -137,7 +143,7 @@ def test_paths_are_safe_distinct_and_mirror_folders(hard):
         parts = path.split("/")
         assert all(p and p not in (".", "..") and "\\" not in p and ":" not in p for p in parts)
         assert path.startswith(".docpipe/") or not any(p.startswith(".") for p in parts), path
-    manifest = json.loads(files[".docpipe/manifest.json"])["docs"]
+    manifest = manifest_of(workdir / "archive")["docs"]
     docs = [e["path"] for e in manifest.values()]
     assert len(set(docs)) == len(docs)
     assert manifest["doc-02"]["path"] == "etc-passwd.md"
@@ -179,7 +185,7 @@ def test_rename_is_followed_by_git_log(hard):
 def test_comments_file_lists_every_thread_and_cannot_be_forged(hard):
     workdir, specs, _, _ = hard
     files = tree_files(workdir / "archive")
-    manifest = json.loads(files[".docpipe/manifest.json"])["docs"]
+    manifest = manifest_of(workdir / "archive")["docs"]
     for fid, spec in specs.items():
         if fid == REMOVED or not spec.comments:
             continue
@@ -216,6 +222,9 @@ def test_fresh_replays_give_the_same_main_on_any_machine(hard, tmp_path):
     summary = json.loads(out.stdout)
     assert summary["head"] == result.head and summary["commits"] == result.commits
     assert summary["converted"] > 400 and summary["cached"] == 0
+    # The pack is the same bytes too (its name is the SHA-1 of its content).
+    packs = [sorted(p.name for p in (w / "archive" / "objects" / "pack").iterdir()) for w in (workdir, other)]
+    assert packs[0] == packs[1] and len(packs[0]) == 2
 
 
 def test_cache_spares_reconversion(tmp_path):
@@ -264,7 +273,7 @@ def test_incremental_replay_only_appends_and_noop_makes_no_commit(tmp_path):
     added = [(c["trailers"].get("Drive-Revision-Id") or c["trailers"].get("Drive-Reply-Id")) for c in after[len(before):]]
     assert added == ["late-1", "n1", "late-0", "late-reply"]  # older-than-tip first, then in time order
     files = tree_files(tmp_path / "archive")
-    manifest = json.loads(files[".docpipe/manifest.json"])["docs"]
+    manifest = manifest_of(tmp_path / "archive")["docs"]
     assert manifest["doc-99"]["path"] == "same-title-2.md"  # the doc that had the name keeps it
     assert "late revision 0" in files[manifest["doc-01"]["path"]].decode()
     third = replay(tmp_path, quiet=True)
@@ -305,6 +314,35 @@ def test_hostile_ids_cannot_forge_trailers(tmp_path):
     (tmp_path / "store" / "docs" / "doc-01.json").write_text(json.dumps(doc))
     with pytest.raises(BadInput, match="invalid id"):
         replay(tmp_path, quiet=True)
+
+
+def test_events_merged_on_disk_come_out_as_sorting_them_in_memory_did(hard):
+    """The spool's order is Contract 2's (time, fileId, kind, id), ties kept in the order added,
+    as the stable in-memory sort it replaced: same order, same commits, same SHAs."""
+    from pipeline.replay.events import doc_events
+    from pipeline.replay.spool import Spool
+    from pipeline.store import Store
+
+    workdir = hard[0]
+    events = [e for doc in Store.at(workdir).snapshot().docs() for e in doc_events(doc)]
+    t = events[0].time
+    # Ties and ids that compare differently as bytes than as ASCII would: a non-BMP id, a lone
+    # surrogate (JSON allows one), the same instant in two docs, and an event whose sort key ties
+    # with another's (the one added first stays first).
+    odd = [type(e)(t, e.file_id, e.kind, i, revision={**(e.revision or {}), "id": i}) for e, i in
+           zip(events[:4], ["\U0001f600", "\ufb01x", "\ud800", "Zz"], strict=True)]
+    odd.append(dataclasses.replace(odd[0], revision={**(odd[0].revision or {}), "html": "0" * 64}))
+    events[1:1] = odd[-1:]
+    events += odd[:-1]
+    spool = Spool()
+    try:
+        for n in range(0, len(events), 97):  # added in runs, as a doc at a time is
+            spool.add_events(events[n: n + 97])
+        merged = list(spool.sorted_events())
+    finally:
+        spool.close()
+    assert merged == sorted(events, key=lambda e: e.sort_key)
+    assert len(merged) > 700 and merged.index(odd[-1]) + 1 == merged.index(odd[0])
 
 
 @pytest.mark.parametrize("title, slug", [
@@ -353,46 +391,121 @@ def test_end_to_end_through_the_drive_emulator_and_pull(tmp_path, monkeypatch):
     revs = {(d["id"], r["id"]) for d in store_docs for r in d["revisions"]}
     assert {(c["trailers"]["Drive-File-Id"], c["trailers"]["Drive-Revision-Id"]) for c in commits
             if "Drive-Revision-Id" in c["trailers"]} == revs
-    manifest = json.loads(tree_files(tmp_path / "archive")[".docpipe/manifest.json"])["docs"]
+    manifest = manifest_of(tmp_path / "archive")["docs"]
     assert sorted(e["path"] for e in manifest.values()) == ["mcp-101-design-2.md", "mcp-101-design.md"]
     assert manifest[first]["comments"] == "mcp-101-design.comments.md"
     assert replay(tmp_path, quiet=True).head == result.head
 
 
-def test_loose_object_fallback_writes_the_same_history(tmp_path, monkeypatch):
-    """Without libgit2's in-memory backend (ctypes unavailable) objects go loose: same main."""
-    import ctypes
+def test_objects_are_the_ones_libgit2_makes_of_the_same_content(hard, tmp_path):
+    """Replay writes blobs, trees and commits itself (into its pack); libgit2 given the same
+    files, modes, authors and messages makes objects with the very same ids."""
+    workdir = hard[0]
+    repo = pygit2.Repository(str(workdir / "archive"))
+    other = pygit2.init_repository(str(tmp_path / "other"), bare=True)
 
-    hard_store(tmp_path / "a" / "store", revisions=30, threads=10)
-    shutil.copytree(tmp_path / "a" / "store", tmp_path / "b" / "store")
-    packed = replay(tmp_path / "a", quiet=True)
+    def rebuilt(tree: pygit2.Tree) -> pygit2.Oid:
+        builder = other.TreeBuilder()
+        for entry in tree:
+            if entry.type_str == "tree":
+                builder.insert(entry.name, rebuilt(repo[entry.id]), pygit2.enums.FileMode.TREE)
+            else:
+                builder.insert(entry.name, other.create_blob(repo[entry.id].data), entry.filemode)
+        return builder.write()
 
-    def no_library(*args, **kwargs):
-        raise OSError("no libgit2 here")
+    tip = repo.references["refs/heads/main"].peel(pygit2.Commit)
+    checked = 0
+    for commit in [tip, *tip.parents, repo.revparse_single("main~400").peel(pygit2.Commit)]:
+        tree = rebuilt(commit.tree)
+        assert tree == commit.tree_id
+        # libgit2's bytes of this commit (it needs the parents: the archive has them), not written.
+        text = repo.create_commit_string(pygit2.Signature(commit.author.name, commit.author.email, commit.author.time, 0),
+                                         pygit2.Signature(commit.committer.name, commit.committer.email,
+                                                          commit.committer.time, 0),
+                                         commit.message, tree, commit.parent_ids).encode("utf-8")
+        again = hashlib.sha1(b"commit %d\0" % len(text) + text).hexdigest()
+        assert again == str(commit.id)
+        checked += 1
+    assert checked == 3
 
-    monkeypatch.setattr(ctypes, "CDLL", no_library)
-    loose = replay(tmp_path / "b", quiet=True)
-    assert loose.head == packed.head
-    assert list((tmp_path / "b" / "archive" / "objects" / "pack").iterdir()) == []
-    assert any((tmp_path / "a" / "archive" / "objects" / "pack").iterdir())
-    subprocess.run(["git", "--git-dir", str(tmp_path / "b" / "archive"), "fsck", "--strict"], check=True, capture_output=True)
+
+def test_one_pack_of_deltas_as_small_as_git_gc_makes_it(tmp_path):
+    """Each version of a doc, a comments file or a folder is packed as a delta against the one
+    before: the archive is no bigger than `git gc` and `git repack -adf` (deltas searched anew)
+    make it, where whole objects made it several times bigger (issue #23)."""
+    growing_store(tmp_path / "store")
+    replay(tmp_path, quiet=True)
+    archive = tmp_path / "archive"
+    packs = list((archive / "objects" / "pack").glob("*.pack"))
+    assert len(packs) == 1 and not list((archive / "objects").glob("[0-9a-f][0-9a-f]"))
+    git(archive, "fsck", "--strict", "--no-dangling")
+    chains = git(archive, "verify-pack", "-v", str(packs[0].with_suffix(".idx")))
+    assert "chain length = 20" in chains and "chain length = 51" not in chains
+    ours = packs[0].stat().st_size
+    sizes = {}
+    for how, args in (("gc", ["gc", "-q"]), ("repack -adf", ["repack", "-a", "-d", "-f", "-q"])):
+        copy = tmp_path / how.replace(" ", "")
+        shutil.copytree(archive, copy)
+        git(copy, *args)
+        sizes[how] = sum(p.stat().st_size for p in (copy / "objects" / "pack").glob("*.pack"))
+    assert ours <= 1.5 * sizes["gc"] and ours <= 1.5 * sizes["repack -adf"], (ours, sizes)
+    # Whole objects, compressed: what the archive would be without deltas.
+    repo = pygit2.Repository(str(archive))
+    whole = sum(len(zlib.compress(repo[pygit2.Oid(hex=line.split()[0])].read_raw()))
+                for line in chains.splitlines() if line[:40].isalnum() and len(line.split()) >= 5)
+    assert ours < whole / 2, (ours, whole)
 
 
-def test_batches_packed_mid_replay_write_the_same_history(tmp_path, monkeypatch):
-    """A replay larger than one batch packs as it goes (bounded memory): same main, valid packs."""
-    from pipeline.replay.objects import ObjectBuffer
+def test_legacy_archive_is_migrated_in_one_commit_then_replays_as_before(tmp_path):
+    """An archive replayed before the manifest's split keeps one .docpipe/manifest.json: the
+    first replay moves it to one file per doc in a commit of its own, changing nothing else; a
+    replay with nothing new then makes no commit, and new events append as before."""
+    from pipeline.archive import LEGACY_MANIFEST, MANIFEST, open_main, read_manifest
 
-    hard_store(tmp_path / "a" / "store", revisions=30, threads=10)
-    shutil.copytree(tmp_path / "a" / "store", tmp_path / "b" / "store")
-    whole = replay(tmp_path / "a", quiet=True)
-    monkeypatch.setattr(ObjectBuffer, "BATCH_OBJECTS", 25)
-    batched = replay(tmp_path / "b", quiet=True)
-    assert batched.head == whole.head
-    assert len(list((tmp_path / "a" / "archive" / "objects" / "pack").glob("*.pack"))) == 1
-    packs = list((tmp_path / "b" / "archive" / "objects" / "pack").glob("*.pack"))
-    assert len(packs) > 4 and not list((tmp_path / "b" / "archive" / "objects").glob("[0-9a-f][0-9a-f]"))
-    subprocess.run(["git", "--git-dir", str(tmp_path / "b" / "archive"), "fsck", "--strict", "--no-dangling"],
-                   check=True, capture_output=True)
+    specs = _small_store(tmp_path)
+    fresh = replay(tmp_path, quiet=True)
+    fresh_files = tree_files(tmp_path / "archive")
+    legacy_head = to_legacy_layout(tmp_path / "archive")
+    repo, tip = open_main(tmp_path)
+    before = read_manifest(repo, tip)
+    assert LEGACY_MANIFEST in tip.tree and MANIFEST not in tip.tree and before is not None
+    assert len(history(tmp_path / "archive")) == fresh.commits
+
+    moved = replay(tmp_path, quiet=True)
+    assert (moved.commits, moved.events, moved.migrated) == (1, 0, True)
+    commits = history(tmp_path / "archive")
+    assert commits[-2]["id"] == legacy_head and commits[-1]["author"] == ("docpipe", "docpipe@localhost")
+    assert commits[-1]["time"] == commits[-2]["time"] and not commits[-1]["trailers"]
+    changed = git(tmp_path / "archive", "diff", "--name-only", legacy_head, "main").split()
+    assert changed and all(path.startswith(".docpipe/") for path in changed)
+    assert tree_files(tmp_path / "archive") == fresh_files  # the same tree a fresh replay writes
+    repo, tip = open_main(tmp_path)
+    assert read_manifest(repo, tip) == before
+    again = replay(tmp_path, quiet=True)
+    assert (again.commits, again.head) == (0, moved.head)
+
+    w = StoreWriter(tmp_path / "store")
+    spec = specs["doc-01"]
+    spec.revisions.append({"id": "after", "modifiedTime": rfc3339(datetime(2030, 1, 1, tzinfo=UTC)),
+                           "lastModifyingUser": None, "html": w.blob(html_page("Design Overview", "after").encode()),
+                           "images": []})
+    w.doc(spec.to_json())
+    later = replay(tmp_path, quiet=True)
+    assert (later.commits, later.migrated) == (1, False)
+    assert history(tmp_path / "archive")[-1]["trailers"]["Drive-Revision-Id"] == "after"
+    git(tmp_path / "archive", "fsck", "--strict", "--no-dangling")
+
+
+def test_migrating_the_same_legacy_archive_gives_the_same_sha(tmp_path):
+    _small_store(tmp_path / "a")
+    replay(tmp_path / "a", quiet=True)
+    to_legacy_layout(tmp_path / "a" / "archive")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    env = {**os.environ, "PYTHONHASHSEED": "7"}
+    heads = [json.loads(subprocess.run([sys.executable, "-m", "pipeline.cli", "replay", "--workdir", str(tmp_path / w),
+                                        "--json"], capture_output=True, text=True, env=env, check=True).stdout)["head"]
+             for w in ("a", "b")]
+    assert heads[0] == heads[1]
 
 
 def test_a_corrupt_manifest_is_refused_alike_by_replay_render_and_push(tmp_path):
@@ -403,7 +516,7 @@ def test_a_corrupt_manifest_is_refused_alike_by_replay_render_and_push(tmp_path)
     tip = repo.references["refs/heads/main"].peel(pygit2.Commit)
     builder = repo.TreeBuilder(tip.tree)
     meta = repo.TreeBuilder(tip.tree[".docpipe"])
-    meta.insert("manifest.json", repo.create_blob(b"{torn"), pygit2.enums.FileMode.BLOB)
+    meta.insert("folder.json", repo.create_blob(b"{torn"), pygit2.enums.FileMode.BLOB)
     builder.insert(".docpipe", meta.write(), pygit2.enums.FileMode.TREE)
     sig = pygit2.Signature("someone", "someone@example.org", tip.commit_time + 1, 0)
     repo.create_commit("refs/heads/main", sig, sig, "hand edit\n", builder.write(), [tip.id])
@@ -419,7 +532,7 @@ def test_a_corrupt_manifest_is_refused_alike_by_replay_render_and_push(tmp_path)
             for stage, extra in (("replay", []), ("render", []), ("push", push))]
     for out in outs:
         assert out.returncode == 2, out.stderr
-        assert out.stderr == "docpipe: error: .docpipe/manifest.json in the archive's main is not valid JSON\n"
+        assert out.stderr == "docpipe: error: .docpipe/folder.json in the archive's main is not valid JSON\n"
 
 
 def _group_members(pgid: int) -> list[int]:

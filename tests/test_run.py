@@ -212,7 +212,7 @@ def test_shell_setup_steps_reach_the_workshop_hook_only_when_the_operator_allows
                     "2024-03-02T10:00:00Z")
     write_hook(world["hooks"] / "workshop", 'python3 -c "import json,sys; print(json.dumps({\'setup\': json.load(sys.stdin)[\'doc\'][\'lab\'][\'setup\']}))"\n')
     r, summary = docpipe_run(world)
-    assert r.returncode == 1
+    assert r.returncode == 2  # an invalid spec is bad input, in `docpipe run` as in `docpipe provision`
     (ws_result,) = summary["folders"][0]["workshops"]
     assert "shell setup steps are disabled by the operator" in ws_result["error"]
     world["config"].write_text(world["config"].read_text() + "[lab]\nallow_shell_steps = true\n")
@@ -245,3 +245,61 @@ def test_a_failed_pull_leaves_no_lock_file(tmp_path: Path) -> None:
              "--credentials", str(tmp_path / "missing.json")])
     assert r.returncode != 0 and r.stderr.startswith("docpipe: error: ")
     assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_a_workshop_hook_runs_once_per_workshop_with_the_same_payload_under_provision_and_run(
+        world: dict[str, Any]) -> None:
+    """`docpipe provision` is the stage `docpipe run` runs: the same call, the same events."""
+    ds = world["ds"]
+    two = ds.add_doc("ws-two", parent=ds.add_folder("More"))
+    ds.add_revision(two, lab_doc_html("ws-two", extra="<p><span>ports: 9090</span></p>"), "bob", "2024-03-01T11:00:00Z")
+    log = world["tmp"] / "workshop-events.jsonl"
+    write_hook(world["hooks"] / "workshop", f"cat >> {log}; echo >> {log}; echo '{{}}'\n")
+    r = cli(["run", "--config", str(world["config"]), "--only", "pull,replay,render"], env=world["env"])
+    assert r.returncode == 0, r.stderr
+    assert not log.exists()  # provision was not asked for
+
+    def events() -> list[dict[str, Any]]:
+        found = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        log.unlink()
+        return found
+
+    r = cli(["provision", "--config", str(world["config"]), "--json"], env=world["env"])
+    assert r.returncode == 0, r.stderr
+    alone = events()
+    assert [e["doc"]["workshop"] for e in alone] == ["ws-one", "ws-two"]
+    assert [w["status"] for w in json.loads(r.stdout)["workshops"]] == ["changed", "changed"]
+    r, summary = docpipe_run(world, "--only", "provision")
+    assert r.returncode == 0, r.stderr
+    assert events() == alone
+    one = alone[0]
+    assert one["event"] == "workshop" and one["commit"] == main_sha(world["wd"])
+    assert one["doc"]["id"] == world["ws"] and one["doc"]["title"] == "Workshop ws-one"
+    assert one["doc"]["lab"]["base"] == "debian-novnc" and one["doc"]["lab"]["ports"] == [8080]
+    # The built-in builder runs first, in-process; off here ([hooks] builtin = false), it plans.
+    assert one["settings"]["dry_run"] is True and one["image"]["built"] is False
+    assert one["image"]["tags"][0] == f"docpipe/ws-one:{one['doc']['lab']['image_tag']}"
+    assert "FROM docpipe/debian-novnc:" in one["image"]["dockerfile"]
+    # Nothing changed: `docpipe run` skips both; `docpipe provision`, asked, fires again.
+    r, summary = docpipe_run(world, "--only", "provision")
+    assert r.returncode == 0 and not log.exists()
+    assert [w["status"] for w in summary["folders"][0]["workshops"]] == ["unchanged", "unchanged"]
+    r = cli(["provision", "--config", str(world["config"])], env=world["env"])
+    assert r.returncode == 0 and events() == alone
+
+
+def test_a_bad_lab_spec_exits_2_under_provision_and_run_and_the_other_workshops_still_fire(
+        world: dict[str, Any]) -> None:
+    ds = world["ds"]
+    bad = ds.add_doc("ws-bad", parent=ds.add_folder("More"))
+    ds.add_revision(bad, lab_doc_html("ws-bad", base="evil/image"), "bob", "2024-03-01T11:00:00Z")
+    log = world["tmp"] / "workshop-events.jsonl"
+    write_hook(world["hooks"] / "workshop", f"cat >> {log}; echo >> {log}; echo '{{}}'\n")
+    r, summary = docpipe_run(world)
+    assert r.returncode == 2, r.stderr
+    results = {w["name"]: w for w in summary["folders"][0]["workshops"]}
+    assert results["ws-one"]["ok"] and not results["ws-bad"]["ok"] and "evil/image" in results["ws-bad"]["error"]
+    assert [json.loads(line)["doc"]["workshop"] for line in log.read_text().splitlines() if line.strip()] == ["ws-one"]
+    r = cli(["provision", "--config", str(world["config"])], env=world["env"])
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith("docpipe: error: 1 of 2 workshops failed (ws-bad: ")

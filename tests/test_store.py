@@ -1,4 +1,4 @@
-"""The content-addressed store: canonical JSON, immutable blobs, atomic writes, safe paths."""
+"""The content-addressed store: canonical JSON, immutable blobs, safe paths."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.atomic import TMP_PREFIX
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.store import TMP_PREFIX, Store, atomic_write, canonical_json
+from pipeline.store import Store, canonical_json
 
 
 def test_blobs_are_named_by_sha256_and_stored_once(tmp_path: Path) -> None:
@@ -38,20 +39,6 @@ def test_json_is_canonical_sorted_indented_utf8(tmp_path: Path) -> None:
     assert store.read_doc("1abc")["name"] == "Café ☕"
     assert store.read_doc("1missing") is None
     assert store.doc_ids() == ["1abc"]
-
-
-def test_atomic_write_leaves_old_content_when_writing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "f.json"
-    atomic_write(target, b"old\n")
-
-    def boom(fd: int) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "fsync", boom)
-    with pytest.raises(OSError):
-        atomic_write(target, b"new\n")
-    assert target.read_bytes() == b"old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temp file left behind
 
 
 def test_sweep_removes_only_temp_files_of_killed_writers(tmp_path: Path) -> None:
@@ -180,11 +167,36 @@ def test_digest_changes_with_docs_and_folder_not_with_a_lone_blob(tmp_path: Path
     assert Store.at(tmp_path).digest() == with_doc  # a pure function of the files
 
 
-def test_atomic_write_mode_keeps_secrets_owner_only(tmp_path: Path) -> None:
-    from pipeline.store import atomic_write
+def test_a_doc_record_reads_typed_and_writes_back_the_same_bytes(tmp_path: Path) -> None:
+    from pipeline.store import DocRecord, Image, Revision
 
-    atomic_write(tmp_path / "a" / "key.pem", b"secret", mode=0o600)
-    atomic_write(tmp_path / "a" / "page.html", b"public")
-    assert (tmp_path / "a" / "key.pem").stat().st_mode & 0o777 == 0o600
-    assert (tmp_path / "a" / "page.html").stat().st_mode & 0o777 == 0o644
-    assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]  # no temp file left
+    store = Store.at(tmp_path)
+    doc = {"id": "1doc", "name": "Notes", "titles": [{"name": "Notes", "time": "2024-01-01T00:00:00Z"}],
+           "folder_path": ["Sub"], "folder_ids": ["1sub"], "version": "7", "modifiedTime": "2024-01-02T00:00:00Z",
+           "webViewLink": "https://docs.google.com/document/d/1doc/edit", "createdTime": "2024-01-01T00:00:00Z",
+           "partial_history": False, "removed": None,
+           "revisions": [{"id": "1", "modifiedTime": "2024-01-01T00:00:00Z", "html": "a" * 64,
+                          "lastModifyingUser": {"displayName": "Ann", "permissionId": "p1"},
+                          "images": [{"src": "https://x/y.png", "blob": "b" * 64, "mimeType": "image/png"}]}],
+           "comments": [{"id": "c1", "content": "hi", "replies": []}],
+           "from_a_later_docpipe": {"kept": True}}
+    store.write_doc(doc)
+    raw = store.doc_path("1doc").read_bytes()
+    record = store.read_record("1doc")
+    assert record is not None and record.folder_path == ("Sub",) and record.modified_time == "2024-01-02T00:00:00Z"
+    assert record.revisions == (Revision("1", "2024-01-01T00:00:00Z", {"displayName": "Ann", "permissionId": "p1"},
+                                         "a" * 64, (Image("https://x/y.png", "b" * 64, "image/png"),)),)
+    store.write_record(record)
+    assert store.doc_path("1doc").read_bytes() == raw  # nothing lost, not even the key it does not know
+    # A record of a store pulled before createdTime was kept reads with the Contract's defaults.
+    old = DocRecord.from_json({k: v for k, v in doc.items() if k not in ("createdTime", "partial_history")})
+    assert (old.created_time, old.partial_history) == ("", False)
+
+
+def test_a_doc_file_that_is_no_record_is_one_line_of_bad_input(tmp_path: Path) -> None:
+    store = Store.at(tmp_path)
+    store.write_doc({"id": "1doc", "revisions": [{"id": "1"}]})  # a revision without its modifiedTime
+    with pytest.raises(BadInput) as err:
+        store.read_record("1doc")
+    assert err.value.message == (f"store file docs/1doc.json in {tmp_path / 'store'} is not a doc record; "
+                                 "remove it and pull again")

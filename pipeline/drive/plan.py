@@ -1,30 +1,32 @@
 """How a pull learns what changed in Drive: the changes feed, a walk of the tree, or both.
 
-The feed's state (page token, the tree's folder map, pulls since the last walk) is kept outside
-the store, in WORKDIR/cache/changes.json: the token moves with unrelated activity anywhere in the
-account and the counter with every pull, and an unchanged Drive must leave the store byte-identical.
+The client side of Drive only: it is handed what the last pull left (folder.json, the feed's
+state, where each stored doc sits) and answers with a Plan; pull (pipeline/pull/) writes the
+store and the feed's state (WORKDIR/cache/changes.json) from it.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pipeline.drive.changes import FeedResult, Folders, TokenRefused, apply, chain, read_changes, start_page_token
 from pipeline.drive.client import DriveCallError, DriveClient
 from pipeline.drive.walk import FOLDER_MIME, DocEntry, PageSizes, Skipped, get_file, walk
 from pipeline.errors import BadInput
-from pipeline.store import Store, atomic_write, canonical_json, valid_file_id
+from pipeline.store import valid_file_id
 
 
 def now() -> str:
     # The one wall-clock value in the store: when a pull noticed that a doc left the folder.
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
+
+# Where a stored doc sits: (folder names, folder ids) from the root, or None when not stored.
+Where = Callable[[str], tuple[list[str], list[str]] | None]
 
 
 def root_folder(client: DriveClient, folder_id: str) -> dict[str, Any]:
@@ -41,7 +43,6 @@ def root_folder(client: DriveClient, folder_id: str) -> dict[str, Any]:
     return info
 
 
-
 @dataclass
 class Plan:
     """How this pull learns what changed: the feed, a walk, or both (a reconcile walk)."""
@@ -55,34 +56,18 @@ class Plan:
     # Per doc JSON: [mtime_ns, size, revisions, threads, replies, partial_history], so a pull that
     # the feed says touched nothing needs not parse every doc for its summary.
     counts: dict[str, list[Any]] = field(default_factory=dict)
+    # Stored docs below a renamed or moved folder: file id -> their new (folder names, folder ids).
+    moved: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
 
 
-def read_feed_state(path: Path, folder_id: str) -> dict[str, Any] | None:
-    """Where the changes feed left off; None (walk) when absent, unreadable or for another folder."""
-    try:
-        state = json.loads(path.read_bytes())
-    except (FileNotFoundError, ValueError):
-        return None
-    ok = (isinstance(state, dict) and state.get("folder") == folder_id and isinstance(state.get("page_token"), str)
-          and isinstance(state.get("folders"), dict))
-    return state if ok else None
-
-
-def write_feed_state(path: Path, folder_id: str, plan: Plan, drive_id: str | None) -> None:
-    # Kept beside the journal, not in the store: the token moves with unrelated changes anywhere in
-    # the account and the run counter with every pull, and neither may make an unchanged store differ.
-    state = {"folder": folder_id, "page_token": plan.token, "folders": plan.folders, "feed_runs": plan.feed_runs,
-             "driveId": drive_id, "counts": plan.counts}
-    atomic_write(path, canonical_json(state))
-
-
-def plan_pull(client: DriveClient, pool: ThreadPoolExecutor, store: Store, state_path: Path, folder_id: str,
-          sizes: PageSizes, full: bool, reconcile_every: int,
-          ) -> tuple[Plan, dict[str, Any], dict[str, DocEntry], dict[str, Skipped]]:
+def plan_pull(client: DriveClient, pool: ThreadPoolExecutor, old: dict[str, Any], state: dict[str, Any] | None,
+              where: Where, folder_id: str, sizes: PageSizes, full: bool, reconcile_every: int,
+              ) -> tuple[Plan, dict[str, Any], dict[str, DocEntry], dict[str, Skipped]]:
+    """`old`: folder.json as the last pull left it; `state`: the feed's state it left (None: walk)."""
     from pipeline.progress import log
 
-    old = store.read_folder() or {}
-    state = None if full or old.get("id") != folder_id else read_feed_state(state_path, folder_id)
+    if full or old.get("id") != folder_id:
+        state = None
     if state is not None:
         token = str(state["page_token"])
         folders: Folders = {k: dict(v) for k, v in state["folders"].items()}
@@ -94,7 +79,7 @@ def plan_pull(client: DriveClient, pool: ThreadPoolExecutor, store: Store, state
             feed = apply(changes, folder_id, folders, set(old.get("docs", [])))
             runs = int(state.get("feed_runs") or 0) + 1
             if not feed.needs_walk and runs < reconcile_every:
-                result = _feed_plan(client, pool, store, folder_id, sizes, old, folders, feed, new_token, runs,
+                result = _feed_plan(client, pool, where, folder_id, sizes, old, folders, feed, new_token, runs,
                                     state.get("driveId"))
                 counts = state.get("counts")
                 result[0].counts = counts if isinstance(counts, dict) else {}
@@ -114,7 +99,7 @@ def _walk_plan(client: DriveClient, pool: ThreadPoolExecutor, folder_id: str, si
     return Plan("walk", token, folders, touched=touched), root, found, skipped
 
 
-def _feed_plan(client: DriveClient, pool: ThreadPoolExecutor, store: Store, folder_id: str, sizes: PageSizes,
+def _feed_plan(client: DriveClient, pool: ThreadPoolExecutor, where_is: Where, folder_id: str, sizes: PageSizes,
                old: dict[str, Any], folders: Folders, feed: FeedResult, token: str, runs: int,
                drive_id: str | None) -> tuple[Plan, dict[str, Any], dict[str, DocEntry], dict[str, Skipped]]:
     root = {k: old.get(k, "") for k in ("id", "name", "webViewLink")}
@@ -135,17 +120,18 @@ def _feed_plan(client: DriveClient, pool: ThreadPoolExecutor, store: Store, fold
             found.setdefault(e.id, e)
         skipped.update(sub_skipped)
     removed = dict(feed.removed)
+    moved: dict[str, tuple[list[str], list[str]]] = {}
     if feed.moved_folders:
         # Paths below a renamed or moved folder change without a call: the folder map says them.
         for fid in old.get("docs", []):
             if fid in found or fid in removed:
                 continue
-            doc = store.read_doc(fid)
-            if doc is None or not set(doc.get("folder_ids") or []) & feed.moved_folders:
+            stored = where_is(fid)
+            if stored is None or not stored[1] or not set(stored[1]) & feed.moved_folders:
                 continue
-            where = chain(folders, folder_id, doc["folder_ids"][-1])
+            where = chain(folders, folder_id, stored[1][-1])
             if where is None:
                 removed[fid] = {"time": now(), "reason": "removed"}
-            elif (where[0], where[1]) != (doc.get("folder_path"), doc.get("folder_ids")):
-                store.write_doc({**doc, "folder_path": where[0], "folder_ids": where[1]})
-    return Plan("changes", token, folders, removed, feed_runs=runs), root, found, skipped
+            elif (where[0], where[1]) != stored:
+                moved[fid] = (where[0], where[1])
+    return Plan("changes", token, folders, removed, feed_runs=runs, moved=moved), root, found, skipped

@@ -19,9 +19,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pipeline.atomic import atomic_write
 from pipeline.emulator.model import DOC_MIME, FOLDER_MIME, SHORTCUT_MIME, Comment, Dataset, DriveFile, Reply
 from pipeline.errors import BadInput
-from pipeline.store import atomic_write
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

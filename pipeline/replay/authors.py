@@ -57,15 +57,22 @@ def identity(user: dict[str, Any] | None, authors: Authors) -> tuple[str, str]:
     return _clean_name(display), paths.placeholder_email(display)
 
 
-def known_emails(revisions: Iterable[dict[str, Any]]) -> Authors:
-    """Display name -> identity for people whose email Google gave on some revision.
+class KnownEmails:
+    """Display name -> identity for people whose email Google gave on some revision, gathered a
+    doc at a time (`add`), so no list of every revision is needed.
 
     Google never gives a commenter's email, but the same person's revisions often carry it; a
     name seen with two different emails is ambiguous and left out."""
-    seen: dict[str, set[str]] = {}
-    for rev in revisions:
-        user = rev.get("lastModifyingUser") or {}
-        display, email = one_line(user.get("displayName")), one_line(user.get("emailAddress"))
-        if display and email and _EMAIL.match(email):
-            seen.setdefault(display, set()).add(email)
-    return {d: (_clean_name(d), next(iter(e))) for d, e in sorted(seen.items()) if len(e) == 1}
+
+    def __init__(self) -> None:
+        self.seen: dict[str, set[str]] = {}
+
+    def add(self, revisions: Iterable[dict[str, Any]]) -> None:
+        for rev in revisions:
+            user = rev.get("lastModifyingUser") or {}
+            display, email = one_line(user.get("displayName")), one_line(user.get("emailAddress"))
+            if display and email and _EMAIL.match(email):
+                self.seen.setdefault(display, set()).add(email)
+
+    def authors(self) -> Authors:
+        return {d: (_clean_name(d), next(iter(e))) for d, e in sorted(self.seen.items()) if len(e) == 1}

@@ -10,10 +10,12 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 
 from pipeline.comments import one_line
@@ -66,11 +68,11 @@ def _worker_init(parent: int) -> None:
             os._exit(1)
 
 
-def _convert_one(job: Job, html_path: str, cache_path: str) -> str | None:
+def _convert_one(job: Job, html_path: str, cache_path: str) -> None:
     """Runs in a worker process: convert one HTML blob and keep the result in the cache.
 
-    Returns only the `name` header: the Markdown stays on disk until its commit is written, so
-    memory holds one revision's Markdown at a time, not the whole history's."""
+    Nothing comes back: the Markdown stays on disk until its commit is written, so memory holds
+    one revision's Markdown at a time, not the whole history's."""
     from pipeline.convert import convert_html
 
     html = Path(html_path).read_bytes().decode("utf-8", errors="replace")
@@ -82,7 +84,6 @@ def _convert_one(job: Job, html_path: str, cache_path: str) -> str | None:
         raise DocpipeError(f"converting doc {job.drive_id} ({one_line(job.title)[:80] or 'untitled'}) failed: "
                            f"{type(exc).__name__}: {one_line(exc)[:200]}") from None
     _atomic_write(Path(cache_path), md.encode("utf-8"))
-    return name_header(md)
 
 
 def name_header(md: str) -> str | None:
@@ -119,66 +120,87 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 @dataclass
 class Converted:
-    """Where each job's Markdown is (its cache key) and its `name` header; not the Markdown itself."""
-    root: Path = Path()
-    keys: dict[Job, str] = field(default_factory=dict)  # keys, not Paths: a Path costs ~4x the bytes
-    names: dict[Job, str | None] = field(default_factory=dict)
+    """Where each job's Markdown is (the cache, by the job's key under this converter version);
+    nothing per job is held in memory: the writer reads each Markdown back when it needs it."""
+    root: Path
+    version: str
     converted: int = 0
     cached: int = 0
 
-    def path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.md"
+    def key(self, job: Job) -> str:
+        return job.cache_key(self.version)
+
+    def path(self, key: str) -> str:
+        # A str, not a Path: pathlib interns every part it parses, and the interned-string table
+        # keeps the size it grew to with every cache key of the replay.
+        return os.path.join(self.root, key[:2], f"{key}.md")
 
     def markdown(self, job: Job) -> str:
         """A job's Markdown, read back from the cache when its commit is written."""
         try:
-            return self.path(self.keys[job]).read_text(encoding="utf-8")
+            with open(self.path(self.key(job)), encoding="utf-8") as fh:
+                return fh.read()
         except (OSError, UnicodeDecodeError):  # removed or damaged since this replay converted it
             raise DocpipeError(f"the Markdown cache entry of doc {job.drive_id} under {self.root} went missing "
                                "during this replay; nothing was changed, run docpipe replay again") from None
 
 
-def convert_all(jobs: Iterable[Job], store: Snapshot, cache_dir: Path, workers: int | None = None,
-                on_done: Callable[[int], None] | None = None) -> Converted:
+def _convert_chunk(chunk: list[tuple[Job, str, str]]) -> int:
+    for job, html_path, cache_path in chunk:
+        _convert_one(job, html_path, cache_path)
+    return len(chunk)
+
+
+def convert_all(jobs: Callable[[], Iterable[tuple[str, Job]]], store: Snapshot, result: Converted,
+                workers: int | None = None, on_done: Callable[[int], None] | None = None) -> None:
     """Every job's Markdown in the cache: already there, else converted in parallel (one process
-    per core). Only the `name` headers come back; the writer reads each Markdown when it needs it."""
-    version = converter_version()
-    result = Converted(cache_dir / "markdown")
-    todo: list[tuple[Job, str, str]] = []
-    for key, job in sorted({job.cache_key(version): job for job in jobs}.items()):
-        cache_path = result.path(key)
-        result.keys[job] = key
-        try:
-            result.names[job] = name_header(cache_path.read_text(encoding="utf-8"))
-            result.cached += 1
-            if on_done:
-                on_done(1)
-            continue
-        except (FileNotFoundError, UnicodeDecodeError):
-            pass
-        html_path = store.blob_path(job.html)
-        if not html_path.is_file():
-            raise DocpipeError(f"store is incomplete: HTML blob {job.html[:12]} of doc {job.drive_id} is missing; run docpipe pull")
-        todo.append((job, str(html_path), str(cache_path)))
+    per core). `jobs()` lists the distinct jobs with their keys, each time it is called (twice:
+    the misses are counted, then converted), so no list of them is held in memory; nor are more
+    than a few chunks handed to the workers at a time."""
+
+    def misses() -> Iterator[tuple[Job, str, str]]:
+        for key, job in jobs():
+            cache_path = result.path(key)
+            if os.path.isfile(cache_path):
+                continue
+            html_path = store.blob_path(job.html)
+            if not html_path.is_file():
+                raise DocpipeError(f"store is incomplete: HTML blob {job.html[:12]} of doc {job.drive_id} is missing; "
+                                   "run docpipe pull")
+            yield job, str(html_path), cache_path
+
+    total = todo = 0
+    for key, _ in jobs():
+        total += 1
+        todo += not os.path.isfile(result.path(key))
+    result.cached = total - todo
+    if on_done and result.cached:
+        on_done(result.cached)
     workers = workers or os.cpu_count() or 1
     try:
-        if workers <= 1 or len(todo) < 4:
-            for job, html_file, cache_file in todo:
-                result.names[job] = _convert_one(job, html_file, cache_file)
+        if workers <= 1 or todo < 4:
+            for item in misses():
+                _convert_one(*item)
                 if on_done:
                     on_done(1)
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), initializer=_worker_init,
+            with ProcessPoolExecutor(max_workers=min(workers, todo), initializer=_worker_init,
                                      initargs=(os.getpid(),)) as pool:
-                chunk = max(1, min(32, len(todo) // (workers * 8)))
-                columns = list(zip(*todo, strict=True))
-                for job, name in zip(columns[0], pool.map(_convert_one, *columns, chunksize=chunk), strict=True):
-                    result.names[job] = name
+                size = max(1, min(32, todo // (workers * 8)))
+                pending: deque[Future[int]] = deque()
+                items = misses()
+                while chunk := list(islice(items, size)):
+                    pending.append(pool.submit(_convert_chunk, chunk))
+                    while len(pending) > 4 * workers or (pending and pending[0].done()):
+                        done = pending.popleft().result()
+                        if on_done:
+                            on_done(done)
+                while pending:
+                    done = pending.popleft().result()
                     if on_done:
-                        on_done(1)
+                        on_done(done)
     except DocpipeError:
         raise
     except Exception as exc:  # a converter crash on hostile HTML: name the doc, not a traceback
         raise DocpipeError(f"converting a revision failed: {type(exc).__name__}: {one_line(exc)[:200]}") from None
-    result.converted = len(todo)
-    return result
+    result.converted = todo

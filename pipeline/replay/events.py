@@ -1,17 +1,15 @@
-"""The store's history as one ordered list of events.
+"""The store's history as events, and the order they are replayed in.
 
 Every revision, title change, comment event (new thread, reply, resolve, reopen, delete) and
-removal of every Doc becomes an `Event`; events sort by (time, fileId, kind, id) as Contract 2
-says, which needs no wall clock and no dict or file-system order, so the order is the same on
-any machine. Each event has a `key` that its commit's trailers spell out, so a later replay can
+removal of every Doc becomes an `Event` (`doc_events`, a doc at a time); events sort by (time,
+fileId, kind, id) as Contract 2 says (`pipeline.replay.spool` merges them on disk), which needs
+no wall clock and no dict or file-system order, so the order is the same on any machine. Each event has a `key` that its commit's trailers spell out, so a later replay can
 tell from history alone which events are already in the archive.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -152,18 +150,3 @@ def _who(item_id: str, item: dict[str, Any]) -> dict[str, Any]:
     The text stays in the store, read again for the comments file, so events of a thousand docs
     do not hold every thread's text."""
     return {"id": item_id, "author": item.get("author")}
-
-
-def all_events(docs: Iterable[dict[str, Any]]) -> list[Event]:
-    events: list[Event] = []
-    # Revisions repeat a handful of authors: each keeps a reference to one copy of its author
-    # (~0.5 KB per revision otherwise, 10 MB at 1,000 docs). The dicts are replay's own parse.
-    users: dict[str, Any] = {}
-    for doc in docs:
-        for event in doc_events(doc):
-            rev = event.revision
-            if rev is not None and isinstance(user := rev.get("lastModifyingUser"), dict):
-                rev["lastModifyingUser"] = users.setdefault(json.dumps(user, sort_keys=True), user)
-            events.append(event)
-    events.sort(key=lambda e: e.sort_key)
-    return events

@@ -1,147 +1,124 @@
-"""Git objects in bulk: an in-memory tree and a buffer that writes new objects as one pack."""
+"""Git objects made by replay: their bytes and ids computed here, streamed into one pack per replay
+(pipeline.replay.packwriter), each version of a path a delta against the one before.
+
+Why not pygit2's create_blob / TreeBuilder / create_commit: libgit2 writes each object loose (a
+file per object, most of a replay's time) or, through its in-memory backend, keeps them all in
+memory until they are packed; and it does not tell which object was the previous version of
+the same path, which is what makes a small delta. The formats are git's own (a blob is its
+bytes; a tree is `<mode> <name>\\0<id>` entries in git's name order; a commit is its header
+lines, a blank line and the message), so the ids are the ones libgit2 gives the same objects: the
+tests check both against libgit2 and `git fsck --strict`. Objects of the archive before this
+replay are read through pygit2.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pygit2
 
-from pipeline.errors import DocpipeError
+from pipeline.replay.packwriter import BLOB, COMMIT, TREE, PackWriter, Stored, object_id
+from pipeline.replay.spool import Spool
 
-BLOB, TREE = pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.TREE
+BLOB_MODE, TREE_MODE = int(pygit2.enums.FileMode.BLOB), int(pygit2.enums.FileMode.TREE)
+Entry = tuple[bytes, int]  # (20-byte object id, file mode)
 
 
-# ---------------------------------------------------------------- writing objects in bulk
+def _signature(sig: pygit2.Signature) -> bytes:
+    # libgit2 trims and checks the name and email (Signature's constructor); the line is the one
+    # its git_signature__writebuf prints, the time as a 32-bit unsigned number included.
+    sign = "-" if sig.offset < 0 else "+"
+    hours, minutes = divmod(abs(sig.offset), 60)
+    when = sig.time & 0xFFFFFFFF
+    return sig.raw_name + b" <" + sig.raw_email + f"> {when} {sign}{hours:02d}{minutes:02d}".encode()
 
-class ObjectBuffer:
-    """Keeps new git objects in libgit2's in-memory ODB backend (mempack) and writes them as
-    one pack (pipeline.replay.packwriter), instead of one loose file per object.
 
-    A replay makes ~5 objects per commit; as loose files that is ~5 file creations per commit,
-    which was most of its time. pygit2 does not wrap `git_mempack_new`, so it is reached through
-    ctypes on the libgit2 pygit2 itself links; without it, objects are written loose as usual.
-    A batch is packed once it reaches BATCH_OBJECTS or BATCH_BYTES, so memory stays bounded.
-    The mempack costs about twice its objects' bytes in memory (index, allocations), and a
-    thousand docs' history is ~0.5 GB of objects, so batches are small: a pack per 32 MB costs
-    a replay little (libgit2 looks an object up in a handful of pack indexes), a larger batch
-    costs hundreds of MB of peak memory.
-    """
+class Objects:
+    """Makes this replay's objects and writes each once into its pack (opened with the first).
 
-    BATCH_OBJECTS, BATCH_BYTES = 200_000, 32 << 20
+    Each version of a path is written as a delta against the one before: the caller names that
+    one and its bytes (it can make a doc's last Markdown again from the conversion cache), or
+    the spool keeps its bytes on disk (`keyed_blob`), so memory does not hold every doc's last
+    version."""
 
-    def __init__(self, repo: pygit2.Repository) -> None:
-        self.repo = repo
-        self.oids: list[pygit2.Oid] = []
-        self.bytes = 0
-        self._lib: Any = None
-        self._odb: Any = None
-        self._backend: Any = None
-        import ctypes
+    def __init__(self, repo: pygit2.Repository, spool: Spool) -> None:
+        self.repo, self.spool = repo, spool
+        self.pack: PackWriter | None = None
 
-        self._ctypes = ctypes
-        try:
-            lib = ctypes.CDLL(pygit2._pygit2.__file__)  # its dependencies' symbols (libgit2) resolve too
-            for name in ("git_repository_odb", "git_mempack_new", "git_odb_add_backend", "git_mempack_reset", "git_odb_free",
-                         "git_odb_read", "git_odb_object_type"):
-                getattr(lib, name).restype = ctypes.c_int
-            lib.git_odb_object_data.restype = ctypes.c_void_p
-            lib.git_odb_object_size.restype = ctypes.c_size_t
-            lib.git_odb_object_free.restype = None
-            odb, backend = ctypes.c_void_p(), ctypes.c_void_p()
-            if lib.git_repository_odb(ctypes.byref(odb), ctypes.c_void_p.from_buffer_copy(repo._pointer)) != 0:
-                return
-            # The highest-priority backend gets every write.
-            if lib.git_mempack_new(ctypes.byref(backend)) != 0 or \
-                    lib.git_odb_add_backend(odb, backend, ctypes.c_int(1000)) != 0:
-                lib.git_odb_free(odb)
-                return
-            self._lib, self._odb, self._backend = lib, odb, backend
-        except (OSError, AttributeError, TypeError, ValueError):
-            self._lib = None
+    def add(self, oid: bytes, kind: int, data: bytes, base: tuple[Stored, bytes] | None = None) -> Stored:
+        if self.pack is None:
+            self.pack = PackWriter(Path(self.repo.path) / "objects" / "pack", self.spool)
+        return self.pack.add(oid, kind, data, base)
 
-    def added(self, oid: pygit2.Oid, size: int = 0) -> pygit2.Oid:
-        if self._lib is not None:
-            self.oids.append(oid)
-            self.bytes += size
-            if len(self.oids) >= self.BATCH_OBJECTS or self.bytes >= self.BATCH_BYTES:
-                self.flush()
+    def blob(self, data: bytes, base: tuple[Stored, bytes] | None = None) -> tuple[bytes, Stored]:
+        """(id, where) of a blob, written as a delta against `base` (the same path's previous
+        version in this pack, with its bytes) when that is smaller."""
+        oid = object_id(BLOB, data)
+        return oid, self.add(oid, BLOB, data, base)
+
+    def keyed_blob(self, data: bytes, key: str) -> bytes:
+        """A blob whose previous version (same `key`) the spool keeps on disk, for what cannot
+        be made again cheaply (a comments file depends on the events applied so far)."""
+        oid, stored = self.blob(data, self.spool.base(key))
+        self.spool.set_base(key, stored, data)
         return oid
 
-    def flush(self) -> None:
-        """Write the buffered objects as one pack (with its index) and empty the buffer."""
-        if self._lib is None or not self.oids:
-            return
-        from pipeline.replay.packwriter import write_pack
+    def commit(self, tree: bytes, parent: bytes | None, author: pygit2.Signature, committer: pygit2.Signature,
+               message: str) -> bytes:
+        head = b"tree " + tree.hex().encode() + b"\n"
+        if parent is not None:
+            head += b"parent " + parent.hex().encode() + b"\n"
+        data = (head + b"author " + _signature(author) + b"\ncommitter " + _signature(committer) + b"\n\n"
+                + message.encode("utf-8"))
+        oid = object_id(COMMIT, data)
+        self.add(oid, COMMIT, data)
+        return oid
 
-        unique = list(dict.fromkeys(self.oids))  # an object written twice is packed once
+    def close(self) -> None:
+        """Finish the pack: its objects reach disk before main may point at them."""
+        if self.pack is not None:
+            self.pack.close()
+            self.pack = None
 
-        def objects() -> Iterator[tuple[bytes, int, bytes]]:
-            for oid in unique:
-                kind, data = self._read(oid)
-                yield oid.raw, kind, data
-
-        # git_odb_read keeps every commit and tree it reads in the repository's object cache (up to
-        # 256 MB), which would keep the whole history in memory by the end of a large replay; these
-        # objects are read once, here, so caching is off while they are.
-        pygit2.settings.enable_caching(False)
-        try:
-            write_pack(Path(self.repo.path) / "objects" / "pack", objects(), len(unique))
-        finally:
-            pygit2.settings.enable_caching(True)
-        self._lib.git_mempack_reset(self._backend)
-        self.oids, self.bytes = [], 0
-
-    def _read(self, oid: pygit2.Oid) -> tuple[int, bytes]:
-        """(type, raw content) from the ODB that holds the mempack (pygit2's readers do not
-        reach it)."""
-        ctypes, lib = self._ctypes, self._lib
-        obj = ctypes.c_void_p()
-        if lib.git_odb_read(ctypes.byref(obj), self._odb, oid.raw) != 0:  # bytes pass as the git_oid's 20 bytes
-            raise DocpipeError(f"replay lost object {oid} before writing it; nothing was changed")
-        try:
-            return lib.git_odb_object_type(obj), ctypes.string_at(lib.git_odb_object_data(obj), lib.git_odb_object_size(obj))
-        finally:
-            lib.git_odb_object_free(obj)
-
-    def close(self, *, keep: bool = True) -> None:
-        """Write what is buffered (or drop it, after a failure) and release the ODB reference.
-
-        libgit2 cannot remove a backend, so the (now empty) mempack stays the write target of
-        this Repository object: replay drops the object afterwards and never writes through it."""
-        if self._lib is None:
-            return
-        try:
-            if keep:
-                self.flush()
-        finally:
-            self._lib.git_mempack_reset(self._backend)
-            self._lib.git_odb_free(self._odb)
-            self._lib = None
+    def abort(self) -> None:
+        if self.pack is not None:
+            self.pack.abort()
+            self.pack = None
 
 
 # ---------------------------------------------------------------- the in-memory tree
 
 class Tree:
-    """A directory of the archive, loaded lazily from git; only changed directories are rewritten."""
+    """A directory of the archive, loaded lazily from git; only changed directories are rewritten,
+    each as a delta against its own previous version in this replay's pack.
 
-    def __init__(self, repo: pygit2.Repository, oid: pygit2.Oid | None = None,
-                 sink: ObjectBuffer | None = None) -> None:
-        self.repo, self.oid, self.sink = repo, oid, sink
-        self._entries: dict[str, tuple[pygit2.Oid, int] | Tree] | None = None if oid else {}
+    A directory keeps its entries' records (`<mode> <name>\0<id>`) in git's order and remakes
+    only those of the names changed since it was last written: a commit changes a file or two,
+    and remaking every record of every directory on its path cost time with the folder's size."""
+
+    __slots__ = ("repo", "oid", "objects", "_entries", "_raw", "_stored", "_changed", "_order", "_records", "_pos")
+
+    def __init__(self, repo: pygit2.Repository, oid: bytes | None, objects: Objects) -> None:
+        self.repo, self.oid, self.objects = repo, oid, objects
+        self._entries: dict[str, Entry | Tree] | None = None if oid else {}
+        self._raw: bytes | None = None          # the bytes last written into this replay's pack
+        self._stored: Stored | None = None      # and where
+        self._changed: set[str] = set()         # names whose record is to be remade
+        self._order: list[str] | None = None    # names in git's order; None: to sort again
+        self._records: list[bytes] = []         # their records, in that order
+        self._pos: dict[str, int] = {}          # name -> its place in that order
 
     @property
-    def entries(self) -> dict[str, tuple[pygit2.Oid, int] | Tree]:
+    def entries(self) -> dict[str, Entry | Tree]:
         if self._entries is None:
             self._entries = {}
             assert self.oid is not None  # entries start empty ({}) for a new tree
-            for entry in self.repo[self.oid].peel(pygit2.Tree):
+            for entry in self.repo[pygit2.Oid(raw=self.oid)].peel(pygit2.Tree):
                 name = str(entry.name)  # entries of a stored tree always have a name
-                if entry.filemode == TREE:
-                    self._entries[name] = Tree(self.repo, entry.id, self.sink)
+                if entry.filemode == TREE_MODE:
+                    self._entries[name] = Tree(self.repo, entry.id.raw, self.objects)
                 else:
-                    self._entries[name] = (entry.id, entry.filemode)
+                    self._entries[name] = (entry.id.raw, int(entry.filemode))
         return self._entries
 
     def _walk(self, parts: list[str], create: bool) -> Tree | None:
@@ -151,63 +128,82 @@ class Tree:
             if not isinstance(child, Tree):
                 if not create:
                     return None
-                child = node.entries[part] = Tree(self.repo, None, self.sink)
+                child = node.entries[part] = Tree(self.repo, None, self.objects)
+                node._order = None  # a new name, or a file become a directory: sorts elsewhere
             node = child
         return node
 
-    def get(self, path: str) -> tuple[pygit2.Oid, int] | Tree | None:
+    def get(self, path: str) -> Entry | Tree | None:
         *dirs, name = path.split("/")
         parent = self._walk(dirs, create=False)
         return parent.entries.get(name) if parent else None
 
-    def set(self, path: str, oid: pygit2.Oid, mode: int = BLOB) -> None:
+    def set(self, path: str, oid: bytes, mode: int = BLOB_MODE) -> None:
         *dirs, name = path.split("/")
         if self.get(path) == (oid, mode):
             return
-        self._dirty(dirs)
         parent = self._walk(dirs, create=True)
         assert parent is not None
+        if not isinstance(parent.entries.get(name), tuple):
+            parent._order = None
         parent.entries[name] = (oid, mode)
+        parent._changed.add(name)
+        self._dirty(dirs)
 
     def remove(self, path: str) -> None:
         """Remove a file or a whole directory; empty parents go too (git keeps no empty dirs)."""
-        if self.get(path) is None:
-            return
         *dirs, name = path.split("/")
-        self._dirty(dirs)
         parent = self._walk(dirs, create=False)
-        assert parent is not None
+        if parent is None or name not in parent.entries:
+            return
         del parent.entries[name]
+        parent._order = None
+        parent._changed.discard(name)
+        self._dirty(dirs)
 
     def _dirty(self, dirs: list[str]) -> None:
-        node: Tree | None = self
-        self.oid = None
+        """Mark every directory from here to `dirs` (which exist) as to be written again."""
+        node = self
+        node.oid = None
         for part in dirs:
-            child = node.entries.get(part) if node else None
-            if not isinstance(child, Tree):
-                return
-            child.oid = None
+            node._changed.add(part)
+            child = node.entries[part]
+            assert isinstance(child, Tree)
             node = child
+            node.oid = None
 
-    def write(self) -> pygit2.Oid | None:
-        """The tree's oid (None when empty), writing the changed subtrees."""
+    def _record(self, name: str) -> bytes:
+        value = self.entries[name]
+        if isinstance(value, Tree):
+            assert value.oid is not None  # written before its parent
+            return b"40000 " + name.encode("utf-8") + b"\0" + value.oid
+        return b"%o %s\0%s" % (value[1], name.encode("utf-8"), value[0])
+
+    def write(self) -> bytes | None:
+        """The tree's id (None when empty), writing the changed subtrees."""
         if self.oid is not None:
             return self.oid
-        builder = self.repo.TreeBuilder()
-        for name in list(self.entries):
-            value = self.entries[name]
-            if isinstance(value, Tree):
-                sub = value.write()
-                if sub is None:
-                    del self.entries[name]
-                    continue
-                builder.insert(name, sub, TREE)
-            else:
-                builder.insert(name, value[0], value[1])
-        if not len(builder):
+        entries = self.entries
+        for name in sorted(self._changed):  # sorted: the pack's order is the same on every run
+            value = entries.get(name)
+            if isinstance(value, Tree) and value.write() is None:
+                del entries[name]
+                self._order = None
+        if not entries:
+            self._changed.clear()
             return None
-        self.oid = builder.write()
-        if self.sink is not None:
-            # A tree entry is its mode, name and 20-byte id: about this many bytes.
-            self.sink.added(self.oid, 48 * len(builder))
+        if self._order is None:
+            # git orders a directory as if its name ended with "/".
+            self._order = sorted(entries, key=lambda n: n.encode("utf-8") + (b"/" if isinstance(entries[n], Tree) else b""))
+            self._pos = {name: i for i, name in enumerate(self._order)}
+            self._records = [self._record(name) for name in self._order]
+        else:
+            for name in self._changed:
+                self._records[self._pos[name]] = self._record(name)
+        self._changed.clear()
+        raw = b"".join(self._records)
+        self.oid = object_id(TREE, raw)
+        base = (self._stored, self._raw) if self._stored is not None and self._raw is not None else None
+        self._stored = self.objects.add(self.oid, TREE, raw, base)
+        self._raw = raw
         return self.oid

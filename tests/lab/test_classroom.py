@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import subprocess
@@ -128,9 +129,9 @@ def test_lab_up_again_keeps_every_running_seats_links_and_adds_new_ones() -> Non
     import datetime as dt
 
     from pipeline.lab.classroom.instructor import ImageInfo, class_request
-    from pipeline.lab.settings import from_values
+    from pipeline.lab.settings import LabSettings
 
-    settings = from_values({"public_url": "https://lab.example.org:8443"})
+    settings = LabSettings(public_url="https://lab.example.org:8443")
     image = ImageInfo("r/w:1", "abc", 6080, (8080,), 2 << 30, 1.0)
     now = dt.datetime(2026, 12, 4, 8, 0, tzinfo=dt.UTC)
     first = class_request("w", image, settings, count=1, students=None, existing=[], now=now)
@@ -166,23 +167,48 @@ def test_workshop_argument_may_be_a_docs_link(ref: str, doc_id: str | None) -> N
     assert doc_id_of(ref) == doc_id
 
 
-def test_a_docs_link_pulls_just_that_doc_and_finds_its_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The instructor flow's first half (no engine needed): link -> pull -> replay -> validated spec."""
+def test_a_docs_link_is_pulled_and_replayed_through_the_stage_runner_into_the_folder_it_names(tmp_path: Path) -> None:
+    """The instructor flow's first half, no engine needed: `lab up <link> --config --workdir` pulls
+    just that doc into the folder whose workdir it is, under its lock, firing `pulled` and
+    `replayed` as `docpipe pull` and `replay` do, before the engine is asked."""
     from pipeline.emulator import Emulator, load_dataset
-    from pipeline.lab.classroom.instructor import resolve_workshop
-    from pipeline.lab.settings import from_values
     from pipeline.resources import shipped
+    from tests.support.pull import cli
 
+    hooks, log = tmp_path / "hooks", tmp_path / "events.jsonl"
+    for event in ("pulled", "replayed"):
+        (hooks / event).parent.mkdir(exist_ok=True)
+        (hooks / event).write_text(f"#!/bin/sh\ncat >> {log}; echo >> {log}\n")
+        (hooks / event).chmod(0o755)
     with Emulator(load_dataset(shipped("sample-data")), token="lab-test-token") as emu:
-        monkeypatch.setenv("DOCPIPE_ACCESS_TOKEN", "lab-test-token")
-        monkeypatch.setenv("DOCPIPE_DRIVE_ENDPOINT", emu.url)
-        monkeypatch.setenv("DOCPIPE_DRIVE_FOLDER", "1CSWGdocsRootF0lderXy7Qa2mPn5Lk8Jh")
-        monkeypatch.chdir(tmp_path)
+        config = tmp_path / "docpipe.toml"
+        # The first folder's Drive answers nothing: only the second's may be asked.
+        config.write_text(f'workdir = "{tmp_path / "wd"}"\n[hooks]\ndirs = ["{hooks}"]\n'
+                          '[[folders]]\nid = "1OtherFolderXXXXXXXXXXXXXXX"\nname = "other"\n'
+                          '[folders.drive]\nendpoint = "http://127.0.0.1:9/"\n'
+                          f'[[folders]]\nid = "{emu.root_folder_id}"\nname = "workshops"\n'
+                          f'[folders.drive]\nendpoint = "{emu.url}"\n')
+        wd = tmp_path / "wd" / "workshops"
         link = "https://docs.google.com/document/d/1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg/edit"
-        commit, ws = resolve_workshop(tmp_path / "wd", link, from_values({}))
-    assert ws is not None and ws.error is None and ws.spec is not None
-    assert ws.name == "ws-go-promisegrid" and ws.doc_id == "1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg" and len(commit) == 40
+        r = cli(["lab", "up", link, "--config", str(config), "--workdir", str(wd), "--backend", "kubernetes",
+                 "--dry-run", "-o", "yaml"],
+                env={"DOCPIPE_ACCESS_TOKEN": "lab-test-token", "DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert r.returncode == 1 and "no Docker Engine answers" in r.stderr, r.stderr
+    # Only that doc was pulled, into the second folder's workdir, and replayed there.
+    assert [p.name for p in (wd / "store" / "docs").iterdir()] == ["1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg.json"]
+    assert not (tmp_path / "wd" / "other").exists()
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert [e["event"] for e in events] == ["pulled", "replayed"]
+    assert events[1]["workdir"] == str(wd.resolve()) and len(events[1]["commit"]) == 40
+    assert not (wd / ".lock").exists() and not (wd / ".pull.lock").exists()
+    from pipeline.lab.classroom.instructor import resolve_workshop
+    from pipeline.lab.settings import LabSettings
+
+    def no_fetch(file_id: str) -> None:
+        raise AssertionError(file_id)
+
+    commit, ws = resolve_workshop(wd, "ws-go-promisegrid", LabSettings(), fetch=no_fetch)
+    assert ws is not None and ws.error is None and ws.spec is not None and len(commit) == 40
+    assert ws.name == "ws-go-promisegrid" and ws.doc_id == "1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg"
     assert ws.spec.base == "debian-novnc" and "golang-go" in ws.spec.packages
     assert "hello/main.go" in dict(ws.spec.files)
-    # Only that doc was pulled.
-    assert [p.name for p in (tmp_path / "wd" / "store" / "docs").iterdir()] == ["1wsGoPromiseGridPp9Aa8Ss7Dd6Ff5Gg.json"]

@@ -1,4 +1,4 @@
-"""Building lab images for real: engine, registry, the debian-novnc base, the built-in hook."""
+"""Building lab images for real: engine, registry, the debian-novnc base, the provision stage and its events."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_no_archive_is_bad_input(tmp_path: Path) -> None:
 
 
 def test_template_override_is_used(tmp_path: Path) -> None:
-    from pipeline.lab.settings import from_values
+    from pipeline.lab.settings import LabSettings, desktop_templates
 
     tdir = tmp_path / "templates" / "desktop"
     tdir.mkdir(parents=True)
@@ -72,8 +72,8 @@ def test_template_override_is_used(tmp_path: Path) -> None:
     text = text.replace("FROM {{", "# our course image\nFROM {{", 1).replace("USER root", "USER root\nWORKDIR /srv")
     (tdir / "Dockerfile.j2").write_text(text)
     make_archive(tmp_path, {"w/ws-go-promisegrid.md": SAMPLE_WORKSHOP})
-    settings = from_values({"templates": str(tmp_path / "templates")})
-    _, results = provision.provision(tmp_path, settings, dry_run=True)
+    settings = LabSettings(templates=desktop_templates(tmp_path / "templates"))
+    results = provision.provision(tmp_path, settings, dry_run=True).results
     assert "\nWORKDIR /srv\n" in (results[0].dockerfile or "")
     _, (ws,) = provision.archive_workshops(tmp_path, settings)
     assert provision.plan(ws, settings).context.base_ref.startswith("docpipe/debian-novnc:")
@@ -96,7 +96,7 @@ def test_sample_workshop_builds_pushes_and_pulls_back_by_digest(sample_build: Sa
     for tag in result.tags:
         client.images.remove(tag)
     # Gone here but in the registry: provision finds it there and builds nothing.
-    _, (again,) = provision.provision(sample_build.workdir, sample_build.settings)
+    (again,) = provision.provision(sample_build.workdir, sample_build.settings).results
     assert again.error is None and not again.built and not again.pushed and again.digest == result.digest
     pulled = client.images.pull(result.digest)
     try:
@@ -124,7 +124,7 @@ def test_latest_moves_only_within_its_own_archive(sample_build: SampleBuild) -> 
     # This test archive's manifest names no Drive folder, so its Gitea repository names it.
     assert client.images.get(ours.tags[0]).labels["io.docpipe.archive"] == "http://127.0.0.1:3000/cswg/docs"
     other = dataclasses.replace(sample_build.settings, archive="drive:someone-elses-folder", source="")
-    _, (theirs,) = provision.provision(sample_build.workdir, other)
+    (theirs,) = provision.provision(sample_build.workdir, other).results
     assert theirs.error is None and theirs.tags[0] != ours.tags[0]
     assert client.images.get(theirs.tags[0]).labels["io.docpipe.archive"] == "drive:someone-elses-folder"
     assert client.images.get(ours.tags[1]).id == client.images.get(ours.tags[0]).id  # :latest still ours
@@ -136,7 +136,7 @@ def test_unchanged_spec_builds_nothing(sample_build: SampleBuild) -> None:
     client = sample_build.client
     before = {i.id for i in client.images.list(all=True)}
     start = time.monotonic()
-    _, results = provision.provision(sample_build.workdir, sample_build.settings)
+    results = provision.provision(sample_build.workdir, sample_build.settings).results
     noop = time.monotonic() - start
     assert results[0].built is False and results[0].error is None
     assert results[0].digest == sample_build.first.digest
@@ -156,37 +156,63 @@ def test_unchanged_spec_builds_nothing(sample_build: SampleBuild) -> None:
 def test_changed_spec_gets_a_new_tag_and_other_workshops_still_build(sample_build: SampleBuild, tmp_path: Path) -> None:
     changed = SAMPLE_WORKSHOP.replace("- ports: 8080", "- ports: 8081")
     make_archive(tmp_path, {"a/ws-go-promisegrid.md": changed, "b/bad.md": "# Lab desktop\n\npackages: vim && id\n"})
-    _, results = provision.provision(tmp_path, sample_build.settings, dry_run=True)
+    results = provision.provision(tmp_path, sample_build.settings, dry_run=True).results
     bad, good = results
     assert bad.error and "packages" in bad.error and good.error is None
     assert good.tags[0] != sample_build.first.tags[0]
 
 
 @docker
-def test_builtin_hook_provisions_one_workshop(sample_build: SampleBuild) -> None:
-    from pipeline.lab.image.parse import parse_lab_spec
-
-    spec = parse_lab_spec(SAMPLE_WORKSHOP, doc="ws-go-promisegrid")
-    assert spec is not None
-    # As `docpipe run` sends it: `workshop` is the slug `docpipe lab up` takes.
-    event = {"event": "workshop", "workdir": str(sample_build.workdir), "commit": sample_build.commit,
-             "doc": {"id": "1SampleWorkshopDocId", "name": "ws-go-promisegrid", "workshop": "ws-go-promisegrid",
-                     "title": "Go and PromiseGrid, hands on",
-                     "status": "Draft", "path": "workshops/ws-go-promisegrid.md", "page": "workshops/ws-go-promisegrid.md",
-                     "lab": {**spec.to_json(), "digest": spec.digest()}},
-             "settings": {"registry": sample_build.settings.registry, "prefix": sample_build.settings.prefix,
-                          "allowed_bases": None, "dry_run": False, "gitea_url": "http://127.0.0.1:3000",
-                          "gitea_owner": "cswg", "gitea_repo": "docs"}}
-    hook = shipped("hooks") / "workshop"
-    out = subprocess.run([str(hook)], input=json.dumps(event), capture_output=True, text=True, timeout=600)
+def test_provision_builds_first_then_tells_the_workshop_hooks_what_it_built(sample_build: SampleBuild,
+                                                                             tmp_path: Path) -> None:
+    """The built-in builder runs in-process, before the user's `workshop` hooks, which get its result."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "workshop").write_text(f"#!/bin/sh\ncat > {tmp_path / 'event.json'}\necho '{{\"seen\": true}}'\n")
+    (hooks / "workshop").chmod(0o755)
+    out = run_cli("provision", "--workdir", str(sample_build.workdir), "--registry", sample_build.settings.registry,
+                  "--json", env={"DOCPIPE_LAB_PREFIX": sample_build.settings.prefix, "DOCPIPE_HOOKS_DIRS": str(hooks),
+                                 "DOCPIPE_GITEA_URL": "http://127.0.0.1:3000", "DOCPIPE_GITEA_OWNER": "cswg",
+                                 "DOCPIPE_GITEA_REPO": "docs"})
     assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
-    assert data["built"] is False and data["tags"] == sample_build.first.tags and data["digest"] == sample_build.first.digest
-    event["doc"]["lab"]["env"] = {"X": "$(reboot)"}
-    bad = subprocess.run([str(hook)], input=json.dumps(event), capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and bad.stdout == ""
-    assert bad.stderr.strip() == ("workshop hook: ws-go-promisegrid: lab desktop env 'X=$(reboot)': values may hold "
-                                  "only letters, digits, spaces and ._,:/@%+=~^#-")
+    (result,) = json.loads(out.stdout)["workshops"]
+    assert result["outputs"] == [{"seen": True}] and result["digest"] == sample_build.first.digest
+    event = json.loads((tmp_path / "event.json").read_text())
+    assert event["doc"]["workshop"] == "ws-go-promisegrid" and event["commit"] == sample_build.commit
+    assert event["image"]["tags"] == sample_build.first.tags and event["image"]["built"] is False
+    assert event["image"]["digest"] == sample_build.first.digest and event["settings"]["dry_run"] is False
+    assert event["doc"]["lab"]["image_tag"] == sample_build.first.tags[0].rsplit(":", 1)[1]
+
+
+@docker
+def test_lab_up_after_a_registry_is_set_tags_and_pushes_what_it_has(sample_build: SampleBuild,
+                                                                      tmp_path: Path) -> None:
+    """A workdir provisioned with no registry, then [lab] registry set: `lab up` for Kubernetes
+    (which pulls by digest from the registry) pushes the image it has, not a crash; and where the
+    registry has the image and this engine does not, it is pulled."""
+    from pipeline.lab.settings import LabSettings
+
+    client, prefix = sample_build.client, sample_build.settings.prefix
+    make_archive(tmp_path, {"w/ws-registry-later.md": SAMPLE_WORKSHOP.replace("ws-go-promisegrid", "ws-registry-later")
+                            .replace("- ports: 8080", "- ports: 8082")})
+    (plain,) = provision.provision(tmp_path, LabSettings(prefix=prefix)).results
+    assert plain.error is None and plain.built and not plain.pushed
+    repo = f"{sample_build.settings.registry}/{prefix}/ws-registry-later"
+    env = {"DOCPIPE_LAB_REGISTRY": sample_build.settings.registry, "DOCPIPE_LAB_PREFIX": prefix}
+    args = ("lab", "up", "ws-registry-later", "--workdir", str(tmp_path), "--backend", "kubernetes", "--dry-run",
+            "-o", "yaml")
+    out = run_cli(*args, env=env)
+    assert out.returncode == 0, out.stderr
+    (image,) = {line.split("image: ", 1)[1] for line in out.stdout.splitlines() if line.strip().startswith("image: ")}
+    assert image.startswith(f"{repo}@sha256:")
+    assert "Step 1/" not in out.stderr  # tagged, not built again
+    tag = plain.tags[0].rsplit(":", 1)[1]
+    assert client.images.get(f"{repo}:{tag}").id == client.images.get(plain.tags[0]).id
+    for ref in (f"{repo}:{tag}", f"{repo}:latest", *plain.tags):
+        client.images.remove(ref)
+    again = run_cli(*args, env=env)
+    assert again.returncode == 0, again.stderr
+    assert f"image: {image}" in again.stdout and client.images.get(f"{repo}:{tag}")  # pulled back
 
 
 @docker

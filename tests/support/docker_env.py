@@ -505,17 +505,16 @@ def sample_build(docker_engine, registry, test_base, tmp_path_factory) -> Iterat
     """The sample workshop built and pushed under a per-session prefix (so it really builds),
     its images removed at the end; the base images stay as the cache for the next run."""
     from pipeline.lab.image import provision
-    from pipeline.lab.settings import from_values
+    from pipeline.lab.settings import LabSettings, source_url
 
     workdir = tmp_path_factory.mktemp("lab")
     commit = make_archive(workdir, {"workshops/ws-go-promisegrid.md": SAMPLE_WORKSHOP,
                                     "notes/mcp-1-notes.md": PLAIN_DOC})
     prefix = f"docpipe-test-{os.urandom(3).hex()}"
-    settings = from_values({"registry": registry.host, "prefix": prefix,
-                            "gitea_url": "http://user:secret@127.0.0.1:3000", "gitea_owner": "cswg",
-                            "gitea_repo": "docs"})
+    settings = LabSettings(registry=registry.host, prefix=prefix,
+                           source=source_url("http://user:secret@127.0.0.1:3000", "cswg", "docs"))
     start = time.monotonic()
-    _, results = provision.provision(workdir, settings)
+    results = provision.provision(workdir, settings).results
     seconds = time.monotonic() - start
     try:
         yield SampleBuild(workdir, commit, settings, results[0], seconds, docker_engine)

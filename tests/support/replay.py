@@ -183,6 +183,45 @@ def hard_store(store_dir: Path, *, revisions: int = 450, threads: int = 130, see
     return specs
 
 
+def growing_store(store_dir: Path, *, docs: int = 12, revisions: int = 25, threads: int = 6, seed: int = 3) -> None:
+    """Docs that grow as real ones do: each revision adds a paragraph and now and then rewords
+    one further up; threads gather replies over time. Every version of a doc shares most of its
+    text with the one before (what `git gc` and replay's deltas make small)."""
+    rng = random.Random(seed)
+    words = ("lab", "desktop", "workshop", "student", "image", "browser", "seat", "grid", "node", "kernel",
+             "history", "review", "draft", "notes", "promise", "cluster", "build", "deploy", "session")
+    w = StoreWriter(store_dir)
+    specs = [DocSpec(f"grow-{d:03d}", f"Growing doc {d}", [f"Team {d % 3}"]) for d in range(docs)]
+    text = {spec.id: [] for spec in specs}
+    t = BASE
+    for k in range(revisions):
+        for spec in specs:
+            t += timedelta(minutes=rng.randint(1, 20))
+            paragraphs = text[spec.id]
+            paragraphs.append(" ".join(rng.choice(words) for _ in range(rng.randint(30, 80))))
+            if len(paragraphs) > 3 and rng.random() < 0.3:
+                paragraphs[rng.randrange(len(paragraphs) - 1)] += " (reworded)"
+            body = "</span></p><p class=\"c1\"><span>".join(paragraphs)
+            spec.revisions.append({"id": f"rev-{k:04d}", "modifiedTime": rfc3339(t), "lastModifyingUser": USERS[k % 5],
+                                   "html": w.blob(html_page(spec.title, body).encode()), "images": []})
+    for spec in specs:
+        start = datetime.fromisoformat(spec.revisions[0]["modifiedTime"].replace("Z", "+00:00"))
+        for c in range(threads):
+            at = start + timedelta(hours=c * 7)
+            replies = []
+            for r in range(4):
+                at += timedelta(hours=rng.randint(1, 30))
+                replies.append({"id": f"reply-{r}", "createdTime": rfc3339(at), "modifiedTime": rfc3339(at),
+                                "author": {"displayName": USERS[(c + r) % 5]["displayName"]},
+                                "content": " ".join(rng.choice(words) for _ in range(20)), "deleted": False})
+            spec.comments.append({"id": f"thread-{c:03d}", "createdTime": rfc3339(start + timedelta(hours=c * 7)),
+                                  "modifiedTime": rfc3339(at), "author": {"displayName": "Grace Hopper"},
+                                  "content": " ".join(rng.choice(words) for _ in range(25)), "htmlContent": "",
+                                  "anchor": "kix.x", "resolved": False, "deleted": False, "replies": replies})
+        w.doc(spec.to_json())
+    w.folder("root-grow", "Growing", [s.to_json() for s in specs])
+
+
 def comment_event_count(specs: dict[str, DocSpec]) -> int:
     """Comment events the store holds, counted the way a user reads the Drive UI."""
     n = 0
@@ -217,6 +256,18 @@ def history(archive: Path) -> list[dict]:
     return out
 
 
+def manifest_of(archive: Path) -> dict[str, Any]:
+    """The manifest of main as readers get it (pipeline.archive.read_manifest): folder and docs."""
+    import pygit2
+
+    from pipeline.archive import read_manifest
+
+    repo = pygit2.Repository(str(archive))
+    manifest = read_manifest(repo, repo.references["refs/heads/main"].peel(pygit2.Commit))
+    assert manifest is not None
+    return {"folder": manifest.folder, "docs": manifest.docs}
+
+
 def tree_files(archive: Path, rev: str = "refs/heads/main") -> dict[str, bytes]:
     import pygit2
 
@@ -233,3 +284,49 @@ def tree_files(archive: Path, rev: str = "refs/heads/main") -> dict[str, bytes]:
 
     walk(tree, "")
     return files
+
+
+def to_legacy_layout(archive: Path) -> str:
+    """Rewrite main as replays before the manifest's split wrote it: the whole manifest in one
+    .docpipe/manifest.json in every commit, everything else (files, authors, times, messages) as
+    it is. On the hard folder, the sample data and a generated 1,000-doc tree this gives the very
+    SHAs the old replay gave, so it stands for an archive written before the split. Returns the
+    new main."""
+    import pygit2
+
+    from pipeline.archive import LEGACY_MANIFEST, MANIFEST, MANIFEST_DOCS, Manifest, read_doc_entry, read_folder
+
+    repo = pygit2.Repository(str(archive))
+    tip = repo.references["refs/heads/main"].target
+    parent: pygit2.Oid | None = None
+    manifest: Manifest | None = None
+    shards: dict[str, pygit2.Oid] = {}  # the shard trees read so far, to read only what changed
+    for commit in repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE):
+        tree = commit.tree
+        if MANIFEST in tree:
+            manifest = manifest or Manifest()
+            manifest.folder = read_folder(repo[tree[MANIFEST].id].data)
+            now = {s.name: s.id for s in repo[tree[MANIFEST_DOCS].id]} if MANIFEST_DOCS in tree else {}
+            for name in set(shards) | set(now):
+                if shards.get(name) == now.get(name):
+                    continue
+                for file_id in [f for f, e in manifest.docs.items() if e["shard"] == name]:
+                    del manifest.docs[file_id]
+                for item in repo[now[name]] if name in now else []:
+                    where = f"{MANIFEST_DOCS}/{name}/{item.name}"
+                    file_id, entry = read_doc_entry(item.name, repo[item.id].data, where)
+                    manifest.docs[file_id] = {**entry, "shard": name}
+            shards = now
+        root = repo.TreeBuilder(tree)
+        root.remove(".docpipe")
+        if manifest is not None:
+            legacy = Manifest(manifest.folder, {f: {k: v for k, v in e.items() if k != "shard"}
+                                                for f, e in manifest.docs.items()})
+            meta = repo.TreeBuilder()
+            meta.insert(LEGACY_MANIFEST.split("/")[1], repo.create_blob(legacy.to_bytes()), pygit2.enums.FileMode.BLOB)
+            root.insert(".docpipe", meta.write(), pygit2.enums.FileMode.TREE)
+        parent = repo.create_commit(None, commit.author, commit.committer, commit.raw_message.decode("utf-8"),
+                                    root.write(), [parent] if parent else [])
+    assert parent is not None
+    repo.references.create("refs/heads/main", parent, force=True)
+    return str(parent)

@@ -6,12 +6,16 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from pipeline.lab.classroom.backend import Backend, SeatInfo, now_rfc3339
 from pipeline.output import emit
+
+if TYPE_CHECKING:
+    from pipeline.config import FolderSettings
+    from pipeline.lab.settings import LabSettings
 
 lab_app = typer.Typer(help="Lab desktops: start, list and remove seats of a workshop.", no_args_is_help=True)
 
@@ -21,21 +25,41 @@ JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout.")
 BackendOpt = typer.Option(None, "--backend", help="Where seats run: docker or kubernetes [config: lab.backend].")
 
 
-def _setup(workdir: Path | None, config: Path | None, check: Callable[[Any], None] | None = None,
-           on_line: Callable[[str], None] | None = None, **lab: Any) -> tuple[Path, Any, Backend]:
+def _settings(workdir: Path | None, config: Path | None, **lab: Any) -> tuple[FolderSettings, LabSettings]:
+    """The folder (the one whose workdir --workdir is) and its lab settings, flags included:
+    config.py checks every value, a bad --ttl as a bad [lab] ttl."""
+    from pipeline.config import SCHEMA, folder_for
+    from pipeline.lab.settings import lab_settings
+
+    f = folder_for(config, workdir, {("lab", k): v for k, v in lab.items() if k in SCHEMA["lab"]})
+    return f, lab_settings(f, **{k: v for k, v in lab.items() if k not in SCHEMA["lab"] and v is not None})
+
+
+def _setup(workdir: Path | None, config: Path | None, check: Callable[[LabSettings], None] | None = None,
+           on_line: Callable[[str], None] | None = None, **lab: Any) -> tuple[FolderSettings, LabSettings, Backend]:
     """Settings, the backend, and a reap of expired seats first (every lab command does it)."""
-    from pipeline.lab import settings as lab_settings
     from pipeline.lab.classroom import instructor
     from pipeline.progress import log
 
-    wd, settings = lab_settings.load(workdir, config_file=config, lab=lab)
+    f, settings = _settings(workdir, config, **lab)
     if check is not None:
         check(settings)  # bad input is refused before any engine is asked
-    backend = instructor.make_backend(wd, settings, on_line=on_line)
+    backend = instructor.make_backend(f.workdir, settings, on_line=on_line)
     reaped = backend.reap(now_rfc3339())
     if reaped:
         log(f"docpipe: removed {reaped} expired seat(s)")
-    return wd, settings, backend
+    return f, settings, backend
+
+
+def _fetch(ctx: typer.Context, f: FolderSettings) -> Callable[[str], None]:
+    """`lab up <doc link>`'s pull and replay of that doc, as pipeline.cli hands it in."""
+    from pipeline.errors import DocpipeError
+    from pipeline.lab.classroom.instructor import Pipeline
+
+    pipeline = ctx.find_object(Pipeline)
+    if pipeline is None:  # only when the lab's commands run without docpipe's own CLI around them
+        raise DocpipeError("`docpipe lab` was started without docpipe's pipeline: it cannot pull a doc")
+    return lambda file_id: pipeline.fetch_doc(f, file_id)
 
 
 def build_lines(show: Callable[[str], None]) -> Callable[[str], None]:
@@ -72,6 +96,7 @@ def _gateway_url(seats: list[SeatInfo]) -> str:
 
 @lab_app.command("up")
 def lab_up(
+    ctx: typer.Context,
     workshop: str = typer.Argument(..., help="Workshop Name: header or path slug, or a Google Docs link / file id."),
     seats: int = typer.Option(1, "--seats", help="How many desktops (without a roster)."),
     students: Path | None = typer.Option(None, "--students", help="Roster CSV (column name, optional email): one seat each."),
@@ -91,27 +116,25 @@ def lab_up(
     from pipeline.errors import BadInput
     from pipeline.lab.classroom import instructor, roster
     from pipeline.lab.image import engine
-    from pipeline.lab.settings import ttl_seconds
     from pipeline.progress import log, steps
     from pipeline.slugs import workshop_slug
 
     roster_rows = roster.load(students) if students else None
     count = len(roster_rows) if roster_rows else seats
 
-    def check(settings: Any) -> None:
+    def check(settings: LabSettings) -> None:
         if not 1 <= count <= settings.max_seats:
             raise BadInput(f"--seats must be between 1 and {settings.max_seats}")
-        ttl_seconds(settings.ttl)
-        instructor.public_url(settings)
 
     if dry_run or output:
-        _dry_run(workshop, image, output, count, roster_rows, check, workdir, config, ttl=ttl, listen=listen,
+        _dry_run(ctx, workshop, image, output, count, roster_rows, check, workdir, config, ttl=ttl, listen=listen,
                  public_url=public_url, backend=backend_name, insecure_http=insecure_http or None)
         return
     with steps() as show:  # a live bar per build on a terminal, one line per step elsewhere
-        wd, settings, backend = _setup(workdir, config, check, build_lines(show), ttl=ttl, listen=listen,
-                                       public_url=public_url, backend=backend_name,
-                                       insecure_http=insecure_http or None)
+        f, settings, backend = _setup(workdir, config, check, build_lines(show), ttl=ttl, listen=listen,
+                                      public_url=public_url, backend=backend_name,
+                                      insecure_http=insecure_http or None)
+        wd = f.workdir
         client = engine.client()
         if image:
             name = workshop_slug(workshop)
@@ -119,8 +142,8 @@ def lab_up(
             if not engine.image_exists(client, ref):
                 raise BadInput(f"no image {ref} on this engine")
         else:
-            name, ref = instructor.resolve_image(wd, workshop, settings, on_line=build_lines(show),
-                                                 client=client)
+            name, ref = instructor.resolve_image(wd, workshop, settings, fetch=_fetch(ctx, f),
+                                                 on_line=build_lines(show), client=client)
         info = instructor.image_info(client, ref)
         if settings.backend == "kubernetes":  # nodes pull the image by digest from the registry
             info = dataclasses.replace(info, ref=instructor.pinned(client, ref))
@@ -144,12 +167,12 @@ def lab_up(
            "seats": [s.to_json() for s in started]}, as_json, _table(started))
 
 
-def _dry_run(workshop: str, image: str | None, output: str | None, count: int, roster_rows: Any,
-             check: Callable[[Any], None], workdir: Path | None, config: Path | None, **lab: Any) -> None:
+def _dry_run(ctx: typer.Context, workshop: str, image: str | None, output: str | None, count: int,
+             roster_rows: Any, check: Callable[[LabSettings], None], workdir: Path | None, config: Path | None,
+             **lab: Any) -> None:
     """`lab up --backend kubernetes --dry-run -o yaml`: every manifest as one YAML stream that
     `kubectl apply -f -` takes, without a cluster (and without an engine when --image is a digest)."""
     from pipeline.errors import BadInput
-    from pipeline.lab import settings as lab_settings
     from pipeline.lab.classroom import instructor
     from pipeline.lab.classroom.kube_seats import dry_run_yaml
     from pipeline.lab.image import engine
@@ -158,20 +181,20 @@ def _dry_run(workshop: str, image: str | None, output: str | None, count: int, r
 
     if output != "yaml":
         raise BadInput("--dry-run prints Kubernetes manifests: use it with -o yaml")
-    wd, settings = lab_settings.load(workdir, config_file=config, lab=lab)
+    f, settings = _settings(workdir, config, **lab)
     check(settings)
     if settings.backend != "kubernetes":
         raise BadInput("--dry-run -o yaml prints Kubernetes manifests: add --backend kubernetes")
     if image and "@sha256:" in image:
         name, info = workshop_slug(workshop), instructor.plain_image_info(image)
     else:
-        client = engine.client()
         if image:
             name, ref = workshop_slug(workshop), image
-        else:
+        else:  # a Docs link is pulled before the engine is asked
             with steps() as show:
-                name, ref = instructor.resolve_image(wd, workshop, settings, on_line=build_lines(show),
-                                                     client=client)
+                name, ref = instructor.resolve_image(f.workdir, workshop, settings, fetch=_fetch(ctx, f),
+                                                     on_line=build_lines(show))
+        client = engine.client()
         info = dataclasses.replace(instructor.image_info(client, ref), ref=instructor.pinned(client, ref))
     request = instructor.class_request(name, info, settings, count=count, students=roster_rows, existing=[],
                                        now=dt.datetime.now(dt.UTC))

@@ -8,18 +8,21 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import BadInput
 from pipeline.lab import labels as L
-from pipeline.lab.classroom import links, roster
+from pipeline.lab.classroom import roster
 from pipeline.lab.classroom.backend import Backend, ClassRequest, SeatRequest, new_password, new_token, rfc3339
 from pipeline.lab.image import provision
 from pipeline.lab.image.bases import NOVNC_PROFILE, profile_for
 from pipeline.lab.image.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY
 from pipeline.lab.image.workshops import Workshop
-from pipeline.lab.settings import LabSettings, ttl_seconds
+from pipeline.lab.settings import LabSettings
 from pipeline.slugs import workshop_slug
+
+if TYPE_CHECKING:
+    from pipeline.config import FolderSettings
 
 NOVNC_DESKTOP_PORT = NOVNC_PROFILE.desktop_port
 _DOC_LINK = re.compile(r"https://docs\.google\.com/document/(?:u/\d+/)?d/([A-Za-z0-9_-]{20,})")
@@ -34,25 +37,25 @@ def doc_id_of(ref: str) -> str | None:
     return ref if _FILE_ID.fullmatch(ref) and not re.fullmatch(r"[a-z0-9-]+", ref) else None
 
 
-def _pull_doc(workdir: Path, file_id: str) -> None:
-    """Pull just this doc with the configured credentials and replay it into the archive."""
-    from pipeline import config
-    from pipeline.pull import pull
-    from pipeline.replay import replay
-
-    folder = config.load_settings(cli={("", "workdir"): str(workdir)})[0].folders[0]
-    folder_id = folder.get("drive", "folder") or ""
-    creds = folder.get("drive", "credentials")
-    pull(folder_id, workdir=workdir, endpoint=folder.get("drive", "endpoint"),
-         credentials=Path(creds) if creds else None, only_file_ids=[file_id], quiet=True)
-    replay(workdir, quiet=True)
+# How `lab up <doc link>` brings that doc into the archive: pull it and replay, through docpipe's
+# stage runner (pipeline.stages.fetch_doc: the workdir's lock, the stages' events). The CLI hands
+# it in: the lab sits below the stages and never imports them (no import cycle through the lab).
+FetchDoc = Callable[[str], None]
 
 
-def resolve_workshop(workdir: Path, ref: str, settings: LabSettings) -> tuple[str, Workshop | None]:
-    """(archive commit, the workshop WORKSHOP names); a Docs link or file id is pulled first."""
+@dataclass(frozen=True)
+class Pipeline:
+    """What `docpipe lab` asks of the rest of docpipe, set by pipeline.cli as the click context's object."""
+
+    fetch_doc: Callable[[FolderSettings, str], None]
+
+
+def resolve_workshop(workdir: Path, ref: str, settings: LabSettings, *,
+                     fetch: FetchDoc) -> tuple[str, Workshop | None]:
+    """(archive commit, the workshop WORKSHOP names); a Docs link or file id is fetched first."""
     file_id = doc_id_of(ref)
     if file_id:
-        _pull_doc(workdir, file_id)
+        fetch(file_id)
     if not (Path(workdir) / "archive").exists():
         return "", None
     commit, workshops = provision.archive_workshops(workdir, settings)
@@ -65,13 +68,18 @@ def resolve_workshop(workdir: Path, ref: str, settings: LabSettings) -> tuple[st
     return commit, None
 
 
-def resolve_image(workdir: Path, ref: str, settings: LabSettings, *,
+def resolve_image(workdir: Path, ref: str, settings: LabSettings, *, fetch: FetchDoc,
                   on_line: Callable[[str], None] | None = None, client: Any = None) -> tuple[str, str]:
     """(workshop slug, image ref) for WORKSHOP; builds the image when the archive has a newer spec."""
-    commit, ws = resolve_workshop(workdir, ref, settings)
+    commit, ws = resolve_workshop(workdir, ref, settings, fetch=fetch)
     if ws is not None:
+        from pipeline.lab.image import engine
+
         settings = provision.with_archive(workdir, settings)
+        client = client or engine.client()
         result = provision.provision_workshop(ws, settings, revision=commit, client=client, on_line=on_line)
+        if not engine.image_exists(client, result.tags[0]):  # found in the registry, not here: seats need it here
+            engine.pull(client, result.tags[0])
         return ws.name, result.tags[0]
     # An image by name alone could be any archive's build: docpipe does not guess.
     image = f"{settings.repo(workshop_slug(ref))}:latest"
@@ -98,7 +106,7 @@ def make_backend(workdir: Path, settings: LabSettings, *, client: Any = None,
 def public_url(settings: LabSettings) -> str:
     """[lab] public_url, else https://<this host's name>:<listen port>."""
     if settings.public_url:
-        return links.check_public_url(settings.public_url)
+        return settings.public_url.rstrip("/")
     port = settings.listen.rpartition(":")[2]
     scheme = "http" if settings.insecure_http else "https"
     return f"{scheme}://{socket.getfqdn() or socket.gethostname()}:{port}"
@@ -150,7 +158,7 @@ def class_request(workshop: str, image: ImageInfo, settings: LabSettings, *, cou
     back: labels on Docker, the seat's Secret on Kubernetes) keep their tokens, passwords and expiry."""
     from pipeline.lab.image.bases import NOVNC_PROFILE
 
-    expires = rfc3339(now + dt.timedelta(seconds=ttl_seconds(settings.ttl)))
+    expires = rfc3339(now + dt.timedelta(seconds=settings.ttl_seconds))
     wanted = ([(s.seat, s.name, s.email) for s in students] if students
               else [(f"seat-{i}", "", "") for i in range(1, count + 1)])
     running = {s.seat: s for s in existing if s.token and s.watch_token}

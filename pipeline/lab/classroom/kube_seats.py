@@ -187,8 +187,8 @@ class KubernetesBackend:
         return self.workdir / "lab" / f"{class_id}-class.html" if self.workdir is not None else None
 
     def _write_page(self, cls: ClassRequest, infos: list[SeatInfo]) -> None:
+        from pipeline.atomic import atomic_write
         from pipeline.lab.classroom.classpage import class_html
-        from pipeline.store import atomic_write
 
         page = self._page(cls.class_id)
         if page is not None:

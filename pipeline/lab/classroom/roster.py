@@ -86,6 +86,6 @@ def seats_csv(rows: Sequence[tuple[str, str, str, str]]) -> bytes:
 
 def write_seats_csv(path: Path, rows: Sequence[tuple[str, str, str, str]]) -> None:
     """Atomically, owner-only: the links carry the seats' passwords."""
-    from pipeline.store import atomic_write
+    from pipeline.atomic import atomic_write
 
     atomic_write(path, seats_csv(rows), mode=0o600)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.errors import BadInput
 
-CA_DAYS = 31  # the longest ttl is 30 days (settings.ttl_seconds)
+CA_DAYS = 31  # the longest ttl is 30 days (config.duration_seconds)
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Pem:
 
 def _write_private(path: Path, data: bytes) -> None:
     """Atomically, and readable by the owner only: it holds a key."""
-    from pipeline.store import atomic_write
+    from pipeline.atomic import atomic_write
 
     atomic_write(path, data, mode=0o600)
 

@@ -116,6 +116,17 @@ def build(c: Any, context_tar: bytes, tags: list[str], *, timeout: float = DEFAU
     return str(image.id)
 
 
+def pull(c: Any, ref: str) -> None:
+    """Fetch `ref` from its registry into the engine (an image pushed by another docpipe)."""
+    from docker.errors import APIError
+
+    repo, _, tag = ref.rpartition(":")
+    try:
+        c.images.pull(repo, tag=tag)
+    except APIError as exc:
+        raise DocpipeError(f"pulling {ref} failed: {_short(exc)}") from None
+
+
 def push(c: Any, ref: str) -> str:
     """Push one tag; return the manifest digest (sha256:...) the registry reports."""
     from docker.errors import APIError

@@ -1,4 +1,4 @@
-"""Reading a lab spec: a workshop doc's "Lab desktop" section (or a hook event's JSON) -> LabSpec.
+"""Reading a lab spec: a workshop doc's "Lab desktop" section -> LabSpec.
 Pure, no I/O.
 
 Docs are editable by anyone, so every value here is hostile until proven otherwise. Validation
@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -283,8 +282,7 @@ def validate_setup(doc: str, value: str) -> str:
 # ------------------------------------------------------------------ assembling a spec
 
 
-def _build(doc: str, entries: Iterable[tuple[str, str]], bases: Mapping[str, str],
-           allow_setup: bool, env_pairs: Iterable[tuple[str, str]] = ()) -> LabSpec:
+def _build(doc: str, entries: Iterable[tuple[str, str]], bases: Mapping[str, str], allow_setup: bool) -> LabSpec:
     scalars: dict[str, str] = {}
     packages: list[str] = []
     pips: list[str] = []
@@ -294,9 +292,6 @@ def _build(doc: str, entries: Iterable[tuple[str, str]], bases: Mapping[str, str
     autostart: list[tuple[str, ...]] = []
     setup: list[str] = []
     pending_file: str | None = None
-    for name, val in env_pairs:
-        name, val = validate_env(doc, name, val)
-        env[name] = val
     for key, raw in entries:
         block = raw.startswith(_BLOCK)
         value = raw[len(_BLOCK):] if block else raw
@@ -396,45 +391,3 @@ def spec_from_section(section: str, *, doc: str, allowed_bases: Mapping[str, str
     """The validated spec of a section `extract_lab_section` returned (see parse_lab_spec)."""
     bases = DEFAULT_BASES if allowed_bases is None else allowed_bases
     return _build(doc, _raw_entries(section, doc), bases, allow_setup)
-
-
-def spec_from_json(data: Mapping[str, Any], *, doc: str, allowed_bases: Mapping[str, str] | None = None,
-                   allow_setup: bool = False) -> LabSpec:
-    """Re-validate a spec that arrives as JSON (a hook event): trust nothing already parsed."""
-    if not isinstance(data, Mapping):
-        raise LabSpecError(doc, "lab", type(data).__name__, "expected a JSON object")
-    entries: list[tuple[str, str]] = []
-
-    def as_list(key: str) -> list[Any]:
-        value = data.get(key) or []
-        if not isinstance(value, (list, tuple)):
-            raise LabSpecError(doc, key, value, "expected a list")
-        return list(value)
-
-    for key in ("base", "memory", "cpus"):
-        if data.get(key) is not None:
-            value = data[key]
-            if key == "memory" and isinstance(value, int):
-                value = f"{value}b"
-            entries.append((key, str(value)))
-    entries += [("packages", str(v)) for v in as_list("packages")]
-    entries += [("pip", _BLOCK + str(v)) for v in as_list("pip")]
-    entries += [("ports", str(v)) for v in as_list("ports")]
-    env = data.get("env") or {}
-    if not isinstance(env, Mapping) or not all(isinstance(v, str) for v in env.values()):
-        raise LabSpecError(doc, "env", env, "expected an object of strings")
-    env_pairs = [(str(k), v) for k, v in env.items()]
-    for item in as_list("files"):
-        if not isinstance(item, Mapping) or not isinstance(item.get("content"), str):
-            raise LabSpecError(doc, "files", item, "expected {path, content}")
-        entries.append(("files", str(item.get("path", ""))))
-        entries.append(("files", _BLOCK + item["content"].removesuffix("\n")))
-    for argv in as_list("autostart"):
-        if not isinstance(argv, (list, tuple)) or not all(isinstance(t, str) and " " not in t for t in argv):
-            raise LabSpecError(doc, "autostart", argv, "expected a list of plain arguments")
-        entries.append(("autostart", " ".join(argv)))
-    setup = as_list("setup")
-    if setup:
-        entries.append(("setup", _BLOCK + "\n".join(str(s) for s in setup)))
-    bases = DEFAULT_BASES if allowed_bases is None else allowed_bases
-    return _build(doc, entries, bases, allow_setup, env_pairs)

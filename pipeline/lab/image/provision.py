@@ -6,15 +6,19 @@ An image's tag is the hash of its Dockerfile and context, so an unchanged spec f
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import BadInput, DocpipeError
+from pipeline.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput, DocpipeError
+from pipeline.hashing import sha256_hex
 from pipeline.lab.image import dockerfile, workshops
 from pipeline.lab.image.bases import NOVNC_REPO
+from pipeline.lab.image.spec import LabSpec
 from pipeline.lab.image.workshops import Workshop
 from pipeline.lab.labels import ARCHIVE_LABEL
 from pipeline.lab.settings import LabSettings
@@ -55,11 +59,6 @@ class Result:
 # ------------------------------------------------------------------ finding workshops
 
 
-def workshop_of(markdown: str, path: str, settings: LabSettings) -> Workshop | None:
-    """The workshop a Markdown doc describes, or None when it has no "Lab desktop" heading."""
-    return workshops.workshop_of(markdown, path, allowed_bases=settings.allowed_bases, allow_setup=settings.allow_setup)
-
-
 def archive_workshops(workdir: Path, settings: LabSettings) -> tuple[str, list[Workshop]]:
     """(tip commit, workshops) from WORKDIR/archive's main branch (pipeline.workshops decides)."""
     from pipeline.archive import open_main
@@ -76,8 +75,6 @@ def archive_id(folder_id: str, source: str = "") -> str:
 
 def with_archive(workdir: Path, settings: LabSettings) -> LabSettings:
     """`settings` naming the archive in WORKDIR (see archive_id)."""
-    import dataclasses
-
     from pipeline.archive import open_main, read_manifest
 
     if settings.archive:
@@ -147,6 +144,13 @@ def build_plan(client: Any, p: Plan, settings: LabSettings,
     result = Result(workshop=p.workshop, image=p.repo, tags=p.tags)
     ref = p.tags[0]
     local = engine.image_exists(client, ref)
+    if not local and settings.registry:
+        # Built here before a registry was set: the same image (same tag) under the plain name
+        # is this one. Tag it for the registry, and it is pushed below, not built again.
+        plain = f"{dataclasses.replace(settings, registry=None).repo(p.workshop)}:{p.tag}"
+        if engine.image_exists(client, plain):
+            client.images.get(plain).tag(p.repo, p.tag)
+            local = True
     # A local image is pushed anyway, so the registry is asked only about a missing one.
     remote = engine.remote_digest(client, ref) if settings.registry and not local else None
     latest = False
@@ -188,21 +192,120 @@ def provision_workshop(ws: Workshop, settings: LabSettings, *, revision: str = "
     return build_plan(client, p, settings, on_line)
 
 
+@dataclass
+class Outcome:
+    """One workshop of a provision: its image (planned, built, or why not), and its `workshop` hooks."""
+
+    workshop: str
+    result: Result
+    status: str = "changed"  # "unchanged": skipped, as it was at its last success (see `unchanged`)
+    key: str = ""  # what it was provisioned from: its spec and the image settings
+    hooks: list[dict[str, Any]] = field(default_factory=list)  # each hook's {"hook", "event", "output"}
+
+    @property
+    def ok(self) -> bool:
+        return self.result.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.result.to_json(), "name": self.workshop, "ok": self.ok, "status": self.status,
+                "outputs": [h.get("output") for h in self.hooks]}
+
+
+@dataclass
+class ProvisionSummary:
+    commit: str
+    dry_run: bool
+    workshops: list[Outcome] = field(default_factory=list)
+
+    @property
+    def results(self) -> list[Result]:
+        return [o.result for o in self.workshops]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.workshops if not o.ok]
+
+    @property
+    def exit_code(self) -> int:
+        """0; 2 (bad input) when every failure is an invalid spec; 1 otherwise."""
+        codes = {o.result.exit_code or EXIT_FAILURE for o in self.failed}
+        return 0 if not codes else EXIT_BAD_INPUT if codes == {EXIT_BAD_INPUT} else EXIT_FAILURE
+
+    def to_json(self) -> dict[str, Any]:
+        return {"commit": self.commit, "dry_run": self.dry_run, "workshops": [o.to_json() for o in self.workshops]}
+
+    def text(self) -> str:
+        lines = []
+        for o in self.workshops:
+            r = o.result
+            if r.error:
+                lines.append(f"{o.workshop}: FAILED: {r.error}")
+            elif o.status == "unchanged":
+                lines.append(f"{o.workshop}: unchanged since the last run")
+            elif r.dockerfile is not None:
+                lines.append(f"{o.workshop}: would build {r.tags[0]} (and :latest)\n" +
+                             "\n".join(f"    {line}" for line in r.dockerfile.rstrip("\n").split("\n")))
+            else:
+                state = f"built in {r.seconds:.1f}s" if r.built else "unchanged"
+                lines.append(f"{o.workshop}: {state}: {r.digest}" + (" (pushed)" if r.pushed else ""))
+        if not self.workshops:
+            lines.append(f"no workshop docs (no \"Lab desktop\" heading) at {self.commit[:12]}")
+        return "\n".join(lines)
+
+
+def lab_json(spec: LabSpec, tag: str) -> dict[str, Any]:
+    """A workshop's validated spec as events and pages show it: with its digest and image tag."""
+    return {**spec.to_json(), "digest": spec.digest(), "image_tag": tag}
+
+
+def _key(ws: Workshop, settings: LabSettings, dry_run: bool) -> str:
+    """What a workshop is provisioned from: its spec (or why it is invalid) and the image settings.
+    Seat settings (ttl, listen, ...) are not in it: changing them builds nothing."""
+    image = {k: getattr(settings, k) for k in ("registry", "prefix", "allow_setup", "build_timeout", "source",
+                                                "archive")}
+    image.update(allowed_bases=dict(settings.allowed_bases), templates=str(settings.templates or ""))
+    spec = ws.spec.to_json() if ws.spec is not None else None
+    return sha256_hex(json.dumps([spec, ws.error, ws.title, image, dry_run], sort_keys=True).encode())
+
+
+After = Callable[[Workshop, dict[str, Any], dict[str, Any]], list[dict[str, Any]]]
+
+
 def provision(workdir: Path, settings: LabSettings, *, dry_run: bool = False,
-              on_line: Callable[[str], None] | None = None) -> tuple[str, list[Result]]:
-    """Every workshop of the archive's tip. One workshop's failure never stops the others."""
+              on_step: Callable[[str], None] | None = None, unchanged: Mapping[str, str] | None = None,
+              after: After | None = None) -> ProvisionSummary:
+    """Every workshop of the archive's tip, planned (dry run) or built and pushed; then `after`
+    (the `workshop` event: the workshop, its image and its spec as JSON) for each one that got
+    an image. A workshop whose key is in `unchanged` is skipped. One workshop's failure, an
+    invalid spec included, never stops the others. `on_step`: one line per Dockerfile step."""
     settings = with_archive(workdir, settings)
     commit, workshops = archive_workshops(workdir, settings)
-    results: list[Result] = []
+    summary = ProvisionSummary(commit, dry_run)
     client = None
     for ws in workshops:
+        key = _key(ws, settings, dry_run)
+        if (unchanged or {}).get(ws.name) == key:
+            summary.workshops.append(Outcome(ws.name, Result(workshop=ws.name), "unchanged", key))
+            continue
+        outcome = Outcome(ws.name, Result(workshop=ws.name), key=key)
         try:
             if not dry_run and client is None and ws.spec is not None:
                 from pipeline.lab.image import engine
 
                 client = engine.client()
-            results.append(provision_workshop(ws, settings, revision=commit, dry_run=dry_run,
-                                              client=client, on_line=on_line))
+            outcome.result = provision_workshop(ws, settings, revision=commit, dry_run=dry_run, client=client,
+                                                on_line=_steps(ws.name, on_step))
+            if after is not None and ws.spec is not None:
+                tag = outcome.result.tags[0].rpartition(":")[2]
+                outcome.hooks = after(ws, outcome.result.to_json(), lab_json(ws.spec, tag))
         except DocpipeError as exc:
-            results.append(Result(workshop=ws.name, error=exc.message, exit_code=exc.exit_code))
-    return commit, results
+            outcome.result.error, outcome.result.exit_code = exc.message, exc.exit_code
+        summary.workshops.append(outcome)
+    return summary
+
+
+def _steps(workshop: str, on_step: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """The engine's `Step i/n : ...` lines of one workshop's build, one line each, to `on_step`."""
+    if on_step is None:
+        return None
+    return lambda line: on_step(f"{workshop}: build {line[:200]}") if line.startswith("Step ") else None

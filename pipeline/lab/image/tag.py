@@ -14,8 +14,9 @@ from typing import Any
 
 from pipeline.lab.image import dockerfile
 from pipeline.lab.image.provision import archive_id
+from pipeline.lab.image.spec import DEFAULT_BASES
 from pipeline.lab.image.workshops import workshop_of
-from pipeline.lab.settings import from_values
+from pipeline.lab.settings import LabSettings, desktop_templates
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,8 @@ def workshop_image(markdown: str, path: str, *, folder_id: str, templates: Path 
     """The workshop the doc at archive `path` describes, or None when it has no "Lab desktop"
     heading. `folder_id` is the archive's Drive folder (whose images these are: it is part of
     the tag); `templates` is render's templates dir (its desktop/ may override the Dockerfile)."""
-    settings = from_values({"templates": templates, "allowed_bases": allowed_bases, "allow_shell_steps": allow_setup,
-                            "archive": archive_id(folder_id)})
+    settings = LabSettings(templates=desktop_templates(templates), allowed_bases=allowed_bases or DEFAULT_BASES,
+                           allow_setup=allow_setup, archive=archive_id(folder_id))
     ws = workshop_of(markdown, path, allowed_bases=settings.allowed_bases, allow_setup=settings.allow_setup)
     if ws is None:
         return None

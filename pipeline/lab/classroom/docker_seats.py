@@ -395,8 +395,12 @@ class DockerBackend:
                 pass
             c = self.client.containers.get(info.container)
             if c.status in ("exited", "dead"):
-                tail = c.logs(tail=5).decode("utf-8", errors="replace")
-                raise DocpipeError(f"seat {c.name} stopped: {' '.join(tail.split())[-300:]}")
+                # The exit code and the OOM flag say more than the log's last lines, which a
+                # desktop that died mid-start often ends with harmless start-up chatter.
+                state = c.attrs.get("State", {})
+                why = f"exit code {state.get('ExitCode')}" + (", killed for memory" if state.get("OOMKilled") else "")
+                tail = c.logs(tail=8).decode("utf-8", errors="replace")
+                raise DocpipeError(f"seat {c.name} stopped ({why}): {' '.join(tail.split())[-400:]}")
             time.sleep(0.3)
         if pending:
             raise DocpipeError(f"seat {pending[0].container} did not answer through the gateway within {READY_TIMEOUT:g}s")

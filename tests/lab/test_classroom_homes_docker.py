@@ -135,6 +135,12 @@ def test_homes_outlive_the_seat_are_collected_and_purged(
     assert down.returncode == 0 and "removed 2 seat(s)" in down.stdout, down.stderr
     lab = ada.labels["io.docpipe.workdir"]
     assert client.volumes.get(volume_name(lab, WORKSHOP, "ada-lovelace")).name  # kept
+    out = c.cli("lab", "collect", WORKSHOP, "--json")  # collected with no seat running, too
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert sorted(s["seat"] for s in json.loads(out.stdout)["seats"]) == ["ada-lovelace", "grace-hopper"]
+    with tarfile.open(c.workdir / "lab" / f"{WORKSHOP}-work" / "ada-lovelace.tar.gz") as tar:
+        notes = tar.extractfile("student/work/notes.txt")
+        assert notes is not None and notes.read() == b"ada was here\n"
 
     seats = {s["seat"]: s for s in c.up(WORKSHOP, "--students", str(roster))["seats"]}
     ada = client.containers.get(seats["ada-lovelace"]["container"])

@@ -469,7 +469,37 @@ class DockerBackend:
             except (APIError, NotFound, DocpipeError, OSError) as exc:
                 detail = " ".join(str(getattr(exc, "explanation", None) or exc).split())[:200]
                 done.append(collect.Collected(seat, student, "", 0, detail))
-        return done
+        # Homes whose seat is gone (`lab down` before collecting): read through a container that is
+        # created, never started, with the home mounted read-only.
+        seated = {d.seat for d in done}
+        for vol in homes.volumes(self.client, self.lab, workshop):
+            seat = (vol.attrs.get("Labels") or {}).get(SEAT_LABEL, "")
+            if seat and seat not in seated:
+                out = dest / f"{seat}.tar.gz"
+                try:
+                    size = collect.write_archive(out, self._volume_stream(workshop, vol.name))
+                    done.append(collect.Collected(seat, "", str(out), size))
+                except (APIError, NotFound, DocpipeError, OSError) as exc:
+                    detail = " ".join(str(getattr(exc, "explanation", None) or exc).split())[:200]
+                    done.append(collect.Collected(seat, "", "", 0, detail))
+        return sorted(done, key=lambda d: d.seat)
+
+    def _volume_stream(self, workshop: str, volume: str) -> list[bytes]:
+        from pipeline.lab.labels import WORKSHOP_IMAGE_LABEL
+
+        images = self.client.images.list(filters={"label": f"{WORKSHOP_IMAGE_LABEL}={workshop}"})
+        if not images:
+            raise DocpipeError(f"no image of {workshop} on this engine to read its home with")
+        image = max(images, key=lambda i: i.attrs.get("Created", ""))
+        home = _profile(image.labels or {}).home
+        helper = self.client.containers.create(
+            image.id, command=["true"], network_disabled=True, volumes={volume: {"bind": home, "mode": "ro"}},
+            labels={MANAGED_LABEL: MANAGER, WORKDIR_LABEL: self.lab})
+        try:
+            stream, _ = helper.get_archive(home)
+            return list(stream)
+        finally:
+            helper.remove(force=True)
 
     def purge_homes(self, workshop: str) -> homes.Purged:
         """`lab down --purge`: the workshop's homes too (after its seats are gone)."""

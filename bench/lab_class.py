@@ -11,9 +11,14 @@ seat is tried by address on noVNC's port (6080, where the gateway reaches each o
 none may answer or resolve, while the gateway on the seat's network answers (the control). The
 full-port version of that check, against two seats and the host, is a test
 (tests/lab/test_classroom_docker_isolation.py).
-The class, its gateway, its networks and the workshop images are removed at the end.
+Homes (issue 20): every seat has its own home volume. Each home gets 10 MB of incompressible
+data and `lab collect` archives the class (goal: 20 homes < 30 s); baseline (same run): one
+seat's home of 10 MB collected alone. `lab down --purge` then says how much it removed.
+The class, its gateway, its networks, its homes and the workshop images are removed at the end.
 
-    python bench/lab_class.py [--seats 20] [--settle 20] [--class-of 30]
+    python bench/lab_class.py [--seats 20] [--settle 20] [--class-of 30] [--homes-only]
+
+--homes-only skips the logged-in memory and the grown-class isolation phases (issue 18's figures).
 """
 
 from __future__ import annotations
@@ -83,11 +88,36 @@ def _isolation(client: object, seats: list[dict[str, str]]) -> tuple[int, int, l
     return len(others), resolved, [a for a in result["open"] if not a.startswith(gateway)]
 
 
+HOME_MB = 10
+
+
+class _Done(Exception):
+    """--homes-only: the rest of the phases are skipped."""
+
+
+def _fill(client: object, seats: list[dict[str, str]]) -> None:
+    """HOME_MB of random bytes (gzip cannot shrink them) in every seat's home, as its student."""
+    for seat in seats:
+        c = client.containers.get(seat["container"])  # type: ignore[attr-defined]
+        code, out = c.exec_run(["sh", "-c", f"head -c {HOME_MB * 2**20} /dev/urandom > ~/work.bin"], user="student")
+        assert code == 0, out
+
+
+def _collect(env: dict[str, str]) -> tuple[float, list[dict[str, object]]]:
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "collect", "ws-go-promisegrid", "--json"],
+                         capture_output=True, text=True, env=env, timeout=900)
+    seconds = time.monotonic() - start
+    assert out.returncode == 0, out.stdout + out.stderr
+    return seconds, json.loads(out.stdout)["seats"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seats", type=int, default=20)
     ap.add_argument("--settle", type=float, default=20.0)
     ap.add_argument("--class-of", type=int, default=30)
+    ap.add_argument("--homes-only", action="store_true")
     args = ap.parse_args()
     client = engine.client()
     prefix = f"docpipe-bench-{os.urandom(3).hex()}"
@@ -100,13 +130,23 @@ def main() -> None:
                "DOCPIPE_LAB_LISTEN": f"127.0.0.1:{port}", "DOCPIPE_LAB_PUBLIC_URL": f"https://lab.localhost:{port}",
                "DOCPIPE_LAB_MAX_SEATS": str(max(args.seats, args.class_of))}
         ca = workdir / "lab" / "ca" / "ca.crt"
-        down = [sys.executable, "-m", "pipeline.cli", "lab", "down", "ws-go-promisegrid"]
+        down = [sys.executable, "-m", "pipeline.cli", "lab", "down", "ws-go-promisegrid", "--purge"]
+        used: list[float] = []
+        grown, gw_mb, others, resolved = 0.0, 0.0, 0, 0
+        answered: list[str] = []
         try:
-            one, _ = _up(workdir, env, 1, ca)
-            subprocess.run(down, env=env, check=True, capture_output=True)
+            one, first = _up(workdir, env, 1, ca)
+            _fill(client, first)
+            collect_one, _ = _collect(env)
+            subprocess.run(down, env=env, check=True, capture_output=True)  # seat-1's home starts empty again
             many, seats = _up(workdir, env, args.seats, ca)
             time.sleep(args.settle)
             mems = _memory(client)
+            _fill(client, seats)
+            collect_all, collected = _collect(env)
+            archived = sum(int(str(s["bytes"])) for s in collected)
+            if args.homes_only:
+                raise _Done
             ctx = ssl.create_default_context(cafile=str(ca))
             sessions = [VncSession(seat["url"], ctx) for seat in seats]  # every student opens their link
             try:
@@ -123,8 +163,10 @@ def main() -> None:
             gw_mem = gateway.stats(stream=False)["memory_stats"]
             gw_mb = (gw_mem.get("usage", 0) - gw_mem.get("stats", {}).get("inactive_file", 0)) / 1024**2
             others, resolved, answered = _isolation(client, everyone)
+        except _Done:
+            pass
         finally:
-            subprocess.run(down, env=env, capture_output=True, check=False)
+            purged = subprocess.run(down, env=env, capture_output=True, check=False, text=True).stdout.strip()
             for image in client.images.list():
                 for tag in image.tags:
                     if prefix in tag:
@@ -133,6 +175,12 @@ def main() -> None:
     print(f"{args.seats} seats up and answering: {many:.1f} s ({many / one:.1f}x one seat; goal <= 30 s)")
     print(f"idle memory per seat after {args.settle:g} s: mean {sum(mems) / len(mems):.0f} MB, "
           f"max {max(mems):.0f} MB (goal <= 150 MB)")
+    print(f"collect 1 home of {HOME_MB} MB: {collect_one:.1f} s (baseline); {len(collected)} homes of {HOME_MB} MB: "
+          f"{collect_all:.1f} s ({collect_all / collect_one:.1f}x one home; goal < 30 s), "
+          f"{archived / 2**20:.0f} MB of archives")
+    print(f"lab down --purge: {purged.splitlines()[-1] if purged else '?'}")
+    if args.homes_only:
+        return
     print(f"memory per seat in use (student logged in, browser open) after {args.settle:g} s: "
           f"mean {sum(used) / len(used):.0f} MB, max {max(used):.0f} MB")
     print(f"class grown to {args.class_of} seats (each on a network of its own): {grown:.1f} s for "

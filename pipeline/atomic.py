@@ -7,9 +7,12 @@ here: the store, run-state.json, the changes-feed state, roster CSVs, keys, `doc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 # Temp files carry this prefix so a run can sweep the ones a killed run left behind.
 TMP_PREFIX = ".tmp-"
@@ -31,6 +34,28 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file written in pieces (a stream too large to hold), then put in place as atomic_write
+    does; an exception inside the block leaves the old file (or none) and no temp file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "w+b") as fh:  # readable too: a writer may check what it wrote
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)

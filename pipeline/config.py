@@ -70,6 +70,12 @@ def _duration(v: Any) -> str | None:
     return None if duration_seconds(str(v)) is not None else "must be a duration like 90m, 3h or 2d (at most 30d)"
 
 
+def _quantity(v: Any) -> str | None:
+    """A Kubernetes storage quantity docpipe accepts: a whole number (up to six digits) of Mi/Gi/Ti or M/G/T."""
+    m = re.fullmatch(r"([1-9][0-9]{0,5})([MGT]i?)", str(v))
+    return None if m else "must be a size like 512Mi, 1Gi or 10Gi"
+
+
 def _listen(v: Any) -> str | None:
     m = re.fullmatch(r"(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):([0-9]{1,5})", str(v))
     return None if m and 1 <= int(m.group(1)) <= 65535 else "must be HOST:PORT with a port 1-65535, e.g. 0.0.0.0:8443"
@@ -162,6 +168,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       _one_of("none", "internet")),
         "subnet_pool": Key("str", "10.213.0.0/16", "addresses the Docker seats' own small networks (a /29 each) come from",
                            _ipv4_pool),
+        "home_size": Key("str", "1Gi", "Kubernetes: each student's home volume (a PersistentVolumeClaim), e.g. 1Gi",
+                         _quantity),
+        "storage_class": Key("str", None, "Kubernetes StorageClass of the homes [default: the cluster's]", _K8S_NAME),
     },
 }
 SECTIONS = tuple(s for s in SCHEMA if s)

@@ -55,6 +55,9 @@ EMAIL_LABEL = "io.docpipe.email"
 PUBLIC_URL_LABEL = "io.docpipe.public-url"  # also on the gateway
 EGRESS_LABEL = "io.docpipe.egress"  # "none" | "internet"
 GATEWAY_PORT_LABEL = "io.docpipe.gateway-port"  # behind an IP address: the seat's first port after the listen port
+# A student's home (a named volume per workshop and seat, classroom/homes.py): the home's key,
+# a hash of workshop and seat (never the student's name).
+HOME_LABEL = "io.docpipe.home"
 # Whose lab it is: a short hash of the workdir (gateway.lab_id) on seats, their networks, the
 # gateway and its volume, so one workdir's commands never touch another's.
 WORKDIR_LABEL = "io.docpipe.workdir"
@@ -62,6 +65,7 @@ WORKDIR_LABEL = "io.docpipe.workdir"
 # ------------------------------------------------------------------ Kubernetes seats only (annotations)
 STUDENT_ANNOTATION = "docpipe.io/student"
 REVISION_ANNOTATION = "docpipe.io/revision"
+HOME_KUBE_LABEL = "docpipe.io/home"  # on a seat's home (PersistentVolumeClaim): homes.home_key
 HOST_ANNOTATION = "docpipe.io/host"  # so `lab status` rebuilds links without the settings that made them
 
 # ------------------------------------------------------------------ the Docker lab gateway

@@ -53,6 +53,8 @@ class LabSettings:
     insecure_http: bool = False  # `lab up --insecure-http` only, never from a file
     egress: str = "none"  # "none" | "internet" (through the gateway's proxy; never the host or private ranges)
     subnet_pool: str = "10.213.0.0/16"  # Docker seats: a /29 network each, from this range
+    home_size: str = "1Gi"  # Kubernetes: each seat's home (a PersistentVolumeClaim)
+    storage_class: str = ""  # Kubernetes: the homes' StorageClass; "" = the cluster's default
 
     def repo(self, workshop_slug: str) -> str:
         path = f"{self.prefix}/{workshop_slug}"

@@ -18,6 +18,7 @@ import yaml
 
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
+from pipeline.lab.classroom.homes import Purged
 from pipeline.lab.classroom.kube_manifests import K8S_VERSION, dump_yaml, manifests
 from pipeline.lab.classroom.kube_seats import KubernetesBackend, _api_client, dry_run_yaml
 from pipeline.lab.settings import LabSettings
@@ -49,10 +50,10 @@ def klass(seats: tuple[SeatRequest, ...], workshop: str = "intro") -> ClassReque
 def test_every_manifest_validates_strictly(count: int) -> None:
     cls = klass(tuple(seat(i, HOSTILE[i % len(HOSTILE)]) for i in range(count)))
     objects = manifests(cls, SETTINGS)
-    assert len(objects) == 3 * count + 2
+    assert len(objects) == 4 * count + 2  # per seat: Secret, Deployment, Service, home (PVC)
     # kubernetes_validate.validate re-reads its schema files per call: the public API checks one seat's
     # objects, the same strict schemas resolved once (tests/support/kube_server.py) check all of them.
-    for obj in objects[:3] + objects[-2:]:
+    for obj in objects[:4] + objects[-2:]:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     assert [schema_errors(obj) for obj in objects] == [[]] * len(objects)
     # what kubectl would read back from the dry-run stream is the same objects
@@ -101,7 +102,7 @@ def test_hostile_names_only_reach_annotations() -> None:
 
 
 def test_seat_shape_what_an_operator_checks() -> None:
-    secret, dep, svc, ingress, policy = manifests(klass((seat(1),)), SETTINGS)
+    secret, dep, svc, home, ingress, policy = manifests(klass((seat(1),)), SETTINGS)
     pod = dep["spec"]["template"]["spec"]
     c = pod["containers"][0]
     assert dep["spec"]["replicas"] == 1 and "@sha256:" in c["image"]
@@ -122,7 +123,15 @@ def test_seat_shape_what_an_operator_checks() -> None:
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
     # [lab] egress = "none" (the default): Egress with no rule, so seats reach nothing at all.
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and "egress" not in policy["spec"]
-    for obj in (secret, dep, svc, ingress, policy):
+    # The student's home: a claim of [lab] home_size, mounted at the home, seeded once by an init container.
+    assert home["kind"] == "PersistentVolumeClaim" and home["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    assert "storageClassName" not in home["spec"] and home["metadata"]["name"].startswith("home-intro-")
+    assert {"name": "home", "persistentVolumeClaim": {"claimName": home["metadata"]["name"]}} in pod["volumes"]
+    assert {"name": "home", "mountPath": "/home/student"} in c["volumeMounts"]
+    init = pod["initContainers"][0]
+    assert init["image"] == c["image"] and init["securityContext"] == sc and ".docpipe-seeded" in init["command"][2]
+    assert pod["securityContext"]["fsGroup"] == 1000
+    for obj in (secret, dep, svc, home, ingress, policy):
         assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "docpipe"
         assert obj["metadata"]["labels"]["docpipe.io/class"] == "intro"
 
@@ -161,6 +170,8 @@ def test_rbac_validates_and_grants_only_what_docpipe_uses() -> None:
     assert ("", "pods", "delete") not in granted and ("", "pods", "list") in granted
     assert not any("*" in x for x in granted)
     assert ("apps", "deployments", "patch") in granted and ("", "secrets", "deletecollection") in granted
+    assert ("", "persistentvolumeclaims", "deletecollection") in granted
+    assert ("", "persistentvolumeclaims", "delete") not in granted  # homes go only with `down --purge`
 
 
 # ------------------------------------------------------------------------------ 2: test API server
@@ -213,6 +224,9 @@ def test_class_flow_against_the_test_server(server: KubeServer) -> None:
     assert len(server.state.objects[("ingresses", "docpipe", "intro")]["spec"]["rules"]) == 6
 
     assert backend.down("intro") == 2
+    # Homes outlive the seats (the reaped one's too), until `down --purge`.
+    assert len(objects(server, "persistentvolumeclaims")) == 5
+    assert backend.purge_homes("intro") == Purged(5, 5 * 2**30)
     assert not [k for k in server.state.objects if k[0] != "pods"] and not objects(server, "pods")
     deletes = [p for m, p in server.state.requests if m == "DELETE"]
     assert deletes and all("labelSelector=" in p for p in deletes)
@@ -266,7 +280,8 @@ def test_overload_is_retried_and_a_full_expiry_leaves_nothing(server: KubeServer
     assert len(backend.up(klass(old))) == 2
     assert {s.status for s in backend.status("intro")} == {"expired"}
     assert backend.reap("2026-12-04T00:00:00Z") == 2
-    assert not [k for k in server.state.objects if k[0] != "pods"]
+    assert not [k for k in server.state.objects if k[0] not in ("pods", "persistentvolumeclaims")]
+    assert len(objects(server, "persistentvolumeclaims")) == 2  # the homes stay
     server.state.fail_next = [503] * 4
     with pytest.raises(DocpipeError, match="503"):
         backend.status()
@@ -364,10 +379,24 @@ def test_cli_dry_run_prints_a_stream_kubectl_applies(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "lab", "up", "ws-go", "--backend", "kubernetes", "--dry-run", "-o", "yaml",
          "--image", image, "--students", str(roster), "--workdir", str(tmp_path / "wd")],
-        capture_output=True, text=True, env={**os.environ, "KUBECONFIG": str(tmp_path / "none")}, timeout=120)
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "KUBECONFIG": str(tmp_path / "none"), "DOCPIPE_LAB_HOME_SIZE": "5Gi",
+             "DOCPIPE_LAB_STORAGE_CLASS": "fast-ssd"})
     assert proc.returncode == 0, proc.stderr
     docs = list(yaml.safe_load_all(proc.stdout))
-    assert sorted(d["kind"] for d in docs) == ["Deployment"] * 3 + ["Ingress", "NetworkPolicy"] + ["Secret"] * 3 + ["Service"] * 3
+    assert sorted(d["kind"] for d in docs) == (["Deployment"] * 3 + ["Ingress", "NetworkPolicy"]
+                                               + ["PersistentVolumeClaim"] * 3 + ["Secret"] * 3 + ["Service"] * 3)
+    claims = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    assert {c["spec"]["resources"]["requests"]["storage"] for c in claims} == {"5Gi"}
+    assert {c["spec"]["storageClassName"] for c in claims} == {"fast-ssd"}
+    assert not any("lovelace" in c["metadata"]["name"] for c in claims)  # a hash, never the name
+    for bad in ("1GB", "0Gi", "lots"):
+        refused = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "lab", "up", "ws-go", "--backend", "kubernetes", "--dry-run",
+             "-o", "yaml", "--image", image, "--workdir", str(tmp_path / "wd")],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "DOCPIPE_LAB_HOME_SIZE": bad})
+        assert refused.returncode == 2 and "HOME_SIZE: must be a size" in refused.stderr, refused.stderr
+        assert len(refused.stderr.splitlines()) == 1
     for doc in docs:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
     deployments = [d for d in docs if d["kind"] == "Deployment"]

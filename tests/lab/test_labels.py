@@ -38,6 +38,8 @@ SHIPPED = {
     "STUDENT_LABEL": "io.docpipe.student",
     "EMAIL_LABEL": "io.docpipe.email",
     "PUBLIC_URL_LABEL": "io.docpipe.public-url",
+    "HOME_LABEL": "io.docpipe.home",
+    "HOME_KUBE_LABEL": "docpipe.io/home",
     "EGRESS_LABEL": "io.docpipe.egress",
     "GATEWAY_PORT_LABEL": "io.docpipe.gateway-port",
     "WORKDIR_LABEL": "io.docpipe.workdir",

@@ -514,6 +514,7 @@ def sample_build(docker_engine, registry, test_base, tmp_path_factory) -> Iterat
     settings = LabSettings(registry=registry.host, prefix=prefix,
                            source=source_url("http://user:secret@127.0.0.1:3000", "cswg", "docs"))
     start = time.monotonic()
+    began = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     results = provision.provision(workdir, settings).results
     seconds = time.monotonic() - start
     try:
@@ -522,6 +523,17 @@ def sample_build(docker_engine, registry, test_base, tmp_path_factory) -> Iterat
         for c in docker_engine.containers.list(all=True, filters={"label": "docpipe.io/workshop=ws-go-promisegrid"}):
             if prefix in (c.attrs.get("Config", {}).get("Image") or ""):
                 c.remove(force=True)
+        # Students' homes outlive `lab down` by design: the ones this session's classes made go
+        # (docker test sessions take the machine's lock, so no other session makes them meanwhile).
+        for v in docker_engine.volumes.list(filters={"label": ["io.docpipe.home",
+                                                               "docpipe.io/workshop=ws-go-promisegrid"]}):
+            if (v.attrs.get("CreatedAt") or "") >= began:
+                from docker.errors import APIError
+
+                try:
+                    v.remove(force=True)
+                except APIError:  # still in use by a container another test left: not ours to force
+                    pass
         for image in docker_engine.images.list():
             for tag in image.tags:
                 if prefix in tag:

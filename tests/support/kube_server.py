@@ -33,6 +33,7 @@ RESOURCES = {
     ("api/v1", "secrets"): ("v1", "Secret"),
     ("api/v1", "services"): ("v1", "Service"),
     ("api/v1", "pods"): ("v1", "Pod"),
+    ("api/v1", "persistentvolumeclaims"): ("v1", "PersistentVolumeClaim"),
     ("apis/apps/v1", "deployments"): ("apps/v1", "Deployment"),
     ("apis/networking.k8s.io/v1", "ingresses"): ("networking.k8s.io/v1", "Ingress"),
     ("apis/networking.k8s.io/v1", "networkpolicies"): ("networking.k8s.io/v1", "NetworkPolicy"),

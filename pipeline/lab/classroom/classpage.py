@@ -7,6 +7,7 @@ its own, never cached, frames only the seats' own origins and runs no script at 
 from __future__ import annotations
 
 import html
+import shlex
 from collections.abc import Sequence
 
 
@@ -17,16 +18,23 @@ def policy(frame_origins: Sequence[str]) -> str:
             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
+def help_command(workshop: str, label: str) -> str:
+    """What the instructor runs to take a seat's mouse (`docpipe lab help`, which logs every use:
+    the page itself runs no script and no docpipe server sees a click on it)."""
+    return f"docpipe lab help {shlex.quote(workshop)} {shlex.quote(label)}"
+
+
 def class_html(workshop: str, tiles: Sequence[tuple[str, str]], frame_origins: Sequence[str]) -> str:
     """`tiles`: (student or seat name, view-only desktop URL); names are escaped, never markup."""
     figures = "\n".join(
         f'<figure><iframe src="{html.escape(url)}" title="{html.escape(label)}" referrerpolicy="no-referrer">'
-        f"</iframe><figcaption>{html.escape(label)}</figcaption></figure>" for label, url in tiles)
+        f"</iframe><figcaption>{html.escape(label)} <code>{html.escape(help_command(workshop, label))}</code>"
+        "</figcaption></figure>" for label, url in tiles)
     return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
             "<meta name=\"referrer\" content=\"no-referrer\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{html.escape(policy(frame_origins))}\">"
             f"<title>{html.escape(workshop)}: class view</title>"
             "<style>body{margin:0;font-family:sans-serif;display:grid;"
             "grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:8px;padding:8px}"
-            "figure{margin:0}iframe{width:100%;height:280px;border:1px solid #999}</style></head>\n"
+            "figure{margin:0}code{font-size:85%;user-select:all}iframe{width:100%;height:280px;border:1px solid #999}</style></head>\n"
             f"<body>\n{figures}\n</body></html>\n")

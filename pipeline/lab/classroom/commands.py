@@ -204,16 +204,22 @@ def _dry_run(ctx: typer.Context, workshop: str, image: str | None, output: str |
 @lab_app.command("down")
 def lab_down(
     workshop: str = typer.Argument(..., help="Workshop name (as `lab status` shows it)."),
+    purge: bool = typer.Option(False, "--purge", help="Remove the students' homes too (their work is lost)."),
     backend_name: str | None = BackendOpt,
     workdir: Path | None = WorkdirOpt,
     config: Path | None = ConfigOpt,
 ) -> None:
-    """Remove every seat of a workshop (and the gateway when no class is left)."""
+    """Remove every seat of a workshop (and the gateway when no class is left); homes are kept
+    unless --purge."""
+    from pipeline.lab.classroom import homes
     from pipeline.slugs import workshop_slug
 
     _, _, backend = _setup(workdir, config, backend=backend_name)
     name = workshop_slug(workshop)
     print(f"removed {backend.down(name)} seat(s) of {name}")
+    if purge:
+        gone = homes.purge_backend(backend, name)
+        print(f"removed {gone.homes} home(s) of {name}: {gone.bytes} bytes ({homes.human(gone.bytes)})")
 
 
 def _seats(workshop: str | None, workdir: Path | None, config: Path | None, backend_name: str | None) -> list[SeatInfo]:
@@ -233,10 +239,26 @@ def lab_status(
     as_json: bool = JsonOpt,
 ) -> None:
     """List the running seats (with the time each has left)."""
-    found = _seats(workshop, workdir, config, backend_name)
+    from pipeline.slugs import workshop_slug
+
+    _, _, backend = _setup(workdir, config, backend=backend_name)
+    found = backend.status(workshop_slug(workshop) if workshop else None)
     workshops = sorted({s.workshop for s in found})
+    acts = _activity(backend, workshop_slug(workshop) if workshop else None)
     emit({"workshop": workshops[0] if len(workshops) == 1 else "", "gateway": _gateway_url(found),
-           "seats": [s.to_json() for s in found]}, as_json, _table(found) if found else "no seats running")
+           "seats": [{**s.to_json(), **_active(acts, s)} for s in found]}, as_json,
+         _table(found) if found else "no seats running")
+
+
+def _activity(backend: Backend, workshop: str | None) -> dict[str, Any]:
+    """container -> idle.Activity, on backends that see their viewers."""
+    read = getattr(backend, "activity", None)
+    return dict(read(workshop)) if read is not None else {}
+
+
+def _active(acts: dict[str, Any], seat: SeatInfo) -> dict[str, Any]:
+    a = acts.get(seat.container)
+    return a.to_json() if a is not None else {"connected": None, "last_seen": None}
 
 
 @lab_app.command("watch")
@@ -255,9 +277,75 @@ def lab_watch(
 
 @lab_app.command("reap")
 def lab_reap(
+    idle: str | None = typer.Option(None, "--idle", help="Also stop seats nobody has been connected to for this long, e.g. 30m."),
     backend_name: str | None = BackendOpt,
     workdir: Path | None = WorkdirOpt,
     config: Path | None = ConfigOpt,
 ) -> None:
-    """Remove every seat past its expiry (every lab command does this first)."""
-    _setup(workdir, config, backend=backend_name)
+    """Remove every seat past its expiry (every lab command does this first); with --idle, also
+    stop (not remove: homes and links are kept, `lab up` starts them again) seats nobody has been
+    connected to for that long."""
+    from pipeline.config import duration_seconds
+    from pipeline.errors import BadInput
+
+    seconds = duration_seconds(idle) if idle else None
+    if idle and seconds is None:
+        raise BadInput(f"--idle {idle!r} must be a duration like 30m or 1h")
+    _, _, backend = _setup(workdir, config, backend=backend_name)
+    if seconds is not None:
+        stop = getattr(backend, "stop_idle", None)
+        if stop is None:
+            raise BadInput(f"`lab reap --idle` is not available on the {backend.name} backend")
+        stopped: list[str] = stop(seconds)
+        print(f"stopped {len(stopped)} idle seat(s)" + "".join(f"\n  {name}" for name in stopped))
+
+
+@lab_app.command("collect")
+def lab_collect(
+    workshop: str = typer.Argument(..., help="Workshop name."),
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every seat's home as WORKDIR/lab/<workshop>-work/<seat>.tar.gz (a failing seat is reported,
+    the rest still collected; exit 1 if any failed)."""
+    from pipeline.lab.classroom import collect, homes
+    from pipeline.slugs import workshop_slug
+
+    f, _, backend = _setup(workdir, config, backend=backend_name)
+    name = workshop_slug(workshop)
+    collect_seats = getattr(backend, "collect", None)
+    if collect_seats is None:
+        from pipeline.errors import BadInput
+
+        raise BadInput(f"`lab collect` is not available on the {backend.name} backend")
+    done: list[collect.Collected] = collect_seats(name, collect.work_dir(f.workdir, name))
+    rows = [f"{d.seat:<24} {homes.human(d.bytes):>10}  {d.path}" if not d.error else f"{d.seat:<24} {'FAILED':>10}  {d.error}"
+            for d in done]
+    emit({"workshop": name, "seats": [d.to_json() for d in done]}, as_json,
+         "\n".join(rows) or f"no seats of {name}")
+    if any(d.error for d in done):
+        raise typer.Exit(1)
+
+
+@lab_app.command("help")
+def lab_help(
+    workshop: str = typer.Argument(..., help="Workshop name."),
+    who: str = typer.Argument(..., metavar="SEAT_OR_STUDENT", help="The seat name or the student's name."),
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Print a full-control link to one student's desktop, shared with them (both type at once);
+    every use is logged to WORKDIR/lab/<workshop>-audit.log."""
+    from pipeline.lab.classroom import audit
+    from pipeline.slugs import workshop_slug
+
+    f, _, backend = _setup(workdir, config, backend=backend_name)
+    name = workshop_slug(workshop)
+    seat = audit.find_seat(backend.status(name), who)
+    url = audit.help_url(seat.url)
+    audit.record(f.workdir, name, seat, "command")
+    emit({"workshop": name, "seat": seat.seat, "student": seat.student, "help_url": url}, as_json, url)

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.errors import DocpipeError
-from pipeline.lab.classroom import egress, gateway, links, nginx, seatnet, tls
+from pipeline.lab.classroom import collect, egress, gateway, homes, idle, links, nginx, seatnet, tls
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest, now_rfc3339
 from pipeline.lab.image.bases import BaseProfile, profile_for
 from pipeline.lab.image.spec import DEFAULT_BASE
@@ -263,6 +263,7 @@ class DockerBackend:
             if name not in wanted:
                 self._remove(c, gw)
         self._join_all(gw)
+        self._wake([c for name, c in mine.items() if name in wanted])
         image_labels = self.client.images.get(cls.image).labels or {}
         profile = _profile(image_labels)
         taken = [(c, _offset(c.labels or {}), len(_ports(c.labels or {}))) for c in self._containers()]
@@ -286,6 +287,14 @@ class DockerBackend:
         infos = [seat_info(c) for c in self._containers(**{CLASS_LABEL: cls.class_id})]
         self._wait_ready(infos)
         return infos
+
+    def _wake(self, seats: list[Any]) -> None:
+        """Start again the seats `lab reap --idle` stopped (their links, network and home are kept)."""
+        now = now_rfc3339()
+        for c in seats:
+            if c.status != "running" and (c.labels or {}).get(EXPIRES_LABEL, "") > now:
+                c.start()
+                c.reload()
 
     def _offset(self, want: gateway.Gateway, cls: ClassRequest, taken: list[tuple[Any, int, int]]) -> int:
         """The first run of free seat ports on the gateway for one more seat of `cls`."""
@@ -337,8 +346,11 @@ class DockerBackend:
                 BASE_LABEL: image_labels.get(BASE_LABEL) or DEFAULT_BASE, REVISION_LABEL: cls.revision,
                 EGRESS_LABEL: cls.egress, GATEWAY_PORT_LABEL: str(offset) if offset else "",
             }
+            # The student's home is a named volume of its own: it outlives the container.
+            home = homes.ensure_volume(self.client, self.lab, cls.workshop, seat.seat)
             return self.client.containers.run(
                 cls.image, detach=True, name=name, environment=env, labels=labels, network=name,
+                volumes={home: {"bind": profile.home, "mode": "rw"}},
                 networking_config={name: self.client.api.create_endpoint_config(ipv4_address=address)},
                 hostname=seat.seat[:63], mem_limit=cls.memory, memswap_limit=cls.memory,
                 nano_cpus=int(cls.cpus * 1e9), shm_size=SHM_SIZE, pids_limit=2048, sysctls=NO_IPV6,
@@ -416,6 +428,88 @@ class DockerBackend:
         else:
             self._refresh()
         return len(found)
+
+    def activity(self, workshop: str | None = None) -> dict[str, idle.Activity]:
+        """Each seat's viewers (container name -> Activity), from the seat's own probe file."""
+        import datetime as dt
+
+        now = dt.datetime.now(dt.UTC)
+        found: dict[str, idle.Activity] = {}
+        for c in self._containers(**({WORKSHOP_LABEL: workshop} if workshop else {})):
+            state = c.attrs.get("State") or {}
+            found[c.name] = idle.activity((c.labels or {}).get(SEAT_LABEL, ""), c.status == "running",
+                                          idle.docker_seen(c), idle.started_at(state.get("StartedAt", "")), now)
+        return found
+
+    def stop_idle(self, seconds: float) -> list[str]:
+        """`lab reap --idle`: stop (never remove) running seats nobody was connected to for `seconds`;
+        their home, links and network stay, and `lab up` starts them again."""
+        import datetime as dt
+
+        now = dt.datetime.now(dt.UTC)
+        stopped = []
+        acts = self.activity()
+        for c in self._containers():
+            a = acts.get(c.name)
+            if a is not None and a.running and idle.idle_for(a, now) >= seconds:
+                c.stop(timeout=5)
+                stopped.append(c.name)
+        if stopped:
+            self._refresh()
+        return stopped
+
+    def collect(self, workshop: str, dest: Path) -> list[collect.Collected]:
+        """`lab collect`: every seat's home, one archive each; a failing seat does not stop the rest."""
+        from docker.errors import APIError, NotFound
+
+        done: list[collect.Collected] = []
+        for c in self._containers(**{WORKSHOP_LABEL: workshop}):
+            labels = c.labels or {}
+            seat, student, profile = labels.get(SEAT_LABEL, ""), labels.get(STUDENT_LABEL, ""), _profile(labels)
+            out = dest / f"{seat}.tar.gz"
+            try:
+                size = collect.write_archive(out, collect.docker_home_stream(self.client, c, profile.home, profile.user))
+                done.append(collect.Collected(seat, student, str(out), size))
+            except (APIError, NotFound, DocpipeError, OSError) as exc:
+                detail = " ".join(str(getattr(exc, "explanation", None) or exc).split())[:200]
+                done.append(collect.Collected(seat, student, "", 0, detail))
+        # Homes whose seat is gone (`lab down` before collecting): read through a container that is
+        # created, never started, with the home mounted read-only.
+        seated = {d.seat for d in done}
+        for vol in homes.volumes(self.client, self.lab, workshop):
+            seat = (vol.attrs.get("Labels") or {}).get(SEAT_LABEL, "")
+            if seat and seat not in seated:
+                out = dest / f"{seat}.tar.gz"
+                try:
+                    size = collect.write_archive(out, self._volume_stream(workshop, vol.name))
+                    done.append(collect.Collected(seat, "", str(out), size))
+                except (APIError, NotFound, DocpipeError, OSError) as exc:
+                    detail = " ".join(str(getattr(exc, "explanation", None) or exc).split())[:200]
+                    done.append(collect.Collected(seat, "", "", 0, detail))
+        return sorted(done, key=lambda d: d.seat)
+
+    def _volume_stream(self, workshop: str, volume: str) -> list[bytes]:
+        from pipeline.lab.labels import WORKSHOP_IMAGE_LABEL
+
+        images = self.client.images.list(filters={"label": f"{WORKSHOP_IMAGE_LABEL}={workshop}"})
+        if not images:
+            raise DocpipeError(f"no image of {workshop} on this engine to read its home with")
+        image = max(images, key=lambda i: i.attrs.get("Created", ""))
+        home = _profile(image.labels or {}).home
+        helper = self.client.containers.create(
+            image.id, command=["true"], network_disabled=True, volumes={volume: {"bind": home, "mode": "ro"}},
+            labels={MANAGED_LABEL: MANAGER, WORKDIR_LABEL: self.lab})
+        try:
+            stream, _ = helper.get_archive(home)
+            return list(stream)
+        finally:
+            helper.remove(force=True)
+
+    def purge_homes(self, workshop: str) -> homes.Purged:
+        """`lab down --purge`: the workshop's homes too (after its seats are gone)."""
+        if self._containers(**{WORKSHOP_LABEL: workshop}):
+            raise DocpipeError(f"seats of {workshop} still run: `docpipe lab down {workshop}` first")
+        return homes.purge(self.client, self.lab, workshop)
 
     def reap(self, now: str) -> int:
         gw = gateway.get(self.client, f"docpipe-lab-{self.lab}")

@@ -21,10 +21,12 @@ from pipeline.errors import BadInput
 from pipeline.lab.classroom import links
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.classroom.egress import BLOCKED
+from pipeline.lab.classroom.homes import home_key
 from pipeline.lab.image.bases import NOVNC_PROFILE, WEBTOP_PROFILE, BaseProfile
 from pipeline.lab.labels import (
     CLASS_LABEL,
     EXPIRES_LABEL,
+    HOME_KUBE_LABEL,
     HOST_ANNOTATION,
     MANAGED_LABEL,
     MANAGER,
@@ -121,7 +123,29 @@ def _meta(name: str, namespace: str, lbls: dict[str, str], ann: dict[str, str]) 
     return {"name": name, "namespace": namespace, "labels": lbls, "annotations": ann}
 
 
-def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: str) -> list[dict[str, Any]]:
+def home_claim(cls: ClassRequest, seat: str) -> str:
+    """The seat's home (PersistentVolumeClaim): a hash of workshop and seat, never the student's name."""
+    return f"home-{class_name(cls.class_id)[:40]}-{home_key(cls.workshop, seat)}"
+
+
+def _home(cls: ClassRequest, seat: SeatRequest, namespace: str, size: str, storage_class: str) -> dict[str, Any]:
+    """A PersistentVolumeClaim per seat, kept by `lab down` and reap (they delete other kinds only)."""
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = _label(storage_class, "lab storage_class")
+    lbls = {**labels(cls, seat.seat), HOME_KUBE_LABEL: home_key(cls.workshop, seat.seat)}
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": _meta(home_claim(cls, seat.seat), namespace, lbls, {}), "spec": spec}
+
+
+# The init container copies the image's home into the empty claim once (the marker file says it
+# did), as Docker seeds an empty named volume; a fixed command, nothing from the doc in it.
+SEEDED = ".docpipe-seeded"
+_SEED = f'test -e /mnt/home/{SEEDED} || {{ cp -a "$HOME_DIR"/. /mnt/home/ && touch /mnt/home/{SEEDED}; }}'
+
+
+def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: str, home_size: str = "1Gi",
+                  storage_class: str = "") -> list[dict[str, Any]]:
     name = object_name(cls.class_id, seat.seat)
     lbls = labels(cls, seat.seat)
     # The student's name is untrusted text: only ever an annotation value, which YAML/JSON escape.
@@ -164,6 +188,13 @@ def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: st
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
+                    "initContainers": [{
+                        "name": "home", "image": cls.image, "imagePullPolicy": "IfNotPresent",
+                        "command": ["sh", "-c", _SEED], "env": [{"name": "HOME_DIR", "value": profile.home}],
+                        "resources": {"requests": resources, "limits": resources},
+                        "securityContext": security,
+                        "volumeMounts": [{"name": "home", "mountPath": "/mnt/home"}],
+                    }],
                     "containers": [{
                         "name": "desktop", "image": cls.image, "imagePullPolicy": "IfNotPresent",
                         "env": env, "ports": ports,
@@ -171,20 +202,28 @@ def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: st
                         "readinessProbe": {**probe, "initialDelaySeconds": 2, "failureThreshold": 3},
                         "livenessProbe": {**probe, "initialDelaySeconds": 30, "failureThreshold": 6},
                         "securityContext": security,
-                        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+                        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"},
+                                         {"name": "home", "mountPath": profile.home}],
                     }],
-                    "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}],
+                    "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
+                                {"name": "home", "persistentVolumeClaim": {"claimName": home_claim(cls, seat.seat)}}],
                 },
             },
         },
     }
+    # The home's files belong to the student's group (changed only when the volume's root does
+    # not match: a large home is not walked at every start).
+    if non_root:
+        pod: dict[str, Any] = deployment["spec"]["template"]["spec"]  # type: ignore[index]
+        pod["securityContext"] = {"fsGroup": profile.gid, "fsGroupChangePolicy": "OnRootMismatch"}
     service = {
         "apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, lbls, ann),
         "spec": {"type": "ClusterIP", "selector": {CLASS_LABEL: cls.class_id, SEAT_LABEL: seat.seat},
                  "ports": [{"name": p["name"], "port": p["containerPort"], "targetPort": p["name"],
                             "protocol": "TCP"} for p in ports]},
     }
-    return [secret, deployment, service]
+    # The pod waits for its claim (Pending) if the claim comes after it: one apply loop suffices.
+    return [secret, deployment, service, _home(cls, seat, namespace, home_size, storage_class)]
 
 
 def ingress_rules(cls: ClassRequest, host: str) -> list[dict[str, Any]]:
@@ -246,13 +285,15 @@ def egress_rules() -> list[dict[str, Any]]:
 
 
 def manifests(cls: ClassRequest, settings: Any) -> list[dict[str, Any]]:
-    """Every object of the class: per seat a Secret, Deployment and Service; then Ingress and NetworkPolicy."""
+    """Every object of the class: per seat a Secret, Deployment, Service and its home (a
+    PersistentVolumeClaim); then Ingress and NetworkPolicy."""
     _check(cls)
     _label(settings.namespace, "lab namespace")
     host = base_host(settings, cls.public_url)
     out: list[dict[str, Any]] = []
     for seat in cls.seats:
-        out += _seat_objects(cls, seat, settings.namespace, host)
+        out += _seat_objects(cls, seat, settings.namespace, host, getattr(settings, "home_size", "1Gi"),
+                             getattr(settings, "storage_class", "") or "")
     # An Ingress without rules is invalid: a class of no seats has no class objects either.
     return out + class_objects(cls, settings, host) if cls.seats else out
 

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput, DocpipeError
+from pipeline.lab.classroom import homes
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.classroom.kube_manifests import MANAGED, base_host, class_name, dump_yaml, manifests, seat_info
 from pipeline.lab.labels import (
     CLASS_LABEL,
     EXPIRES_LABEL,
+    HOME_KUBE_LABEL,
     HOST_ANNOTATION,
     MANAGER,
     SEAT_LABEL,
@@ -32,6 +34,7 @@ RESOURCES: dict[str, tuple[str, str]] = {
     "Secret": ("/api/v1", "secrets"),
     "Service": ("/api/v1", "services"),
     "Pod": ("/api/v1", "pods"),
+    "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),  # homes: kept by down and reap
     "Deployment": ("/apis/apps/v1", "deployments"),
     "Ingress": ("/apis/networking.k8s.io/v1", "ingresses"),
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies"),
@@ -279,6 +282,16 @@ class KubernetesBackend:
         for class_id in {d["metadata"]["labels"].get(CLASS_LABEL, "") for d in deployments} | {workshop}:
             self._drop_page(class_id)
         return len(deployments)
+
+    def purge_homes(self, workshop: str) -> homes.Purged:
+        """`lab down --purge`: the workshop's homes (claims) too; the bytes are their capacities."""
+        selector = f"{MANAGED},{WORKSHOP_LABEL}={workshop},{HOME_KUBE_LABEL}"
+        claims = self.list_objects("PersistentVolumeClaim", selector)
+        if claims:
+            self.delete_all("PersistentVolumeClaim", selector)
+        size = sum(homes.quantity_bytes(((c.get("status") or {}).get("capacity") or {}).get("storage")
+                                        or c["spec"]["resources"]["requests"]["storage"]) for c in claims)
+        return homes.Purged(len(claims), size)
 
     def reap(self, now: str) -> int:
         moment = _parse_time(now)

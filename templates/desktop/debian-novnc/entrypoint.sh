@@ -30,6 +30,16 @@ if [ -n "${DOCPIPE_EXPIRES:-}" ]; then
     (sleep "$left"; kill -TERM 1) &
 fi
 
+# Idle seats (`docpipe lab status`, `lab reap --idle`): every 5 s, whether a viewer is connected,
+# i.e. an ESTABLISHED (st 01) TCP connection on x11vnc's port 5900 (hex 170C) in /proc/net/tcp*
+# (websockify opens one per browser); the epoch of the last one seen goes to /tmp/docpipe-seen.
+(while :; do
+    if cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$2 ~ /:170C$/ && $4 == "01" {f=1} END {exit !f}'; then
+        date -u +%s > /tmp/docpipe-seen.new && mv -f /tmp/docpipe-seen.new /tmp/docpipe-seen
+    fi
+    sleep 5
+done) &
+
 Xvfb "$DISPLAY" -screen 0 "${GEOMETRY}x24" -nolisten tcp &
 for _ in $(seq 1 50); do
     xdpyinfo >/dev/null 2>&1 && break

@@ -70,6 +70,20 @@ def _duration(v: Any) -> str | None:
     return None if duration_seconds(str(v)) is not None else "must be a duration like 90m, 3h or 2d (at most 30d)"
 
 
+def size_bytes(text: str) -> int | None:
+    """A size such as 100MB, 512KiB or 2G in bytes; None when it is not one (or not 1KB..100GB)."""
+    m = re.fullmatch(r"([0-9]+)\s*([kmg]?)(i?)b?", text.strip(), re.I)
+    if not m:
+        return None
+    base = 1024 if m.group(3) else 1000
+    size = int(m.group(1)) * base ** " kmg".index(m.group(2).lower() or " ")
+    return size if 1000 <= size <= 100 * 1000**3 else None
+
+
+def _size(v: Any) -> str | None:
+    return None if size_bytes(str(v)) is not None else "must be a size like 100MB, 512KiB or 2GB (1KB to 100GB)"
+
+
 def _listen(v: Any) -> str | None:
     m = re.fullmatch(r"(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):([0-9]{1,5})", str(v))
     return None if m and 1 <= int(m.group(1)) <= 65535 else "must be HOST:PORT with a port 1-65535, e.g. 0.0.0.0:8443"
@@ -160,6 +174,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "backend": Key("str", "docker", "where seats run: docker or kubernetes", _one_of("docker", "kubernetes")),
         "egress": Key("str", "none", "seats' outbound traffic: none, or internet (never the host or private ranges)",
                       _one_of("none", "internet")),
+        "upload_limit": Key("str", "100MB", "largest upload a student may send into their seat's home at once", _size),
         "subnet_pool": Key("str", "10.213.0.0/16", "addresses the Docker seats' own small networks (a /29 each) come from",
                            _ipv4_pool),
     },

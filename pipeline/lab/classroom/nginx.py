@@ -57,6 +57,7 @@ class Route:
     expires: str  # RFC 3339 UTC
     class_token: str  # its class page may frame its view-only desktop
     offset: int = 0  # its first port after the listen port, when origins are ports
+    agent_port: int = 0  # the seat agent's port (bases.BaseProfile.agent_port); 0: the base has none
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,27 @@ def _proxy(key: str, target: str, origin: str, tls: bool, frame_ancestors: str =
     return out
 
 
+def _agent(key: str, target: str, origin: str, tls: bool) -> str:
+    """The seat agent's two routes on the desktop's origin, under the desktop's own key
+    (links.files_url, links.progress_url). Uploads stream through (no body buffered in the
+    gateway's /tmp); the agent enforces [lab] upload_limit itself."""
+    path = links.seat_path(key)
+    authority = urlsplit(origin).netloc
+    common = (f'        proxy_set_header Host "{authority}";\n'
+              '        proxy_set_header Referer "";\n'
+              '        proxy_set_header Cookie "";\n'
+              + "".join(f"        proxy_hide_header {h};\n" for h in _HIDDEN)
+              + "        proxy_hide_header Set-Cookie;\n"
+              + "        proxy_redirect default;\n"
+              f"        proxy_redirect / {path};\n"
+              + headers(tls, indent=" " * 8))
+    return (f"    location {path}{links.FILES}/ {{\n"
+            f"        proxy_pass http://{target}/{links.FILES}/;\n"
+            "        client_max_body_size 0;\n        proxy_request_buffering off;\n" + common + "    }\n"
+            f"    location = {path}{links.PROGRESS} {{\n"
+            f"        proxy_pass http://{target}/{links.PROGRESS};\n" + common + "    }\n")
+
+
 def _server(origin: str, pub: links.Public, tls: bool, body: str, default: bool = False) -> str:
     """One origin: a server by name, or by port when origins are ports."""
     parts = urlsplit(origin)
@@ -152,6 +174,8 @@ def seat_conf(route: Route, pub: links.Public, tls: bool) -> str:
     framers = f"'self' {links.class_origin(pub.origin(), route.class_token)}"
     desktop = f"{route.address}:{int(route.desktop_port)}"
     seat = _proxy(route.token, desktop, origins.desktop, tls, listing=False)
+    if route.agent_port:
+        seat += _agent(route.token, f"{route.address}:{int(route.agent_port)}", origins.desktop, tls)
     watch = _proxy(route.watch_token, desktop, origins.watch, tls, framers, listing=False)
     out = [f"# seat {route.seat}, expires {route.expires}\n"]
     if origins.watch == origins.desktop:  # one port for both: two paths on one server

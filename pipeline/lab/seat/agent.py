@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """docpipe-agent: the seat's own small web app, run as the student inside docpipe's desktop base.
 
-The gateway routes a seat's `/s/<key>/files/` and `/s/<key>/progress` here (same key as the
-desktop: a forged key never reaches a seat), with the path prefix taken off, so this app serves
+The gateway routes a seat's files and progress links here (links.files_url, links.progress_url:
+under the desktop's own key, so a forged key never reaches a seat), with the seat's path prefix
+taken off, so this app serves
 
     GET  /files/?path=REL           the home (or a folder of it), folders navigable
     GET  /files/get?path=REL        one file

@@ -50,6 +50,9 @@ for entry in /etc/xdg/autostart/docpipe-*.desktop; do
     set +f
 done
 
+# The seat agent (pipeline/lab/seat/agent.py): the gateway routes /s/<key>/files/ and /progress to it.
+python3 /usr/local/lib/docpipe/agent.py >/dev/null 2>&1 &
+
 x11vnc -display "$DISPLAY" -rfbport 5900 -localhost -forever -shared -quiet \
     -passwdfile "rm:$HOME/.docpipe/vncpass" -noxdamage \
     -afteraccept /usr/local/bin/docpipe-first-login >/dev/null 2>&1 &

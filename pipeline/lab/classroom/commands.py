@@ -261,3 +261,26 @@ def lab_reap(
 ) -> None:
     """Remove every seat past its expiry (every lab command does this first)."""
     _setup(workdir, config, backend=backend_name)
+
+
+@lab_app.command("progress")
+def lab_progress(
+    workshop: str = typer.Argument(..., help="Workshop name (as `lab status` shows it)."),
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run the workshop's progress checks in every seat and print a student x step table."""
+    from pipeline.errors import BadInput
+    from pipeline.lab.classroom import progress
+    from pipeline.slugs import workshop_slug
+
+    _, _, backend = _setup(workdir, config, backend=backend_name)
+    name = workshop_slug(workshop)
+    found = backend.status(name)
+    if not found:
+        raise BadInput(f"no seats of {name} are running: `docpipe lab up {name}` first")
+    rows = progress.gather(found, progress.runner_for(backend))
+    emit({"workshop": name, "steps": progress.steps(rows), "seats": [r.to_json() for r in rows]}, as_json,
+         progress.table(rows))

@@ -7,7 +7,7 @@ its own, never cached, frames only the seats' own origins and runs no script at 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def policy(frame_origins: Sequence[str]) -> str:
@@ -17,11 +17,17 @@ def policy(frame_origins: Sequence[str]) -> str:
             "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
-def class_html(workshop: str, tiles: Sequence[tuple[str, str]], frame_origins: Sequence[str]) -> str:
-    """`tiles`: (student or seat name, view-only desktop URL); names are escaped, never markup."""
+def class_html(workshop: str, tiles: Sequence[tuple[str, str]], frame_origins: Sequence[str],
+               progress: Mapping[str, str] | None = None) -> str:
+    """`tiles`: (student or seat name, view-only desktop URL); names are escaped, never markup.
+    `progress`: label -> the tile's last `lab progress` line (progress.summaries)."""
+    def note(label: str) -> str:
+        line = (progress or {}).get(label, "")
+        return f" <small>{html.escape(line)}</small>" if line else ""
+
     figures = "\n".join(
         f'<figure><iframe src="{html.escape(url)}" title="{html.escape(label)}" referrerpolicy="no-referrer">'
-        f"</iframe><figcaption>{html.escape(label)}</figcaption></figure>" for label, url in tiles)
+        f"</iframe><figcaption>{html.escape(label)}{note(label)}</figcaption></figure>" for label, url in tiles)
     return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
             "<meta name=\"referrer\" content=\"no-referrer\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{html.escape(policy(frame_origins))}\">"

@@ -276,11 +276,15 @@ def lab_progress(
     from pipeline.lab.classroom import progress
     from pipeline.slugs import workshop_slug
 
-    _, _, backend = _setup(workdir, config, backend=backend_name)
+    f, _, backend = _setup(workdir, config, backend=backend_name)
     name = workshop_slug(workshop)
     found = backend.status(name)
     if not found:
         raise BadInput(f"no seats of {name} are running: `docpipe lab up {name}` first")
     rows = progress.gather(found, progress.runner_for(backend))
+    progress.save(f.workdir, name, rows, now_rfc3339())
+    refresh = getattr(backend, "refresh_pages", None)
+    if refresh is not None:  # the class page shows each seat's line (Docker's gateway serves it)
+        refresh()
     emit({"workshop": name, "steps": progress.steps(rows), "seats": [r.to_json() for r in rows]}, as_json,
          progress.table(rows))

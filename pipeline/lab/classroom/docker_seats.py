@@ -230,7 +230,7 @@ class DockerBackend:
                 page[1].append((info.student or info.seat, info.watch_url))
                 page[2].append(_origins(labels).watch)
                 classes[ct] = (page[0], page[1], page[2], max(page[3], info.expires))
-        pages = [nginx.ClassPage(ct, ws, tuple(tiles), tuple(frames), end)
+        pages = [nginx.ClassPage(ct, ws, tuple(tiles), tuple(frames), end, self._progress(ws))
                  for ct, (ws, tiles, frames, end) in sorted(classes.items())]
         pub = links.public(public_url)
         files = nginx.files(routes, pages, pub, not self.settings.insecure_http)
@@ -238,6 +238,19 @@ class DockerBackend:
             listen_host = gateway.split_listen(self.settings.listen)[0]
             files["egress.conf"] = egress.squid_conf(internet, egress.host_addresses([pub.host, listen_host])).encode()
         return files
+
+    def _progress(self, workshop: str) -> tuple[tuple[str, str], ...]:
+        """The class page's line per tile from the last `lab progress` (progress.summaries)."""
+        from pipeline.lab.classroom import progress
+
+        lines = progress.summaries(self.workdir, workshop)
+        return tuple(sorted((seat_info(c).student or seat_info(c).seat, lines[(c.labels or {}).get(SEAT_LABEL, "")])
+                            for c in self._containers(**{WORKSHOP_LABEL: workshop})
+                            if (c.labels or {}).get(SEAT_LABEL, "") in lines))
+
+    def refresh_pages(self) -> None:
+        """Rewrite the gateway's pages (after `lab progress`)."""
+        self._refresh()
 
     def _configure(self, gw: Any, public_url: str, pem: tls.Pem | None = None) -> None:
         files = self._files(public_url)

@@ -67,6 +67,7 @@ class ClassPage:
     tiles: tuple[tuple[str, str], ...]  # (student or seat, view-only desktop URL)
     frames: tuple[str, ...]  # the seats' view-only origins
     expires: str  # the class's last seat's expiry: the page goes with it
+    progress: tuple[tuple[str, str], ...] = ()  # (tile label, its last `lab progress` line)
 
 
 def stamp(expires: str) -> str:
@@ -214,5 +215,5 @@ def files(routes: Sequence[Route], pages: Sequence[ClassPage], pub: links.Public
     for p in pages:
         where = "classes" if pub.by_port else "servers"
         out[f"{where}/{stamp(p.expires)}-class-{links.host_id(p.class_token)}.conf"] = class_conf(p, pub, tls).encode()
-        out[f"pages/{page_file(p)}"] = classpage.class_html(p.workshop, p.tiles, p.frames).encode()
+        out[f"pages/{page_file(p)}"] = classpage.class_html(p.workshop, p.tiles, p.frames, dict(p.progress)).encode()
     return out

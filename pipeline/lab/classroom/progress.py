@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pipeline.lab.classroom.backend import Backend, SeatInfo
@@ -141,3 +142,41 @@ def table(rows: Sequence[SeatProgress]) -> str:
     out += [f"{i + 1:>2}. {n}" for i, n in enumerate(names)]
     out.append("ok: done, -: not yet, to: stopped at its timeout")
     return "\n".join(out)
+
+
+# ------------------------------------------------------------------ what the class page shows
+
+
+def summary_path(workdir: Path, workshop: str) -> Path:
+    return Path(workdir) / "lab" / f"{workshop}-progress.json"
+
+
+def save(workdir: Path, workshop: str, rows: Sequence[SeatProgress], when: str) -> None:
+    """The last `lab progress` per seat, for the class page: counts and step names only (no output,
+    no secret), written atomically."""
+    from pipeline.atomic import atomic_write
+
+    data = {"checked": when, "seats": {r.seat: {"done": r.done, "total": len(r.checks), "error": r.error,
+                                                "pending": [c["name"] for c in r.checks if not c.get("ok")]}
+                                       for r in rows}}
+    path = summary_path(workdir, workshop)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (json.dumps(data, sort_keys=True, indent=1) + "\n").encode())
+
+
+def summaries(workdir: Path, workshop: str) -> dict[str, str]:
+    """seat -> one line for its class page tile ("2/3 steps done at 14:05Z"); {} before any check."""
+    try:
+        data = json.loads(summary_path(workdir, workshop).read_text(encoding="utf-8"))
+        seats, when = dict(data["seats"]), str(data.get("checked", ""))[11:16]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    out = {}
+    for seat, row in seats.items():
+        if not isinstance(row, dict):
+            continue
+        if row.get("error"):
+            out[seat] = f"progress unknown ({str(row['error'])[:60]})"
+        elif row.get("total"):
+            out[seat] = f"{row.get('done', 0)}/{row['total']} steps done at {when}Z"
+    return out

@@ -15,11 +15,11 @@ PUB = links.public("https://lab.example.org:8443")
 
 def test_agent_routes_use_the_desktop_key_only() -> None:
     conf = nginx.seat_conf(ROUTE, PUB, True)
-    files = re.findall(r"location (\S+) \{\n        proxy_pass http://10\.213\.0\.3:6081/files/;", conf)
+    files = re.findall(r"location \^~ (\S+) \{\n        proxy_pass http://10\.213\.0\.3:6081/files/;", conf)
     progress = re.findall(r"location = (\S+) \{\n        proxy_pass http://10\.213\.0\.3:6081/progress;", conf)
     assert files == [f"/s/{'A' * 32}/files/"] and progress == [f"/s/{'A' * 32}/progress"]
     assert conf.count(":6081") == 2  # nothing under the watch key or the port's key
-    block = conf.split(f"location /s/{'A' * 32}/files/")[1].split("    }\n")[0]
+    block = conf.split(f"location ^~ /s/{'A' * 32}/files/")[1].split("    }\n")[0]
     assert "client_max_body_size 0;" in block and "proxy_request_buffering off;" in block
     assert 'add_header Cache-Control "no-store" always;' in block and "proxy_hide_header Set-Cookie;" in block
     origin = links.gateway_origins(PUB.origin(), ROUTE.token, ROUTE.watch_token, ROUTE.ports).desktop

@@ -138,7 +138,8 @@ def _agent(key: str, target: str, origin: str, tls: bool) -> str:
               + "        proxy_redirect default;\n"
               f"        proxy_redirect / {path};\n"
               + headers(tls, indent=" " * 8))
-    return (f"    location {path}{links.FILES}/ {{\n"
+    # ^~: the desktop's "no folder listings" regex location must not take the files page's folders.
+    return (f"    location ^~ {path}{links.FILES}/ {{\n"
             f"        proxy_pass http://{target}/{links.FILES}/;\n"
             "        client_max_body_size 0;\n        proxy_request_buffering off;\n" + common + "    }\n"
             f"    location = {path}{links.PROGRESS} {{\n"

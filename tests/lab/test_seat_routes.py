@@ -6,7 +6,11 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import pytest
+
 from pipeline.lab.classroom import links, nginx
+
+agent = pytest.importorskip("pipeline.lab.seat.agent")
 
 ROUTE = nginx.Route("w-seat-1", "A" * 32, "B" * 32, "10.213.0.3", 6080, (8080,), "2026-12-04T18:00:00Z", "C" * 32,
                     agent_port=6081)
@@ -22,6 +26,7 @@ def test_agent_routes_use_the_desktop_key_only() -> None:
     block = conf.split(f"location ^~ /s/{'A' * 32}/files/")[1].split("    }\n")[0]
     assert "client_max_body_size 0;" in block and "proxy_request_buffering off;" in block
     assert 'add_header Cache-Control "no-store" always;' in block and "proxy_hide_header Set-Cookie;" in block
+    assert f'add_header Content-Security-Policy "{agent.POLICY}" always;' in block  # one policy, the agent's
     origin = links.gateway_origins(PUB.origin(), ROUTE.token, ROUTE.watch_token, ROUTE.ports).desktop
     assert links.files_url(origin, ROUTE.token) == f"https://s-{links.host_id('A' * 32)}.lab.example.org:8443/s/{'A' * 32}/files/"
     assert links.progress_url(origin, ROUTE.token).endswith(f"/s/{'A' * 32}/progress")

@@ -124,6 +124,11 @@ def _proxy(key: str, target: str, origin: str, tls: bool, frame_ancestors: str =
     return out
 
 
+# The seat agent's pages: no script, forms only to themselves (pipeline/lab/seat/agent.py POLICY).
+AGENT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; "
+                "frame-ancestors 'self'")
+
+
 def _agent(key: str, target: str, origin: str, tls: bool) -> str:
     """The seat agent's two routes on the desktop's origin, under the desktop's own key
     (links.files_url, links.progress_url). Uploads stream through (no body buffered in the
@@ -134,10 +139,10 @@ def _agent(key: str, target: str, origin: str, tls: bool) -> str:
               '        proxy_set_header Referer "";\n'
               '        proxy_set_header Cookie "";\n'
               + "".join(f"        proxy_hide_header {h};\n" for h in _HIDDEN)
-              + "        proxy_hide_header Set-Cookie;\n"
+              + "        proxy_hide_header Set-Cookie;\n        proxy_hide_header Content-Security-Policy;\n"
               + "        proxy_redirect default;\n"
               f"        proxy_redirect / {path};\n"
-              + headers(tls, indent=" " * 8))
+              + headers(tls, policy=AGENT_POLICY, indent=" " * 8))
     # ^~: the desktop's "no folder listings" regex location must not take the files page's folders.
     return (f"    location ^~ {path}{links.FILES}/ {{\n"
             f"        proxy_pass http://{target}/{links.FILES}/;\n"

@@ -37,6 +37,10 @@ for _ in $(seq 1 50); do
 done
 openbox &
 tint2 >/dev/null 2>&1 &
+# A viewer's clipboard (noVNC's panel) reaches x11vnc's cut buffer; autocutsel makes it the
+# CLIPBOARD and PRIMARY selections that programs paste from (and the other way round).
+autocutsel -fork >/dev/null 2>&1
+autocutsel -selection PRIMARY -fork >/dev/null 2>&1
 # The browser opening the workshop's first port starts with the first student's login
 # (docpipe-first-login, run by x11vnc), not here.
 

@@ -39,8 +39,8 @@ openbox &
 tint2 >/dev/null 2>&1 &
 # A viewer's clipboard (noVNC's panel) reaches x11vnc's cut buffer; autocutsel makes it the
 # CLIPBOARD and PRIMARY selections that programs paste from (and the other way round).
-autocutsel -fork >/dev/null 2>&1
-autocutsel -selection PRIMARY -fork >/dev/null 2>&1
+autocutsel -fork >/dev/null 2>&1 || true
+autocutsel -selection PRIMARY -fork >/dev/null 2>&1 || true
 # The browser opening the workshop's first port starts with the first student's login
 # (docpipe-first-login, run by x11vnc), not here.
 

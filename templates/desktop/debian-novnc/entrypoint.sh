@@ -37,10 +37,6 @@ for _ in $(seq 1 50); do
 done
 openbox &
 tint2 >/dev/null 2>&1 &
-# A viewer's clipboard (noVNC's panel) reaches x11vnc's cut buffer; autocutsel makes it the
-# CLIPBOARD and PRIMARY selections that programs paste from (and the other way round).
-autocutsel -fork >/dev/null 2>&1 || true
-autocutsel -selection PRIMARY -fork >/dev/null 2>&1 || true
 # The browser opening the workshop's first port starts with the first student's login
 # (docpipe-first-login, run by x11vnc), not here.
 
@@ -60,4 +56,9 @@ python3 /usr/local/lib/docpipe/agent.py >/dev/null 2>&1 &
 x11vnc -display "$DISPLAY" -rfbport 5900 -localhost -forever -shared -quiet \
     -passwdfile "rm:$HOME/.docpipe/vncpass" -noxdamage \
     -afteraccept /usr/local/bin/docpipe-first-login >/dev/null 2>&1 &
+# A viewer's clipboard (noVNC's panel) reaches only x11vnc's cut buffer; autocutsel makes it the
+# CLIPBOARD and PRIMARY selections programs paste from (and back). Not with -fork: a forked
+# autocutsel missed the cut buffer's changes for its first seconds.
+autocutsel >/dev/null 2>&1 &
+autocutsel -selection PRIMARY >/dev/null 2>&1 &
 exec websockify --web /usr/share/novnc 6080 127.0.0.1:5900

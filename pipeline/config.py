@@ -74,6 +74,18 @@ def _quantity(v: Any) -> str | None:
     """A Kubernetes storage quantity docpipe accepts: a whole number (up to six digits) of Mi/Gi/Ti or M/G/T."""
     m = re.fullmatch(r"([1-9][0-9]{0,5})([MGT]i?)", str(v))
     return None if m else "must be a size like 512Mi, 1Gi or 10Gi"
+def size_bytes(text: str) -> int | None:
+    """A size such as 100MB, 512KiB or 2G in bytes; None when it is not one (or not 1KB..100GB)."""
+    m = re.fullmatch(r"([0-9]+)\s*([kmg]?)(i?)b?", text.strip(), re.I)
+    if not m:
+        return None
+    base = 1024 if m.group(3) else 1000
+    size = int(m.group(1)) * base ** " kmg".index(m.group(2).lower() or " ")
+    return size if 1000 <= size <= 100 * 1000**3 else None
+
+
+def _size(v: Any) -> str | None:
+    return None if size_bytes(str(v)) is not None else "must be a size like 100MB, 512KiB or 2GB (1KB to 100GB)"
 
 
 def _listen(v: Any) -> str | None:
@@ -166,6 +178,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "backend": Key("str", "docker", "where seats run: docker or kubernetes", _one_of("docker", "kubernetes")),
         "egress": Key("str", "none", "seats' outbound traffic: none, or internet (never the host or private ranges)",
                       _one_of("none", "internet")),
+        "upload_limit": Key("str", "100MB", "largest upload a student may send into their seat's home at once", _size),
         "subnet_pool": Key("str", "10.213.0.0/16", "addresses the Docker seats' own small networks (a /29 each) come from",
                            _ipv4_pool),
         "home_size": Key("str", "1Gi", "Kubernetes: each student's home volume (a PersistentVolumeClaim), e.g. 1Gi",

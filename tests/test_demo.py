@@ -43,6 +43,10 @@ def test_demo_runs_the_whole_job_and_a_rerun_changes_nothing(tmp_path: Path) -> 
     # Steps keep their numbers across the code blocks between them.
     page = (wd / "public" / "workshops" / "ws-go-promisegrid.html").read_text()
     assert '<ol start="2">' in page and '<ol start="3">' in page
+    # The doc's progress checks are listed, escaped, so a learner knows what "done" means.
+    assert "How you know you" in page and "Starter module created" in page
+    assert "<code>! grep -q &#34;hello from the grid&#34; ~/hello/main.go</code>" in page
+    assert 'COPY ["checks.json", "/etc/docpipe/checks.json"]' in plan["dockerfile"]
     # The tutorial's lab box names the very image provision makes.
     tag = plan["tags"][0].rsplit("/", 1)[1]
     assert f"`{tag}`" in (wd / "site" / "docs" / "workshops" / "ws-go-promisegrid.md").read_text()

@@ -327,6 +327,10 @@ func main() {
 ```
 memory: 2g
 cpus: 1
+checks:
+- Go toolchain ready: `go version`
+- Starter module created (20s): `test -f ~/hello/go.mod && grep -q example.org/hello ~/hello/go.mod`
+- Greeting changed: `! grep -q "hello from the grid" ~/hello/main.go`
 
 ## Steps
 

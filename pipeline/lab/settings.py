@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pipeline.config import duration_seconds
+from pipeline.config import duration_seconds, size_bytes
 from pipeline.lab.image.engine import DEFAULT_BUILD_TIMEOUT
 from pipeline.lab.image.spec import DEFAULT_BASES
 
@@ -55,6 +55,14 @@ class LabSettings:
     subnet_pool: str = "10.213.0.0/16"  # Docker seats: a /29 network each, from this range
     home_size: str = "1Gi"  # Kubernetes: each seat's home (a PersistentVolumeClaim)
     storage_class: str = ""  # Kubernetes: the homes' StorageClass; "" = the cluster's default
+    upload_limit: str = "100MB"  # the seat agent's limit on one upload into a home
+
+    @property
+    def upload_limit_bytes(self) -> int:
+        size = size_bytes(self.upload_limit)
+        if size is None:  # only settings made in code can get here: config refuses a bad size
+            raise ValueError(f"lab upload_limit {self.upload_limit!r} is not a size")
+        return size
 
     def repo(self, workshop_slug: str) -> str:
         path = f"{self.prefix}/{workshop_slug}"

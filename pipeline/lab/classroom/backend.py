@@ -76,11 +76,16 @@ class SeatInfo:
     status: str          # "running", "starting", "expired", ...
     image: str = ""
     gateway: str = ""    # the public URL the links were made from (not printed per seat)
+    files_url: str = ""  # the seat agent's files page; "" when the base has no agent (a webtop)
+    progress_url: str = ""  # the learner's own progress page; "" likewise
 
     def to_json(self) -> dict[str, Any]:
-        return {"seat": self.seat, "student": self.student, "url": self.url, "password": self.password,
+        data = {"seat": self.seat, "student": self.student, "url": self.url, "password": self.password,
                 "watch_url": self.watch_url, "ports": dict(self.ports), "container": self.container,
                 "expires": self.expires, "status": self.status, "workshop": self.workshop, "image": self.image}
+        if self.files_url:  # absent, not empty, where the seat's base has no agent
+            data.update(files_url=self.files_url, progress_url=self.progress_url)
+        return data
 
 
 class Backend(Protocol):

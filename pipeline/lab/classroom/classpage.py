@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def policy(frame_origins: Sequence[str]) -> str:
@@ -24,11 +24,17 @@ def help_command(workshop: str, label: str) -> str:
     return f"docpipe lab help {shlex.quote(workshop)} {shlex.quote(label)}"
 
 
-def class_html(workshop: str, tiles: Sequence[tuple[str, str]], frame_origins: Sequence[str]) -> str:
-    """`tiles`: (student or seat name, view-only desktop URL); names are escaped, never markup."""
+def class_html(workshop: str, tiles: Sequence[tuple[str, str]], frame_origins: Sequence[str],
+               progress: Mapping[str, str] | None = None) -> str:
+    """`tiles`: (student or seat name, view-only desktop URL); names are escaped, never markup.
+    `progress`: label -> the tile's last `lab progress` line (progress.summaries)."""
+    def note(label: str) -> str:
+        line = (progress or {}).get(label, "")
+        return f" <small>{html.escape(line)}</small>" if line else ""
+
     figures = "\n".join(
         f'<figure><iframe src="{html.escape(url)}" title="{html.escape(label)}" referrerpolicy="no-referrer">'
-        f"</iframe><figcaption>{html.escape(label)} <code>{html.escape(help_command(workshop, label))}</code>"
+        f"</iframe><figcaption>{html.escape(label)}{note(label)} <code>{html.escape(help_command(workshop, label))}</code>"
         "</figcaption></figure>" for label, url in tiles)
     return ("<!doctype html>\n<html><head><meta charset=\"utf-8\">"
             "<meta name=\"referrer\" content=\"no-referrer\">"

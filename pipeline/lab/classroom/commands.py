@@ -349,3 +349,30 @@ def lab_help(
     url = audit.help_url(seat.url)
     audit.record(f.workdir, name, seat, "command")
     emit({"workshop": name, "seat": seat.seat, "student": seat.student, "help_url": url}, as_json, url)
+
+
+@lab_app.command("progress")
+def lab_progress(
+    workshop: str = typer.Argument(..., help="Workshop name (as `lab status` shows it)."),
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run the workshop's progress checks in every seat and print a student x step table."""
+    from pipeline.errors import BadInput
+    from pipeline.lab.classroom import progress
+    from pipeline.slugs import workshop_slug
+
+    f, _, backend = _setup(workdir, config, backend=backend_name)
+    name = workshop_slug(workshop)
+    found = backend.status(name)
+    if not found:
+        raise BadInput(f"no seats of {name} are running: `docpipe lab up {name}` first")
+    rows = progress.gather(found, progress.runner_for(backend))
+    progress.save(f.workdir, name, rows, now_rfc3339())
+    refresh = getattr(backend, "refresh_pages", None)
+    if refresh is not None:  # the class page shows each seat's line (Docker's gateway serves it)
+        refresh()
+    emit({"workshop": name, "steps": progress.steps(rows), "seats": [r.to_json() for r in rows]}, as_json,
+         progress.table(rows))

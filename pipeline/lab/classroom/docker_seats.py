@@ -100,6 +100,7 @@ def seat_info(container: Any, now: str | None = None) -> SeatInfo:
         watch_url = links.desktop_url(origins.watch, seat.watch_token, seat.view_password, view_only=True)
     else:  # a webtop asks for its own basic-auth password
         url, watch_url = links.seat_base(origins.desktop, seat.token), links.seat_base(origins.watch, seat.watch_token)
+    agent = _profile(labels).agent_port
     status = container.status
     if seat.expires and seat.expires <= (now or now_rfc3339()):
         status = "expired"
@@ -108,7 +109,9 @@ def seat_info(container: Any, now: str | None = None) -> SeatInfo:
                     ports={str(p): links.port_url(o, seat.token, p) for p, o in origins.ports.items()},
                     container=container.name, expires=seat.expires, status=status,
                     image=container.attrs.get("Config", {}).get("Image", ""),
-                    gateway=labels.get(PUBLIC_URL_LABEL, ""))
+                    gateway=labels.get(PUBLIC_URL_LABEL, ""),
+                    files_url=links.files_url(origins.desktop, seat.token) if agent else "",
+                    progress_url=links.progress_url(origins.desktop, seat.token) if agent else "")
 
 
 class _Connection(http.client.HTTPSConnection):
@@ -218,7 +221,7 @@ class DockerBackend:
                 seat=f"{labels.get(WORKSHOP_LABEL, '')}-{labels.get(SEAT_LABEL, '')}", token=labels[TOKEN_LABEL],
                 watch_token=labels[WATCH_LABEL], address=address,
                 desktop_port=int(labels.get(DESKTOP_PORT_LABEL, profile.desktop_port)), ports=_ports(labels),
-                expires=labels[EXPIRES_LABEL], class_token=ct, offset=_offset(labels)))
+                expires=labels[EXPIRES_LABEL], class_token=ct, offset=_offset(labels), agent_port=profile.agent_port))
             if labels.get(EGRESS_LABEL) == "internet":
                 internet.append(address)
             if ct:
@@ -227,7 +230,7 @@ class DockerBackend:
                 page[1].append((info.student or info.seat, info.watch_url))
                 page[2].append(_origins(labels).watch)
                 classes[ct] = (page[0], page[1], page[2], max(page[3], info.expires))
-        pages = [nginx.ClassPage(ct, ws, tuple(tiles), tuple(frames), end)
+        pages = [nginx.ClassPage(ct, ws, tuple(tiles), tuple(frames), end, self._progress(ws))
                  for ct, (ws, tiles, frames, end) in sorted(classes.items())]
         pub = links.public(public_url)
         files = nginx.files(routes, pages, pub, not self.settings.insecure_http)
@@ -235,6 +238,19 @@ class DockerBackend:
             listen_host = gateway.split_listen(self.settings.listen)[0]
             files["egress.conf"] = egress.squid_conf(internet, egress.host_addresses([pub.host, listen_host])).encode()
         return files
+
+    def _progress(self, workshop: str) -> tuple[tuple[str, str], ...]:
+        """The class page's line per tile from the last `lab progress` (progress.summaries)."""
+        from pipeline.lab.classroom import progress
+
+        lines = progress.summaries(self.workdir, workshop)
+        return tuple(sorted((seat_info(c).student or seat_info(c).seat, lines[(c.labels or {}).get(SEAT_LABEL, "")])
+                            for c in self._containers(**{WORKSHOP_LABEL: workshop})
+                            if (c.labels or {}).get(SEAT_LABEL, "") in lines))
+
+    def refresh_pages(self) -> None:
+        """Rewrite the gateway's pages (after `lab progress`)."""
+        self._refresh()
 
     def _configure(self, gw: Any, public_url: str, pem: tls.Pem | None = None) -> None:
         files = self._files(public_url)
@@ -333,6 +349,8 @@ class DockerBackend:
             if "VNC_PASSWORD" in profile.password_env:
                 env["VNC_VIEW_PASSWORD"] = seat.view_password
             env["DOCPIPE_EXPIRES"] = seat.expires  # docpipe's desktop base stops itself then
+            if profile.agent_port:  # the seat agent's upload limit ([lab] upload_limit)
+                env["DOCPIPE_UPLOAD_LIMIT"] = str(self.settings.upload_limit_bytes)
             if cls.egress == "internet":
                 proxy = f"http://{gateway_address}:{egress.PORT}"
                 env.update(http_proxy=proxy, https_proxy=proxy, HTTP_PROXY=proxy, HTTPS_PROXY=proxy,

@@ -39,6 +39,8 @@ from pipeline.errors import BadInput
 
 _SEAT = "s"  # /s/<key>/: a seat's desktop or workshop port behind the gateway
 _CLASS = "class"  # /class/<class token>/: the instructor's grid page
+FILES = "files"  # /s/<key>/files/: the seat agent's files page (pipeline/lab/seat/agent.py)
+PROGRESS = "progress"  # /s/<key>/progress: the learner's own progress checks, run by the seat agent
 # A DNS name or an IP address: what ends up in certificates and the gateway's configuration.
 _HOST = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*|[0-9a-f:.]+")
 
@@ -160,6 +162,15 @@ def desktop_url(origin: str, token: str, password: str, *, view_only: bool = Fal
 
 def seat_base(origin: str, token: str) -> str:
     return origin + seat_path(token)
+
+
+def files_url(origin: str, token: str) -> str:
+    """The student's files page: on the desktop's origin, under the desktop's key (same guard)."""
+    return f"{origin}{seat_path(token)}{FILES}/"
+
+
+def progress_url(origin: str, token: str) -> str:
+    return f"{origin}{seat_path(token)}{PROGRESS}"
 
 
 def port_url(origin: str, token: str, port: int) -> str:

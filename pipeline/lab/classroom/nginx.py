@@ -57,6 +57,7 @@ class Route:
     expires: str  # RFC 3339 UTC
     class_token: str  # its class page may frame its view-only desktop
     offset: int = 0  # its first port after the listen port, when origins are ports
+    agent_port: int = 0  # the seat agent's port (bases.BaseProfile.agent_port); 0: the base has none
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class ClassPage:
     tiles: tuple[tuple[str, str], ...]  # (student or seat, view-only desktop URL)
     frames: tuple[str, ...]  # the seats' view-only origins
     expires: str  # the class's last seat's expiry: the page goes with it
+    progress: tuple[tuple[str, str], ...] = ()  # (tile label, its last `lab progress` line)
 
 
 def stamp(expires: str) -> str:
@@ -122,6 +124,33 @@ def _proxy(key: str, target: str, origin: str, tls: bool, frame_ancestors: str =
     return out
 
 
+# The seat agent's pages: no script, forms only to themselves (pipeline/lab/seat/agent.py POLICY).
+AGENT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; "
+                "frame-ancestors 'self'")
+
+
+def _agent(key: str, target: str, origin: str, tls: bool) -> str:
+    """The seat agent's two routes on the desktop's origin, under the desktop's own key
+    (links.files_url, links.progress_url). Uploads stream through (no body buffered in the
+    gateway's /tmp); the agent enforces [lab] upload_limit itself."""
+    path = links.seat_path(key)
+    authority = urlsplit(origin).netloc
+    common = (f'        proxy_set_header Host "{authority}";\n'
+              '        proxy_set_header Referer "";\n'
+              '        proxy_set_header Cookie "";\n'
+              + "".join(f"        proxy_hide_header {h};\n" for h in _HIDDEN)
+              + "        proxy_hide_header Set-Cookie;\n        proxy_hide_header Content-Security-Policy;\n"
+              + "        proxy_redirect default;\n"
+              f"        proxy_redirect / {path};\n"
+              + headers(tls, policy=AGENT_POLICY, indent=" " * 8))
+    # ^~: the desktop's "no folder listings" regex location must not take the files page's folders.
+    return (f"    location ^~ {path}{links.FILES}/ {{\n"
+            f"        proxy_pass http://{target}/{links.FILES}/;\n"
+            "        client_max_body_size 0;\n        proxy_request_buffering off;\n" + common + "    }\n"
+            f"    location = {path}{links.PROGRESS} {{\n"
+            f"        proxy_pass http://{target}/{links.PROGRESS};\n" + common + "    }\n")
+
+
 def _server(origin: str, pub: links.Public, tls: bool, body: str, default: bool = False) -> str:
     """One origin: a server by name, or by port when origins are ports."""
     parts = urlsplit(origin)
@@ -152,6 +181,8 @@ def seat_conf(route: Route, pub: links.Public, tls: bool) -> str:
     framers = f"'self' {links.class_origin(pub.origin(), route.class_token)}"
     desktop = f"{route.address}:{int(route.desktop_port)}"
     seat = _proxy(route.token, desktop, origins.desktop, tls, listing=False)
+    if route.agent_port:
+        seat += _agent(route.token, f"{route.address}:{int(route.agent_port)}", origins.desktop, tls)
     watch = _proxy(route.watch_token, desktop, origins.watch, tls, framers, listing=False)
     out = [f"# seat {route.seat}, expires {route.expires}\n"]
     if origins.watch == origins.desktop:  # one port for both: two paths on one server
@@ -190,5 +221,5 @@ def files(routes: Sequence[Route], pages: Sequence[ClassPage], pub: links.Public
     for p in pages:
         where = "classes" if pub.by_port else "servers"
         out[f"{where}/{stamp(p.expires)}-class-{links.host_id(p.class_token)}.conf"] = class_conf(p, pub, tls).encode()
-        out[f"pages/{page_file(p)}"] = classpage.class_html(p.workshop, p.tiles, p.frames).encode()
+        out[f"pages/{page_file(p)}"] = classpage.class_html(p.workshop, p.tiles, p.frames, dict(p.progress)).encode()
     return out

@@ -25,11 +25,14 @@ class BaseProfile:
     url_path: str  # what a student opens on that port
     password_env: tuple[str, ...]  # env vars that receive the seat's password
     extra_env: tuple[tuple[str, str], ...] = ()
+    # The seat agent's port (files in and out, the learner's progress: pipeline/lab/seat/agent.py);
+    # 0 when the base has none (a webtop carries no docpipe agent and may lack aiohttp).
+    agent_port: int = 0
 
 
 NOVNC_PROFILE = BaseProfile(
     user="student", uid=1000, gid=1000, home="/home/student", desktop_port=6080,
-    url_path="/vnc.html?autoconnect=1&resize=scale", password_env=("VNC_PASSWORD",),
+    url_path="/vnc.html?autoconnect=1&resize=scale", password_env=("VNC_PASSWORD",), agent_port=6081,
 )
 # linuxserver.io webtops: s6 init as root, user abc (PUID), home /config, KasmVNC web on 3000,
 # HTTP basic auth from CUSTOM_USER/PASSWORD.

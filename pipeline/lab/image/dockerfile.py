@@ -26,6 +26,10 @@ from pipeline.slugs import workshop_slug
 
 TEMPLATE = "Dockerfile.j2"
 NOVNC_DIR = "debian-novnc"
+# What runs inside a seat (pipeline/lab/seat), copied into the images as build-context files.
+SEAT_DIR = Path(__file__).resolve().parents[1] / "seat"
+RUNNER = "docpipe-check"  # context name of the check runner (seat/check.py)
+AGENT = "docpipe-agent"  # context name of the seat agent (seat/agent.py)
 
 
 def _jarg(value: object) -> str:
@@ -62,7 +66,7 @@ class Context:
     base_ref: str  # what FROM names (docpipe's own base is built first when missing)
 
     def tar(self) -> bytes:
-        return make_tar(self.files)
+        return make_tar(self.files, {RUNNER: 0o755})
 
 
 def make_tar(files: dict[str, bytes], modes: dict[str, int] | None = None) -> bytes:
@@ -98,8 +102,19 @@ def novnc_context(tdir: Path | None = None) -> tuple[dict[str, bytes], dict[str,
     if not root.is_dir():
         root = templates_dir() / NOVNC_DIR
     files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-    modes = {name: 0o755 for name in files if name.endswith(".sh")}
+    files.update(seat_files())
+    modes = {name: 0o755 for name in files if name.endswith(".sh") or name in (RUNNER, AGENT)}
     return files, modes, f"{NOVNC_REPO}:{content_hash(files)}"
+
+
+def seat_files() -> dict[str, bytes]:
+    """The check runner and the seat agent, as the base recipe's context carries them."""
+    return {RUNNER: (SEAT_DIR / "check.py").read_bytes(), AGENT: (SEAT_DIR / "agent.py").read_bytes()}
+
+
+def checks_file(spec: LabSpec) -> bytes:
+    """/etc/docpipe/checks.json: data the seat's runner reads, never a Dockerfile line or a shell word."""
+    return (json.dumps({"checks": spec.checks_json()}, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode()
 
 
 def desktop_entry(index: int, argv: tuple[str, ...]) -> bytes:
@@ -140,6 +155,9 @@ def render(spec: LabSpec, *, workshop: str, title: str = "", revision: str = "",
         files[f"autostart/docpipe-{i:02d}.desktop"] = desktop_entry(i, argv)
     if spec.setup:
         files["setup.sh"] = ("\n".join(spec.setup) + "\n").encode("utf-8")
+    if spec.checks:  # the runner too: a webtop base has no docpipe-check of its own
+        files["checks.json"] = checks_file(spec)
+        files[RUNNER] = seat_files()[RUNNER]
     # Labels that change with every commit (revision) stay out of the tag: the tag says "same
     # desktop", so an unchanged spec on a new commit builds nothing.
     hashed = dict(files)

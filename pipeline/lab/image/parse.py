@@ -31,6 +31,11 @@ MAX_PATH = 200
 MAX_PATH_DEPTH = 6
 MAX_AUTOSTART = 8
 MAX_SETUP_LINES = 50
+MAX_CHECKS = 20
+MAX_CHECK_NAME = 80
+MAX_CHECK_COMMAND = 500
+DEFAULT_CHECK_TIMEOUT = 10  # seconds
+MAX_CHECK_TIMEOUT = 300
 MIN_MEMORY = 256 * 1024**2
 MAX_MEMORY = 16 * 1024**3
 MIN_CPUS = 0.1
@@ -38,7 +43,7 @@ MAX_CPUS = 8.0
 
 _ALIASES = {"package": "packages", "apt": "packages", "port": "ports", "file": "files",
             "cpu": "cpus", "mem": "memory", "ram": "memory", "environment": "env"}
-_LIST_KEYS = {"packages", "pip", "ports", "env", "files", "autostart", "setup"}
+_LIST_KEYS = {"packages", "pip", "ports", "env", "files", "autostart", "setup", "checks"}
 
 _DEBIAN_NAME = re.compile(r"[a-z0-9][a-z0-9+.\-]{1,99}")
 _ALIAS = re.compile(r"[a-z0-9][a-z0-9._\-]{0,63}")
@@ -139,6 +144,12 @@ def _raw_entries(section: str, doc: str) -> list[tuple[str, str]]:
         is_item = bool(_LIST_MARK.match(line))
         body = _LIST_MARK.sub("", line, count=1) if is_item else stripped
         m = _KEY_LINE.match(body.strip())
+        # Under `checks:` every list item is a check ("Step name: command"), whatever its indent,
+        # unless it names another lab key.
+        if current == "checks" and is_item and not (m and _normal_key(m.group("key")) in KEYS):
+            entries.append((current, body.strip()))
+            i += 1
+            continue
         if m and not (current is not None and indented and is_item and _normal_key(m.group("key")) not in KEYS):
             key = _normal_key(m.group("key"))
             value = m.group("value").strip()
@@ -147,7 +158,7 @@ def _raw_entries(section: str, doc: str) -> list[tuple[str, str]]:
                     current = key
                 else:
                     entries.append((key, value))
-                    current = key if key == "files" else None
+                    current = key if key in ("files", "checks") else None
             else:
                 current = None
                 # Lowercase one-word keys look like a typo of a real key; prose ("Note:") passes.
@@ -279,6 +290,42 @@ def validate_setup(doc: str, value: str) -> str:
     return line
 
 
+# "Step name: `command`", the name optionally followed by its timeout: "Step name (30s): `command`".
+_CHECK = re.compile(r"^(?P<name>[^:`]+?)\s*(?:\((?:timeout\s*:?\s*)?(?P<timeout>[^)]*)\))?\s*:\s+(?P<command>\S.*)$",
+                    re.S)
+_CHECK_TIMEOUT = re.compile(r"([0-9]{1,4})\s*(s|sec|secs|seconds?|m|min|mins|minutes?)?", re.I)
+
+
+def validate_check(doc: str, value: str) -> tuple[str, str, int]:
+    """One check: (step name, command, timeout seconds). The command runs only inside the seat,
+    as the student, through the image's runner; here it is only kept to one bounded line."""
+    text = value.strip()
+    _check_no_controls(doc, "checks", text)
+    m = _CHECK.match(text)
+    if not m:
+        raise LabSpecError(doc, "checks", value, "expected 'step name: command' (optionally 'step name (30s): command')")
+    name = " ".join(_clean(m.group("name")).split())
+    command = m.group("command").strip()
+    ticks = len(command) - len(command.lstrip("`"))
+    if ticks and command.endswith("`" * ticks) and len(command) > 2 * ticks:
+        command = command[ticks:-ticks].strip()  # a code span: its text verbatim (no Markdown escapes)
+    else:
+        command = _clean(command)
+    if not name or len(name) > MAX_CHECK_NAME or not name.isprintable():
+        raise LabSpecError(doc, "checks", name or value, f"a step name must be 1 to {MAX_CHECK_NAME} printable characters")
+    if not command or len(command) > MAX_CHECK_COMMAND or "\t" in command:
+        raise LabSpecError(doc, "checks", command or value,
+                           f"a check's command must be one line of 1 to {MAX_CHECK_COMMAND} characters")
+    timeout = DEFAULT_CHECK_TIMEOUT
+    if m.group("timeout") is not None:
+        t = _CHECK_TIMEOUT.fullmatch(m.group("timeout").strip())
+        seconds = int(t.group(1)) * (60 if t and (t.group(2) or "s")[0].lower() == "m" else 1) if t else 0
+        if not 1 <= seconds <= MAX_CHECK_TIMEOUT:
+            raise LabSpecError(doc, "checks", m.group("timeout"), f"a timeout must be 1s to {MAX_CHECK_TIMEOUT}s")
+        timeout = seconds
+    return name, command, timeout
+
+
 # ------------------------------------------------------------------ assembling a spec
 
 
@@ -291,6 +338,7 @@ def _build(doc: str, entries: Iterable[tuple[str, str]], bases: Mapping[str, str
     files: dict[str, str] = {}
     autostart: list[tuple[str, ...]] = []
     setup: list[str] = []
+    checks: list[tuple[str, str, int]] = []
     pending_file: str | None = None
     for key, raw in entries:
         block = raw.startswith(_BLOCK)
@@ -344,10 +392,17 @@ def _build(doc: str, entries: Iterable[tuple[str, str]], bases: Mapping[str, str
             if not allow_setup:
                 raise LabSpecError(doc, "setup", value.split("\n")[0], "shell setup steps are disabled by the operator")
             setup += [validate_setup(doc, v) for v in value.split("\n") if v.strip()]
+        elif key == "checks":
+            if block:
+                raise LabSpecError(doc, "checks", value[:40], "list checks as 'step name: command' items, not a block")
+            check = validate_check(doc, value)
+            if any(check[0].lower() == c[0].lower() for c in checks):
+                raise LabSpecError(doc, "checks", check[0], "step name given twice")
+            checks.append(check)
 
     limits = (("packages", packages, MAX_PACKAGES), ("pip", pips, MAX_PIP), ("ports", ports, MAX_PORTS),
               ("env", env, MAX_ENV), ("files", files, MAX_FILES), ("autostart", autostart, MAX_AUTOSTART),
-              ("setup", setup, MAX_SETUP_LINES))
+              ("setup", setup, MAX_SETUP_LINES), ("checks", checks, MAX_CHECKS))
     for key, seq, limit in limits:
         if len(seq) > limit:
             raise LabSpecError(doc, key, f"{len(seq)} entries", f"at most {limit} allowed")
@@ -371,6 +426,7 @@ def _build(doc: str, entries: Iterable[tuple[str, str]], bases: Mapping[str, str
         cpus=validate_cpus(doc, scalars["cpus"]) if "cpus" in scalars else DEFAULT_CPUS,
         autostart=tuple(autostart),
         setup=tuple(setup),
+        checks=tuple(checks),  # in the doc's order: the steps' order
     )
 
 

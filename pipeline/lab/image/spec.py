@@ -31,7 +31,7 @@ DEFAULT_MEMORY = 2 * 1024**3  # bytes
 DEFAULT_CPUS = 1.0
 
 # Every key a "Lab desktop" section may set.
-KEYS = ("base", "packages", "pip", "ports", "env", "files", "memory", "cpus", "autostart", "setup")
+KEYS = ("base", "packages", "pip", "ports", "env", "files", "memory", "cpus", "autostart", "setup", "checks")
 
 
 class LabSpecError(BadInput):
@@ -62,6 +62,8 @@ class LabSpec:
     cpus: float = DEFAULT_CPUS
     autostart: tuple[tuple[str, ...], ...] = ()  # argv lists
     setup: tuple[str, ...] = ()  # shell lines; only present when the operator allowed them
+    # Progress checks: (step name, shell command run in the seat as the student, timeout seconds).
+    checks: tuple[tuple[str, str, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -70,7 +72,15 @@ class LabSpec:
         data["autostart"] = [list(argv) for argv in self.autostart]
         for key in ("packages", "pip", "ports", "setup"):
             data[key] = list(getattr(self, key))
+        # Left out when empty: specs without checks keep the digest (and image tag) they had.
+        data.pop("checks")
+        if self.checks:
+            data["checks"] = self.checks_json()
         return data
+
+    def checks_json(self) -> list[dict[str, Any]]:
+        """The checks as the seat's runner reads them (/etc/docpipe/checks.json)."""
+        return [{"name": n, "command": c, "timeout": t} for n, c, t in self.checks]
 
     def digest(self) -> str:
         """sha256 of the canonical JSON: equal specs hash equal, whatever the doc's layout."""

@@ -60,7 +60,15 @@ for entry in /etc/xdg/autostart/docpipe-*.desktop; do
     set +f
 done
 
+# The seat agent (pipeline/lab/seat/agent.py): the gateway routes /s/<key>/files/ and /progress to it.
+python3 /usr/local/lib/docpipe/agent.py >/dev/null 2>&1 &
+
 x11vnc -display "$DISPLAY" -rfbport 5900 -localhost -forever -shared -quiet \
     -passwdfile "rm:$HOME/.docpipe/vncpass" -noxdamage \
     -afteraccept /usr/local/bin/docpipe-first-login >/dev/null 2>&1 &
+# A viewer's clipboard (noVNC's panel) reaches only x11vnc's cut buffer; autocutsel makes it the
+# CLIPBOARD and PRIMARY selections programs paste from (and back). Not with -fork: a forked
+# autocutsel missed the cut buffer's changes for its first seconds.
+autocutsel >/dev/null 2>&1 &
+autocutsel -selection PRIMARY >/dev/null 2>&1 &
 exec websockify --web /usr/share/novnc 6080 127.0.0.1:5900

@@ -162,6 +162,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       _one_of("none", "internet")),
         "subnet_pool": Key("str", "10.213.0.0/16", "addresses the Docker seats' own small networks (a /29 each) come from",
                            _ipv4_pool),
+        "warm": Key("int", 0, "`lab serve`: started seats kept ready per workshop", _between(0, 100)),
+        "starts_per_hour": Key("int", 10, "`lab serve`: desktops one client address may start per hour",
+                               _between(1, 10000)),
+        "keep_home": Key("str", "7d", "`lab serve`: how long a visitor is remembered (and their home kept)",
+                         _duration),
     },
 }
 SECTIONS = tuple(s for s in SCHEMA if s)

@@ -53,6 +53,17 @@ class LabSettings:
     insecure_http: bool = False  # `lab up --insecure-http` only, never from a file
     egress: str = "none"  # "none" | "internet" (through the gateway's proxy; never the host or private ranges)
     subnet_pool: str = "10.213.0.0/16"  # Docker seats: a /29 network each, from this range
+    # `lab serve` (pipeline/lab/launcher/)
+    warm: int = 0  # started seats kept ready per workshop
+    starts_per_hour: int = 10  # per client address
+    keep_home: str = "7d"  # how long a visitor (and their home) is remembered
+
+    @property
+    def keep_home_seconds(self) -> int:
+        seconds = duration_seconds(self.keep_home)
+        if seconds is None:  # config refuses a bad keep_home
+            raise ValueError(f"lab keep_home {self.keep_home!r} is not a duration")
+        return seconds
 
     def repo(self, workshop_slug: str) -> str:
         path = f"{self.prefix}/{workshop_slug}"

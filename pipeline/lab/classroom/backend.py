@@ -59,6 +59,7 @@ class ClassRequest:
     public_url: str      # what every printed link is made from, e.g. "https://lab.example.org:8443"
     egress: str = "none"  # "none" | "internet": the seats' outbound traffic
     seats: tuple[SeatRequest, ...] = ()
+    origin: str = ""     # labels.ORIGIN_LABEL: "launcher" for `lab serve`'s seats, "" for a class
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,13 @@ class SeatInfo:
     status: str          # "running", "starting", "expired", ...
     image: str = ""
     gateway: str = ""    # the public URL the links were made from (not printed per seat)
+    origin: str = ""     # "launcher" (`lab serve` started it) or "" (a class)
 
     def to_json(self) -> dict[str, Any]:
         return {"seat": self.seat, "student": self.student, "url": self.url, "password": self.password,
                 "watch_url": self.watch_url, "ports": dict(self.ports), "container": self.container,
-                "expires": self.expires, "status": self.status, "workshop": self.workshop, "image": self.image}
+                "expires": self.expires, "status": self.status, "workshop": self.workshop, "image": self.image,
+                "origin": self.origin or "class"}
 
 
 class Backend(Protocol):

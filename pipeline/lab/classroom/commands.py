@@ -270,6 +270,8 @@ def lab_serve(
                              "Docker gateway routes /start/ to]."),
     trust_proxy: bool = typer.Option(False, "--trust-proxy", help="Over TCP: take the client's address from "
                                      "X-Real-IP (set by the ingress in front)."),
+    images: list[str] = typer.Option([], "--image", help="WORKSHOP=REF: serve this image for WORKSHOP, without "
+                                     "the archive or an engine (Kubernetes: REGISTRY/REPO@sha256:...); repeatable."),
     listen: str | None = typer.Option(None, "--listen", help="Gateway HOST:PORT [default: 0.0.0.0:8443]."),
     public_url: str | None = typer.Option(None, "--public-url", help="Base of every link [default: https://<host>:<port>]."),
     insecure_http: bool = typer.Option(False, "--insecure-http", help="Serve plain HTTP (no TLS) at the gateway."),
@@ -284,4 +286,5 @@ def lab_serve(
     f, settings, backend = _setup(workdir, config, listen=listen, public_url=public_url, backend=backend_name,
                                   insecure_http=insecure_http or None)
     serve.serve(backend, f.workdir, settings, bind=serve.parse_bind(bind, f.workdir),
-                workshops=tuple(workshop_slug(w) for w in workshops or ()), trust_proxy=trust_proxy)
+                workshops=tuple(workshop_slug(w) for w in workshops or ()), trust_proxy=trust_proxy,
+                images=serve.parse_images(images))

@@ -46,6 +46,21 @@ def parse_bind(text: str, workdir: Path) -> Bind:
     return Bind(host=host.strip("[]"), port=int(port))
 
 
+def parse_images(values: list[str]) -> dict[str, str]:
+    """`--image WORKSHOP=REF` values, checked: a workshop slug and an image reference."""
+    import re
+
+    from pipeline.errors import BadInput
+
+    out: dict[str, str] = {}
+    for value in values:
+        name, _, ref = value.partition("=")
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", name) or not re.fullmatch(r"[A-Za-z0-9./:@_-]{1,300}", ref):
+            raise BadInput(f"--image {value[:80]!r} must be WORKSHOP=IMAGE, e.g. ws-go=registry/docpipe/ws-go@sha256:...")
+        out[name] = ref
+    return out
+
+
 def make_launcher(seats: Seats, workdir: Path, settings: LabSettings) -> tuple[Launcher, bytes]:
     from pipeline.progress import log as progress_log
 
@@ -58,7 +73,7 @@ def make_launcher(seats: Seats, workdir: Path, settings: LabSettings) -> tuple[L
 
 
 def serve(backend: Backend, workdir: Path, settings: LabSettings, *, bind: Bind, workshops: tuple[str, ...] = (),
-          trust_proxy: bool = False) -> None:
+          trust_proxy: bool = False, images: dict[str, str] | None = None) -> None:
     """Resolve the published workshops' images, recover the state, route the gateway, serve."""
     import uvicorn
 
@@ -68,12 +83,15 @@ def serve(backend: Backend, workdir: Path, settings: LabSettings, *, bind: Bind,
     from pipeline.progress import log
 
     with workdir_lock(workdir, name=".serve.lock", what="lab serve"):
-        images = published(workdir, settings, workshops)
-        if not images:
+        if images:  # given by digest (Kubernetes, no engine): docpipe's own desktop base
+            served = {name: instructor.plain_image_info(ref) for name, ref in images.items()}
+        else:
+            served = published(workdir, settings, workshops)
+        if not served:
             from pipeline.errors import BadInput
 
             raise BadInput(f"no workshop in the archive of {workdir} to serve")
-        seats = ClassroomSeats(backend, settings, workdir, images, public_url=instructor.public_url(settings))
+        seats = ClassroomSeats(backend, settings, workdir, served, public_url=instructor.public_url(settings))
         launcher, key = make_launcher(seats, workdir, settings)
         launcher.recover()
         seats.route()
@@ -84,7 +102,7 @@ def serve(backend: Backend, workdir: Path, settings: LabSettings, *, bind: Bind,
         if bind.uds and os.path.exists(bind.uds):
             os.unlink(bind.uds)  # a killed launcher's socket: nobody listens on it any more (we hold the lock)
         where = f"unix:{bind.uds}" if bind.uds else f"{bind.host}:{bind.port}"
-        log(f"docpipe: lab serve: {', '.join(sorted(images))} on {seats.public_url}/start/<workshop>/ "
+        log(f"docpipe: lab serve: {', '.join(sorted(served))} on {seats.public_url}/start/<workshop>/ "
             f"(listening on {where}; warm {settings.warm}, at most {settings.max_seats} seats)")
         config = uvicorn.Config(app, uds=bind.uds or None, host=bind.host or "127.0.0.1", port=bind.port or 8000,
                                 log_level="warning", access_log=False, proxy_headers=False,

@@ -2,8 +2,8 @@
 
 Each launcher seat is a class of one (class id = seat name = `launch-<hex>`): `Backend.up` makes a
 class exactly what it is asked, so seats started for different visitors never touch each other,
-and `lab status` / `lab down WORKSHOP` / reaping see them like any class's seats, labelled
-`docpipe.io/origin=launcher`. They get the class's ttl ([lab] ttl) and the same reaping.
+and `lab status` / `lab down WORKSHOP` / reaping see them like any class's seats, labelled with
+their origin ("launcher", labels.ORIGIN_LABEL). They get the class's ttl ([lab] ttl) and the same reaping.
 """
 
 from __future__ import annotations

@@ -154,6 +154,7 @@ def make_app(launcher: Launcher, key: bytes, options: Options) -> Starlette:
             new_cookie, vid = tokens.new_cookie(key)
             visitor = tokens.visitor_key(key, vid)
         outcome = launcher.claim(visitor, workshop, address(request))
+        how = "cold"
         if isinstance(outcome, concurrent.futures.Future):
             try:
                 seat = await asyncio.wait_for(asyncio.wrap_future(outcome), START_TIMEOUT)
@@ -163,8 +164,9 @@ def make_app(launcher: Launcher, key: bytes, options: Options) -> Starlette:
         elif isinstance(outcome, Refused):
             return refused(outcome)
         else:
-            seat = outcome.seat
-        redirect = RedirectResponse(seat.url, 303, headers=_headers())
+            seat, how = outcome.seat, outcome.how
+        # X-Docpipe-Seat says how the seat came (again, warm, cold): for the benchmark and logs.
+        redirect = RedirectResponse(seat.url, 303, headers=_headers({"X-Docpipe-Seat": how}))
         if new_cookie:
             set_cookie(redirect, visitor_cookie, new_cookie, options.keep_home_seconds)
         return redirect

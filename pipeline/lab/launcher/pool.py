@@ -179,6 +179,10 @@ class Launcher:
         return [r.name for r in self.store.seats()
                 if r.workshop == workshop and r.visitor is None and (r.name in self.live or r.name in self.starting)]
 
+    def _fresh_warm(self, workshop: str) -> list[str]:
+        """The pool's seats still worth handing out (starting ones count: they will be)."""
+        return [n for n in self._warm_seats(workshop) if n in self.starting or self._fresh(self.live[n])]
+
     def _total(self) -> int:
         return len(self.live) + len(self.starting)
 
@@ -187,10 +191,10 @@ class Launcher:
         if self.warm <= 0:
             return
         with self.lock:
-            short = [ws for ws in self.seats.workshops() if len(self._warm_seats(ws)) < self.warm]
+            short = [ws for ws in self.seats.workshops() if len(self._fresh_warm(ws)) < self.warm]
             if not short or self._total() >= self.max_seats:
                 return
-            workshop = min(short, key=lambda ws: (len(self._warm_seats(ws)), ws))
+            workshop = min(short, key=lambda ws: (len(self._fresh_warm(ws)), ws))
             name = new_name()
             self.store.add_seat(name, workshop, None)
             future: concurrent.futures.Future[SeatInfo] = concurrent.futures.Future()
@@ -242,6 +246,11 @@ class Launcher:
                     self.refill()
                     return Given(info, "warm")
             if self._total() >= self.max_seats:
+                for name in self._warm_seats(workshop):  # full: a warm seat past its prime beats none
+                    info = self.live.get(name)
+                    if info is not None and self.store.claim(name, visitor):
+                        self.store.add_start(address, now)
+                        return Given(info, "warm")
                 return Refused(503, self._retry_after(), "every desktop is taken")
             name = new_name()
             self.store.add_seat(name, workshop, visitor)

@@ -4,6 +4,7 @@ Docker seats, is tests/lab/test_launcher_docker.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import threading
@@ -279,3 +280,52 @@ def test_state_survives_a_killed_launcher(tmp_path: Path) -> None:
     finally:
         second.stop()
         first.stop()
+
+
+def test_a_warm_seat_past_half_its_ttl_is_replaced_and_handed_out_only_when_full(tmp_path: Path) -> None:
+    seats = FakeSeats(ttl=100)
+    launcher, client = make(tmp_path, seats, warm=1, max_seats=3)
+    try:
+        _until(lambda: launcher.status()["warm"] == 2)
+        old = {n: i for n, i in seats.running.items() if i.workshop == WS}
+        stale = rfc3339(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30))  # under half the ttl left
+        for name, info in old.items():
+            seats.running[name] = dataclasses.replace(info, expires=stale)
+        launcher.jobs.put((2, next(launcher.order), "maintain", ()))
+        _until(lambda: seats.starts == 3)  # a fresh warm seat beside the stale one: the launcher is full
+        fresh = press(client)
+        assert fresh.status_code == 303 and fresh.headers["location"] not in {i.url for i in old.values()}  # type: ignore[attr-defined]
+        # Full now: the stale seat beats a 503.
+        last = press(TestClient(client.app, base_url=BASE, follow_redirects=False))
+        assert last.status_code == 303 and last.headers["location"] in {i.url for i in old.values()}  # type: ignore[attr-defined]
+        assert press(TestClient(client.app, base_url=BASE, follow_redirects=False)).status_code == 503  # type: ignore[attr-defined]
+    finally:
+        launcher.stop()
+
+
+def test_the_gateway_routes_start_to_the_launcher_socket_on_the_public_origin_only() -> None:
+    from pipeline.lab.classroom import links, nginx
+
+    for public in ("https://lab.example.org:8443", "https://192.168.1.10:8443"):
+        pub = links.public(public)
+        server = nginx.server_conf(pub, True)
+        assert "include /etc/docpipe/launcher/*.conf;" in server and "default_server" in server
+        route = nginx.Route(seat="ws-launch-1", token="t" * 32, watch_token="w" * 32, address="10.213.0.3",
+                            desktop_port=6080, ports=(), expires="2030-01-01T00:00:00Z", class_token="",
+                            offset=1 if pub.by_port else 0)
+        assert "launcher" not in nginx.seat_conf(route, pub, True)  # no seat's origin routes /start/
+    conf = nginx.launcher_conf(True)
+    assert "location /start/ {" in conf and "proxy_pass http://unix:/srv/docpipe-launcher/launcher.sock;" in conf
+    assert "proxy_set_header X-Real-IP $remote_addr;" in conf and 'proxy_set_header X-Forwarded-For "";' in conf
+    assert "client_max_body_size 4k;" in conf and "frame-ancestors 'none'" in conf
+
+
+def test_lab_serve_bad_flags_are_one_line(tmp_path: Path) -> None:
+    from tests.support.pull import cli
+
+    for args, message in ((["--bind", "nowhere"], "--bind 'nowhere' must be HOST:PORT or unix:PATH"),
+                          (["--image", "Bad=x y"], "--image 'Bad=x y' must be WORKSHOP=IMAGE")):
+        r = cli(["lab", "serve", "--workdir", str(tmp_path / "wd"), "--backend", "kubernetes", *args],
+                env={"KUBECONFIG": str(tmp_path / "none")})
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip().splitlines()[-1].startswith(f"docpipe: error: {message}"), r.stderr

@@ -124,11 +124,13 @@ def test_a_visitor_goes_from_the_tutorial_to_a_desktop_of_their_own(served, samp
     try:
         with serve_dir(site_dir / "public") as site:
             browser.call("Page.enable")
-            browser.call("Page.navigate", url=f"{site}/workshops/{WS}/")
+            browser.call("Page.navigate", url=f"{site}/workshops/{WS}.html")
             link = browser.wait_for("(() => { const a = [...document.querySelectorAll('a')].find("
                                     "a => a.textContent.trim() === 'Start a desktop for this workshop');"
                                     " return a ? a.href : ''; })()", 30)
             assert link == f"{c.public}/start/{WS}/"
+            ARTIFACTS.mkdir(exist_ok=True)
+            browser.screenshot(ARTIFACTS / "lab-serve-tutorial.png")
             browser.evaluate("[...document.querySelectorAll('a')].find(a => a.textContent.trim() === "
                              "'Start a desktop for this workshop').click()")
             assert browser.wait_for("document.location.href === " + json.dumps(link) +

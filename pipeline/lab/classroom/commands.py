@@ -283,8 +283,11 @@ def lab_serve(
     from pipeline.lab.launcher import serve
     from pipeline.slugs import workshop_slug
 
+    served = serve.parse_images(images)  # bad flags are refused before any engine or cluster is asked
+    if bind and not bind.startswith("unix:"):
+        serve.parse_bind(bind, Path("."))
     f, settings, backend = _setup(workdir, config, listen=listen, public_url=public_url, backend=backend_name,
                                   insecure_http=insecure_http or None)
     serve.serve(backend, f.workdir, settings, bind=serve.parse_bind(bind, f.workdir),
                 workshops=tuple(workshop_slug(w) for w in workshops or ()), trust_proxy=trust_proxy,
-                images=serve.parse_images(images))
+                images=served)

@@ -8,8 +8,8 @@ token and cookie), follows the 303 to its desktop and logs into it over RFB thro
 (the student's password from the link): "time to a working desktop" is from the press to that
 login. Figures: warm and cold starts (the launcher's X-Docpipe-Seat answer says which) p50/p95,
 how many got the 503 page (should be visitors - max_seats), and whether any visitor got a seat
-that is not theirs (each seat's student label is its visitor's id, checked against the visitor's
-own cookie with the workdir's launcher key). Baseline (same run): the start page's own answer
+that is not theirs (each seat's owner in the launcher's state, checked against the visitor's
+own cookie with the workdir's launcher key and the launcher's state). Baseline (same run): the start page's own answer
 time (p50 of 20), so a warm start reads as a multiple of one page load.
 The launcher, its seats, the gateway and the workshop image are removed at the end.
 
@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import ssl
 import statistics
 import subprocess
@@ -176,14 +177,16 @@ def main() -> None:
             key = tokens.load_key(workdir / "lab" / "launcher" / "key")
             out = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "status", "--json"], env=env,
                                  capture_output=True, text=True, check=True)
-            students = {s["url"]: s["student"] for s in json.loads(out.stdout)["seats"]}
+            names = {s["url"]: s["seat"] for s in json.loads(out.stdout)["seats"]}
+            with sqlite3.connect(workdir / "lab" / "launcher" / "state.db") as db:
+                owner = dict(db.execute("SELECT name, visitor FROM seats").fetchall())
             wrong = 0
             for v in visitors:
                 if v.status != 303:
                     continue
                 cookie = next(val for name, val in v.jar.items() if name.endswith("docpipe-visitor"))
                 vid = tokens.cookie_id(key, cookie)
-                if vid is None or students.get(v.url) != tokens.student_id(tokens.visitor_key(key, vid)):
+                if vid is None or owner.get(names.get(v.url, "")) != tokens.visitor_key(key, vid):
                     wrong += 1
         finally:
             serve.send_signal(signal.SIGINT)

@@ -329,3 +329,33 @@ def test_lab_serve_bad_flags_are_one_line(tmp_path: Path) -> None:
                 env={"KUBECONFIG": str(tmp_path / "none")})
         assert r.returncode == 2, r.stderr
         assert r.stderr.strip().splitlines()[-1].startswith(f"docpipe: error: {message}"), r.stderr
+
+
+def test_a_returning_visitor_gets_a_new_desktop_with_the_same_home(tmp_path: Path) -> None:
+    """Their seat ended: the next one is started with their first seat's student (the name their
+    home is kept under), not taken from the warm pool (whose seats have students of their own)."""
+    seats = FakeSeats()
+    launcher, client = make(tmp_path, seats, warm=1)
+    try:
+        _until(lambda: launcher.status()["warm"] == 2)
+        first = press(client)
+        assert first.headers["x-docpipe-seat"] == "warm"  # type: ignore[attr-defined]
+        seat = next(n for n, i in seats.running.items() if i.url == first.headers["location"])  # type: ignore[attr-defined]
+        home = seats.students[seat]
+        with seats.lock:
+            del seats.running[seat]  # its ttl ended
+        launcher.jobs.put((2, next(launcher.order), "maintain", ()))
+        _until(lambda: launcher.status()["warm"] == 2 and launcher.seat_of(
+            launcher.store.seats()[0].visitor or "", WS) is None)
+        again = client.post(f"/start/{WS}/", data={"csrf": token_of(client.get(f"/start/{WS}/").text)})
+        assert again.status_code == 303 and again.headers["x-docpipe-seat"] == "cold"
+        assert again.headers["location"] != first.headers["location"]  # type: ignore[attr-defined]
+        new = next(n for n, i in seats.running.items() if i.url == again.headers["location"])
+        assert seats.students[new] == home
+        # Someone else still gets a warm seat, with a home of their own.
+        other = press(TestClient(client.app, base_url=BASE, follow_redirects=False))
+        assert other.headers["x-docpipe-seat"] == "warm"  # type: ignore[attr-defined]
+        theirs = next(n for n, i in seats.running.items() if i.url == other.headers["location"])  # type: ignore[attr-defined]
+        assert seats.students[theirs] != home
+    finally:
+        launcher.stop()

@@ -199,7 +199,7 @@ class Launcher:
             self.store.add_seat(name, workshop, None)
             future: concurrent.futures.Future[SeatInfo] = concurrent.futures.Future()
             self.starting[name] = future
-        self._start(name, workshop, "", future)
+        self._start(name, workshop, student_id(), future)
         if future.exception() is None:
             self.refill()
 
@@ -239,25 +239,29 @@ class Launcher:
             recent = self.store.starts_since(address, now - 3600)
             if len(recent) >= self.starts_per_hour:
                 return Refused(429, int(recent[0] + 3600 - now) + 1, "too many desktops started from your address")
-            for name in self._warm_seats(workshop):
-                info = self.live.get(name)
-                if info is not None and self._fresh(info) and self.store.claim(name, visitor):
+            # A returning visitor has a home (their first seat's student): a warm seat has another,
+            # so theirs is started with their own, unless nothing else can be had.
+            student = self.store.student_of(visitor)
+            full = self._total() >= self.max_seats
+            pool = [(n, i) for n in self._warm_seats(workshop) if (i := self.live.get(n)) is not None]
+            pool.sort(key=lambda seat: not self._fresh(seat[1]))  # fresh ones first
+            for name, info in pool if student is None or full else []:
+                if (full or self._fresh(info)) and self.store.claim(name, visitor):
                     self.store.add_start(address, now)
+                    self.store.set_student(visitor, info.student)
                     self.refill()
                     return Given(info, "warm")
-            if self._total() >= self.max_seats:
-                for name in self._warm_seats(workshop):  # full: a warm seat past its prime beats none
-                    info = self.live.get(name)
-                    if info is not None and self.store.claim(name, visitor):
-                        self.store.add_start(address, now)
-                        return Given(info, "warm")
+            if full:
                 return Refused(503, self._retry_after(), "every desktop is taken")
+            if student is None:
+                student = student_id()
+                self.store.set_student(visitor, student)
             name = new_name()
             self.store.add_seat(name, workshop, visitor)
             self.store.add_start(address, now)
             future: concurrent.futures.Future[SeatInfo] = concurrent.futures.Future()
             self.starting[name] = future
-        self.jobs.put((0, next(self.order), "start", (name, workshop, student_id(visitor), future)))
+        self.jobs.put((0, next(self.order), "start", (name, workshop, student, future)))
         return future
 
     def status(self) -> dict[str, Any]:

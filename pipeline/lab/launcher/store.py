@@ -23,7 +23,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS visitors (
     visitor TEXT PRIMARY KEY,   -- HMAC of the cookie's id (tokens.visitor_key)
     first_seen REAL NOT NULL,
-    last_seen REAL NOT NULL
+    last_seen REAL NOT NULL,
+    student TEXT                -- the "student" of their first seat: their home's name, later seats get it too
 );
 CREATE TABLE IF NOT EXISTS seats (
     name TEXT PRIMARY KEY,      -- the seat's class id on the backend (launch-<hex>)
@@ -76,8 +77,18 @@ class Store:
     def touch_visitor(self, visitor: str, now: float | None = None) -> None:
         now = time.time() if now is None else now
         with self.lock:
-            self.db.execute("INSERT INTO visitors VALUES (?, ?, ?) ON CONFLICT(visitor) DO UPDATE SET last_seen=?",
+            self.db.execute("INSERT INTO visitors VALUES (?, ?, ?, NULL) ON CONFLICT(visitor) DO UPDATE SET last_seen=?",
                             (visitor, now, now, now))
+
+    def student_of(self, visitor: str) -> str | None:
+        with self.lock:
+            row = self.db.execute("SELECT student FROM visitors WHERE visitor=?", (visitor,)).fetchone()
+            return str(row[0]) if row and row[0] else None
+
+    def set_student(self, visitor: str, student: str) -> None:
+        """A visitor's home is their first seat's (kept [lab] keep_home after their last visit)."""
+        with self.lock:
+            self.db.execute("UPDATE visitors SET student=? WHERE visitor=? AND student IS NULL", (student, visitor))
 
     def known_visitor(self, visitor: str) -> bool:
         with self.lock:

@@ -60,10 +60,10 @@ def visitor_key(key: bytes, visitor_id: str) -> str:
     return hmac.new(key, f"visitor-key\x00{visitor_id}".encode(), hashlib.sha256).hexdigest()
 
 
-def student_id(visitor: str) -> str:
-    """The seat's "student" (the name the per-student homes are kept under): stable per visitor,
-    opaque, DNS-safe."""
-    return f"visitor-{visitor[:16]}"
+def student_id() -> str:
+    """A seat's "student" (the name per-student homes are kept under): opaque, DNS-safe, random,
+    so a warm seat has one before anyone claims it; a visitor keeps the one of their first seat."""
+    return f"visitor-{secrets.token_hex(8)}"
 
 
 def new_nonce() -> str:

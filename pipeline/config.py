@@ -184,6 +184,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "home_size": Key("str", "1Gi", "Kubernetes: each student's home volume (a PersistentVolumeClaim), e.g. 1Gi",
                          _quantity),
         "storage_class": Key("str", None, "Kubernetes StorageClass of the homes [default: the cluster's]", _K8S_NAME),
+        "warm": Key("int", 0, "`lab serve`: started seats kept ready per workshop", _between(0, 100)),
+        "starts_per_hour": Key("int", 10, "`lab serve`: desktops one client address may start per hour",
+                               _between(1, 10000)),
+        "keep_home": Key("str", "7d", "`lab serve`: how long a visitor is remembered (and their home kept)",
+                         _duration),
     },
 }
 SECTIONS = tuple(s for s in SCHEMA if s)

@@ -242,9 +242,11 @@ def _copy_assets(tree: pygit2.Tree, md_path: str, out_docs: Path) -> None:
 
 
 def render(workdir: Path, *, templates: Path | None = None,
-           allowed_bases: Mapping[str, str] | None = None, allow_setup: bool = False) -> RenderSummary:
+           allowed_bases: Mapping[str, str] | None = None, allow_setup: bool = False,
+           lab_url: str = "") -> RenderSummary:
     """Render WORKDIR/archive (tip of main) into WORKDIR/site, replacing what was there.
-    `allowed_bases` and `allow_setup` are the lab settings a workshop's spec is checked against."""
+    `allowed_bases` and `allow_setup` are the lab settings a workshop's spec is checked against;
+    `lab_url` ([lab] public_url) puts a start button to `docpipe lab serve` on each workshop page."""
     from pipeline.lab.image.tag import workshop_image
 
     repo, tip = open_main(workdir)
@@ -270,7 +272,7 @@ def render(workdir: Path, *, templates: Path | None = None,
     try:
         for fid in sorted(docs, key=lambda f: (pages_by_id[f], f)):
             doc, text, comments = _render_doc(env, tree, fid, docs[fid], pages_by_id,
-                                              history.get(fid, _History()), lab)
+                                              history.get(fid, _History()), lab, lab_url)
             _write(out_docs / doc.page, text.encode("utf-8"))
             if doc.comments_page:
                 _write(out_docs / doc.comments_page, comments.encode("utf-8"))
@@ -307,7 +309,8 @@ def event_docs(workdir: Path, file_ids: Iterable[str]) -> dict[str, dict[str, An
 
 
 def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_by_id: Mapping[str, str],
-                hist: _History, lab: Callable[[str, str], WorkshopImage | None]) -> tuple[DocPage, str, str]:
+                hist: _History, lab: Callable[[str, str], WorkshopImage | None],
+                lab_url: str = "") -> tuple[DocPage, str, str]:
     """One doc's page record, its Markdown and its comments page's Markdown ("" if none)."""
 
     path = _safe_rel(str(entry["path"]), "doc")
@@ -334,6 +337,8 @@ def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_b
         env, "tutorial.md.j2" if doc.workshop else "page.md.j2",
         doc=doc, body=rewrite_drive_links(_drop_title_heading(body, title), page, pages_by_id),
         threads=threads, web_link=str(entry.get("webViewLink") or ""),
+        # `docpipe lab serve`'s page for this workshop (a valid spec only: a bad one builds nothing)
+        start_url=f"{lab_url.rstrip('/')}/start/{doc.workshop_name}/" if lab_url and doc.lab else "",
         comments_link=posixpath.relpath(comments_page, posixpath.dirname(page) or ".") if comments_page else "",
     )
     return doc, text, comments

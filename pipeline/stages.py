@@ -67,7 +67,7 @@ def _render(f: FolderSettings, opts: Mapping[str, Any], hooks: HookRunner) -> Su
     from pipeline.render import render
 
     return render(f.workdir, templates=_path(f.render.templates), allowed_bases=f.lab.allowed_bases,
-                  allow_setup=bool(f.lab.allow_shell_steps))
+                  allow_setup=bool(f.lab.allow_shell_steps), lab_url=f.lab.public_url or "")
 
 
 def _publish(f: FolderSettings, opts: Mapping[str, Any], hooks: HookRunner) -> Summary:

@@ -108,6 +108,9 @@ BAD_LAB_VALUES = [
     ('egress = "open"', "lab.egress: must be one of: none, internet (got 'open')"),
     ('subnet_pool = "10.213.0.1/16"', "lab.subnet_pool: must be an IPv4 network like 10.213.0.0/16 "
                                       "(prefix /8 to /26, no host bits) (got '10.213.0.1/16')"),
+    ("warm = 500", "lab.warm: must be between 0 and 100 (got 500)"),
+    ("starts_per_hour = 0", "lab.starts_per_hour: must be between 1 and 10000 (got 0)"),
+    ('keep_home = "always"', "lab.keep_home: must be a duration like 90m, 3h or 2d (at most 30d) (got 'always')"),
     ('public_url = "https://lab.example.org/lab"', "lab.public_url: must look like https://host[:port] "
                                                    "(no path: every seat gets a host or a port of its own) "
                                                    "(got 'https://lab.example.org/lab')"),

@@ -208,3 +208,21 @@ def test_cli_render_json_and_missing_archive(tmp_path: Path, sample_workdir: Pat
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [f"docpipe: error: no archive at {tmp_path / 'nothing' / 'archive'}: "
                                                "run `docpipe replay` first"]
+
+
+def test_with_a_lab_public_url_each_workshop_page_has_a_start_button(tmp_path: Path, sample_workdir: Path) -> None:
+    """[lab] public_url set: a link to `docpipe lab serve`'s page of that workshop, on valid
+    workshops only; without it (the module's render above), no button anywhere."""
+    workdir = tmp_path / "wd"
+    shutil.copytree(sample_workdir, workdir)
+    summary = render(workdir, lab_url="https://lab.example.org:8443")
+    docs = workdir / "site" / "docs"
+    ws = next(w for w in summary.workshops if w.id == WS_ID)
+    page = (docs / ws.page).read_text()
+    assert ("[Start a desktop for this workshop](https://lab.example.org:8443/start/ws-go-promisegrid/)"
+            in page)
+    bad = next(w for w in summary.workshops if w.id == BAD_ID)
+    assert "Start a desktop for this workshop" not in (docs / bad.page).read_text()  # an invalid spec builds nothing to start
+    assert all("Start a desktop for this workshop" not in (docs / p.page).read_text() for p in summary.pages if not p.workshop)
+    plain = render(sample_workdir)
+    assert all("Start a desktop for this workshop" not in (sample_workdir / "site" / "docs" / p.page).read_text() for p in plain.pages)

@@ -42,6 +42,9 @@ WORKSHOP_LABEL = "docpipe.io/workshop"
 CLASS_LABEL = "docpipe.io/class"
 SEAT_LABEL = "docpipe.io/seat"
 EXPIRES_LABEL = "docpipe.io/expires"  # RFC 3339 UTC; an annotation on Kubernetes objects
+# Who started a seat: "launcher" on the seats `docpipe lab serve` starts (a class's carry none).
+ORIGIN_LABEL = "docpipe.io/origin"
+LAUNCHER_ORIGIN = "launcher"
 SEAT_APP = "docpipe-seat"  # NAME_LABEL's value on seats
 MANAGER = "docpipe"  # MANAGED_LABEL's value on everything docpipe makes
 

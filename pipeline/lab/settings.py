@@ -64,6 +64,18 @@ class LabSettings:
             raise ValueError(f"lab upload_limit {self.upload_limit!r} is not a size")
         return size
 
+    # `lab serve` (pipeline/lab/launcher/)
+    warm: int = 0  # started seats kept ready per workshop
+    starts_per_hour: int = 10  # per client address
+    keep_home: str = "7d"  # how long a visitor (and their home) is remembered
+
+    @property
+    def keep_home_seconds(self) -> int:
+        seconds = duration_seconds(self.keep_home)
+        if seconds is None:  # config refuses a bad keep_home
+            raise ValueError(f"lab keep_home {self.keep_home!r} is not a duration")
+        return seconds
+
     def repo(self, workshop_slug: str) -> str:
         path = f"{self.prefix}/{workshop_slug}"
         return f"{self.registry}/{path}" if self.registry else path

@@ -51,6 +51,8 @@ SHIPPED = {
     "TLS_LABEL": "io.docpipe.tls",
     "PORT_POOL_LABEL": "io.docpipe.port-pool",
     "WORKDIR_PATH_LABEL": "io.docpipe.workdir-path",
+    "ORIGIN_LABEL": "docpipe.io/origin",
+    "LAUNCHER_ORIGIN": "launcher",
 }
 
 

@@ -59,6 +59,7 @@ class ClassRequest:
     public_url: str      # what every printed link is made from, e.g. "https://lab.example.org:8443"
     egress: str = "none"  # "none" | "internet": the seats' outbound traffic
     seats: tuple[SeatRequest, ...] = ()
+    origin: str = ""     # labels.ORIGIN_LABEL: "launcher" for `lab serve`'s seats, "" for a class
 
 
 @dataclass(frozen=True)
@@ -78,11 +79,13 @@ class SeatInfo:
     gateway: str = ""    # the public URL the links were made from (not printed per seat)
     files_url: str = ""  # the seat agent's files page; "" when the base has no agent (a webtop)
     progress_url: str = ""  # the learner's own progress page; "" likewise
+    origin: str = ""     # "launcher" (`lab serve` started it) or "" (a class)
 
     def to_json(self) -> dict[str, Any]:
         data = {"seat": self.seat, "student": self.student, "url": self.url, "password": self.password,
                 "watch_url": self.watch_url, "ports": dict(self.ports), "container": self.container,
-                "expires": self.expires, "status": self.status, "workshop": self.workshop, "image": self.image}
+                "expires": self.expires, "status": self.status, "workshop": self.workshop, "image": self.image,
+                "origin": self.origin or "class"}
         if self.files_url:  # absent, not empty, where the seat's base has no agent
             data.update(files_url=self.files_url, progress_url=self.progress_url)
         return data

@@ -376,3 +376,33 @@ def lab_progress(
         refresh()
     emit({"workshop": name, "steps": progress.steps(rows), "seats": [r.to_json() for r in rows]}, as_json,
          progress.table(rows))
+
+
+@lab_app.command("serve")
+def lab_serve(
+    workshops: list[str] = typer.Argument(None, help="Only these workshops [default: every workshop of the archive]."),
+    bind: str = typer.Option("", "--bind", help="unix:PATH or HOST:PORT [default: a socket in the workdir the "
+                             "Docker gateway routes /start/ to]."),
+    trust_proxy: bool = typer.Option(False, "--trust-proxy", help="Over TCP: take the client's address from "
+                                     "X-Real-IP (set by the ingress in front)."),
+    images: list[str] = typer.Option([], "--image", help="WORKSHOP=REF: serve this image for WORKSHOP, without "
+                                     "the archive or an engine (Kubernetes: REGISTRY/REPO@sha256:...); repeatable."),
+    listen: str | None = typer.Option(None, "--listen", help="Gateway HOST:PORT [default: 0.0.0.0:8443]."),
+    public_url: str | None = typer.Option(None, "--public-url", help="Base of every link [default: https://<host>:<port>]."),
+    insecure_http: bool = typer.Option(False, "--insecure-http", help="Serve plain HTTP (no TLS) at the gateway."),
+    backend_name: str | None = BackendOpt,
+    workdir: Path | None = WorkdirOpt,
+    config: Path | None = ConfigOpt,
+) -> None:
+    """Serve /start/<workshop>/: a visitor presses "Start my desktop" and gets a seat of their own."""
+    from pipeline.lab.launcher import serve
+    from pipeline.slugs import workshop_slug
+
+    served = serve.parse_images(images)  # bad flags are refused before any engine or cluster is asked
+    if bind and not bind.startswith("unix:"):
+        serve.parse_bind(bind, Path("."))
+    f, settings, backend = _setup(workdir, config, listen=listen, public_url=public_url, backend=backend_name,
+                                  insecure_http=insecure_http or None)
+    serve.serve(backend, f.workdir, settings, bind=serve.parse_bind(bind, f.workdir),
+                workshops=tuple(workshop_slug(w) for w in workshops or ()), trust_proxy=trust_proxy,
+                images=served)

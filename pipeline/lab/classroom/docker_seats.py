@@ -38,6 +38,7 @@ from pipeline.lab.labels import (
     MANAGED_LABEL,
     MANAGER,
     NAME_LABEL,
+    ORIGIN_LABEL,
     PORT_POOL_LABEL,
     PORTS_LABEL,
     PUBLIC_URL_LABEL,
@@ -111,7 +112,8 @@ def seat_info(container: Any, now: str | None = None) -> SeatInfo:
                     image=container.attrs.get("Config", {}).get("Image", ""),
                     gateway=labels.get(PUBLIC_URL_LABEL, ""),
                     files_url=links.files_url(origins.desktop, seat.token) if agent else "",
-                    progress_url=links.progress_url(origins.desktop, seat.token) if agent else "")
+                    progress_url=links.progress_url(origins.desktop, seat.token) if agent else "",
+                    origin=labels.get(ORIGIN_LABEL, ""))
 
 
 class _Connection(http.client.HTTPSConnection):
@@ -264,6 +266,23 @@ class DockerBackend:
         if gw is not None and gw.status == "running":
             self._configure(gw, (gw.labels or {}).get(PUBLIC_URL_LABEL, ""))
 
+    def serve_gateway(self, public_url: str, until: str, ports: tuple[int, ...] = ()) -> Any:
+        """The workdir's gateway, running and routing every live seat, made when missing: `lab serve`
+        needs it before it has any seat (the gateway routes /start/ to it). `ports`: the most
+        workshop ports a seat of it will have (origins by port: the gateway's pool is sized for them)."""
+        probe = ClassRequest(workshop="", class_id="", class_token="", image="", revision="", desktop_port=0,
+                             ports=ports, memory=0, cpus=0.0, public_url=public_url)
+        want = self._gateway(probe, self._containers())
+        old = gateway.current(self.client, want)
+        if old is not None and old.status == "running" and gateway.has_launcher_mount(old):
+            return old
+        others = [(c.labels or {}).get(EXPIRES_LABEL, "") for c in self._containers()]
+        pem = self._pem(public_url, max([until, *others]))
+        gw = gateway.ensure(self.client, want, timeout=self.settings.build_timeout, on_line=self.on_line)
+        self._join_all(gw)
+        self._configure(gw, public_url, pem)
+        return gw
+
     # ------------------------------------------------------------ lifecycle
     def up(self, cls: ClassRequest) -> list[SeatInfo]:
         from docker.errors import APIError
@@ -366,6 +385,8 @@ class DockerBackend:
             }
             # The student's home is a named volume of its own: it outlives the container.
             home = homes.ensure_volume(self.client, self.lab, cls.workshop, seat.seat)
+            if cls.origin:
+                labels[ORIGIN_LABEL] = cls.origin
             return self.client.containers.run(
                 cls.image, detach=True, name=name, environment=env, labels=labels, network=name,
                 volumes={home: {"bind": profile.home, "mode": "rw"}},

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DocpipeError
-from pipeline.lab.classroom.nginx import CONF_DIR, INTERNAL_PORT
+from pipeline.lab.classroom.nginx import CONF_DIR, INTERNAL_PORT, LAUNCHER_SOCKET_DIR
 from pipeline.lab.labels import (
     GATEWAY_LABEL,
     LISTEN_LABEL,
@@ -144,7 +144,8 @@ def ensure(client: Any, want: Gateway, *, timeout: float, on_line: Callable[[str
 
     image = ensure_image(client, timeout=timeout, on_line=on_line)
     gw = current(client, want)
-    if gw is not None and gw.attrs.get("Config", {}).get("Image") == image and gw.status in ("running", "created"):
+    if (gw is not None and gw.attrs.get("Config", {}).get("Image") == image and gw.status in ("running", "created")
+            and has_launcher_mount(gw)):
         return gw
     _check_free(client, want)
     old = get(client, want.name)
@@ -158,7 +159,8 @@ def ensure(client: Any, want: Gateway, *, timeout: float, on_line: Callable[[str
             ports={f"{INTERNAL_PORT + i}/tcp": (host, port) for i, port in enumerate(ports)},
             restart_policy={"Name": "unless-stopped"}, mem_limit=256 * 1024**2,
             read_only=True, tmpfs={"/tmp": "size=64m,mode=1777", "/run": "size=1m,mode=1777"},
-            volumes={volume: {"bind": CONF_DIR, "mode": "rw"}},
+            volumes={volume: {"bind": CONF_DIR, "mode": "rw"},
+                     str(launcher_socket_dir(Path(want.workdir))): {"bind": LAUNCHER_SOCKET_DIR, "mode": "ro"}},
             cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=PIDS_LIMIT,
             # The gateway sits on every seat's network: it must route nothing between them.
             sysctls={"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.disable_ipv6": "1",
@@ -166,6 +168,31 @@ def ensure(client: Any, want: Gateway, *, timeout: float, on_line: Callable[[str
     except APIError as exc:
         raise DocpipeError(f"starting the lab gateway on {want.listen} failed: "
                            f"{' '.join(str(exc.explanation or exc).split())[:300]}") from None
+
+
+def launcher_socket_dir(workdir: Path) -> Path:
+    """Where `docpipe lab serve` puts its socket: the only thing of the workdir the gateway sees."""
+    path = Path(workdir) / "lab" / "launcher-socket"
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o755)  # the gateway's www-data connects to the socket in it
+    return path
+
+
+def has_launcher_mount(gw: Any) -> bool:
+    """A gateway made before `lab serve` existed has no launcher socket: it is made again."""
+    return any(m.get("Destination") == LAUNCHER_SOCKET_DIR for m in gw.attrs.get("Mounts") or [])
+
+
+def add_launcher_route(gw: Any, conf: bytes) -> None:
+    """Write the launcher's route (nginx.launcher_conf) beside the seats' and reload: a class's
+    `configure` clears only the seats' and class pages' routes, so it stays."""
+    from pipeline.lab.classroom.nginx import LAUNCHER_CONF_DIR
+
+    gw.reload()
+    if not gw.put_archive(CONF_DIR, _tar({f"{LAUNCHER_CONF_DIR}/start.conf": conf})):
+        raise DocpipeError("writing the lab gateway's launcher route failed")
+    if gw.status == "running":
+        _exec(gw, ["docpipe-gateway", "reload"])
 
 
 def _volume(client: Any, want: Gateway) -> str:

@@ -31,6 +31,7 @@ from pipeline.lab.labels import (
     MANAGED_LABEL,
     MANAGER,
     NAME_LABEL,
+    ORIGIN_LABEL,
     REVISION_ANNOTATION,
     SEAT_APP,
     SEAT_LABEL,
@@ -116,6 +117,8 @@ def labels(cls: ClassRequest, seat: str | None = None) -> dict[str, str]:
     out = {NAME_LABEL: SEAT_APP, MANAGED_LABEL: MANAGER, WORKSHOP_LABEL: cls.workshop, CLASS_LABEL: cls.class_id}
     if seat is not None:
         out[SEAT_LABEL] = seat
+    if cls.origin:
+        out[ORIGIN_LABEL] = cls.origin
     return out
 
 
@@ -302,7 +305,8 @@ def seat_info(cls: ClassRequest, seat: SeatRequest, host: str, status: str) -> S
     url, watch, ports = seat_links(cls, seat, host)
     return SeatInfo(workshop=cls.workshop, seat=seat.seat, student=seat.student, url=url, password=seat.password,
                     watch_url=watch, ports=ports, container=object_name(cls.class_id, seat.seat),
-                    expires=seat.expires, status=status, image=cls.image, gateway=f"https://{host}")
+                    expires=seat.expires, status=status, image=cls.image, gateway=f"https://{host}",
+                    origin=cls.origin)
 
 
 class _Dumper(yaml.SafeDumper):

@@ -24,6 +24,7 @@ from pipeline.lab.labels import (
     HOME_KUBE_LABEL,
     HOST_ANNOTATION,
     MANAGER,
+    ORIGIN_LABEL,
     SEAT_LABEL,
     STUDENT_ANNOTATION,
     WORKSHOP_LABEL,
@@ -262,7 +263,7 @@ class KubernetesBackend:
         cls = ClassRequest(workshop=lbls.get(WORKSHOP_LABEL, ""), class_id=lbls.get(CLASS_LABEL, ""),
                            class_token="", image=container.get("image", ""), revision="",
                            desktop_port=ports[0] if ports else 0, ports=tuple(ports[1:]), memory=1, cpus=1,
-                           public_url="")
+                           public_url="", origin=lbls.get(ORIGIN_LABEL, ""))
         seat = SeatRequest(seat=lbls.get(SEAT_LABEL, ""), student=ann.get(STUDENT_ANNOTATION, ""), email="",
                            token=data.get("token", ""), watch_token=data.get("watch-token", ""),
                            password=data.get("password", ""), view_password=data.get("view-password", ""),

@@ -165,10 +165,38 @@ def _server(origin: str, pub: links.Public, tls: bool, body: str, default: bool 
 
 def server_conf(pub: links.Public, tls: bool) -> str:
     """TLS, and the default server: what answers an unknown name or port (and, when origins are
-    ports, the class pages on the listen port)."""
+    ports, the class pages on the listen port). `docpipe lab serve` adds its route there
+    (launcher/*.conf, which a class's configuration never clears)."""
     out = "ssl_certificate /etc/docpipe/tls.crt;\nssl_certificate_key /etc/docpipe/tls.key;\n" + TLS if tls else ""
     classes = f"    include {CONF_DIR}/classes/*.conf;\n" if pub.by_port else ""
+    classes += f"    include {CONF_DIR}/{LAUNCHER_CONF_DIR}/*.conf;\n"
     return out + _server(pub.origin(), pub, tls, classes, default=True)
+
+
+# `docpipe lab serve` listens on a unix socket in the workdir, bind-mounted (read-only) into the
+# gateway: the launcher has no TCP port, so no seat (on its own network) can reach it.
+LAUNCHER_CONF_DIR = "launcher"
+LAUNCHER_SOCKET_DIR = "/srv/docpipe-launcher"
+LAUNCHER_SOCKET = "launcher.sock"
+LAUNCHER_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
+
+
+def launcher_conf(tls: bool) -> str:
+    """The route of `/start/` on the launcher's origin (the public URL's own, the default server)
+    to the launcher: the client's address in X-Real-IP (its limits count per address), nothing
+    else of the request's own forwarding headers, small bodies only."""
+    return ("    location /start/ {\n"
+            f"        proxy_pass http://unix:{LAUNCHER_SOCKET_DIR}/{LAUNCHER_SOCKET};\n"
+            '        proxy_set_header Host "launcher";\n'
+            "        proxy_set_header X-Real-IP $remote_addr;\n"
+            '        proxy_set_header X-Forwarded-For "";\n'
+            '        proxy_set_header Forwarded "";\n'
+            '        proxy_set_header Referer "";\n'
+            "        proxy_redirect off;\n"
+            "        client_max_body_size 4k;\n"
+            "        proxy_read_timeout 330s;\n"
+            + "".join(f"        proxy_hide_header {h};\n" for h in (*_HIDDEN, "Content-Security-Policy"))
+            + headers(tls, policy=LAUNCHER_POLICY, indent=" " * 8) + "    }\n")
 
 
 def seat_conf(route: Route, pub: links.Public, tls: bool) -> str:

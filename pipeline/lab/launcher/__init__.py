@@ -1,0 +1,1 @@
+"""`docpipe lab serve`: a visitor of a published workshop starts a desktop of their own (issue 21)."""

@@ -16,7 +16,7 @@ import pytest
 from pipeline.errors import BadInput, DocpipeError
 from pipeline.lab.classroom import audit, collect, homes, idle
 from pipeline.lab.classroom.backend import SeatInfo
-from pipeline.lab.labels import HOME_LABEL, SEAT_LABEL, WORKDIR_LABEL, WORKSHOP_LABEL
+from pipeline.lab.labels import HOME_LABEL, LAUNCHER_ORIGIN, SEAT_LABEL, WORKDIR_LABEL, WORKSHOP_LABEL
 
 
 def test_a_home_is_named_from_a_hash_never_the_students_name() -> None:
@@ -139,3 +139,9 @@ def test_the_class_page_offers_each_seat_the_help_command() -> None:
     assert "<code>docpipe lab help ws-go &#x27;Ada Lovelace&#x27;</code>" in page
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page  # escaped, and quoted for the shell
     assert "<script" not in page
+
+
+def test_a_launcher_seat_mounts_its_visitors_home_a_class_seat_its_own() -> None:
+    assert homes.owner("launch-1a2b", "v-7f3c", LAUNCHER_ORIGIN) == "v-7f3c"
+    assert homes.owner("ada-lovelace", "Ada Lovelace", "") == "ada-lovelace"
+    assert homes.owner("launch-1a2b", "", LAUNCHER_ORIGIN) == "launch-1a2b"

@@ -21,6 +21,7 @@ from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.classroom.homes import Purged
 from pipeline.lab.classroom.kube_manifests import K8S_VERSION, dump_yaml, manifests
 from pipeline.lab.classroom.kube_seats import KubernetesBackend, _api_client, dry_run_yaml
+from pipeline.lab.labels import LAUNCHER_ORIGIN
 from pipeline.lab.settings import LabSettings
 from tests.support.kube_server import KubeServer, schema_errors
 
@@ -406,3 +407,21 @@ def test_cli_dry_run_prints_a_stream_kubectl_applies(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "up", "ws-go", "--dry-run", "--image", image,
                           "--workdir", str(tmp_path / "wd")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "-o yaml" in bad.stderr
+
+
+def test_a_launcher_visitors_home_outlives_each_of_their_seats() -> None:
+    """`lab serve` starts each seat as a class of its own, named at random; the visitor's opaque
+    id (the seats' student) is what their home is keyed by, so their next seat mounts it again."""
+    def launched(name: str, visitor: str) -> ClassRequest:
+        one = SeatRequest(**{**seat(1, student=visitor).__dict__, "seat": name})
+        return ClassRequest(**{**klass((one,)).__dict__, "class_id": name, "origin": LAUNCHER_ORIGIN})
+
+    def claims(cls: ClassRequest) -> list[str]:
+        return [o["metadata"]["name"] for o in manifests(cls, SETTINGS)
+                if o["kind"] == "PersistentVolumeClaim"]
+
+    first, again, other = launched("launch-1a2b", "v-7f3c"), launched("launch-9d8e", "v-7f3c"), launched("launch-1a2b", "v-0000")
+    assert claims(first) == claims(again) and claims(first) != claims(other)
+    assert "launch-1a2b" not in claims(first)[0]
+    # A class keeps a home per roster seat, as before.
+    assert claims(klass((seat(1),))) != claims(klass((seat(2),)))

@@ -384,7 +384,8 @@ class DockerBackend:
                 EGRESS_LABEL: cls.egress, GATEWAY_PORT_LABEL: str(offset) if offset else "",
             }
             # The student's home is a named volume of its own: it outlives the container.
-            home = homes.ensure_volume(self.client, self.lab, cls.workshop, seat.seat)
+            home = homes.ensure_volume(self.client, self.lab, cls.workshop,
+                                       homes.owner(seat.seat, seat.student, cls.origin))
             if cls.origin:
                 labels[ORIGIN_LABEL] = cls.origin
             return self.client.containers.run(

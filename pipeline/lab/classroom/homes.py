@@ -12,9 +12,16 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.lab.labels import HOME_LABEL, MANAGED_LABEL, MANAGER, SEAT_LABEL, WORKDIR_LABEL, WORKSHOP_LABEL
+from pipeline.lab.labels import HOME_LABEL, LAUNCHER_ORIGIN, MANAGED_LABEL, MANAGER, SEAT_LABEL, WORKDIR_LABEL, WORKSHOP_LABEL
 
 HOME = "/home/student"  # docpipe's desktop base's $HOME (uid 1000)
+
+
+def owner(seat: str, student: str, origin: str) -> str:
+    """Whose home a seat mounts. A class's seat is named after its roster row, so the seat is the
+    owner; each seat `lab serve` starts has a name of its own, and its student is the visitor's
+    opaque id, kept across their seats: keyed by it, a returning visitor gets their home back."""
+    return student if origin == LAUNCHER_ORIGIN and student else seat
 
 
 def home_key(workshop: str, seat: str) -> str:

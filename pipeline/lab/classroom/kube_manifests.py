@@ -21,13 +21,14 @@ from pipeline.errors import BadInput
 from pipeline.lab.classroom import links
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.classroom.egress import BLOCKED
-from pipeline.lab.classroom.homes import home_key
+from pipeline.lab.classroom.homes import home_key, owner
 from pipeline.lab.image.bases import NOVNC_PROFILE, WEBTOP_PROFILE, BaseProfile
 from pipeline.lab.labels import (
     CLASS_LABEL,
     EXPIRES_LABEL,
     HOME_KUBE_LABEL,
     HOST_ANNOTATION,
+    LAUNCHER_ORIGIN,
     MANAGED_LABEL,
     MANAGER,
     NAME_LABEL,
@@ -126,9 +127,11 @@ def _meta(name: str, namespace: str, lbls: dict[str, str], ann: dict[str, str]) 
     return {"name": name, "namespace": namespace, "labels": lbls, "annotations": ann}
 
 
-def home_claim(cls: ClassRequest, seat: str) -> str:
-    """The seat's home (PersistentVolumeClaim): a hash of workshop and seat, never the student's name."""
-    return f"home-{class_name(cls.class_id)[:40]}-{home_key(cls.workshop, seat)}"
+def home_claim(cls: ClassRequest, seat: SeatRequest) -> str:
+    """The seat's home (PersistentVolumeClaim): a hash of workshop and owner, never the student's
+    name; a launcher visitor's home outlives their seat's one-seat class, so no class id in it."""
+    scope = "launch" if cls.origin == LAUNCHER_ORIGIN else class_name(cls.class_id)[:40]
+    return f"home-{scope}-{home_key(cls.workshop, owner(seat.seat, seat.student, cls.origin))}"
 
 
 def _home(cls: ClassRequest, seat: SeatRequest, namespace: str, size: str, storage_class: str) -> dict[str, Any]:
@@ -136,9 +139,9 @@ def _home(cls: ClassRequest, seat: SeatRequest, namespace: str, size: str, stora
     spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
     if storage_class:
         spec["storageClassName"] = _label(storage_class, "lab storage_class")
-    lbls = {**labels(cls, seat.seat), HOME_KUBE_LABEL: home_key(cls.workshop, seat.seat)}
+    lbls = {**labels(cls, seat.seat), HOME_KUBE_LABEL: home_key(cls.workshop, owner(seat.seat, seat.student, cls.origin))}
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": _meta(home_claim(cls, seat.seat), namespace, lbls, {}), "spec": spec}
+            "metadata": _meta(home_claim(cls, seat), namespace, lbls, {}), "spec": spec}
 
 
 # The init container copies the image's home into the empty claim once (the marker file says it
@@ -209,7 +212,7 @@ def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: st
                                          {"name": "home", "mountPath": profile.home}],
                     }],
                     "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
-                                {"name": "home", "persistentVolumeClaim": {"claimName": home_claim(cls, seat.seat)}}],
+                                {"name": "home", "persistentVolumeClaim": {"claimName": home_claim(cls, seat)}}],
                 },
             },
         },

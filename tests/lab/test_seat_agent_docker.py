@@ -208,7 +208,7 @@ def test_progress_shows_a_step_done_once_its_file_exists(klass: tuple[Class, dic
     report = json.loads(out.stdout)
     assert report["steps"] == ["Notes written", "Hangs", "Chatty", "Forks"]
     rows = {s["seat"]: s for s in report["seats"]}
-    assert [ch["ok"] for ch in rows[first["seat"]]["checks"]] == [True, False, False, False]
+    assert [ch["ok"] for ch in rows[first["seat"]]["checks"]] == [True, False, False, False], (rows, _sh(first, "ls -la ~; id"))
     assert rows[second["seat"]]["checks"][0]["ok"] is False
     hangs, chatty, forks = rows[first["seat"]]["checks"][1:]
     assert hangs["timed_out"] and forks["timed_out"] and chatty["timed_out"]

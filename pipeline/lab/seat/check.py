@@ -74,7 +74,12 @@ def run_one(command: str, timeout: float, cwd: str | None = None) -> dict[str, A
                 total += len(data)
                 if len(kept) < OUTPUT_LIMIT:
                     kept += data[: OUTPUT_LIMIT - len(kept)]
-    _kill_group(pgid)
+    if not timed_out:  # the output ended: let the shell finish (closing its output is not exiting)
+        try:
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    _kill_group(pgid)  # at the timeout, or whatever the check left running in its group
     try:
         code = proc.wait(timeout=5)
     except subprocess.TimeoutExpired:  # cannot happen after SIGKILL, but never hang the runner

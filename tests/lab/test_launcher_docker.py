@@ -25,6 +25,7 @@ from tests.support.docker_env import (
     registry,
     sample_build,
     test_base,
+    vnc_login,
 )
 from tests.support.lab import Class, free_port, trust
 
@@ -78,6 +79,26 @@ def launcher_seats(c: Class) -> list[dict]:  # type: ignore[type-arg]
     out = c.cli("lab", "status", "--json")
     assert out.returncode == 0, out.stderr
     return [s for s in json.loads(out.stdout)["seats"] if s["origin"] == "launcher"]
+
+
+def where(browser: Browser, launcher: Launcher) -> str:
+    """What the browser shows and the launcher said: the message of a failed step."""
+    href = str(browser.evaluate("document.location.href"))
+    text = browser.evaluate("document.body ? document.body.innerText.slice(0, 500) : ''")
+    status = browser.evaluate("(document.querySelector('#noVNC_status') || {}).textContent")
+    loaded = browser.evaluate("performance.getEntriesByType('resource').map(e => e.name.split('/').pop() + ':' + "
+                              "e.responseStatus).join(' ')")
+    browser.call("Page.navigate", url=href)  # the same link opened directly, as `lab up` hands it out
+    direct = browser.wait_for(CANVAS_SIZE, 60)
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.screenshot(ARTIFACTS / "lab-serve-failed.png")
+    try:
+        password = href.split("password=")[1].split("&")[0]
+        rfb = vnc_login(href, password, launcher.c.tls())
+    except Exception as exc:  # what a plain RFB client gets, for the message
+        rfb = f"{type(exc).__name__}: {exc}"
+    return (f"at {href}: {text!r}, noVNC says {status!r}, loaded {loaded}, opened directly: {direct!r}, "
+            f"RFB login {rfb}; lab serve: {launcher.log.read_text()[-1500:]}")
 
 
 def _until(check, seconds: float = 120.0) -> object:  # type: ignore[no-untyped-def]
@@ -136,7 +157,7 @@ def test_a_visitor_goes_from_the_tutorial_to_a_desktop_of_their_own(served, samp
             assert browser.wait_for("document.location.href === " + json.dumps(link) +
                                     " && !!document.querySelector('#start')", 30)
             browser.evaluate("document.querySelector('#start').click()")
-            assert browser.wait_for(CANVAS_SIZE, 60) == "1280x800"
+            assert browser.wait_for(CANVAS_SIZE, 60) == "1280x800", where(browser, launcher)
             first = str(browser.evaluate("document.location.href"))
             assert ".lab.localhost:" in first and "/vnc.html" in first
             time.sleep(2)
@@ -155,7 +176,7 @@ def test_a_visitor_goes_from_the_tutorial_to_a_desktop_of_their_own(served, samp
                 browser.call("Page.navigate", url=link)
                 assert browser.wait_for("!!document.querySelector('#start')", 30)
                 browser.evaluate("document.querySelector('#start').click()")
-                assert browser.wait_for(CANVAS_SIZE, 60) == "1280x800"
+                assert browser.wait_for(CANVAS_SIZE, 60) == "1280x800", where(browser, launcher)
                 return str(browser.evaluate("document.location.href")).split("#")[0]
 
             # The same browser (its cookie) comes back to the same desktop.

@@ -100,7 +100,13 @@ def test_lab_up_from_a_docs_link_pulls_builds_and_starts(sample_build: SampleBui
         assert down.returncode == 0, down.stderr
     mine = [f"io.docpipe.workdir={lab_id(tmp_path / 'wd')}"]
     assert not client.containers.list(all=True, filters={"label": mine})
-    assert not client.networks.list(filters={"label": mine}) and not client.volumes.list(filters={"label": mine})
+    assert not client.networks.list(filters={"label": mine})
+    # The gateway's volume goes; the student's home stays for the next class, until --purge.
+    assert [v.attrs["Labels"].get("docpipe.io/seat") for v in client.volumes.list(filters={"label": mine})] == ["seat-1"]
+    purge = subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "down", "ws-go-promisegrid", "--purge",
+                            "--workdir", str(tmp_path / "wd")], capture_output=True, text=True, env=env, timeout=300)
+    assert purge.returncode == 0 and "removed 1 home(s)" in purge.stdout, purge.stderr
+    assert not client.volumes.list(filters={"label": mine})
 
 
 @pytest.mark.docker
@@ -121,6 +127,7 @@ def test_a_seat_that_cannot_start_leaves_no_half_started_class(sample_build: Sam
         left = client.containers.list(all=True, filters={"label": "docpipe.io/workshop=halfclass"})
         assert left == []
         assert not client.networks.list(filters={"label": "docpipe.io/class=halfclass"})  # their networks too
+        assert not client.volumes.list(filters={"label": "docpipe.io/workshop=halfclass"})  # and the homes it made
         squatter.reload()
         assert squatter.status == "created"  # not ours: untouched
     finally:

@@ -525,8 +525,7 @@ def sample_build(docker_engine, registry, test_base, tmp_path_factory) -> Iterat
                 c.remove(force=True)
         # Students' homes outlive `lab down` by design: the ones this session's classes made go
         # (docker test sessions take the machine's lock, so no other session makes them meanwhile).
-        for v in docker_engine.volumes.list(filters={"label": ["io.docpipe.home",
-                                                               "docpipe.io/workshop=ws-go-promisegrid"]}):
+        for v in docker_engine.volumes.list(filters={"label": ["io.docpipe.home"]}):
             if (v.attrs.get("CreatedAt") or "") >= began:
                 from docker.errors import APIError
 

@@ -39,17 +39,28 @@ def volume_labels(lab: str, workshop: str, seat: str) -> dict[str, str]:
             HOME_LABEL: home_key(workshop, seat)}
 
 
-def ensure_volume(client: Any, lab: str, workshop: str, seat: str) -> str:
-    """The home's volume, made empty when new (Docker copies the image's /home/student into an
-    empty named volume on its first mount, ownership included)."""
+def ensure_volume(client: Any, lab: str, workshop: str, seat: str) -> tuple[str, bool]:
+    """The home's volume and whether it is new (made empty: Docker copies the image's home into
+    an empty named volume on its first mount, ownership included)."""
     from docker.errors import NotFound
 
     name = volume_name(lab, workshop, seat)
     try:
         client.volumes.get(name)
+        return name, False
     except NotFound:
         client.volumes.create(name=name, driver="local", labels=volume_labels(lab, workshop, seat))
-    return name
+        return name, True
+
+
+def drop_volume(client: Any, name: str) -> None:
+    """A home `lab up` made for a seat it then rolled back (nothing of a student's is in it)."""
+    from docker.errors import APIError, NotFound
+
+    try:
+        client.volumes.get(name).remove(force=True)
+    except (APIError, NotFound):
+        pass
 
 
 def volumes(client: Any, lab: str, workshop: str | None = None) -> list[Any]:

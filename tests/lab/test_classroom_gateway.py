@@ -128,3 +128,15 @@ def test_the_egress_proxy_lets_chosen_seats_out_but_never_to_the_host_or_private
     assert rules[0] == "http_access deny ipv6_name"  # squid 5.7 asserts on some IPv6 literals: refused by name first
     # The host's own addresses, public ones included, are found from the kernel's local routes.
     assert "127.0.0.1" not in egress.host_addresses() and all(ipaddress.ip_address(a) for a in egress.host_addresses())
+
+
+def test_the_gateway_keeps_its_certificate_while_it_fits(tmp_path: Path) -> None:
+    """Every seat start configures the gateway: a browser mid-session must not meet a new key."""
+    from pipeline.lab.classroom import tls
+
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(hours=4)
+    first = tls.local_cert(tmp_path, "lab.example.org", until=soon)
+    assert tls.local_cert(tmp_path, "lab.example.org", until=soon + dt.timedelta(hours=1)) == first
+    assert (tmp_path / "server.pem").stat().st_mode & 0o077 == 0
+    other = tls.local_cert(tmp_path, "other.example.org", until=soon)  # another host: a new CA and key
+    assert other.cert != first.cert and other.key != first.key

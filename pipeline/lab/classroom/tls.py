@@ -118,11 +118,28 @@ def local_cert(ca_dir: Path, host: str, *, until: dt.datetime) -> Pem:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     ca_cert, ca_key = _ca(ca_dir, host, until)
-    key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = []
     for name in server_names(host):
         ip = _ip(name)
         names.append(x509.IPAddress(ip) if ip is not None else x509.DNSName(name))
+    ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
+    # The same certificate while it fits: every seat start configures the gateway, and a fresh
+    # key each time would hand browsers a new certificate mid-session for nothing.
+    kept = ca_dir / "server.pem"
+    if kept.exists():
+        try:
+            old_key = serialization.load_pem_private_key(kept.read_bytes(), None)
+            old = x509.load_pem_x509_certificate(kept.read_bytes())
+            if (old.issuer == ca_cert.subject and old.not_valid_after_utc >= until
+                    and old.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+                    == x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+                    and list(old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value) == names):
+                return Pem(old.public_bytes(serialization.Encoding.PEM) + ca_pem,
+                           old_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption()), ca_dir / "ca.crt")
+        except (ValueError, x509.ExtensionNotFound):
+            pass  # unreadable or not ours: made again below
+    key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     # Not the host as the common name: OpenSSL holds a name-like CN to the CA's DNS constraints too,
     # and browsers read only the alternative names.
@@ -134,10 +151,11 @@ def local_cert(ca_dir: Path, host: str, *, until: dt.datetime) -> Pem:
             .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    return Pem(cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM),
-               key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption()),
-               ca_dir / "ca.crt")
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    _write_private(kept, key_pem + cert_pem)
+    return Pem(cert_pem + ca_pem, key_pem, ca_dir / "ca.crt")
 
 
 def configured(cert: str, key: str) -> Pem:

@@ -129,13 +129,6 @@ def served(sample_build: SampleBuild, tmp_path: Path) -> Iterator[tuple[Class, L
         c.cli("lab", "down", WS)
 
 
-# Known failure, issue 21 left open: after "Start my desktop" the browser is on its own seat's link,
-# but noVNC's canvas never appears: some of noVNC's files fail with a network error (resource
-# status 0) while others on the same origin load, and it persists after the warm pool's refill is
-# over and the page is reloaded; a plain RFB client logs in through the same link. The class's own
-# Chromium test (one `lab up`) passes. Suspect: the gateway gets a new leaf certificate on every
-# seat start (tls.local_cert), which new TLS connections meet and reused ones do not.
-@pytest.mark.skip(reason="issue 21 open: noVNC does not finish loading after a launcher start (see comment)")
 def test_a_visitor_goes_from_the_tutorial_to_a_desktop_of_their_own(served, sample_build: SampleBuild) -> None:  # type: ignore[no-untyped-def]
     from pipeline.publish import publish
     from pipeline.render import render

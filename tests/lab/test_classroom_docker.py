@@ -34,8 +34,7 @@ from tests.support.docker_env import (
 )
 from tests.support.lab import Class, fetch, free_port, origin, trust
 
-# One engine, one registry, one gateway: these run one after another, on one
-# xdist worker (tests/conftest.py puts every Docker test in one group).
+# One engine, one registry, one gateway: these run one after another (README: `pytest -m docker`).
 pytestmark = pytest.mark.docker
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

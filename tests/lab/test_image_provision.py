@@ -24,8 +24,7 @@ from tests.support.docker_env import (
     test_base,
 )
 
-# One engine, one registry, one gateway: these run one after another, on one
-# xdist worker (tests/conftest.py puts every Docker test in one group).
+# One engine, one registry, one gateway: these run one after another (README: `pytest -m docker`).
 pytestmark = pytest.mark.docker
 
 docker = pytest.mark.docker

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import re
 import threading
 import time
@@ -359,3 +360,28 @@ def test_a_returning_visitor_gets_a_new_desktop_with_the_same_home(tmp_path: Pat
         assert seats.students[theirs] != home
     finally:
         launcher.stop()
+
+
+def test_the_launchers_socket_binds_however_deep_the_workdir(tmp_path: Path) -> None:
+    """The kernel holds a socket's path to 108 bytes; a workdir may be deeper than that."""
+    import socket
+
+    from pipeline.lab.launcher.serve import unix_socket
+
+    folder = tmp_path / ("w" * 100) / "lab" / "launcher-socket"
+    folder.mkdir(parents=True)
+    path = folder / "launcher.sock"
+    assert len(str(path)) > 108
+    sock = unix_socket(str(path))
+    try:
+        sock.listen()
+        assert path.is_socket() and path.stat().st_mode & 0o777 == 0o666
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            client.connect(f"/proc/self/fd/{folder_fd}/launcher.sock")
+        finally:
+            os.close(folder_fd)
+            client.close()
+    finally:
+        sock.close()

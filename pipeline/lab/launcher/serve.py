@@ -9,6 +9,7 @@ launcher needs (no templates, no sessions, no ORM).
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,19 @@ def parse_bind(text: str, workdir: Path) -> Bind:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise BadInput(f"--bind {text[:80]!r} must be HOST:PORT or unix:PATH")
     return Bind(host=host.strip("[]"), port=int(port))
+
+
+def unix_socket(path: str) -> socket.socket:
+    """A listening socket at `path`, however deep the workdir: the kernel holds a socket's path to
+    108 bytes, so it is bound through the folder's descriptor (/proc/self/fd/N/NAME, short)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        sock.bind(f"/proc/self/fd/{folder}/{os.path.basename(path)}")
+    finally:
+        os.close(folder)
+    os.chmod(path, 0o666)  # the gateway's www-data connects; the folder (0755, ours) is the guard
+    return sock
 
 
 def parse_images(values: list[str]) -> dict[str, str]:
@@ -104,11 +118,11 @@ def serve(backend: Backend, workdir: Path, settings: LabSettings, *, bind: Bind,
         where = f"unix:{bind.uds}" if bind.uds else f"{bind.host}:{bind.port}"
         log(f"docpipe: lab serve: {', '.join(sorted(served))} on {seats.public_url}/start/<workshop>/ "
             f"(listening on {where}; warm {settings.warm}, at most {settings.max_seats} seats)")
-        config = uvicorn.Config(app, uds=bind.uds or None, host=bind.host or "127.0.0.1", port=bind.port or 8000,
+        config = uvicorn.Config(app, host=bind.host or "127.0.0.1", port=bind.port or 8000,
                                 log_level="warning", access_log=False, proxy_headers=False,
                                 server_header=False, date_header=False, timeout_graceful_shutdown=5)
         try:
-            uvicorn.Server(config).run()
+            uvicorn.Server(config).run(sockets=[unix_socket(bind.uds)] if bind.uds else None)
         finally:
             launcher.stop()
             launcher.store.close()

@@ -78,7 +78,7 @@ def klass(docker_engine: Any, registry: Any, test_base: str, tmp_path_factory: p
     try:
         yield c, c.up(WORKSHOP, "--seats", "2")
     finally:
-        c.cli("lab", "down", WORKSHOP)
+        c.cli("lab", "down", WORKSHOP, "--purge")  # homes outlive `lab down`: the test leaves none
         for image in docker_engine.images.list():
             for tag in image.tags:
                 if prefix in tag:

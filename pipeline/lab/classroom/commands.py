@@ -242,9 +242,10 @@ def lab_status(
     from pipeline.slugs import workshop_slug
 
     _, _, backend = _setup(workdir, config, backend=backend_name)
-    found = backend.status(workshop_slug(workshop) if workshop else None)
+    name = workshop_slug(workshop) if workshop else None
+    found = backend.status(name)
     workshops = sorted({s.workshop for s in found})
-    acts = _activity(backend, workshop_slug(workshop) if workshop else None)
+    acts = _activity(backend, name)
     emit({"workshop": workshops[0] if len(workshops) == 1 else "", "gateway": _gateway_url(found),
            "seats": [{**s.to_json(), **_active(acts, s)} for s in found]}, as_json,
          _table(found) if found else "no seats running")

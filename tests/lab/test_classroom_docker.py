@@ -33,6 +33,7 @@ from tests.support.docker_env import (
     x_windows,
 )
 from tests.support.lab import Class, fetch, free_port, origin, trust
+from tests.support.lab import until as _until
 
 # One engine, one registry, one gateway: these run one after another (README: `pytest -m docker`).
 pytestmark = pytest.mark.docker
@@ -226,12 +227,6 @@ def test_a_watcher_sees_the_desktop_but_its_input_reaches_nothing(klass: tuple[C
         time.sleep(2)
     assert pointer_position(container) == (100, 200)
 
-
-def _until(check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.3)
 
 
 def _status(c: Class, url: str) -> int:

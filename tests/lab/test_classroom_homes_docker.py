@@ -27,18 +27,13 @@ from tests.support.docker_env import (
     test_base,
 )
 from tests.support.lab import Class, free_port
+from tests.support.lab import until as _until
 
 pytestmark = pytest.mark.docker
 
 WORKSHOP = "ws-go-promisegrid"
 ROSTER = "name,email\nAda Lovelace,ada@example.org\nGrace Hopper,\n"
 
-
-def _until(check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.5)
 
 
 def _sh(container: Any, script: str) -> str:

@@ -11,12 +11,22 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from tests.support.docker_env import address_of
+
+
+def until(check: Callable[[], bool], timeout: float = 30, every: float = 0.3) -> None:
+    """Poll `check` until it holds; a test fails with "timed out" when it never does."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(every)
 
 
 def free_port(span: int = 1) -> int:

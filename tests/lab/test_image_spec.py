@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import BadInput
@@ -213,6 +213,7 @@ def check_dockerfile(spec: LabSpec, text: str) -> None:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=st.lists(line, max_size=8), title=st.text(max_size=40), allow_setup=st.booleans())
+@example(lines=["env: A=a  a", "env: B=x\ty"], title="t\u2028\x85", allow_setup=False)  # CI once found spacing squeezed
 def test_fuzz_hostile_sections_never_reach_a_dockerfile_or_shell(lines: list[str], title: str, allow_setup: bool) -> None:
     try:
         spec = parse_lab_spec(lab("\n".join(lines)), doc="fuzz", allow_setup=allow_setup)

@@ -39,8 +39,9 @@ def _jarg(value: object) -> str:
 
 def _dq(value: object) -> str:
     """A double-quoted word for LABEL/ENV: Docker unescapes \\ and \" and expands $ there."""
-    text = " ".join(str(value).split())  # no newline can end the instruction early
-    text = "".join(c for c in text if c.isprintable())
+    # Docker ends an instruction at a newline only; every other control becomes a space so
+    # the value's own spacing (which the spec keeps) is written exactly.
+    text = "".join(" " if ord(c) < 32 or c == "\x7f" else c for c in str(value))
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 

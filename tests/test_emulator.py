@@ -587,7 +587,7 @@ def test_cli_drive_emulator_serves_until_interrupted():
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(10)
+            proc.wait(60)  # a loaded CI machine once took more than 10 s
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -86,10 +86,6 @@ def where(browser: Browser, launcher: Launcher) -> str:
     href = str(browser.evaluate("document.location.href"))
     text = browser.evaluate("document.body ? document.body.innerText.slice(0, 500) : ''")
     status = browser.evaluate("(document.querySelector('#noVNC_status') || {}).textContent")
-    loaded = browser.evaluate("performance.getEntriesByType('resource').map(e => e.name.split('/').pop() + ':' + "
-                              "e.responseStatus).join(' ')")
-    browser.call("Page.navigate", url=href)  # the same link opened directly, as `lab up` hands it out
-    direct = browser.wait_for(CANVAS_SIZE, 60)
     ARTIFACTS.mkdir(exist_ok=True)
     browser.screenshot(ARTIFACTS / "lab-serve-failed.png")
     try:
@@ -97,8 +93,27 @@ def where(browser: Browser, launcher: Launcher) -> str:
         rfb = vnc_login(href, password, launcher.c.tls())
     except Exception as exc:  # what a plain RFB client gets, for the message
         rfb = f"{type(exc).__name__}: {exc}"
-    return (f"at {href}: {text!r}, noVNC says {status!r}, loaded {loaded}, opened directly: {direct!r}, "
+    return (f"at {href}: {text!r}, noVNC says {status!r}, failed loads {browser.failed_loads()}, "
             f"RFB login {rfb}; lab serve: {launcher.log.read_text()[-1500:]}")
+
+
+# Chromium drops every request in flight when the host's addresses change (net::ERR_NETWORK_CHANGED),
+# and this browser runs on the engine's own host, where the pool's next seat brings a network of
+# its own up exactly while the visitor's desktop loads. A visitor on another machine never sees
+# that; here the page is loaded again then, and only then.
+HOST_ARTIFACT = "net::ERR_NETWORK_CHANGED"
+
+
+def desktop(browser: Browser, launcher: Launcher) -> str:
+    """The noVNC canvas's size once the desktop is up (asserted)."""
+    size = browser.wait_for(CANVAS_SIZE, 60)
+    failed = browser.failed_loads()
+    if not size and failed and all(f.endswith(HOST_ARTIFACT) for f in failed):
+        browser.events.clear()
+        browser.call("Page.reload")
+        size = browser.wait_for(CANVAS_SIZE, 60)
+    assert size == "1280x800", where(browser, launcher)
+    return str(size)
 
 
 def _until(check, seconds: float = 120.0) -> object:  # type: ignore[no-untyped-def]
@@ -129,11 +144,6 @@ def served(sample_build: SampleBuild, tmp_path: Path) -> Iterator[tuple[Class, L
         c.cli("lab", "down", WS, "--purge")  # homes outlive `lab down`: the test leaves none
 
 
-# Issue 21 stays open over this test: it passed alone after the gateway stopped changing its
-# certificate at every seat start, then failed again in a full run beside the other suite: noVNC
-# does not finish loading after "Start my desktop" (some of its files end in a network error
-# while others on the same origin load), though a plain RFB client logs in through the same link.
-@pytest.mark.skip(reason="issue 21 open: noVNC does not always finish loading after a launcher start")
 def test_a_visitor_goes_from_the_tutorial_to_a_desktop_of_their_own(served, sample_build: SampleBuild) -> None:  # type: ignore[no-untyped-def]
     from pipeline.publish import publish
     from pipeline.render import render
@@ -150,6 +160,7 @@ def test_a_visitor_goes_from_the_tutorial_to_a_desktop_of_their_own(served, samp
     try:
         with serve_dir(site_dir / "public") as site:
             browser.call("Page.enable")
+            browser.call("Network.enable")
             browser.call("Page.navigate", url=f"{site}/workshops/{WS}.html")
             link = browser.wait_for("(() => { const a = [...document.querySelectorAll('a')].find("
                                     "a => a.textContent.trim() === 'Start a desktop for this workshop');"
@@ -161,8 +172,9 @@ def test_a_visitor_goes_from_the_tutorial_to_a_desktop_of_their_own(served, samp
                              "'Start a desktop for this workshop').click()")
             assert browser.wait_for("document.location.href === " + json.dumps(link) +
                                     " && !!document.querySelector('#start')", 30)
+            browser.events.clear()
             browser.evaluate("document.querySelector('#start').click()")
-            assert browser.wait_for(CANVAS_SIZE, 60) == "1280x800", where(browser, launcher)
+            desktop(browser, launcher)
             first = str(browser.evaluate("document.location.href"))
             assert ".lab.localhost:" in first and "/vnc.html" in first
             time.sleep(2)
@@ -180,8 +192,9 @@ def test_a_visitor_goes_from_the_tutorial_to_a_desktop_of_their_own(served, samp
             def press_again() -> str:
                 browser.call("Page.navigate", url=link)
                 assert browser.wait_for("!!document.querySelector('#start')", 30)
+                browser.events.clear()
                 browser.evaluate("document.querySelector('#start').click()")
-                assert browser.wait_for(CANVAS_SIZE, 60) == "1280x800", where(browser, launcher)
+                desktop(browser, launcher)
                 return str(browser.evaluate("document.location.href")).split("#")[0]
 
             # The same browser (its cookie) comes back to the same desktop.

@@ -571,12 +571,15 @@ class Browser:
         path = "/" + page["webSocketDebuggerUrl"].split("/", 3)[3]
         self.ws = _WebSocket("127.0.0.1", self.port, path, protocol=None)
         self.next_id = 0
+        self.events: list[dict] = []  # DevTools events (e.g. Network.loadingFailed), for failure messages
 
     def call(self, method: str, **params: object) -> dict:
         self.next_id += 1
         self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}).encode(), opcode=0x1)
         while True:
             reply = json.loads(self.ws.message())
+            if "method" in reply and len(self.events) < 5000:
+                self.events.append(reply)
             if reply.get("id") == self.next_id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
@@ -594,6 +597,14 @@ class Browser:
                 return value
             time.sleep(0.25)
         return value
+
+    def failed_loads(self) -> list[str]:
+        """Every request that ended in a network error since Network.enable: URL (path tail) and why."""
+        urls = {e["params"]["requestId"]: e["params"]["request"]["url"]
+                for e in self.events if e["method"] == "Network.requestWillBeSent"}
+        return [f"{urls.get(e['params']['requestId'], '?').split('#')[0][-60:]}: {e['params'].get('errorText')}"
+                f"{' (blocked: ' + str(e['params']['blockedReason']) + ')' if e['params'].get('blockedReason') else ''}"
+                for e in self.events if e["method"] == "Network.loadingFailed"]
 
     def screenshot(self, path: Path) -> None:
         import base64

@@ -11,11 +11,13 @@ import re
 ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*#*[ \t]*$")
 SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_ANCHORS = re.compile(r"<[^>]*>|\{#[^}]*\}")  # what converters append: `<a id="h.x"></a>`, `{#h.x}`
+# What converters add to a heading: `<a id="h.x"></a>` (docpipe's), `{#h.x}` (attribute lists).
+_ANCHORS = re.compile(r"""<a\s+(?:id|name)=["'][^"'<>]*["']\s*>\s*</a>|\{#[^}]*\}""", re.I)
 
 
 def strip_anchors(text: str) -> str:
-    """A heading's text without the anchors (and any other tags) converters put in it."""
+    """A heading's text without the anchors converters put in it (any other markup stays: the
+    page shows it as text)."""
     return _ANCHORS.sub("", text)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.headings import FENCE, headings, section_end, strip_anchors
+from pipeline.headings import FENCE, headings, section_end
 
 __all__ = ["FENCE", "extract_lab_section"]  # FENCE: parse.py reads code blocks with the same rule
 
@@ -13,7 +13,7 @@ _FRONT_MATTER = re.compile(r"\A---\n.*?\n(?:---|\.\.\.)\n", re.S)
 
 def _heading_text(text: str) -> str:
     # Converters append anchors (`<a id="h.x"></a>`, `{#h.x}`) and emphasis to headings.
-    text = strip_anchors(text or "")
+    text = re.sub(r"<[^>]*>|\{#[^}]*\}", "", text or "")
     text = re.sub(r"[*_`\\]", "", text)
     return " ".join(text.split()).rstrip(":").strip().lower()
 

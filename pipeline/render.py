@@ -9,11 +9,12 @@ HTML and script URLs in doc bodies (see templates/mkdocs.yml.j2).
 
 from __future__ import annotations
 
+import html
 import json
 import posixpath
 import re
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -25,6 +26,8 @@ from pipeline import frontmatter
 from pipeline.archive import MANIFEST, open_main, read_manifest, revision_of
 from pipeline.comments import Thread, parse_threads
 from pipeline.errors import BadInput, DocpipeError
+from pipeline.headings import headings, section_end, strip_anchors
+from pipeline.slugs import path_slug
 
 if TYPE_CHECKING:
     import jinja2
@@ -44,6 +47,9 @@ _HEADING_ANCHOR = re.compile(r'<a id="[^"<>]*"></a>')  # the converter's heading
 # Inline Markdown syntax; `<` and `&` become entities instead. Values never start a line, so
 # line-start syntax (`-`, `1.`, `>`) needs no escape.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+# What Python-Markdown still reads as syntax between raw `<code>` tags (links, emphasis, code
+# spans, backslash escapes): as numeric character references, shown as typed.
+_CODE_SPECIAL = re.compile(r"[\\`*_\[\]]")
 
 
 # The fields of a doc that hook events carry (Contract 4); run.py reads them from render's summary.
@@ -150,6 +156,56 @@ def md_text(value: Any, limit: int = 0) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
+def code_html(value: Any) -> str:
+    """Untrusted text for inside a template's `<code>...</code>`: HTML-escaped as Jinja's `|e`
+    does, and Markdown's inline syntax as character references, so it shows exactly as typed."""
+    import markupsafe
+
+    return _CODE_SPECIAL.sub(lambda m: f"&#{ord(m.group(0))};", str(markupsafe.escape(str(value))))
+
+
+def step_key(name: str) -> str:
+    """What a step's name and a heading are compared by: the archive's path slug (case, spacing,
+    punctuation and emphasis marks ignored) of the text without a converter's anchors; "" never
+    matches."""
+    return path_slug(html.unescape(strip_anchors(name)), fallback="")
+
+
+def place_checks(body: str, checks: Sequence[Mapping[str, Any]],
+                 render_check: Callable[[Mapping[str, Any]], str]) -> tuple[str, list[Mapping[str, Any]]]:
+    """Each check (a workshop's progress check, `name` its step) rendered by `render_check` at the
+    end of its step: the section of the first heading of `body` whose text matches the name
+    (`step_key`), up to the next heading of the same or a higher level. Headings in fenced code
+    are code. Returns the body and the checks that match no heading, in their order."""
+    lines = body.split("\n")
+    heads = headings(lines)
+    steps: dict[str, int] = {}
+    for n, (_i, _level, text, _span) in enumerate(heads):
+        key = step_key(text)
+        if key:
+            steps.setdefault(key, n)
+    placed: dict[int, list[tuple[int, int]]] = {}  # line a section ends at -> (-heading, check): inner steps first
+    unplaced: list[Mapping[str, Any]] = []
+    for order, check in enumerate(checks):
+        step = steps.get(step_key(str(check["name"])))
+        if step is None:
+            unplaced.append(check)
+        else:
+            placed.setdefault(section_end(heads, step, len(lines)), []).append((-step, order))
+    # From the bottom up, so the line numbers above still hold.
+    for end in sorted(placed, reverse=True):
+        group = sorted(placed[end])
+        start = max(heads[-neg][0] + heads[-neg][3] for neg, _ in group)
+        at = end
+        while at > start and not lines[at - 1].strip():
+            at -= 1
+        block: list[str] = []
+        for _neg, order in group:
+            block += ["", render_check(checks[order]).strip("\n")]
+        lines[at:end] = [*block, ""]  # right after the section's last text, one blank line either side
+    return "\n".join(lines), unplaced
+
+
 def rewrite_drive_links(body: str, page: str, pages_by_id: Mapping[str, str]) -> str:
     """Drive links to docs in the archive become relative links to their pages (MkDocs then
     checks and converts them); links to docs outside the folder stay as they are."""
@@ -201,6 +257,7 @@ def template_env(templates: Path | None = None) -> jinja2.Environment:
         autoescape=False,  # the output is Markdown/YAML; values go through the md/url/yaml_str filters
     )
     env.filters["md"] = md_text
+    env.filters["code"] = code_html
     env.filters["url"] = lambda v: quote(str(v), safe="/:?#=&%.~-_+,;@")
     env.filters["yaml_str"] = lambda v: json.dumps(str(v), ensure_ascii=False)  # JSON strings are YAML
     return env
@@ -333,10 +390,15 @@ def _render_doc(env: Any, tree: Any, fid: str, entry: Mapping[str, Any], pages_b
     ws = lab(markdown, path)  # a bad spec never fails render: the page says what is wrong
     if ws is not None:
         doc.workshop, doc.lab, doc.lab_error, doc.workshop_name = True, ws.lab, ws.error, ws.name
+    body = rewrite_drive_links(_drop_title_heading(body, title), page, pages_by_id)
+    # Each progress check under its step (partials/step-check.md.j2); the rest at the page's end.
+    checks: list[Mapping[str, Any]] = list(doc.lab.get("checks") or ()) if doc.lab else []
+    if checks:
+        body, checks = place_checks(body, checks, lambda check: _render_template(
+            env, "partials/step-check.md.j2", doc=doc, check=check))
     text = _render_template(
         env, "tutorial.md.j2" if doc.workshop else "page.md.j2",
-        doc=doc, body=rewrite_drive_links(_drop_title_heading(body, title), page, pages_by_id),
-        threads=threads, web_link=str(entry.get("webViewLink") or ""),
+        doc=doc, body=body, checks=checks, threads=threads, web_link=str(entry.get("webViewLink") or ""),
         # `docpipe lab serve`'s page for this workshop (a valid spec only: a bad one builds nothing)
         start_url=f"{lab_url.rstrip('/')}/start/{doc.workshop_name}/" if lab_url and doc.lab else "",
         comments_link=posixpath.relpath(comments_page, posixpath.dirname(page) or ".") if comments_page else "",

@@ -328,24 +328,37 @@ func main() {
 memory: 2g
 cpus: 1
 checks:
-- Go toolchain ready: `go version`
-- Starter module created (20s): `test -f ~/hello/go.mod && grep -q example.org/hello ~/hello/go.mod`
-- Greeting changed: `! grep -q "hello from the grid" ~/hello/main.go`
+- Check the Go toolchain: `go version`
+- Create the starter module (20s): `test -f ~/hello/go.mod && grep -q example.org/hello ~/hello/go.mod`
+- Change the greeting: `! grep -q "hello from the grid" ~/hello/main.go`
 
 ## Steps
+
+Each step below ends with its check: what "done" means for it.
+
+### Check the Go toolchain
 
 1. Open a terminal on your lab desktop and check the Go toolchain:
 ```
 go version
 ```
-1. Build and run the starter node that is already in your home folder:
+
+### Create the starter module
+
+1. Go to the starter node that is already in your home folder and make it a Go module:
 ```
 cd ~/hello
 go mod init example.org/hello
+```
+1. Build and run it:
+```
 go run .
 ```
 1. In the desktop's browser, open `http://localhost:8080/` and you should see *hello from the grid*.
-1. Change the greeting, stop the server with **Ctrl+C** and run it again.
+
+### Change the greeting
+
+1. Change the greeting in `~/hello/main.go`, stop the server with **Ctrl+C** and run it again.
 
 ## What next
 
@@ -362,7 +375,8 @@ def _ws_go(ds: Dataset) -> None:
     ds.add_image(fid, "architecture.png", "image/png", png(64, 32, [(4, 4, 24, 24, (66, 133, 244)), (36, 4, 24, 24, (52, 168, 83)), (28, 14, 8, 4, (0, 0, 0))]))
     images = {"architecture.png": (320, 160)}
     ds.add_revision(fid, render("\n".join(lines[:steps]), seed=fid, images=images), "jj", "2024-06-28T11:00:00Z")
-    ds.add_revision(fid, render("\n".join(lines[: steps + 10]), seed=fid, images=images), "steve", "2024-07-01T15:20:00Z")
+    ds.add_revision(fid, render("\n".join(lines[: lines.index("### Create the starter module")]), seed=fid, images=images),
+                    "steve", "2024-07-01T15:20:00Z")
     ds.add_revision(fid, render(text, seed=fid, images=images), "jj", "2024-07-02T19:45:00Z")
     c = ds.add_comment(fid, "donaldo", "Is 2g of memory enough for gopls in the editor too?", "2024-07-02T20:00:00Z", quoted="memory: 2g", id="AAABN7wRt1A")
     ds.add_reply(fid, c, "jj", "Yes, measured about 700 MB with the editor open.", "2024-07-03T08:15:00Z", action="resolve", id="AAABN7wRt1E")

@@ -77,6 +77,40 @@ def test_the_class_page_route_expires_with_its_last_seat_and_is_never_cached() -
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in tls_conf and "SHA:" not in tls_conf and "CBC" not in tls_conf
 
 
+@pytest.mark.parametrize("public", ["https://lab.example.org:8443", "https://192.168.1.10:8443"])
+def test_the_class_page_offers_each_seats_help_link_through_a_logged_redirect(public: str) -> None:
+    pub = links.public(public)
+    help_link = "https://s-x.lab.example.org:8443/s/" + "A" * 32 + "/vnc.html#shared=1&autoconnect=1&password=Pw3"
+    page = nginx.ClassPage("C" * 32, "w", (("Ada <b>", "https://s-x.lab.example.org:8443/s/B/vnc.html#password=v"),
+                                           ("seat-2", "https://s-y.lab.example.org:8443/s/D/vnc.html#password=v")),
+                           ("https://s-x.lab.example.org:8443",), "2026-12-04T18:00:00Z",
+                           helps=(("Ada <b>", "ada", help_link),))
+    files = nginx.files([ROUTE], [page], pub, tls=True)
+    conf = next(v.decode() for k, v in files.items() if "class-" in k)
+    block = conf.split(f"location = /class/{'C' * 32}/help/ada {{")[1].split("    }")[0]
+    assert f'return 302 "{help_link}";' in block and "access_log /etc/docpipe/audit/w.log docpipe_help;" in block
+    assert "Referrer-Policy" in block and "no-store" in block
+    assert "log_format docpipe_help" in files["server.conf"].decode()
+    html = next(v.decode() for k, v in files.items() if k.startswith("pages/"))
+    # The seat with a help route gets a link (relative to the page); the other the command.
+    assert '<a href="help/ada" target="_blank" rel="noopener noreferrer">take the mouse</a>' in html
+    assert "Ada &lt;b&gt;" in html and "<code>docpipe lab help w seat-2</code>" in html
+    # Nothing hostile reaches nginx's language through a seat name or a link.
+    for bad in ((("x", "ada; }", help_link),), (("x", "ada", help_link + '"; return 200 "x'),),
+                (("x", "ada", "https://h/${x}"),), (("x", "ada", help_link + " x"),)):
+        with pytest.raises(DocpipeError):
+            nginx.files([], [nginx.ClassPage("C" * 32, "w", (), (), "2026-12-04T18:00:00Z", helps=bad)], pub, tls=True)
+
+
+def test_gateway_help_lines_reach_the_audit_log_with_the_students_name(tmp_path: Path) -> None:
+    from pipeline.lab.classroom import audit
+
+    data = b"2026-12-07T20:30:01+00:00\tada\nnot a line\n2026-12-07T20:31:00+00:00\tgone\n"
+    assert audit.gateway_lines(tmp_path, "w", data, {"ada": "Ada Lovelace"}) == 2
+    lines = audit.log_path(tmp_path, "w").read_text().splitlines()
+    assert lines == ["2026-12-07T20:30:01Z\tada\tAda Lovelace\tclass-page", "2026-12-07T20:31:00Z\tgone\t\tclass-page"]
+
+
 def _verify(ca: x509.Certificate, leaf: x509.Certificate, name: x509.GeneralName) -> None:
     store = verification.Store([ca])
     builder = verification.PolicyBuilder().store(store).time(dt.datetime.now(dt.UTC))

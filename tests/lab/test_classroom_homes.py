@@ -105,8 +105,8 @@ def test_the_help_link_is_a_shared_full_control_link_never_the_watch_link() -> N
 
 def test_every_use_is_one_line_of_the_audit_log(tmp_path: Path) -> None:
     when = dt.datetime(2026, 12, 7, 17, 0, tzinfo=dt.UTC)
-    audit.record(tmp_path, "ws", _seat("a", "Ada\nLovelace\tX"), "command", when)
-    audit.record(tmp_path, "ws", _seat("b", "Grace"), "class-page", when)
+    audit.record(tmp_path, "ws", "a", "Ada\nLovelace\tX", "command", when)
+    audit.record(tmp_path, "ws", "b", "Grace", "class-page", when)
     log = audit.log_path(tmp_path, "ws")
     assert log == tmp_path / "lab" / "ws-audit.log" and stat.S_IMODE(log.stat().st_mode) == 0o600
     assert log.read_text().splitlines() == ["2026-12-07T17:00:00Z\ta\tAda\\nLovelace\\tX\tcommand",

@@ -86,6 +86,18 @@ def test_help_link_shares_full_control_and_is_logged(homes_class: tuple[Class, P
     when, seat, student_name, how = log[-1].split("\t")
     assert (seat, student_name, how) == ("ada-lovelace", "Ada Lovelace", "command") and when.endswith("Z")
     assert c.cli("lab", "help", WORKSHOP, "Nobody").returncode == 2
+    # The class page offers the same link per seat, through the gateway, which logs it as followed.
+    page = c.get(c.class_url).body.decode()
+    assert '<a href="help/ada-lovelace"' in page and '<a href="help/grace-hopper"' in page
+    followed = c.get(c.class_url.split("#")[0] + "help/ada-lovelace")
+    assert followed.status == 302 and followed.headers["location"] == link
+    assert c.get(c.class_url.split("#")[0] + "help/nobody").status == 404
+    assert c.cli("lab", "status", WORKSHOP).returncode == 0  # any lab command brings the log up to date
+    log = (c.workdir / "lab" / f"{WORKSHOP}-audit.log").read_text().splitlines()
+    when, seat, student_name, how = log[-1].split("\t")
+    assert (seat, student_name, how) == ("ada-lovelace", "Ada Lovelace", "class-page") and when.endswith("Z")
+    assert c.cli("lab", "status", WORKSHOP).returncode == 0  # taken once, never twice
+    assert len((c.workdir / "lab" / f"{WORKSHOP}-audit.log").read_text().splitlines()) == len(log)
 
 
 @pytest.mark.docker

@@ -106,6 +106,7 @@ class Class:
     def __init__(self, workdir: Path, registry: str, prefix: str, port: int, public: str = "",
                  **env: str) -> None:
         self.workdir, self.port = workdir, port
+        self.class_url = ""  # the instructor's page of the last `up`
         self.public = public or f"https://lab.localhost:{port}"
         self.env = {**os.environ, "DOCPIPE_LAB_REGISTRY": registry, "DOCPIPE_LAB_PREFIX": prefix,
                     "DOCPIPE_LAB_LISTEN": f"127.0.0.1:{port}", "DOCPIPE_LAB_PUBLIC_URL": self.public,
@@ -119,6 +120,7 @@ class Class:
         out = self.cli("lab", "up", *args, "--json", **env)
         assert out.returncode == 0, out.stderr
         data: dict[str, Any] = json.loads(out.stdout)
+        self.class_url = data.get("class_url", "")
         return data
 
     @property

@@ -6,7 +6,10 @@ others) and the link asks noVNC for a shared session (`shared=1`), so both type 
 once. VNC authentication has two levels only (full control, view only), so the link carries the
 seat's full-control password, as the student's own link does; it is never the watch link.
 Every use is one line appended to WORKDIR/lab/<workshop>-audit.log (0600): UTC time, seat,
-student, how (`command` or `class-page`), tab-separated, the student's name escaped.
+student, how (`command` or `class-page`), tab-separated, the student's name escaped. The class
+page's links go through the Docker gateway, which logs each one followed; every lab command of the
+workdir moves those lines here first (DockerBackend.reap), so `docpipe lab status` brings the log
+up to date. (The Kubernetes class page is a file and shows the `lab help` command instead.)
 """
 
 from __future__ import annotations
@@ -38,6 +41,21 @@ def find_seat(seats: list[SeatInfo], who: str) -> SeatInfo:
     raise BadInput(f"no seat or student {who!r} in this class (`docpipe lab status` lists them)")
 
 
+def gateway_lines(workdir: Path, workshop: str, data: bytes, students: dict[str, str]) -> int:
+    """The gateway's log of the class page's help links (nginx.AUDIT_FORMAT: ISO time, seat), as
+    audit lines `class-page`; `students`: seat -> student. Returns how many."""
+    n = 0
+    for raw in data.decode("utf-8", errors="replace").splitlines():
+        stamp, _, seat = raw.partition("\t")
+        try:
+            when = dt.datetime.fromisoformat(stamp)
+        except ValueError:
+            continue  # not a line nginx wrote: never copied
+        record(workdir, workshop, seat, students.get(seat, ""), "class-page", when)
+        n += 1
+    return n
+
+
 def log_path(workdir: Path, workshop: str) -> Path:
     return Path(workdir) / "lab" / f"{workshop}-audit.log"
 
@@ -47,9 +65,9 @@ def _field(text: str) -> str:
     return text.encode("unicode_escape").decode("ascii").replace("\t", "\\t")
 
 
-def record(workdir: Path, workshop: str, seat: SeatInfo, how: str, when: dt.datetime | None = None) -> str:
+def record(workdir: Path, workshop: str, seat: str, student: str, how: str, when: dt.datetime | None = None) -> str:
     """Append one line to the workshop's audit log (one write on an O_APPEND file: lines never mix)."""
-    line = "\t".join((rfc3339(when or dt.datetime.now(dt.UTC)), _field(seat.seat), _field(seat.student), how)) + "\n"
+    line = "\t".join((rfc3339(when or dt.datetime.now(dt.UTC)), _field(seat), _field(student), how)) + "\n"
     path = log_path(workdir, workshop)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

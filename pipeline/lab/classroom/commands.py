@@ -348,7 +348,7 @@ def lab_help(
     name = workshop_slug(workshop)
     seat = audit.find_seat(backend.status(name), who)
     url = audit.help_url(seat.url)
-    audit.record(f.workdir, name, seat, "command")
+    audit.record(f.workdir, name, seat.seat, seat.student, "command")
     emit({"workshop": name, "seat": seat.seat, "student": seat.student, "help_url": url}, as_json, url)
 
 

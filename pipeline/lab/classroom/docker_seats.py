@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.errors import DocpipeError
-from pipeline.lab.classroom import collect, egress, gateway, homes, idle, links, nginx, seatnet, tls
+from pipeline.errors import BadInput, DocpipeError
+from pipeline.lab.classroom import audit, collect, egress, gateway, homes, idle, links, nginx, seatnet, tls
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest, now_rfc3339
 from pipeline.lab.image.bases import BaseProfile, profile_for
 from pipeline.lab.image.spec import DEFAULT_BASE
@@ -212,6 +212,7 @@ class DockerBackend:
         routes: list[nginx.Route] = []
         classes: dict[str, tuple[str, list[tuple[str, str]], list[str], str]] = {}
         internet: list[str] = []
+        helps: dict[str, list[tuple[str, str, str]]] = {}
         for c in self._containers():
             labels = c.labels or {}
             if labels.get(EXPIRES_LABEL, "") <= now or c.status != "running":
@@ -233,7 +234,11 @@ class DockerBackend:
                 page[1].append((info.student or info.seat, info.watch_url))
                 page[2].append(_origins(labels).watch)
                 classes[ct] = (page[0], page[1], page[2], max(page[3], info.expires))
-        pages = [nginx.ClassPage(ct, ws, tuple(tiles), tuple(frames), end, self._progress(ws))
+                try:
+                    helps.setdefault(ct, []).append((info.student or info.seat, info.seat, audit.help_url(info.url)))
+                except BadInput:  # a webtop's link carries no password: the page shows the command
+                    pass
+        pages = [nginx.ClassPage(ct, ws, tuple(tiles), tuple(frames), end, self._progress(ws), tuple(helps.get(ct, ())))
                  for ct, (ws, tiles, frames, end) in sorted(classes.items())]
         pub = links.public(public_url)
         files = nginx.files(routes, pages, pub, not self.settings.insecure_http)
@@ -470,6 +475,7 @@ class DockerBackend:
             self._remove(c, gw)
         if not self._containers():
             self._drop_networks(gw)
+            self.fold_help_log(gw)  # the gateway's volume goes with it
             gateway.remove(self.client, self.lab)  # no class left: no gateway
         else:
             self._refresh()
@@ -557,8 +563,28 @@ class DockerBackend:
             raise DocpipeError(f"seats of {workshop} still run: `docpipe lab down {workshop}` first")
         return homes.purge(self.client, self.lab, workshop)
 
+    def fold_help_log(self, gw: Any | None) -> None:
+        """The class pages' help links followed since the last lab command, into each workshop's
+        audit log (audit.gateway_lines). A gateway that cannot be read keeps its lines for the
+        next command: a warning, never a failed command."""
+        from docker.errors import APIError
+
+        if gw is None:
+            return
+        try:
+            taken = gateway.take_help_log(gw)
+            for workshop, data in sorted(taken.items()):
+                students = {i.seat: i.student for i in self.status(workshop)}
+                audit.gateway_lines(self.workdir, workshop, data, students)
+            gateway.drop_help_log(gw, sorted(taken))
+        except (APIError, DocpipeError) as exc:
+            if self.on_line is not None:
+                self.on_line(f"the gateway's log of help links was not read ({' '.join(str(exc).split())[:200]}); "
+                             "the next lab command tries again")
+
     def reap(self, now: str) -> int:
         gw = gateway.get(self.client, f"docpipe-lab-{self.lab}")
+        self.fold_help_log(gw)  # every lab command reaps first: the audit log is current after any
         gone = [c for c in self._containers() if (c.labels or {}).get(EXPIRES_LABEL, "") < now]
         for c in gone:
             self._remove(c, gw)

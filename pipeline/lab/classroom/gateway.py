@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import DocpipeError
-from pipeline.lab.classroom.nginx import CONF_DIR, INTERNAL_PORT, LAUNCHER_SOCKET_DIR
+from pipeline.lab.classroom.nginx import AUDIT_DIR, CONF_DIR, INTERNAL_PORT, LAUNCHER_SOCKET_DIR
 from pipeline.lab.labels import (
     GATEWAY_LABEL,
     LISTEN_LABEL,
@@ -235,7 +235,8 @@ def _tar(files: dict[str, bytes]) -> bytes:
     """The configuration as www-data's files (the gateway's loop removes expired ones)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for folder in sorted({str(Path(n).parent) for n in files if "/" in n}):
+        # AUDIT_DIR must exist before nginx loads a configuration that logs into it.
+        for folder in sorted({str(Path(n).parent) for n in files if "/" in n} | {AUDIT_DIR}):
             info = tarfile.TarInfo(folder)
             info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o750, UID, UID
             tar.addfile(info)
@@ -262,6 +263,41 @@ def configure(gw: Any, files: dict[str, bytes]) -> None:
         gw.reload()
         return
     _exec(gw, ["docpipe-gateway", "reload"])
+
+
+# The help logs are renamed before they are read and nginx reopens its logs, so a line nginx
+# writes meanwhile lands in one file or the other; a `.taken` file an earlier take left (docpipe
+# stopped before it removed it) is read again rather than overwritten.
+_TAKE = (f'cd {CONF_DIR}/{AUDIT_DIR} 2>/dev/null || exit 0; for f in *.log; do [ -e "$f" ] || continue; '
+         '[ -e "$f.taken" ] || mv "$f" "$f.taken"; done; nginx -e stderr -q -s reopen; sleep 0.3')
+_TAKEN = ".log.taken"
+
+
+def take_help_log(gw: Any) -> dict[str, bytes]:
+    """The class pages' help links followed since the last take (nginx.AUDIT_FORMAT lines), by
+    workshop; `drop_help_log` removes them once they are in the workdir's audit log."""
+    from docker.errors import APIError, NotFound
+
+    if gw.status != "running":
+        return {}
+    _exec(gw, ["sh", "-c", _TAKE])
+    try:
+        stream, _ = gw.get_archive(f"{CONF_DIR}/{AUDIT_DIR}")
+    except (NotFound, APIError):
+        return {}
+    out: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        for member in tar:
+            name = Path(member.name).name
+            handle = tar.extractfile(member) if member.isfile() and name.endswith(_TAKEN) else None
+            if handle is not None:
+                out[name[: -len(_TAKEN)]] = handle.read()
+    return out
+
+
+def drop_help_log(gw: Any, workshops: list[str]) -> None:
+    if workshops:
+        _exec(gw, ["rm", "-f", *(f"{CONF_DIR}/{AUDIT_DIR}/{w}{_TAKEN}" for w in workshops)])
 
 
 def _exec(gw: Any, cmd: list[str], attempts: int = 5) -> None:

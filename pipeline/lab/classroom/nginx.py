@@ -31,6 +31,14 @@ _HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9]
 _HIDDEN = ("Service-Worker-Allowed", "Cache-Control", "Expires", "Pragma", "ETag", "Last-Modified",
            "Strict-Transport-Security", "Referrer-Policy", "X-Frame-Options")
 _STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_LINK = re.compile(r"https?://[A-Za-z0-9.:\[\]-]+/[A-Za-z0-9._~/?#&=%+:-]*")  # nothing nginx reads as syntax
+# The class page's help links are followed through the gateway, which logs each use here (one
+# file per workshop, on the configuration volume); docpipe moves the lines into the workdir's
+# audit log (audit.py) at its next lab command.
+AUDIT_DIR = "audit"
+AUDIT_FORMAT = ("map $uri $docpipe_seat {\n    ~/help/(?<seat>[a-z0-9-]+)$ $seat;\n    default \"\";\n}\n"
+                "log_format docpipe_help escape=none '$time_iso8601\t$docpipe_seat';\n")
 # Mozilla's "intermediate" TLS profile (ssl-config.mozilla.org, guidelines 5.7): TLS 1.2 with
 # forward-secret AEAD suites only (no SHA-1, no CBC), TLS 1.3, the RFC 7919 ffdhe2048 group.
 TLS = """ssl_protocols TLSv1.2 TLSv1.3;
@@ -68,6 +76,7 @@ class ClassPage:
     frames: tuple[str, ...]  # the seats' view-only origins
     expires: str  # the class's last seat's expiry: the page goes with it
     progress: tuple[tuple[str, str], ...] = ()  # (tile label, its last `lab progress` line)
+    helps: tuple[tuple[str, str, str], ...] = ()  # (tile label, seat, its full-control help link)
 
 
 def stamp(expires: str) -> str:
@@ -168,6 +177,7 @@ def server_conf(pub: links.Public, tls: bool) -> str:
     ports, the class pages on the listen port). `docpipe lab serve` adds its route there
     (launcher/*.conf, which a class's configuration never clears)."""
     out = "ssl_certificate /etc/docpipe/tls.crt;\nssl_certificate_key /etc/docpipe/tls.key;\n" + TLS if tls else ""
+    out += AUDIT_FORMAT
     classes = f"    include {CONF_DIR}/classes/*.conf;\n" if pub.by_port else ""
     classes += f"    include {CONF_DIR}/{LAUNCHER_CONF_DIR}/*.conf;\n"
     return out + _server(pub.origin(), pub, tls, classes, default=True)
@@ -236,9 +246,27 @@ def class_conf(page: ClassPage, pub: links.Public, tls: bool) -> str:
                 # ssi drops Last-Modified; with etag off and no-store nothing can be revalidated.
                 "        ssi on;\n        etag off;\n        if_modified_since off;\n"
                 + headers(tls, policy=classpage.policy(page.frames), indent=" " * 8) + "    }\n")
+    location += "".join(_help(page, seat, link, tls) for _, seat, link in page.helps)
     if pub.by_port:
         return location
     return _server(links.class_origin(pub.origin(), page.class_token), pub, tls, location)
+
+
+def audit_file(workshop: str) -> str:
+    return f"{AUDIT_DIR}/{workshop}.log"
+
+
+def _help(page: ClassPage, seat: str, link: str, tls: bool) -> str:
+    """A seat's help link behind the class page: a redirect to the seat's full-control link (its
+    password in the fragment, as `lab help` prints it), logged as it is followed."""
+    if not _LABEL.fullmatch(seat) or not _LABEL.fullmatch(page.workshop):
+        raise DocpipeError(f"seat {seat[:80]!r} of {page.workshop[:80]!r} is not a DNS label")
+    if not _LINK.fullmatch(link):
+        raise DocpipeError(f"the help link of seat {seat} is malformed")
+    return (f"    location = {links.class_path(page.class_token)}{classpage.HELP}{seat} {{\n"
+            f"        access_log {CONF_DIR}/{audit_file(page.workshop)} docpipe_help;\n"
+            f'        return 302 "{link}";\n'
+            + headers(tls, policy="default-src 'none'; frame-ancestors 'none'", indent=" " * 8) + "    }\n")
 
 
 def files(routes: Sequence[Route], pages: Sequence[ClassPage], pub: links.Public, tls: bool) -> dict[str, bytes]:
@@ -249,5 +277,6 @@ def files(routes: Sequence[Route], pages: Sequence[ClassPage], pub: links.Public
     for p in pages:
         where = "classes" if pub.by_port else "servers"
         out[f"{where}/{stamp(p.expires)}-class-{links.host_id(p.class_token)}.conf"] = class_conf(p, pub, tls).encode()
-        out[f"pages/{page_file(p)}"] = classpage.class_html(p.workshop, p.tiles, p.frames, dict(p.progress)).encode()
+        out[f"pages/{page_file(p)}"] = classpage.class_html(
+            p.workshop, p.tiles, p.frames, dict(p.progress), {label: seat for label, seat, _ in p.helps}).encode()
     return out

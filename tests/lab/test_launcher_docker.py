@@ -48,7 +48,8 @@ class Launcher:
     def start(self) -> None:
         out = self.log.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "lab", "serve"], env=self.c.env,
-                                     stdout=out, stderr=out, start_new_session=True)
+                                     stdout=out, stderr=out, start_new_session=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log.read_text()[-2000:]

@@ -259,10 +259,11 @@ class KubernetesBackend:
             return None  # half-deleted seat: `up` or `down` finishes it
         data = _decoded(secret)
         container = dep["spec"]["template"]["spec"]["containers"][0]
-        ports = [p["containerPort"] for p in container.get("ports") or []]
+        named = {p.get("name", ""): p["containerPort"] for p in container.get("ports") or []}
+        workshop_ports = tuple(v for k, v in named.items() if k.startswith("p") and k[1:].isdigit())
         cls = ClassRequest(workshop=lbls.get(WORKSHOP_LABEL, ""), class_id=lbls.get(CLASS_LABEL, ""),
                            class_token="", image=container.get("image", ""), revision="",
-                           desktop_port=ports[0] if ports else 0, ports=tuple(ports[1:]), memory=1, cpus=1,
+                           desktop_port=named.get("desktop", 0), ports=workshop_ports, memory=1, cpus=1,
                            public_url="", origin=lbls.get(ORIGIN_LABEL, ""))
         seat = SeatRequest(seat=lbls.get(SEAT_LABEL, ""), student=ann.get(STUDENT_ANNOTATION, ""), email="",
                            token=data.get("token", ""), watch_token=data.get("watch-token", ""),
@@ -272,8 +273,7 @@ class KubernetesBackend:
             state = "expired"
         else:
             state = "running" if (cls.class_id, seat.seat) in ready else "starting"
-        info = seat_info(cls, seat, ann.get(HOST_ANNOTATION, ""), state)
-        return info
+        return seat_info(cls, seat, ann.get(HOST_ANNOTATION, ""), state, agent="agent" in named)
 
     def down(self, workshop: str) -> int:
         selector = f"{MANAGED},{WORKSHOP_LABEL}={workshop}"

@@ -37,7 +37,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from pipeline.errors import BadInput
 
-_SEAT = "s"  # /s/<key>/: a seat's desktop or workshop port behind the gateway
+SEAT = "s"  # /s/<key>/: a seat's desktop or workshop port behind the gateway; a seat agent's pages on Kubernetes
+_SEAT = SEAT
 _CLASS = "class"  # /class/<class token>/: the instructor's grid page
 FILES = "files"  # /s/<key>/files/: the seat agent's files page (pipeline/lab/seat/agent.py)
 PROGRESS = "progress"  # /s/<key>/progress: the learner's own progress checks, run by the seat agent

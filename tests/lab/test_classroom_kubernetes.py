@@ -173,6 +173,10 @@ def test_rbac_validates_and_grants_only_what_docpipe_uses() -> None:
     assert ("apps", "deployments", "patch") in granted and ("", "secrets", "deletecollection") in granted
     assert ("", "persistentvolumeclaims", "deletecollection") in granted
     assert ("", "persistentvolumeclaims", "delete") not in granted  # homes go only with `down --purge`
+    # collect and progress run fixed commands in seats through exec (a WebSocket GET; newer API
+    # servers also ask for create); nothing attaches to or port-forwards a seat.
+    assert {("", "pods/exec", "get"), ("", "pods/exec", "create")} <= granted
+    assert not {r for _, r, _ in granted if r in ("pods/attach", "pods/portforward", "pods/log")}
 
 
 # ------------------------------------------------------------------------------ 2: test API server

@@ -2,6 +2,8 @@
 
 Every object is found again by label selector, so there is no state file: `up` applies the class's
 exact set and deletes the seats of that class not in it, `down` and `reap` delete by selector.
+`collect` and `lab progress` run a fixed command in a seat's pod through the API server's exec
+(WebSocket, the official client's stream API, binary frames): `pod_exec`.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ import json
 import os
 import time
 import urllib.parse
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.lab.classroom import homes
+from pipeline.lab.classroom import collect, homes
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.classroom.kube_manifests import MANAGED, base_host, class_name, dump_yaml, manifests, seat_info
 from pipeline.lab.labels import (
@@ -43,6 +46,8 @@ RESOURCES: dict[str, tuple[str, str]] = {
 SEAT_KINDS = ("Deployment", "Service", "Secret")
 CLASS_KINDS = ("Ingress", "NetworkPolicy")
 APPLY = "application/apply-patch+yaml"
+CONTAINER = "desktop"  # the seat's container (kube_manifests): where exec runs
+EXEC_TIMEOUT = 600.0  # seconds a command in a seat may take (a large home's tar)
 _RETRY = (429, 500, 502, 503, 504)
 _ATTEMPTS = 4
 
@@ -56,6 +61,76 @@ def _decoded(secret: dict[str, Any]) -> dict[str, str]:
 def dry_run_yaml(cls: ClassRequest, settings: Any) -> str:
     """What `lab up --backend kubernetes --dry-run -o yaml` prints: no cluster needed."""
     return dump_yaml(manifests(cls, settings))
+
+
+class ExecFailed(DocpipeError):
+    """A command in a seat exited with a status not allowed, or exec itself failed (code None)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _exec_error(exc: Exception) -> str:
+    """The API server's answer to a refused exec (its Status message), in one line."""
+    text = str(getattr(exc, "reason", "") or exc)
+    body = text.rsplit("-+-+-", 1)[-1].strip()  # websocket-client: "Handshake status 404 ... -+-+- {body}"
+    try:
+        detail = json.loads(body)
+        text = f"{detail.get('code', '')} {detail.get('reason', '')}: {detail.get('message', '')}"
+    except ValueError:
+        pass
+    return " ".join(text.split())[:300]
+
+
+def pod_exec(api: Any, namespace: str, pod: str, argv: Sequence[str], *, ok: Sequence[int] = (0,),
+             timeout: float = EXEC_TIMEOUT, on_stderr: list[bytes] | None = None) -> Iterator[bytes]:
+    """`argv` in the pod's seat container through the API server's exec (WebSocket, binary frames),
+    its stdout as it arrives; at the end, ExecFailed unless the exit status is in `ok` (stderr's
+    tail in the message). No shell: argv is fixed by docpipe, never from a doc or a student."""
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.stream import stream
+
+    # stream() swaps call_api on the ApiClient it is given for the length of the call: on a shared
+    # one, another thread's plain request (a list, a scale) would go out as a WebSocket. A client of
+    # its own per exec (same configuration: server, token, TLS) keeps them apart.
+    core = k8s.CoreV1Api(k8s.ApiClient(api.configuration))
+    try:
+        ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=CONTAINER, command=list(argv),
+                    stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False, binary=True)
+    except ApiException as exc:
+        raise ExecFailed(f"kubernetes: exec in {pod}: {_exec_error(exc)}") from None
+    err = b""
+    try:
+        deadline = time.monotonic() + timeout
+        while ws.is_open():
+            if time.monotonic() > deadline:
+                raise ExecFailed(f"{argv[0]} in {pod} took longer than {timeout:g}s")
+            ws.update(timeout=1)
+            # Taken straight from the client's buffers (kubernetes 37's WSClient._channels): its
+            # read_stdout/read_stderr read on from the socket when a channel is empty, and frames
+            # read then could be dropped below. It also keeps a copy of all output (read_all):
+            # dropped each time, a home can be large, but never once the closing Status (channel
+            # 3), which returncode reads, is in.
+            channels = ws._channels
+            out = channels.pop(1, b"")
+            err = (err + channels.pop(2, b""))[-2000:]
+            if 3 not in channels:
+                ws.read_all()
+            if out:
+                yield out
+        try:
+            code = ws.returncode
+        except (TypeError, KeyError, ValueError):
+            raise ExecFailed(f"exec in {pod} ended without an exit status") from None
+    finally:
+        ws.close()
+    if on_stderr is not None:
+        on_stderr.append(err)
+    if code not in ok:
+        tail = " ".join(err.decode("utf-8", errors="replace").split())[-200:]
+        raise ExecFailed(f"{argv[0]} in {pod} exited with status {code}" + (f": {tail}" if tail else ""), code)
 
 
 def _parse_time(value: str) -> datetime:
@@ -85,6 +160,15 @@ def _api_client(context: str) -> Any:
         raise DocpipeError(f"kubernetes configuration: {str(exc)[:200]}") from None
 
 
+def _home_of(dep: dict[str, Any]) -> str:
+    """Where the seat's home claim is mounted in its container (kube_manifests: the volume "home")."""
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    mounts = [m["mountPath"] for m in container.get("volumeMounts") or [] if m.get("name") == "home"]
+    if not mounts:
+        raise DocpipeError(f"seat {dep['metadata']['name']} has no home mounted")
+    return str(mounts[0])
+
+
 class KubernetesBackend:
     name = "kubernetes"
 
@@ -96,19 +180,21 @@ class KubernetesBackend:
         self.requests = 0  # for bench/lab_k8s.py: every HTTP request made
 
     # -------------------------------------------------------------------------- wire
-    def _path(self, kind: str, name: str = "") -> str:
+    def _path(self, kind: str, name: str = "", sub: str = "") -> str:
         prefix, plural = RESOURCES[kind]
         path = f"{prefix}/namespaces/{urllib.parse.quote(self.namespace)}/{plural}"
-        return f"{path}/{urllib.parse.quote(name)}" if name else path
+        path = f"{path}/{urllib.parse.quote(name, safe='')}" if name else path
+        return f"{path}/{sub}" if sub else path
 
     def _call(self, method: str, kind: str, name: str = "", query: list[tuple[str, str]] | None = None,
-              body: Any = None, content_type: str | None = None, missing_ok: bool = False) -> dict[str, Any]:
+              body: Any = None, content_type: str | None = None, missing_ok: bool = False,
+              sub: str = "") -> dict[str, Any]:
         import urllib3
 
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        serialized = self.api.param_serialize(method=method, resource_path=self._path(kind, name),
+        serialized = self.api.param_serialize(method=method, resource_path=self._path(kind, name, sub),
                                               query_params=query or [], header_params=headers, body=body,
                                               auth_settings=["BearerToken"])
         for attempt in range(_ATTEMPTS):
@@ -274,6 +360,54 @@ class KubernetesBackend:
         else:
             state = "running" if (cls.class_id, seat.seat) in ready else "starting"
         return seat_info(cls, seat, ann.get(HOST_ANNOTATION, ""), state, agent="agent" in named)
+
+    # -------------------------------------------------------------------------- inside the seats
+    def _pods(self, selector: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """(class, seat) -> its Running pod."""
+        out = {}
+        for pod in self.list_objects("Pod", selector):
+            if (pod.get("status") or {}).get("phase") == "Running":
+                lbls = pod["metadata"].get("labels") or {}
+                out[(lbls.get(CLASS_LABEL, ""), lbls.get(SEAT_LABEL, ""))] = pod
+        return out
+
+    @staticmethod
+    def _key(dep: dict[str, Any]) -> tuple[str, str]:
+        lbls = dep["metadata"].get("labels") or {}
+        return lbls.get(CLASS_LABEL, ""), lbls.get(SEAT_LABEL, "")
+
+    def collect(self, workshop: str, dest: Path) -> list[collect.Collected]:
+        """`lab collect`: tar of each seat's home, run in its pod (as the seat's user, nothing
+        followed outside the home), streamed over exec into collect.write_archive's checks; a
+        failing seat is reported and the others are still collected."""
+        selector = f"{MANAGED},{WORKSHOP_LABEL}={workshop}"
+        pods = self._pods(selector)
+        done: list[collect.Collected] = []
+        for dep in sorted(self.list_objects("Deployment", selector), key=lambda d: self._key(d)[1]):
+            class_id, seat = self._key(dep)
+            student = (dep["metadata"].get("annotations") or {}).get(STUDENT_ANNOTATION, "")
+            pod = pods.get((class_id, seat))
+            out = dest / f"{seat}.tar.gz"
+            if pod is None:
+                why = "stopped (`lab reap --idle`)" if dep["spec"].get("replicas", 1) == 0 else "not running yet"
+                done.append(collect.Collected(seat, student, "", 0, f"seat is {why}: `docpipe lab up {workshop}` "
+                                              "starts it, then collect again"))
+                continue
+            try:
+                stream = pod_exec(self.api, self.namespace, pod["metadata"]["name"], collect.tar_command(_home_of(dep)),
+                                  ok=(0, 1))  # 1: a file changed while tar read it (the archive is still whole)
+                size = collect.write_archive(out, stream)
+                done.append(collect.Collected(seat, student, str(out), size))
+            except (DocpipeError, OSError) as exc:
+                done.append(collect.Collected(seat, student, "", 0, " ".join(str(exc).split())[:200]))
+        # Homes whose seat is gone (`lab down`, or past its ttl): reading a claim needs a pod, which
+        # docpipe's role may not create; said, not skipped in silence.
+        seated = {d.seat for d in done}
+        claims = self.list_objects("PersistentVolumeClaim", f"{selector},{HOME_KUBE_LABEL}")
+        for seat in sorted({(c["metadata"].get("labels") or {}).get(SEAT_LABEL, "") for c in claims} - seated - {""}):
+            done.append(collect.Collected(seat, "", "", 0, "no seat mounts this home any more (it is kept): "
+                                          f"`docpipe lab up {workshop}` with the same roster mounts it again"))
+        return done
 
     def down(self, workshop: str) -> int:
         selector = f"{MANAGED},{WORKSHOP_LABEL}={workshop}"

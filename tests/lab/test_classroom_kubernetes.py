@@ -177,6 +177,8 @@ def test_rbac_validates_and_grants_only_what_docpipe_uses() -> None:
     # servers also ask for create); nothing attaches to or port-forwards a seat.
     assert {("", "pods/exec", "get"), ("", "pods/exec", "create")} <= granted
     assert not {r for _, r, _ in granted if r in ("pods/attach", "pods/portforward", "pods/log")}
+    # reap --idle scales a seat to 0 and no further: only the scale subresource's patch.
+    assert {(g, r, v) for g, r, v in granted if r == "deployments/scale"} == {("apps", "deployments/scale", "patch")}
 
 
 # ------------------------------------------------------------------------------ 2: test API server

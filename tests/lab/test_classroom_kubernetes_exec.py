@@ -1,9 +1,10 @@
 """Kubernetes seats from the inside: exec over WebSocket (tests/support/kube_server.py), and what
-runs through it: `lab progress` and `lab collect`."""
+runs through it: `lab progress`, `lab collect`, the idle probe of `lab status` and `lab reap --idle`."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,3 +217,56 @@ def test_cli_collect_archives_every_seat_and_reports_the_failing_one(server: Kub
     rows = {s["seat"]: s for s in data["seats"]}
     assert rows["seat-1"]["bytes"] == (out / "seat-1.tar.gz").stat().st_size and rows["seat-1"]["student"] == "Ada"
     assert rows["seat-2"]["path"] == "" and "status 2" in rows["seat-2"]["error"]
+
+
+# ------------------------------------------------------------------------------ idle seats
+
+
+def test_status_and_reap_idle_read_each_seats_probe(server: KubeServer, tmp_path: Path) -> None:
+    backend = KubernetesBackend(LabSettings(host=HOST))
+    cls = klass((seat(1), seat(2), seat(3)))
+    infos = backend.up(cls)
+    now = int(time.time())
+    seen = {pod_of(server, "seat-1"): now - 2, pod_of(server, "seat-2"): now - 3600}  # seat-3: nobody, ever
+
+    def handler(ns: str, pod: str, container: str, argv: list[str]) -> tuple[bytes, bytes, int]:
+        assert argv == ["cat", "/tmp/docpipe-seen"]
+        if pod in seen:
+            return f"{seen[pod]}\n".encode(), b"", 0
+        return b"", b"cat: /tmp/docpipe-seen: No such file or directory\n", 1
+
+    server.state.exec_handler = handler
+    two_hours_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    server.state.objects[("pods", "docpipe", pod_of(server, "seat-2"))]["_started"] = two_hours_ago
+    status = json.loads(cli(tmp_path, "status", "intro", "--json").stdout)
+    by = {s["seat"]: s for s in status["seats"]}
+    assert by["seat-1"]["connected"] is True
+    assert by["seat-1"]["last_seen"] == dt.datetime.fromtimestamp(now - 2, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert by["seat-2"]["connected"] is False and by["seat-2"]["last_seen"].startswith(
+        dt.datetime.fromtimestamp(now - 3600, dt.UTC).strftime("%Y-%m-%dT%H:"))
+    assert by["seat-3"] == {**by["seat-3"], "connected": False, "last_seen": None}
+
+    # seat-3 started just now: nobody ever connected, but not idle for 30m yet; seat-2 (started 2 h
+    # ago, last seen 1 h ago) is.
+    proc = cli(tmp_path, "reap", "--idle", "30m")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["stopped", "1", "idle", "seat(s)", "intro-seat-2"]
+    deployments = {k[2]: v["spec"]["replicas"] for k, v in server.state.objects.items() if k[0] == "deployments"}
+    assert deployments == {"intro-seat-1": 1, "intro-seat-2": 0, "intro-seat-3": 1}
+    assert sorted(v["metadata"]["labels"]["docpipe.io/seat"] for k, v in server.state.objects.items()
+                  if k[0] == "pods") == ["seat-1", "seat-3"]
+    assert [p for m, p in server.state.requests if m == "PATCH" and p.split("?")[0].endswith("/scale")] == [
+        p for m, p in server.state.requests if m == "PATCH" and "intro-seat-2/scale" in p]
+    # Its home, Secret, Service and routes stay; status says it is stopped, with the same link.
+    assert len([k for k in server.state.objects if k[0] == "persistentvolumeclaims"]) == 3
+    after = {s["seat"]: s for s in json.loads(cli(tmp_path, "status", "intro", "--json").stdout)["seats"]}
+    assert after["seat-2"]["status"] == "stopped" and after["seat-2"]["url"] == infos[1].url
+    assert after["seat-2"]["connected"] is False
+    # `lab up` (the same requests, as commands.lab_up rebuilds them from the Secrets) starts it again.
+    again = backend.up(klass(tuple(backend.seat_requests("intro"))))
+    assert [i.url for i in again] == [i.url for i in infos] and {i.status for i in again} == {"running"}
+    assert {k[2]: v["spec"]["replicas"] for k, v in server.state.objects.items() if k[0] == "deployments"} == {
+        "intro-seat-1": 1, "intro-seat-2": 1, "intro-seat-3": 1}
+    # An idle seat whose probe cannot be read (exec fails) is never taken for idle.
+    server.state.exec_handler = lambda ns, pod, c, argv: (b"", b"OCI runtime exec failed", 126)
+    assert backend.stop_idle(0) == []

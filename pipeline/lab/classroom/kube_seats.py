@@ -2,7 +2,9 @@
 
 Every object is found again by label selector, so there is no state file: `up` applies the class's
 exact set and deletes the seats of that class not in it, `down` and `reap` delete by selector.
-`collect` and `lab progress` run a fixed command in a seat's pod through the API server's exec
+`reap --idle` scales an idle seat's Deployment to 0 replicas (its Secret, Service, routes and home
+stay) and the next `up`, which applies `replicas: 1` again, starts it with the same links. `collect`,
+the idle probe and `lab progress` run a fixed command in a seat's pod through the API server's exec
 (WebSocket, the official client's stream API, binary frames): `pod_exec`.
 """
 
@@ -13,12 +15,13 @@ import os
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.lab.classroom import collect, homes
+from pipeline.lab.classroom import collect, homes, idle
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.classroom.kube_manifests import MANAGED, base_host, class_name, dump_yaml, manifests, seat_info
 from pipeline.lab.labels import (
@@ -46,8 +49,10 @@ RESOURCES: dict[str, tuple[str, str]] = {
 SEAT_KINDS = ("Deployment", "Service", "Secret")
 CLASS_KINDS = ("Ingress", "NetworkPolicy")
 APPLY = "application/apply-patch+yaml"
+MERGE = "application/merge-patch+json"
 CONTAINER = "desktop"  # the seat's container (kube_manifests): where exec runs
 EXEC_TIMEOUT = 600.0  # seconds a command in a seat may take (a large home's tar)
+EXEC_JOBS = 8  # idle probes at once (one exec each)
 _RETRY = (429, 500, 502, 503, 504)
 _ATTEMPTS = 4
 
@@ -357,6 +362,8 @@ class KubernetesBackend:
                            expires=ann.get(EXPIRES_LABEL, ""))
         if seat.expires and _parse_time(seat.expires) < now:
             state = "expired"
+        elif dep["spec"].get("replicas", 1) == 0:
+            state = "stopped"  # by `lab reap --idle`; `lab up` starts it again
         else:
             state = "running" if (cls.class_id, seat.seat) in ready else "starting"
         return seat_info(cls, seat, ann.get(HOST_ANNOTATION, ""), state, agent="agent" in named)
@@ -408,6 +415,65 @@ class KubernetesBackend:
             done.append(collect.Collected(seat, "", "", 0, "no seat mounts this home any more (it is kept): "
                                           f"`docpipe lab up {workshop}` with the same roster mounts it again"))
         return done
+
+    def _seen(self, pod: str) -> int | None:
+        """The epoch in idle.SEEN_FILE (None when nobody was ever connected: no file yet)."""
+        try:
+            data = b"".join(pod_exec(self.api, self.namespace, pod, ["cat", idle.SEEN_FILE], timeout=30))
+        except ExecFailed as exc:
+            if exc.code == 1:  # cat: no such file
+                return None
+            raise
+        return idle.parse_seen(data[:64])
+
+    def _activity(self, workshop: str | None) -> tuple[dict[str, idle.Activity], set[str]]:
+        """Each seat's viewers (Deployment name -> Activity) and the seats whose probe could not be
+        read (exec refused or failed): those are never taken for idle."""
+        selector = MANAGED + (f",{WORKSHOP_LABEL}={workshop}" if workshop else "")
+        pods = self._pods(selector)
+        now = datetime.now(UTC)
+        deployments = self.list_objects("Deployment", selector)
+
+        def one(dep: dict[str, Any]) -> tuple[str, idle.Activity | None]:
+            pod = pods.get(self._key(dep))
+            seat = self._key(dep)[1]
+            created = _parse_time(dep["metadata"].get("creationTimestamp") or now.isoformat())
+            if pod is None:
+                return dep["metadata"]["name"], idle.activity(seat, False, None, created, now)
+            started = _parse_time((pod.get("status") or {}).get("startTime") or now.isoformat())
+            try:
+                seen = self._seen(pod["metadata"]["name"])
+            except DocpipeError:
+                return dep["metadata"]["name"], None
+            return dep["metadata"]["name"], idle.activity(seat, True, seen, started, now)
+
+        found: dict[str, idle.Activity] = {}
+        unknown: set[str] = set()
+        if deployments:
+            with ThreadPoolExecutor(max_workers=min(EXEC_JOBS, len(deployments))) as pool:
+                for name, act in pool.map(one, deployments):
+                    if act is None:
+                        unknown.add(name)
+                    else:
+                        found[name] = act
+        return found, unknown
+
+    def activity(self, workshop: str | None = None) -> dict[str, idle.Activity]:
+        """`lab status`'s connected / last_seen per seat (a seat whose probe failed has neither)."""
+        return self._activity(workshop)[0]
+
+    def stop_idle(self, seconds: float) -> list[str]:
+        """`lab reap --idle`: scale to 0 replicas the running seats nobody was connected to for
+        `seconds`; Secret, Service, routes and home stay, so `lab up` starts them with the same links."""
+        now = datetime.now(UTC)
+        acts, _ = self._activity(None)
+        stopped = []
+        for name, a in sorted(acts.items()):
+            if a.running and idle.idle_for(a, now) >= seconds:
+                self._call("PATCH", "Deployment", name, [("fieldManager", MANAGER)], body={"spec": {"replicas": 0}},
+                           content_type=MERGE, sub="scale")
+                stopped.append(name)
+        return stopped
 
     def down(self, workshop: str) -> int:
         selector = f"{MANAGED},{WORKSHOP_LABEL}={workshop}"

@@ -19,11 +19,13 @@ from typing import Any
 
 from pipeline.lab.classroom.backend import Backend, SeatInfo
 from pipeline.lab.image.bases import profile_for
+from pipeline.lab.image.parse import MAX_CHECK_TIMEOUT, MAX_CHECKS
 from pipeline.lab.image.spec import DEFAULT_BASE
 from pipeline.lab.labels import BASE_LABEL, SEAT_LABEL, WORKSHOP_LABEL
 
 RUNNER = "/usr/local/bin/docpipe-check"
 JOBS = 8  # seats checked at once: each exec is a process in a seat, cheap, but engines have limits
+RUNNER_TIMEOUT = MAX_CHECKS * MAX_CHECK_TIMEOUT + 60  # every check at its longest, and a margin
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def kube_exec(api_client: Any, namespace: str, selector: Callable[[SeatInfo], st
         if not names:
             raise RuntimeError("no running pod")
         try:
-            return b"".join(pod_exec(api_client, namespace, names[0], [RUNNER], timeout=300))
+            return b"".join(pod_exec(api_client, namespace, names[0], [RUNNER], timeout=RUNNER_TIMEOUT))
         except ExecFailed as exc:
             if exc.code in (126, 127):
                 raise RuntimeError("this seat's image has no docpipe-check (no checks, or built before them)") from None

@@ -37,8 +37,10 @@ def test_the_agent_is_routed_on_the_desktops_host_only(server: KubeServer) -> No
     secret, dep, svc = objects[:3]
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "agent", "containerPort": 6081, "protocol": "TCP"} in container["ports"]
-    assert {"name": "DOCPIPE_AGENT_KEY", "valueFrom": {"secretKeyRef": {"name": "intro-seat-1", "key": "token"}}} \
-        in container["env"]
+    env = container["env"]
+    key = env.index({"name": "DOCPIPE_AGENT_KEY", "valueFrom": {"secretKeyRef": {"name": "intro-seat-1", "key": "token"}}})
+    # The kubelet fills $(DOCPIPE_AGENT_KEY) in only from a variable listed before it.
+    assert env[key + 1] == {"name": "DOCPIPE_AGENT_PREFIX", "value": "/s/$(DOCPIPE_AGENT_KEY)"}
     assert {"name": "agent", "port": 6081, "targetPort": "agent", "protocol": "TCP"} in svc["spec"]["ports"]
     ingress, policy = objects[-2:]
     assert {"port": 6081, "protocol": "TCP"} in policy["spec"]["ingress"][0]["ports"]

@@ -7,11 +7,11 @@ every seat and every workshop port its own browser origin, so one student's work
 cannot script another seat's page, its own desktop or the instructor's.
 
 The seat agent's pages (files, progress; pipeline/lab/seat/agent.py) are on the desktop's host,
-under the desktop's key as links.files_url / links.progress_url build them (`/s/<token>/files/`,
-`/s/<token>/progress`): the Ingress sends that host's `/s/` prefix to the Service's `agent` port,
-and the agent itself serves only its own `/s/<token>/` (DOCPIPE_AGENT_KEY from the seat's Secret,
-compared in constant time). No controller-specific rewrite, and no token in the Ingress, which
-more people and controllers may read than the Secrets.
+under the desktop's key, as links.files_url / links.progress_url build them: the Ingress sends
+that host's links.seat_prefix() to the Service's `agent` port, and the agent itself serves only
+its own key's links.seat_path (DOCPIPE_AGENT_PREFIX, the token filled in from the seat's Secret by
+the kubelet; compared in constant time). No controller-specific rewrite, and no token in the
+Ingress, which more people and controllers may read than the Secrets.
 """
 
 from __future__ import annotations
@@ -184,8 +184,10 @@ def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: st
     env.append({"name": "VNC_VIEW_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "view-password"}}})
     env.extend({"name": k, "value": v} for k, v in profile.extra_env)
     agent = agent_port(cls)
-    if agent:  # the seat agent serves /s/<token>/ only (see the module's docstring)
+    if agent:  # the seat agent serves its own key's pages only (see the module's docstring)
         env.append({"name": "DOCPIPE_AGENT_KEY", "valueFrom": {"secretKeyRef": {"name": name, "key": "token"}}})
+        # $(VAR): the kubelet puts the variable above in (dependent environment variables).
+        env.append({"name": "DOCPIPE_AGENT_PREFIX", "value": links.seat_path("$(DOCPIPE_AGENT_KEY)").rstrip("/")})
         if upload_limit:  # [lab] upload_limit, as on Docker
             env.append({"name": "DOCPIPE_UPLOAD_LIMIT", "value": str(upload_limit)})
     millicpu = f"{max(1, round(cls.cpus * 1000))}m"
@@ -266,7 +268,7 @@ def ingress_rules(cls: ClassRequest, host: str) -> list[dict[str, Any]]:
         svc = object_name(cls.class_id, seat.seat)
         desktop = rule(links.seat_host(seat.token, host), svc, "desktop")
         if agent:  # the desktop's host only: the view-only link never reaches the files page
-            desktop["http"]["paths"].append(path(f"/{links.SEAT}/", svc, "agent"))
+            desktop["http"]["paths"].append(path(links.seat_prefix(), svc, "agent"))
         rules.append(desktop)
         rules.append(rule(links.seat_host(seat.watch_token, host), svc, "desktop"))
         rules += [rule(links.port_host(seat.token, p, host), svc, f"p{p}") for p in cls.ports if p != cls.desktop_port]

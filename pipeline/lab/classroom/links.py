@@ -37,8 +37,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from pipeline.errors import BadInput
 
-SEAT = "s"  # /s/<key>/: a seat's desktop or workshop port behind the gateway; a seat agent's pages on Kubernetes
-_SEAT = SEAT
+_SEAT = "s"  # /s/<key>/: a seat's desktop or workshop port behind the gateway
 _CLASS = "class"  # /class/<class token>/: the instructor's grid page
 FILES = "files"  # /s/<key>/files/: the seat agent's files page (pipeline/lab/seat/agent.py)
 PROGRESS = "progress"  # /s/<key>/progress: the learner's own progress checks, run by the seat agent
@@ -163,6 +162,12 @@ def desktop_url(origin: str, token: str, password: str, *, view_only: bool = Fal
 
 def seat_base(origin: str, token: str) -> str:
     return origin + seat_path(token)
+
+
+def seat_prefix() -> str:
+    """What every seat path starts with: on Kubernetes, what the desktop host's Ingress sends to the
+    seat agent (which serves its own key's pages under it only)."""
+    return f"/{_SEAT}/"
 
 
 def files_url(origin: str, token: str) -> str:

@@ -12,9 +12,10 @@ seat's path prefix taken off, so this app serves
     GET  /progress[?format=json]    the workshop's progress checks, run now (docpipe-check)
 
 On Kubernetes no proxy takes a prefix off (plain Ingress path rules, no controller's rewrite): the
-Ingress sends every `/s/...` of the seat's desktop host here, and with DOCPIPE_AGENT_KEY (the seat's
-token, from its Secret) the app serves the same pages under `/s/<key>/` only, the key compared in
-constant time, so the Ingress holds no secret and a forged key gets a 404 from the seat itself.
+Ingress sends every seat path of the desktop's host here, and with DOCPIPE_AGENT_PREFIX (the
+seat's own path, its token filled in from the seat's Secret) the app serves the same pages under
+that prefix only, compared in constant time, so the Ingress holds no secret and a forged key gets a
+404 from the seat itself.
 
 Every link it writes is relative, so it works under any prefix. Only the standard library and
 aiohttp (Debian's python3-aiohttp in the image): a seat has no docpipe.
@@ -289,17 +290,22 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def make_app(home: Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, runner: list[str] | None = None,
-             key: str = "") -> web.Application:
-    """The pages at /files/ and /progress, or with `key` at /s/<key>/files/ and /s/<key>/progress."""
+             prefix: str = "") -> web.Application:
+    """The pages at /files/ and /progress, or under `prefix` (a path like /a/b: its parts are
+    matched as variables, then compared whole in constant time, so a forged one gets a 404)."""
     secret = secrets.token_bytes(32)
-    prefix = "/s/{key}" if key else ""
+    parts = [p for p in prefix.split("/") if p]
+    if prefix and (not parts or "$(" in prefix or prefix != "/" + "/".join(parts)):
+        raise ValueError("DOCPIPE_AGENT_PREFIX must be a path like /a/b with its variables filled in")
+    route = "".join(f"/{{p{i}}}" for i in range(len(parts)))
     check_lock = asyncio.Lock()
     run = runner or [sys.executable, RUNNER, CHECKS]
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if key and not hmac.compare_digest(request.match_info.get("key", "").encode(), key.encode()):
+            asked = "".join("/" + request.match_info.get(f"p{i}", "") for i in range(len(parts)))
+            if prefix and not hmac.compare_digest(asked.encode(), prefix.encode()):
                 raise web.HTTPNotFound()
             resp = await handler(request)
         except Refused as exc:
@@ -377,8 +383,7 @@ def make_app(home: Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, runner: list[
             for tmp_path, _dest in done:
                 tmp_path.unlink(missing_ok=True)
         # An absolute path: the gateway puts the seat's prefix in front (proxy_redirect).
-        base = f"/s/{key}" if key else ""
-        return web.Response(status=303, headers={"Location": f"{base}/files/?path={_q(relative(home, target))}"})
+        return web.Response(status=303, headers={"Location": f"{prefix}/files/?path={_q(relative(home, target))}"})
 
     async def progress(request: web.Request) -> web.StreamResponse:
         async with check_lock:  # one run at a time, however often the page is reloaded
@@ -394,11 +399,11 @@ def make_app(home: Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, runner: list[
         return web.Response(text=progress_page(results), content_type="text/html")
 
     app = web.Application(middlewares=[guard])
-    app.router.add_get(f"{prefix}/files/", files)
-    app.router.add_get(f"{prefix}/files/get", get)
-    app.router.add_get(f"{prefix}/files/download", download)
-    app.router.add_post(f"{prefix}/files/upload", upload)
-    app.router.add_get(f"{prefix}/progress", progress)
+    app.router.add_get(f"{route}/files/", files)
+    app.router.add_get(f"{route}/files/get", get)
+    app.router.add_get(f"{route}/files/download", download)
+    app.router.add_post(f"{route}/files/upload", upload)
+    app.router.add_get(f"{route}/progress", progress)
     return app
 
 
@@ -406,8 +411,8 @@ def main() -> None:
     home = Path(os.environ.get("HOME") or "/home/student")
     limit = int(os.environ.get("DOCPIPE_UPLOAD_LIMIT") or DEFAULT_UPLOAD_LIMIT)
     port = int(os.environ.get("DOCPIPE_AGENT_PORT") or PORT)
-    key = os.environ.get("DOCPIPE_AGENT_KEY", "")  # set on Kubernetes seats only (kube_manifests)
-    web.run_app(make_app(home, limit, key=key), host="0.0.0.0", port=port, access_log=None, print=None)
+    prefix = os.environ.get("DOCPIPE_AGENT_PREFIX", "")  # set on Kubernetes seats only (kube_manifests)
+    web.run_app(make_app(home, limit, prefix=prefix), host="0.0.0.0", port=port, access_log=None, print=None)
 
 
 if __name__ == "__main__":

@@ -173,6 +173,12 @@ def test_rbac_validates_and_grants_only_what_docpipe_uses() -> None:
     assert ("apps", "deployments", "patch") in granted and ("", "secrets", "deletecollection") in granted
     assert ("", "persistentvolumeclaims", "deletecollection") in granted
     assert ("", "persistentvolumeclaims", "delete") not in granted  # homes go only with `down --purge`
+    # collect and progress run fixed commands in seats through exec (a WebSocket GET; newer API
+    # servers also ask for create); nothing attaches to or port-forwards a seat.
+    assert {("", "pods/exec", "get"), ("", "pods/exec", "create")} <= granted
+    assert not {r for _, r, _ in granted if r in ("pods/attach", "pods/portforward", "pods/log")}
+    # reap --idle scales a seat to 0 and no further: only the scale subresource's patch.
+    assert {(g, r, v) for g, r, v in granted if r == "deployments/scale"} == {("apps", "deployments/scale", "patch")}
 
 
 # ------------------------------------------------------------------------------ 2: test API server
@@ -210,7 +216,8 @@ def test_class_flow_against_the_test_server(server: KubeServer) -> None:
     assert len(server.state.objects[("ingresses", "docpipe", "intro")]["spec"]["rules"]) == 9
 
     statuses = backend.status("intro")
-    docker_keys = set(SeatInfo("w", "s", "", "", "", "", {}, "", "", "").to_json())
+    # What a Docker seat of docpipe's desktop base (it runs the seat agent) prints, key for key.
+    docker_keys = set(SeatInfo("w", "s", "", "", "", "", {}, "", "", "", files_url="f", progress_url="p").to_json())
     assert [set(s.to_json()) for s in statuses] == [docker_keys] * 3
     first = statuses[0].to_json()
     assert first["password"] == five[0].password and first["url"].endswith(f"#password={five[0].password}")

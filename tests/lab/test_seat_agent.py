@@ -181,3 +181,33 @@ def test_progress_page_runs_the_checks(home: Path, tmp_path: Path) -> None:
     finally:
         if old is not None:
             os.environ["HOME"] = old
+
+
+def test_with_a_prefix_the_agent_serves_only_its_own(home: Path) -> None:
+    """Kubernetes: the Ingress sends a desktop host's every seat path here (no rewrite, no key in the
+    Ingress); the agent serves its own seat path only, so a forged key reaches nothing."""
+    key = "k3y-OfThisSeat_0123456789abcdef"
+    prefix = f"/s/{key}"
+
+    async def main() -> None:
+        runner = [sys.executable, str(CHECK), str(home / "none.json")]
+        async with TestClient(TestServer(agent.make_app(home, 1000, runner, prefix=prefix))) as c:
+            page = await c.get(f"{prefix}/files/?path=work")
+            assert page.status == 200 and "deep/" in await page.text()
+            for forged in ("/files/?path=work", f"/s/{key[:-1]}x/files/?path=work", f"/s/{key[:-1]}/files/",
+                           "/s/x/progress", f"/t/{key}/progress", f"/s/{key}x/files/get?path=work/deep/a.txt"):
+                r = await c.get(forged)
+                assert r.status == 404 and "alpha" not in await r.text(), forged
+            got = await c.get(f"{prefix}/files/get?path=work/deep/a.txt")
+            assert await got.read() == b"alpha\n"
+            token = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+            assert token
+            r = await c.post(f"{prefix}/files/upload?path=work", data=_form(token.group(1), ("n.txt", b"new")),
+                             headers=_origin(c), allow_redirects=False)
+            assert r.status == 303 and r.headers["Location"] == f"{prefix}/files/?path=work"
+    asyncio.run(main())
+    assert (home / "work" / "n.txt").read_bytes() == b"new"
+    # A prefix the kubelet did not fill in (or any odd one) is refused, never served as is.
+    for bad in ("/s/$(DOCPIPE_AGENT_KEY)", "s/x", "/s//x", "/s/x/"):
+        with pytest.raises(ValueError):
+            agent.make_app(home, 1000, prefix=bad)

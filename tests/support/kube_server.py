@@ -2,22 +2,31 @@
 
 Speaks server-side apply (PATCH application/apply-patch+yaml with fieldManager), GET, LIST and
 DELETE / deletecollection by label selector for secrets, services, deployments, ingresses,
-networkpolicies, plus pods it simulates one per Deployment. Every applied body is validated
-strictly (unknown fields are errors) against kubernetes-validate's schemas of the pinned version;
-rejections are `Status` objects with the code a real API server uses.
+networkpolicies, plus pods it simulates one per Deployment with replicas (none at 0 replicas:
+`lab reap --idle` scales a seat down with a JSON merge patch, as `kubectl scale` does). Every
+applied body is validated strictly (unknown fields are errors) against kubernetes-validate's
+schemas of the pinned version; rejections are `Status` objects with the code a real API server uses.
+
+Pods' `exec` subresource is spoken over WebSocket as the API server speaks it to the official
+client (subprotocols v5.channel.k8s.io / v4.channel.k8s.io; each binary frame is a channel byte
+then data: 1 stdout, 2 stderr, 3 the closing `Status`). What a command prints is the test's:
+`server.state.exec_handler(namespace, pod, container, argv) -> (stdout, stderr, exit code)`.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import hashlib
 import json
 import re
 import socket
+import struct
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
@@ -42,6 +51,17 @@ _PATH = re.compile(r"/(api/v1|apis/[a-z0-9.]+/v1)/namespaces/([a-z0-9-]+)/([a-z]
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _SERVER_FIELDS = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields")
+_SCALE = re.compile(r"/apis/apps/v1/namespaces/([a-z0-9-]+)/deployments/([^/]+)/scale")
+_EXEC = re.compile(r"/api/v1/namespaces/([a-z0-9-]+)/pods/([^/]+)/exec")
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")  # the server's preference, as the API server's
+STDOUT, STDERR, ERROR = 1, 2, 3
+_FRAME = 32 * 1024  # stdout is sent in frames of this much, as a real stream arrives in pieces
+ExecHandler = Callable[[str, str, str, list[str]], tuple[bytes, bytes, int]]
+
+
+def no_handler(namespace: str, pod: str, container: str, argv: list[str]) -> tuple[bytes, bytes, int]:
+    return b"", f"exec: {argv[0]!r}: executable file not found in $PATH\n".encode(), 127
 
 
 @functools.cache
@@ -108,6 +128,8 @@ class KubeState:
         self.ready_after = ready_after
         self.requests: list[tuple[str, str]] = []
         self.fail_next: list[int] = []  # status codes to answer the next requests with (overload, outage)
+        self.exec_handler: ExecHandler = no_handler
+        self.execs: list[tuple[str, str, str, list[str]]] = []  # (namespace, pod, container, argv) run
 
     def _next_rv(self) -> str:
         self.rv += 1
@@ -139,16 +161,53 @@ class KubeState:
         return (200 if old else 201), obj
 
     def _pod_for(self, ns: str, dep: dict[str, Any], meta: dict[str, Any]) -> None:
-        for key in [k for k, v in self.objects.items() if k[0] == "pods" and v.get("_owner") == meta["name"]]:
-            del self.objects[key]
         template = dep["spec"]["template"]
         name = f"{meta['name']}-{hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]}-x1"
+        want = dep["spec"].get("replicas", 1) > 0
+        if want and ("pods", ns, name) in self.objects:
+            return  # the same template and replicas: the ReplicaSet keeps its pod
+        for key in [k for k, v in self.objects.items() if k[0] == "pods" and v.get("_owner") == meta["name"]]:
+            del self.objects[key]
+        if not want:
+            return
         self.objects[("pods", ns, name)] = {
             "apiVersion": "v1", "kind": "Pod", "_owner": meta["name"], "_born": time.monotonic(),
+            "_started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "metadata": {"name": name, "namespace": ns, "labels": dict(template["metadata"].get("labels") or {}),
                          "resourceVersion": self._next_rv()},
             "spec": copy.deepcopy(template["spec"]),
         }
+
+    def merge_patch(self, plural: str, ns: str, name: str, patch: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """RFC 7386 JSON merge patch (what `kubectl scale` / `kubectl patch --type merge` send); an
+        Update by another manager, so the next apply with force takes the fields back."""
+        key = (plural, ns, name)
+        if key not in self.objects:
+            raise Reject(404, "NotFound", f'{plural} "{name}" not found')
+
+        def merge(target: Any, change: Any) -> Any:
+            if not isinstance(change, dict):
+                return copy.deepcopy(change)
+            out = dict(target) if isinstance(target, dict) else {}
+            for k, v in change.items():
+                if v is None:
+                    out.pop(k, None)
+                else:
+                    out[k] = merge(out.get(k), v)
+            return out
+
+        obj = merge(self.objects[key], patch)
+        view = {k: v for k, v in obj.items() if not k.startswith("_") and k != "status"}
+        view["metadata"] = {k: v for k, v in obj["metadata"].items() if k not in _SERVER_FIELDS}
+        errors = schema_errors(view)
+        if errors:
+            raise Reject(422, "Invalid", f'{obj["kind"]} "{name}" is invalid: {"; ".join(errors[:3])}')
+        obj["metadata"]["resourceVersion"] = self._next_rv()
+        self.objects[key] = obj
+        self.applied.pop(key, None)  # the next apply differs from what the object now is
+        if plural == "deployments":
+            self._pod_for(ns, obj, obj["metadata"])
+        return 200, obj
 
     def view(self, obj: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in obj.items() if not k.startswith("_")}
@@ -156,6 +215,8 @@ class KubeState:
             ready = time.monotonic() - obj["_born"] >= self.ready_after
             out["status"] = {"phase": "Running" if ready else "Pending", "conditions": [
                 {"type": "Ready", "status": "True" if ready else "False"}]}
+            if ready:
+                out["status"]["startTime"] = obj["_started"]
         return out
 
     def delete(self, key: tuple[str, str, str]) -> None:
@@ -220,10 +281,181 @@ class Handler(BaseHTTPRequestHandler):
         self._send(code, body)
 
     def do_GET(self) -> None:
-        self._handle("GET")
+        if _EXEC.fullmatch(urllib.parse.urlsplit(self.path).path):
+            self._exec()
+        else:
+            self._handle("GET")
+
+    # -------------------------------------------------------------------------- exec over WebSocket
+    def _exec(self) -> None:
+        """GET .../pods/<name>/exec?command=...: validated like the API server (errors are plain HTTP
+        `Status` answers, before any upgrade), then RFC 6455 with the channel.k8s.io framing."""
+        state = self.server.state
+        self.close_connection = True  # a WebSocket, or an error: never another request on it
+        url = urllib.parse.urlsplit(self.path)
+        m = _EXEC.fullmatch(url.path)
+        assert m is not None
+        ns, pod = m.group(1), urllib.parse.unquote(m.group(2))
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        try:
+            if self.headers.get("Authorization") != f"Bearer {self.server.token}":
+                raise Reject(401, "Unauthorized", "Unauthorized")
+            offered = [p.strip() for p in (self.headers.get("Sec-WebSocket-Protocol") or "").split(",") if p.strip()]
+            if (self.headers.get("Upgrade") or "").lower() != "websocket" or not self.headers.get("Sec-WebSocket-Key"):
+                raise Reject(400, "BadRequest", "Upgrade request required")
+            protocol = next((p for p in EXEC_PROTOCOLS if p in offered), None)
+            if protocol is None:
+                raise Reject(400, "BadRequest", f"unable to upgrade connection: subprotocols {offered} not supported; "
+                             f"supported: {list(EXEC_PROTOCOLS)}")
+            with state.lock:
+                state.requests.append(("GET", self.path))
+                container, argv, want = self._exec_options(state, ns, pod, query)
+                state.execs.append((ns, pod, container, argv))
+        except Reject as r:
+            self._send(r.code, status(r.code, r.reason, r.message))
+            return
+        accept = base64.b64encode(hashlib.sha1((self.headers["Sec-WebSocket-Key"] + _WS_GUID).encode()).digest())
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept.decode())
+        self.send_header("Sec-WebSocket-Protocol", protocol)
+        self.end_headers()
+        try:
+            out, err, code = state.exec_handler(ns, pod, container, list(argv))
+        except Exception as exc:  # the handler's bug shows as the command's failure, not a hang
+            out, err, code = b"", f"test exec handler raised {exc!r}\n".encode(), 126
+        if want["stdout"]:
+            for i in range(0, len(out), _FRAME):
+                self._ws_send(bytes([STDOUT]) + out[i:i + _FRAME])
+        if want["stderr"] and err:
+            self._ws_send(bytes([STDERR]) + err)
+        if code == 0:
+            final: dict[str, Any] = {"metadata": {}, "status": "Success"}
+        else:
+            final = {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+                     "message": f"command terminated with non-zero exit code: error executing command {argv}, "
+                                f"exit code {code}",
+                     "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+        self._ws_send(bytes([ERROR]) + json.dumps(final).encode())
+        self._ws_send(struct.pack("!H", 1000), opcode=0x8)
+        self._ws_read_close()
+
+    @staticmethod
+    def _exec_options(state: KubeState, ns: str, pod: str, query: dict[str, list[str]]
+                      ) -> tuple[str, list[str], dict[str, bool]]:
+        known = {"command", "container", "stdin", "stdout", "stderr", "tty"}
+        unknown = sorted(set(query) - known)
+        if unknown:
+            raise Reject(400, "BadRequest", f"unknown query parameter(s) {unknown} for PodExecOptions")
+        want: dict[str, bool] = {}
+        for flag in ("stdin", "stdout", "stderr", "tty"):
+            values = query.get(flag, ["false"])
+            if len(values) != 1 or values[0] not in ("true", "false", "1", "0", ""):
+                raise Reject(400, "BadRequest", f"PodExecOptions: {flag}: invalid boolean {values!r}")
+            want[flag] = values[0] in ("true", "1")
+        argv = query.get("command") or []
+        if not argv:
+            raise Reject(400, "BadRequest", "you must specify at least 1 command")
+        if not (want["stdin"] or want["stdout"] or want["stderr"]):
+            raise Reject(400, "BadRequest", "you must specify at least one of stdin, stdout, stderr")
+        if want["tty"] and want["stderr"]:
+            raise Reject(400, "BadRequest", "stderr cannot be used with tty")
+        if want["stdin"]:
+            raise Reject(400, "BadRequest", "this test server takes no stdin (docpipe never writes to a seat)")
+        obj = state.objects.get(("pods", ns, pod))
+        if obj is None:
+            raise Reject(404, "NotFound", f'pods "{pod}" not found')
+        names = [c["name"] for c in obj["spec"]["containers"]]
+        container = (query.get("container") or [""])[0]
+        if not container:
+            if len(names) != 1:
+                raise Reject(400, "BadRequest", f"a container name must be specified for pod {pod}, "
+                             f"choose one of: {names}")
+            container = names[0]
+        if container not in names:
+            raise Reject(400, "BadRequest", f"container {container} is not valid for pod {pod}")
+        if state.view(obj)["status"]["phase"] != "Running":
+            raise Reject(400, "BadRequest", f'unable to upgrade connection: container not found ("{container}")')
+        return container, argv, want
+
+    def _ws_send(self, payload: bytes, opcode: int = 0x2) -> None:
+        """One unmasked server frame (FIN set)."""
+        n = len(payload)
+        head = bytes([0x80 | opcode])
+        if n < 126:
+            head += bytes([n])
+        elif n < 1 << 16:
+            head += bytes([126]) + struct.pack("!H", n)
+        else:
+            head += bytes([127]) + struct.pack("!Q", n)
+        self.wfile.write(head + payload)
+        self.wfile.flush()
+
+    def _ws_read_close(self) -> None:
+        """The client's answering close frame; a client frame must be masked (RFC 6455 5.1)."""
+        self.connection.settimeout(5)
+        try:
+            while True:
+                head = self.rfile.read(2)
+                if len(head) < 2:
+                    return
+                masked, n = head[1] & 0x80, head[1] & 0x7F
+                if n == 126:
+                    n = struct.unpack("!H", self.rfile.read(2))[0]
+                elif n == 127:
+                    n = struct.unpack("!Q", self.rfile.read(8))[0]
+                if not masked:
+                    self._ws_send(struct.pack("!H", 1002) + b"client frames must be masked", opcode=0x8)
+                    return
+                self.rfile.read(4 + n)
+                if head[0] & 0x0F == 0x8:
+                    return
+        except OSError:
+            return
 
     def do_PATCH(self) -> None:
-        self._handle("PATCH")
+        if _SCALE.fullmatch(urllib.parse.urlsplit(self.path).path):
+            self._scale()
+        else:
+            self._handle("PATCH")
+
+    def _scale(self) -> None:
+        """PATCH deployments/<name>/scale with a JSON merge patch of an autoscaling/v1 Scale, as
+        `kubectl scale` does: only spec.replicas can change."""
+        state = self.server.state
+        m = _SCALE.fullmatch(urllib.parse.urlsplit(self.path).path)
+        assert m is not None
+        ns, name = m.group(1), urllib.parse.unquote(m.group(2))
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            if self.headers.get("Authorization") != f"Bearer {self.server.token}":
+                raise Reject(401, "Unauthorized", "Unauthorized")
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if ctype != "application/merge-patch+json":
+                raise Reject(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                             f"accepted media types include: application/merge-patch+json (got {ctype!r})")
+            try:
+                patch = json.loads(raw)
+            except ValueError:
+                raise Reject(400, "BadRequest", "error decoding patch: invalid JSON") from None
+            replicas = (patch.get("spec") or {}).get("replicas") if isinstance(patch, dict) else None
+            if set(patch) - {"spec"} or set(patch.get("spec") or {}) - {"replicas"}:
+                raise Reject(400, "BadRequest", "a Scale patch changes spec.replicas only")
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise Reject(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: '
+                             f"{replicas!r}: must be greater than or equal to 0")
+            with state.lock:
+                state.requests.append(("PATCH", self.path))
+                _, dep = state.merge_patch("deployments", ns, name, {"spec": {"replicas": replicas}})
+                body = {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                        "metadata": {"name": name, "namespace": ns,
+                                     "resourceVersion": dep["metadata"]["resourceVersion"]},
+                        "spec": {"replicas": replicas}, "status": {"replicas": replicas}}
+            code = 200
+        except Reject as r:
+            code, body = r.code, status(r.code, r.reason, r.message)
+        self._send(code, body)
 
     def do_DELETE(self) -> None:
         self._handle("DELETE")

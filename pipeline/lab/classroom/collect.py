@@ -1,7 +1,8 @@
 """`docpipe lab collect WORKSHOP`: every seat's home as WORKDIR/lab/<workshop>-work/<seat>.tar.gz.
 
-The archive is made by tar in the seat itself (GNU tar on a running seat, the engine's archive
-API on a stopped one), so symlinks are stored as symlinks and nothing outside the home is read.
+The archive is made by tar in the seat itself (GNU tar on a running seat, through Docker's exec or
+Kubernetes' exec over the official client's WebSocket stream; the engine's archive API on a stopped
+Docker seat), so symlinks are stored as symlinks and nothing outside the home is read.
 A file the student is writing while tar reads it is stored at the size tar first saw (GNU tar
 says "file changed as we read it" and exits 1): the archive stays valid. Each archive is written
 through pipeline/atomic.py, checked (read to its end) before it replaces the previous one; a seat
@@ -57,11 +58,16 @@ def write_archive(dest: Path, chunks: Iterable[bytes]) -> int:
     return dest.stat().st_size
 
 
+def tar_command(home: str) -> list[str]:
+    """GNU tar of the home (its own folder name at the top), to stdout; symlinks stored as links."""
+    home_path = PurePosixPath(home)
+    return ["tar", "--warning=no-file-changed", "--warning=no-file-removed", "-C", str(home_path.parent),
+            "-cf", "-", home_path.name]
+
+
 def _exec_tar(client: Any, container: Any, home: str, user: str | None) -> Iterator[bytes]:
     """`tar` run in a running seat, its stdout streamed; its exit status checked at the end."""
-    home_path = PurePosixPath(home)
-    cmd = ["tar", "--warning=no-file-changed", "--warning=no-file-removed", "-C", str(home_path.parent),
-           "-cf", "-", home_path.name]
+    cmd = tar_command(home)
     exec_id = client.api.exec_create(container.id, cmd, stdout=True, stderr=False, user=user or "")
     yield from client.api.exec_start(exec_id, stream=True)
     code = client.api.exec_inspect(exec_id).get("ExitCode")

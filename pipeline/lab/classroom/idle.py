@@ -2,8 +2,9 @@
 
 docpipe's desktop base records, every 5 s, the epoch of the last time a viewer was connected
 (an established connection to its VNC server) in SEEN_FILE (its entrypoint; /proc/net/tcp, no
-extra package). docpipe reads that file back through the engine's archive API (a running or a
-stopped seat alike, no process started in the seat). The file is the student's to change: at
+extra package). docpipe reads that file back through Docker's archive API (a running or a
+stopped seat alike, no process started in the seat), or on Kubernetes with `cat` through the API
+server's exec (kube_seats.pod_exec; a seat scaled to 0 has no pod and is not running). The file is the student's to change: at
 worst a student keeps their own seat from being stopped early, which the ttl still ends.
 """
 

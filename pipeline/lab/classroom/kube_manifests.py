@@ -5,6 +5,13 @@ one wildcard TLS secret): plain `pathType: Prefix` rules every ingress controlle
 controller-specific rewrite annotation, noVNC served at `/` exactly as the image serves it, and
 every seat and every workshop port its own browser origin, so one student's workshop web app
 cannot script another seat's page, its own desktop or the instructor's.
+
+The seat agent's pages (files, progress; pipeline/lab/seat/agent.py) are on the desktop's host,
+under the desktop's key, as links.files_url / links.progress_url build them: the Ingress sends
+that host's links.seat_prefix() to the Service's `agent` port, and the agent itself serves only
+its own key's links.seat_path (DOCPIPE_AGENT_PREFIX, the token filled in from the seat's Secret by
+the kubelet; compared in constant time). No controller-specific rewrite, and no token in the
+Ingress, which more people and controllers may read than the Secrets.
 """
 
 from __future__ import annotations
@@ -76,6 +83,13 @@ def class_name(class_id: str) -> str:
 
 def _profile(desktop_port: int) -> BaseProfile:
     return NOVNC_PROFILE if desktop_port == NOVNC_PROFILE.desktop_port else WEBTOP_PROFILE
+
+
+def agent_port(cls: ClassRequest) -> int:
+    """The seat agent's port in this class's seats; 0 when the base has none (a webtop) or a
+    workshop port takes it."""
+    port = _profile(cls.desktop_port).agent_port
+    return port if port and port not in cls.ports and port != cls.desktop_port else 0
 
 
 def base_host(settings: Any, public_url: str = "") -> str:
@@ -151,7 +165,7 @@ _SEED = f'test -e /mnt/home/{SEEDED} || {{ cp -a "$HOME_DIR"/. /mnt/home/ && tou
 
 
 def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: str, home_size: str = "1Gi",
-                  storage_class: str = "") -> list[dict[str, Any]]:
+                  storage_class: str = "", upload_limit: int = 0) -> list[dict[str, Any]]:
     name = object_name(cls.class_id, seat.seat)
     lbls = labels(cls, seat.seat)
     # The student's name is untrusted text: only ever an annotation value, which YAML/JSON escape.
@@ -169,6 +183,13 @@ def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: st
     ]
     env.append({"name": "VNC_VIEW_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": "view-password"}}})
     env.extend({"name": k, "value": v} for k, v in profile.extra_env)
+    agent = agent_port(cls)
+    if agent:  # the seat agent serves its own key's pages only (see the module's docstring)
+        env.append({"name": "DOCPIPE_AGENT_KEY", "valueFrom": {"secretKeyRef": {"name": name, "key": "token"}}})
+        # $(VAR): the kubelet puts the variable above in (dependent environment variables).
+        env.append({"name": "DOCPIPE_AGENT_PREFIX", "value": links.seat_path("$(DOCPIPE_AGENT_KEY)").rstrip("/")})
+        if upload_limit:  # [lab] upload_limit, as on Docker
+            env.append({"name": "DOCPIPE_UPLOAD_LIMIT", "value": str(upload_limit)})
     millicpu = f"{max(1, round(cls.cpus * 1000))}m"
     resources = {"cpu": millicpu, "memory": str(cls.memory)}
     probe = {"tcpSocket": {"port": "desktop"}, "periodSeconds": 10}
@@ -182,6 +203,8 @@ def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: st
         security["capabilities"]["add"] = ["CHOWN", "SETUID", "SETGID", "DAC_OVERRIDE", "FOWNER"]
     ports = [{"name": "desktop", "containerPort": cls.desktop_port, "protocol": "TCP"}]
     ports += [{"name": f"p{p}", "containerPort": p, "protocol": "TCP"} for p in cls.ports if p != cls.desktop_port]
+    if agent:
+        ports.append({"name": "agent", "containerPort": agent, "protocol": "TCP"})
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, namespace, lbls, ann),
         "spec": {
@@ -233,14 +256,20 @@ def _seat_objects(cls: ClassRequest, seat: SeatRequest, namespace: str, host: st
 
 
 def ingress_rules(cls: ClassRequest, host: str) -> list[dict[str, Any]]:
+    def path(prefix: str, service: str, port: str) -> dict[str, Any]:
+        return {"path": prefix, "pathType": "Prefix", "backend": {"service": {"name": service, "port": {"name": port}}}}
+
     def rule(hostname: str, service: str, port: str) -> dict[str, Any]:
-        backend = {"service": {"name": service, "port": {"name": port}}}
-        return {"host": hostname, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+        return {"host": hostname, "http": {"paths": [path("/", service, port)]}}
 
     rules = []
+    agent = agent_port(cls)
     for seat in cls.seats:
         svc = object_name(cls.class_id, seat.seat)
-        rules.append(rule(links.seat_host(seat.token, host), svc, "desktop"))
+        desktop = rule(links.seat_host(seat.token, host), svc, "desktop")
+        if agent:  # the desktop's host only: the view-only link never reaches the files page
+            desktop["http"]["paths"].append(path(links.seat_prefix(), svc, "agent"))
+        rules.append(desktop)
         rules.append(rule(links.seat_host(seat.watch_token, host), svc, "desktop"))
         rules += [rule(links.port_host(seat.token, p, host), svc, f"p{p}") for p in cls.ports if p != cls.desktop_port]
     return rules
@@ -263,6 +292,8 @@ def class_objects(cls: ClassRequest, settings: Any, host: str) -> list[dict[str,
                "metadata": _meta(name, namespace, lbls, ann), "spec": spec}
     ports = [{"port": cls.desktop_port, "protocol": "TCP"}]
     ports += [{"port": p, "protocol": "TCP"} for p in cls.ports if p != cls.desktop_port]
+    if agent_port(cls):
+        ports.append({"port": agent_port(cls), "protocol": "TCP"})
     policy = {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": _meta(name, namespace, lbls, ann),
@@ -299,16 +330,21 @@ def manifests(cls: ClassRequest, settings: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for seat in cls.seats:
         out += _seat_objects(cls, seat, settings.namespace, host, getattr(settings, "home_size", "1Gi"),
-                             getattr(settings, "storage_class", "") or "")
+                             getattr(settings, "storage_class", "") or "", getattr(settings, "upload_limit_bytes", 0))
     # An Ingress without rules is invalid: a class of no seats has no class objects either.
     return out + class_objects(cls, settings, host) if cls.seats else out
 
 
-def seat_info(cls: ClassRequest, seat: SeatRequest, host: str, status: str) -> SeatInfo:
+def seat_info(cls: ClassRequest, seat: SeatRequest, host: str, status: str, agent: bool | None = None) -> SeatInfo:
+    """`agent`: whether the seat's pod runs the agent behind its Service (default: this class's base has it)."""
     url, watch, ports = seat_links(cls, seat, host)
+    origin = f"https://{links.seat_host(seat.token, host)}"
+    has_agent = bool(agent_port(cls)) if agent is None else agent
     return SeatInfo(workshop=cls.workshop, seat=seat.seat, student=seat.student, url=url, password=seat.password,
                     watch_url=watch, ports=ports, container=object_name(cls.class_id, seat.seat),
                     expires=seat.expires, status=status, image=cls.image, gateway=f"https://{host}",
+                    files_url=links.files_url(origin, seat.token) if has_agent else "",
+                    progress_url=links.progress_url(origin, seat.token) if has_agent else "",
                     origin=cls.origin)
 
 

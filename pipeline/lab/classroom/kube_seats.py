@@ -2,6 +2,10 @@
 
 Every object is found again by label selector, so there is no state file: `up` applies the class's
 exact set and deletes the seats of that class not in it, `down` and `reap` delete by selector.
+`reap --idle` scales an idle seat's Deployment to 0 replicas (its Secret, Service, routes and home
+stay) and the next `up`, which applies `replicas: 1` again, starts it with the same links. `collect`,
+the idle probe and `lab progress` run a fixed command in a seat's pod through the API server's exec
+(WebSocket, the official client's stream API, binary frames): `pod_exec`.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ import json
 import os
 import time
 import urllib.parse
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput, DocpipeError
-from pipeline.lab.classroom import homes
+from pipeline.lab.classroom import collect, homes, idle
 from pipeline.lab.classroom.backend import ClassRequest, SeatInfo, SeatRequest
 from pipeline.lab.classroom.kube_manifests import MANAGED, base_host, class_name, dump_yaml, manifests, seat_info
 from pipeline.lab.labels import (
@@ -43,6 +49,10 @@ RESOURCES: dict[str, tuple[str, str]] = {
 SEAT_KINDS = ("Deployment", "Service", "Secret")
 CLASS_KINDS = ("Ingress", "NetworkPolicy")
 APPLY = "application/apply-patch+yaml"
+MERGE = "application/merge-patch+json"
+CONTAINER = "desktop"  # the seat's container (kube_manifests): where exec runs
+EXEC_TIMEOUT = 600.0  # seconds a command in a seat may take (a large home's tar)
+EXEC_JOBS = 8  # idle probes at once (one exec each)
 _RETRY = (429, 500, 502, 503, 504)
 _ATTEMPTS = 4
 
@@ -56,6 +66,76 @@ def _decoded(secret: dict[str, Any]) -> dict[str, str]:
 def dry_run_yaml(cls: ClassRequest, settings: Any) -> str:
     """What `lab up --backend kubernetes --dry-run -o yaml` prints: no cluster needed."""
     return dump_yaml(manifests(cls, settings))
+
+
+class ExecFailed(DocpipeError):
+    """A command in a seat exited with a status not allowed, or exec itself failed (code None)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _exec_error(exc: Exception) -> str:
+    """The API server's answer to a refused exec (its Status message), in one line."""
+    text = str(getattr(exc, "reason", "") or exc)
+    body = text.rsplit("-+-+-", 1)[-1].strip()  # websocket-client: "Handshake status 404 ... -+-+- {body}"
+    try:
+        detail = json.loads(body)
+        text = f"{detail.get('code', '')} {detail.get('reason', '')}: {detail.get('message', '')}"
+    except ValueError:
+        pass
+    return " ".join(text.split())[:300]
+
+
+def pod_exec(api: Any, namespace: str, pod: str, argv: Sequence[str], *, ok: Sequence[int] = (0,),
+             timeout: float = EXEC_TIMEOUT, on_stderr: list[bytes] | None = None) -> Iterator[bytes]:
+    """`argv` in the pod's seat container through the API server's exec (WebSocket, binary frames),
+    its stdout as it arrives; at the end, ExecFailed unless the exit status is in `ok` (stderr's
+    tail in the message). No shell: argv is fixed by docpipe, never from a doc or a student."""
+    from kubernetes import client as k8s
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.stream import stream
+
+    # stream() swaps call_api on the ApiClient it is given for the length of the call: on a shared
+    # one, another thread's plain request (a list, a scale) would go out as a WebSocket. A client of
+    # its own per exec (same configuration: server, token, TLS) keeps them apart.
+    core = k8s.CoreV1Api(k8s.ApiClient(api.configuration))
+    try:
+        ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=CONTAINER, command=list(argv),
+                    stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False, binary=True)
+    except ApiException as exc:
+        raise ExecFailed(f"kubernetes: exec in {pod}: {_exec_error(exc)}") from None
+    err = b""
+    try:
+        deadline = time.monotonic() + timeout
+        while ws.is_open():
+            if time.monotonic() > deadline:
+                raise ExecFailed(f"{argv[0]} in {pod} took longer than {timeout:g}s")
+            ws.update(timeout=1)
+            # Taken straight from the client's buffers (kubernetes 37's WSClient._channels): its
+            # read_stdout/read_stderr read on from the socket when a channel is empty, and frames
+            # read then could be dropped below. It also keeps a copy of all output (read_all):
+            # dropped each time, a home can be large, but never once the closing Status (channel
+            # 3), which returncode reads, is in.
+            channels = ws._channels
+            out = channels.pop(1, b"")
+            err = (err + channels.pop(2, b""))[-2000:]
+            if 3 not in channels:
+                ws.read_all()
+            if out:
+                yield out
+        try:
+            code = ws.returncode
+        except (TypeError, KeyError, ValueError):
+            raise ExecFailed(f"exec in {pod} ended without an exit status") from None
+    finally:
+        ws.close()
+    if on_stderr is not None:
+        on_stderr.append(err)
+    if code not in ok:
+        tail = " ".join(err.decode("utf-8", errors="replace").split())[-200:]
+        raise ExecFailed(f"{argv[0]} in {pod} exited with status {code}" + (f": {tail}" if tail else ""), code)
 
 
 def _parse_time(value: str) -> datetime:
@@ -85,6 +165,15 @@ def _api_client(context: str) -> Any:
         raise DocpipeError(f"kubernetes configuration: {str(exc)[:200]}") from None
 
 
+def _home_of(dep: dict[str, Any]) -> str:
+    """Where the seat's home claim is mounted in its container (kube_manifests: the volume "home")."""
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    mounts = [m["mountPath"] for m in container.get("volumeMounts") or [] if m.get("name") == "home"]
+    if not mounts:
+        raise DocpipeError(f"seat {dep['metadata']['name']} has no home mounted")
+    return str(mounts[0])
+
+
 class KubernetesBackend:
     name = "kubernetes"
 
@@ -96,19 +185,21 @@ class KubernetesBackend:
         self.requests = 0  # for bench/lab_k8s.py: every HTTP request made
 
     # -------------------------------------------------------------------------- wire
-    def _path(self, kind: str, name: str = "") -> str:
+    def _path(self, kind: str, name: str = "", sub: str = "") -> str:
         prefix, plural = RESOURCES[kind]
         path = f"{prefix}/namespaces/{urllib.parse.quote(self.namespace)}/{plural}"
-        return f"{path}/{urllib.parse.quote(name)}" if name else path
+        path = f"{path}/{urllib.parse.quote(name, safe='')}" if name else path
+        return f"{path}/{sub}" if sub else path
 
     def _call(self, method: str, kind: str, name: str = "", query: list[tuple[str, str]] | None = None,
-              body: Any = None, content_type: str | None = None, missing_ok: bool = False) -> dict[str, Any]:
+              body: Any = None, content_type: str | None = None, missing_ok: bool = False,
+              sub: str = "") -> dict[str, Any]:
         import urllib3
 
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        serialized = self.api.param_serialize(method=method, resource_path=self._path(kind, name),
+        serialized = self.api.param_serialize(method=method, resource_path=self._path(kind, name, sub),
                                               query_params=query or [], header_params=headers, body=body,
                                               auth_settings=["BearerToken"])
         for attempt in range(_ATTEMPTS):
@@ -259,10 +350,11 @@ class KubernetesBackend:
             return None  # half-deleted seat: `up` or `down` finishes it
         data = _decoded(secret)
         container = dep["spec"]["template"]["spec"]["containers"][0]
-        ports = [p["containerPort"] for p in container.get("ports") or []]
+        named = {p.get("name", ""): p["containerPort"] for p in container.get("ports") or []}
+        workshop_ports = tuple(v for k, v in named.items() if k.startswith("p") and k[1:].isdigit())
         cls = ClassRequest(workshop=lbls.get(WORKSHOP_LABEL, ""), class_id=lbls.get(CLASS_LABEL, ""),
                            class_token="", image=container.get("image", ""), revision="",
-                           desktop_port=ports[0] if ports else 0, ports=tuple(ports[1:]), memory=1, cpus=1,
+                           desktop_port=named.get("desktop", 0), ports=workshop_ports, memory=1, cpus=1,
                            public_url="", origin=lbls.get(ORIGIN_LABEL, ""))
         seat = SeatRequest(seat=lbls.get(SEAT_LABEL, ""), student=ann.get(STUDENT_ANNOTATION, ""), email="",
                            token=data.get("token", ""), watch_token=data.get("watch-token", ""),
@@ -270,10 +362,118 @@ class KubernetesBackend:
                            expires=ann.get(EXPIRES_LABEL, ""))
         if seat.expires and _parse_time(seat.expires) < now:
             state = "expired"
+        elif dep["spec"].get("replicas", 1) == 0:
+            state = "stopped"  # by `lab reap --idle`; `lab up` starts it again
         else:
             state = "running" if (cls.class_id, seat.seat) in ready else "starting"
-        info = seat_info(cls, seat, ann.get(HOST_ANNOTATION, ""), state)
-        return info
+        return seat_info(cls, seat, ann.get(HOST_ANNOTATION, ""), state, agent="agent" in named)
+
+    # -------------------------------------------------------------------------- inside the seats
+    def _pods(self, selector: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """(class, seat) -> its Running pod."""
+        out = {}
+        for pod in self.list_objects("Pod", selector):
+            if (pod.get("status") or {}).get("phase") == "Running":
+                lbls = pod["metadata"].get("labels") or {}
+                out[(lbls.get(CLASS_LABEL, ""), lbls.get(SEAT_LABEL, ""))] = pod
+        return out
+
+    @staticmethod
+    def _key(dep: dict[str, Any]) -> tuple[str, str]:
+        lbls = dep["metadata"].get("labels") or {}
+        return lbls.get(CLASS_LABEL, ""), lbls.get(SEAT_LABEL, "")
+
+    def collect(self, workshop: str, dest: Path) -> list[collect.Collected]:
+        """`lab collect`: tar of each seat's home, run in its pod (as the seat's user, nothing
+        followed outside the home), streamed over exec into collect.write_archive's checks; a
+        failing seat is reported and the others are still collected."""
+        selector = f"{MANAGED},{WORKSHOP_LABEL}={workshop}"
+        pods = self._pods(selector)
+        done: list[collect.Collected] = []
+        for dep in sorted(self.list_objects("Deployment", selector), key=lambda d: self._key(d)[1]):
+            class_id, seat = self._key(dep)
+            student = (dep["metadata"].get("annotations") or {}).get(STUDENT_ANNOTATION, "")
+            pod = pods.get((class_id, seat))
+            out = dest / f"{seat}.tar.gz"
+            if pod is None:
+                why = "stopped (`lab reap --idle`)" if dep["spec"].get("replicas", 1) == 0 else "not running yet"
+                done.append(collect.Collected(seat, student, "", 0, f"seat is {why}: `docpipe lab up {workshop}` "
+                                              "starts it, then collect again"))
+                continue
+            try:
+                stream = pod_exec(self.api, self.namespace, pod["metadata"]["name"], collect.tar_command(_home_of(dep)),
+                                  ok=(0, 1))  # 1: a file changed while tar read it (the archive is still whole)
+                size = collect.write_archive(out, stream)
+                done.append(collect.Collected(seat, student, str(out), size))
+            except (DocpipeError, OSError) as exc:
+                done.append(collect.Collected(seat, student, "", 0, " ".join(str(exc).split())[:200]))
+        # Homes whose seat is gone (`lab down`, or past its ttl): reading a claim needs a pod, which
+        # docpipe's role may not create; said, not skipped in silence.
+        seated = {d.seat for d in done}
+        claims = self.list_objects("PersistentVolumeClaim", f"{selector},{HOME_KUBE_LABEL}")
+        for seat in sorted({(c["metadata"].get("labels") or {}).get(SEAT_LABEL, "") for c in claims} - seated - {""}):
+            done.append(collect.Collected(seat, "", "", 0, "no seat mounts this home any more (it is kept): "
+                                          f"`docpipe lab up {workshop}` with the same roster mounts it again"))
+        return done
+
+    def _seen(self, pod: str) -> int | None:
+        """The epoch in idle.SEEN_FILE (None when nobody was ever connected: no file yet)."""
+        try:
+            data = b"".join(pod_exec(self.api, self.namespace, pod, ["cat", idle.SEEN_FILE], timeout=30))
+        except ExecFailed as exc:
+            if exc.code == 1:  # cat: no such file
+                return None
+            raise
+        return idle.parse_seen(data[:64])
+
+    def _activity(self, workshop: str | None) -> tuple[dict[str, idle.Activity], set[str]]:
+        """Each seat's viewers (Deployment name -> Activity) and the seats whose probe could not be
+        read (exec refused or failed): those are never taken for idle."""
+        selector = MANAGED + (f",{WORKSHOP_LABEL}={workshop}" if workshop else "")
+        pods = self._pods(selector)
+        now = datetime.now(UTC)
+        deployments = self.list_objects("Deployment", selector)
+
+        def one(dep: dict[str, Any]) -> tuple[str, idle.Activity | None]:
+            pod = pods.get(self._key(dep))
+            seat = self._key(dep)[1]
+            created = _parse_time(dep["metadata"].get("creationTimestamp") or now.isoformat())
+            if pod is None:
+                return dep["metadata"]["name"], idle.activity(seat, False, None, created, now)
+            started = _parse_time((pod.get("status") or {}).get("startTime") or now.isoformat())
+            try:
+                seen = self._seen(pod["metadata"]["name"])
+            except DocpipeError:
+                return dep["metadata"]["name"], None
+            return dep["metadata"]["name"], idle.activity(seat, True, seen, started, now)
+
+        found: dict[str, idle.Activity] = {}
+        unknown: set[str] = set()
+        if deployments:
+            with ThreadPoolExecutor(max_workers=min(EXEC_JOBS, len(deployments))) as pool:
+                for name, act in pool.map(one, deployments):
+                    if act is None:
+                        unknown.add(name)
+                    else:
+                        found[name] = act
+        return found, unknown
+
+    def activity(self, workshop: str | None = None) -> dict[str, idle.Activity]:
+        """`lab status`'s connected / last_seen per seat (a seat whose probe failed has neither)."""
+        return self._activity(workshop)[0]
+
+    def stop_idle(self, seconds: float) -> list[str]:
+        """`lab reap --idle`: scale to 0 replicas the running seats nobody was connected to for
+        `seconds`; Secret, Service, routes and home stay, so `lab up` starts them with the same links."""
+        now = datetime.now(UTC)
+        acts, _ = self._activity(None)
+        stopped = []
+        for name, a in sorted(acts.items()):
+            if a.running and idle.idle_for(a, now) >= seconds:
+                self._call("PATCH", "Deployment", name, [("fieldManager", MANAGER)], body={"spec": {"replicas": 0}},
+                           content_type=MERGE, sub="scale")
+                stopped.append(name)
+        return stopped
 
     def down(self, workshop: str) -> int:
         selector = f"{MANAGED},{WORKSHOP_LABEL}={workshop}"

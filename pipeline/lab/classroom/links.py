@@ -164,6 +164,12 @@ def seat_base(origin: str, token: str) -> str:
     return origin + seat_path(token)
 
 
+def seat_prefix() -> str:
+    """What every seat path starts with: on Kubernetes, what the desktop host's Ingress sends to the
+    seat agent (which serves its own key's pages under it only)."""
+    return f"/{_SEAT}/"
+
+
 def files_url(origin: str, token: str) -> str:
     """The student's files page: on the desktop's origin, under the desktop's key (same guard)."""
     return f"{origin}{seat_path(token)}{FILES}/"

@@ -19,11 +19,13 @@ from typing import Any
 
 from pipeline.lab.classroom.backend import Backend, SeatInfo
 from pipeline.lab.image.bases import profile_for
+from pipeline.lab.image.parse import MAX_CHECK_TIMEOUT, MAX_CHECKS
 from pipeline.lab.image.spec import DEFAULT_BASE
 from pipeline.lab.labels import BASE_LABEL, SEAT_LABEL, WORKSHOP_LABEL
 
 RUNNER = "/usr/local/bin/docpipe-check"
 JOBS = 8  # seats checked at once: each exec is a process in a seat, cheap, but engines have limits
+RUNNER_TIMEOUT = MAX_CHECKS * MAX_CHECK_TIMEOUT + 60  # every check at its longest, and a margin
 
 
 @dataclass(frozen=True)
@@ -75,16 +77,20 @@ def kube_exec(api_client: Any, namespace: str, selector: Callable[[SeatInfo], st
     """The runner in a seat's pod through the API server's exec (websocket), official client."""
     def run(seat: SeatInfo) -> bytes:
         from kubernetes import client as k8s
-        from kubernetes.stream import stream
+
+        from pipeline.lab.classroom.kube_seats import ExecFailed, pod_exec
 
         core = k8s.CoreV1Api(api_client)
         names = [p.metadata.name for p in core.list_namespaced_pod(namespace, label_selector=selector(seat)).items
                  if p.status and p.status.phase == "Running" and p.metadata and p.metadata.name]
         if not names:
             raise RuntimeError("no running pod")
-        out = stream(core.connect_get_namespaced_pod_exec, names[0], namespace, container="desktop",
-                     command=[RUNNER], stderr=False, stdin=False, stdout=True, tty=False, _preload_content=True)
-        return str(out).encode("utf-8")
+        try:
+            return b"".join(pod_exec(api_client, namespace, names[0], [RUNNER], timeout=RUNNER_TIMEOUT))
+        except ExecFailed as exc:
+            if exc.code in (126, 127):
+                raise RuntimeError("this seat's image has no docpipe-check (no checks, or built before them)") from None
+            raise
     return run
 
 

@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """docpipe-agent: the seat's own small web app, run as the student inside docpipe's desktop base.
 
-The gateway routes a seat's files and progress links here (links.files_url, links.progress_url:
-under the desktop's own key, so a forged key never reaches a seat), with the seat's path prefix
-taken off, so this app serves
+The Docker gateway routes a seat's files and progress links here (links.files_url,
+links.progress_url: under the desktop's own key, so a forged key never reaches a seat), with the
+seat's path prefix taken off, so this app serves
 
     GET  /files/?path=REL           the home (or a folder of it), folders navigable
     GET  /files/get?path=REL        one file
     GET  /files/download?path=REL   the home or a folder as a tar.gz, streamed
     POST /files/upload?path=REL     files from the browser into that folder (multipart, size-limited)
     GET  /progress[?format=json]    the workshop's progress checks, run now (docpipe-check)
+
+On Kubernetes no proxy takes a prefix off (plain Ingress path rules, no controller's rewrite): the
+Ingress sends every seat path of the desktop's host here, and with DOCPIPE_AGENT_PREFIX (the
+seat's own path, its token filled in from the seat's Secret) the app serves the same pages under
+that prefix only, compared in constant time, so the Ingress holds no secret and a forged key gets a
+404 from the seat itself.
 
 Every link it writes is relative, so it works under any prefix. Only the standard library and
 aiohttp (Debian's python3-aiohttp in the image): a seat has no docpipe.
@@ -283,14 +289,24 @@ def _archive_name(home: Path, real: Path) -> str:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(home: Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, runner: list[str] | None = None) -> web.Application:
+def make_app(home: Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, runner: list[str] | None = None,
+             prefix: str = "") -> web.Application:
+    """The pages at /files/ and /progress, or under `prefix` (a path like /a/b: its parts are
+    matched as variables, then compared whole in constant time, so a forged one gets a 404)."""
     secret = secrets.token_bytes(32)
+    parts = [p for p in prefix.split("/") if p]
+    if prefix and (not parts or "$(" in prefix or prefix != "/" + "/".join(parts)):
+        raise ValueError("DOCPIPE_AGENT_PREFIX must be a path like /a/b with its variables filled in")
+    route = "".join(f"/{{p{i}}}" for i in range(len(parts)))
     check_lock = asyncio.Lock()
     run = runner or [sys.executable, RUNNER, CHECKS]
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            asked = "".join("/" + request.match_info.get(f"p{i}", "") for i in range(len(parts)))
+            if prefix and not hmac.compare_digest(asked.encode(), prefix.encode()):
+                raise web.HTTPNotFound()
             resp = await handler(request)
         except Refused as exc:
             resp = web.Response(status=exc.status, text=f"{exc}\n", content_type="text/plain")
@@ -367,7 +383,7 @@ def make_app(home: Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, runner: list[
             for tmp_path, _dest in done:
                 tmp_path.unlink(missing_ok=True)
         # An absolute path: the gateway puts the seat's prefix in front (proxy_redirect).
-        return web.Response(status=303, headers={"Location": f"/files/?path={_q(relative(home, target))}"})
+        return web.Response(status=303, headers={"Location": f"{prefix}/files/?path={_q(relative(home, target))}"})
 
     async def progress(request: web.Request) -> web.StreamResponse:
         async with check_lock:  # one run at a time, however often the page is reloaded
@@ -383,11 +399,11 @@ def make_app(home: Path, upload_limit: int = DEFAULT_UPLOAD_LIMIT, runner: list[
         return web.Response(text=progress_page(results), content_type="text/html")
 
     app = web.Application(middlewares=[guard])
-    app.router.add_get("/files/", files)
-    app.router.add_get("/files/get", get)
-    app.router.add_get("/files/download", download)
-    app.router.add_post("/files/upload", upload)
-    app.router.add_get("/progress", progress)
+    app.router.add_get(f"{route}/files/", files)
+    app.router.add_get(f"{route}/files/get", get)
+    app.router.add_get(f"{route}/files/download", download)
+    app.router.add_post(f"{route}/files/upload", upload)
+    app.router.add_get(f"{route}/progress", progress)
     return app
 
 
@@ -395,7 +411,8 @@ def main() -> None:
     home = Path(os.environ.get("HOME") or "/home/student")
     limit = int(os.environ.get("DOCPIPE_UPLOAD_LIMIT") or DEFAULT_UPLOAD_LIMIT)
     port = int(os.environ.get("DOCPIPE_AGENT_PORT") or PORT)
-    web.run_app(make_app(home, limit), host="0.0.0.0", port=port, access_log=None, print=None)
+    prefix = os.environ.get("DOCPIPE_AGENT_PREFIX", "")  # set on Kubernetes seats only (kube_manifests)
+    web.run_app(make_app(home, limit, prefix=prefix), host="0.0.0.0", port=port, access_log=None, print=None)
 
 
 if __name__ == "__main__":

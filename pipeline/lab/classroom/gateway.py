@@ -268,19 +268,25 @@ def configure(gw: Any, files: dict[str, bytes]) -> None:
 # The help logs are renamed before they are read and nginx reopens its logs, so a line nginx
 # writes meanwhile lands in one file or the other; a `.taken` file an earlier take left (docpipe
 # stopped before it removed it) is read again rather than overwritten.
-_TAKE = (f'cd {CONF_DIR}/{AUDIT_DIR} 2>/dev/null || exit 0; for f in *.log; do [ -e "$f" ] || continue; '
-         '[ -e "$f.taken" ] || mv "$f" "$f.taken"; done; nginx -e stderr -q -s reopen; sleep 0.3')
+_TAKE = (f'cd {CONF_DIR}/{AUDIT_DIR} 2>/dev/null || exit 0; moved=0; for f in *.log; do '
+         '[ -s "$f" ] && [ ! -e "$f.taken" ] && mv "$f" "$f.taken" && moved=1; done; '
+         'if [ "$moved" = 1 ]; then nginx -e stderr -q -s reopen; sleep 0.3; fi; ls -1 -- *.taken 2>/dev/null || true')
 _TAKEN = ".log.taken"
 
 
 def take_help_log(gw: Any) -> dict[str, bytes]:
     """The class pages' help links followed since the last take (nginx.AUDIT_FORMAT lines), by
-    workshop; `drop_help_log` removes them once they are in the workdir's audit log."""
+    workshop; `drop_help_log` removes them once they are in the workdir's audit log. With nothing
+    followed it costs one exec (every lab command runs it)."""
     from docker.errors import APIError, NotFound
 
     if gw.status != "running":
         return {}
-    _exec(gw, ["sh", "-c", _TAKE])
+    code, listed = gw.exec_run(["sh", "-c", _TAKE])
+    if code != 0:
+        raise DocpipeError(f"reading the gateway's help log failed (exit {code})")
+    if not listed.strip():
+        return {}
     try:
         stream, _ = gw.get_archive(f"{CONF_DIR}/{AUDIT_DIR}")
     except (NotFound, APIError):

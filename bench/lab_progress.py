@@ -78,7 +78,7 @@ def main() -> None:
                "DOCPIPE_LAB_LISTEN": f"127.0.0.1:{port}", "DOCPIPE_LAB_PUBLIC_URL": f"https://lab.localhost:{port}",
                "DOCPIPE_LAB_MAX_SEATS": str(args.seats)}
         up = [sys.executable, "-m", "pipeline.cli", "lab", "up", WORKSHOP, "--json", "--seats"]
-        down = [sys.executable, "-m", "pipeline.cli", "lab", "down", WORKSHOP]
+        down = [sys.executable, "-m", "pipeline.cli", "lab", "down", WORKSHOP, "--purge"]
         try:
             # Baseline: one seat, one check (its checks file cut to the first check, in the seat).
             seat = json.loads(subprocess.run(up + ["1"], env=env, check=True, capture_output=True, text=True,

@@ -194,7 +194,7 @@ def main() -> None:
                 serve.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 serve.kill()
-            subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "down", WS], env=env, capture_output=True,
+            subprocess.run([sys.executable, "-m", "pipeline.cli", "lab", "down", WS, "--purge"], env=env, capture_output=True,
                            check=False)
             for image in client.images.list():
                 for tag in image.tags:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pygit2
 
-from tests.support.pull import cli
+from tests.support.pull import cli, demo_port
 
 
 def test_demo_runs_the_whole_job_and_a_rerun_changes_nothing(tmp_path: Path) -> None:
     wd = tmp_path / "demo"
-    r = cli(["demo", "--workdir", str(wd), "--dry-run-lab", "--json"], timeout=300)
+    with demo_port():
+        r = cli(["demo", "--workdir", str(wd), "--dry-run-lab", "--json"], timeout=300)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     stages = {s["stage"]: s["status"] for s in summary["run"]["folders"][0]["stages"]}
@@ -55,7 +56,8 @@ def test_demo_runs_the_whole_job_and_a_rerun_changes_nothing(tmp_path: Path) -> 
     assert f"`{tag}`" in (wd / "site" / "docs" / "workshops" / "ws-go-promisegrid.md").read_text()
     assert summary["docker_engine"] is False
     # The text summary tells a newcomer where to look.
-    r_text = cli(["demo", "--workdir", str(wd), "--dry-run-lab"], timeout=300)
+    with demo_port():
+        r_text = cli(["demo", "--workdir", str(wd), "--dry-run-lab"], timeout=300)
     assert r_text.returncode == 0, r_text.stderr
     assert f"git -C {wd / 'archive'} log" in r_text.stdout and "http.server" in r_text.stdout
     # The true reason the lab was only planned: the flag, not a missing engine.
@@ -70,9 +72,10 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 def test_two_fresh_demos_give_byte_identical_stores_histories_and_sites(tmp_path: Path) -> None:
-    for name in ("a", "b"):
-        r = cli(["demo", "--workdir", str(tmp_path / name), "--dry-run-lab", "--json"], timeout=300)
-        assert r.returncode == 0, r.stderr
+    with demo_port():
+        for name in ("a", "b"):
+            r = cli(["demo", "--workdir", str(tmp_path / name), "--dry-run-lab", "--json"], timeout=300)
+            assert r.returncode == 0, r.stderr
     a, b = tmp_path / "a", tmp_path / "b"
     assert tree_bytes(a / "store") == tree_bytes(b / "store")
     assert tree_bytes(a / "public") == tree_bytes(b / "public")

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.pull import demo_port
+
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 WORKFLOW = ROOT / ".gitea" / "workflows" / "publish.yml"
@@ -61,7 +63,8 @@ def _demo_twice(bin_dir: Path, tmp_path: Path) -> None:
     assert Path(where).resolve().is_relative_to(bin_dir.parent.resolve()), where
     workdir = away / "demo"
     for attempt in (1, 2):
-        out = _run([bin_dir / "docpipe", "demo", "--workdir", workdir, "--dry-run-lab", "--json"], away).stdout
+        with demo_port():
+            out = _run([bin_dir / "docpipe", "demo", "--workdir", workdir, "--dry-run-lab", "--json"], away).stdout
         summary = json.loads(out)
         assert summary["run"]["ok"], (attempt, summary)
         assert summary["docpipe_version"] == VERSION

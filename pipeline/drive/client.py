@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import http.client
 import socket
+import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import google.auth.exceptions
 import google_auth_httplib2
 import httplib2
-import requests
-from google.auth.transport.requests import AuthorizedSession
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import set_user_agent
@@ -34,9 +33,10 @@ from pipeline.drive.ratelimit import RateLimiter
 from pipeline.drive.retry import RetryPolicy, error_message, error_reason, is_retryable, parse_retry_after
 from pipeline.errors import BadInput, DocpipeError
 
+if TYPE_CHECKING:  # requests loads only with the first download: a no-op pull never needs it
+    from requests import Session as _Session
+
 _T = TypeVar("_T")
-# DriveClient has a `requests` counter, which hides the module inside the class body.
-_Session = requests.Session
 
 HTTP_TIMEOUT = 60.0
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024
@@ -47,11 +47,17 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     socket.timeout,
     TimeoutError,
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
 )
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The errors worth a retry; requests' own once a download has loaded it (nothing else raises them)."""
+    if "requests" not in sys.modules:
+        return _TRANSPORT_ERRORS
+    import requests as req  # waits for another thread's import of it to finish
+
+    return (*_TRANSPORT_ERRORS, req.ConnectionError, req.Timeout, req.exceptions.ChunkedEncodingError,
+            req.exceptions.ContentDecodingError)
 
 
 class DriveCallError(DocpipeError):
@@ -116,6 +122,9 @@ class DriveClient:
         name = "auth_session" if authorized else "plain_session"
         s = getattr(self._local, name, None)
         if s is None:
+            import requests
+            from google.auth.transport.requests import AuthorizedSession
+
             s = AuthorizedSession(self._creds.credentials) if authorized else requests.Session()
             s.headers["User-Agent"] = USER_AGENT
             setattr(self._local, name, s)
@@ -164,7 +173,7 @@ class DriveClient:
                 last = f"HTTP {st.status}{' ' + st.reason if st.reason else ''}"
             except google.auth.exceptions.RefreshError:
                 raise self._bad_credentials() from None
-            except _TRANSPORT_ERRORS as exc:
+            except _transport_errors() as exc:
                 self._reset_connections()
                 last = f"connection error ({type(exc).__name__})"
             except ValueError:

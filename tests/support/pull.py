@@ -192,3 +192,18 @@ def service_account_file(path: Path, token_uri: str, email: str = "puller@docpip
         "token_uri": token_uri,
     }))
     return path
+
+
+@contextlib.contextmanager
+def demo_port() -> Iterator[None]:
+    """Held while a test runs `docpipe demo`: a demo's exports name their images by the emulator's
+    fixed port (pipeline/demo.py DEMO_PORT), so two demos at once on other workers would move one
+    to another port and its store would differ, as it rightly does for other input."""
+    import fcntl
+
+    with open(Path(tempfile.gettempdir()) / "docpipe-test-demo-port.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

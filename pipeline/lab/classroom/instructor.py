@@ -14,15 +14,14 @@ from pipeline.errors import BadInput
 from pipeline.lab import labels as L
 from pipeline.lab.classroom import roster
 from pipeline.lab.classroom.backend import Backend, ClassRequest, SeatRequest, new_password, new_token, rfc3339
-from pipeline.lab.image import provision
 from pipeline.lab.image.bases import NOVNC_PROFILE, profile_for
 from pipeline.lab.image.spec import DEFAULT_BASE, DEFAULT_CPUS, DEFAULT_MEMORY
-from pipeline.lab.image.workshops import Workshop
 from pipeline.lab.settings import LabSettings
 from pipeline.slugs import workshop_slug
 
 if TYPE_CHECKING:
     from pipeline.config import FolderSettings
+    from pipeline.lab.image.workshops import Workshop
 
 NOVNC_DESKTOP_PORT = NOVNC_PROFILE.desktop_port
 _DOC_LINK = re.compile(r"https://docs\.google\.com/document/(?:u/\d+/)?d/([A-Za-z0-9_-]{20,})")
@@ -53,6 +52,8 @@ class Pipeline:
 def resolve_workshop(workdir: Path, ref: str, settings: LabSettings, *,
                      fetch: FetchDoc) -> tuple[str, Workshop | None]:
     """(archive commit, the workshop WORKSHOP names); a Docs link or file id is fetched first."""
+    from pipeline.lab.image import provision  # not at import: every docpipe command loads this module
+
     file_id = doc_id_of(ref)
     if file_id:
         fetch(file_id)
@@ -73,7 +74,7 @@ def resolve_image(workdir: Path, ref: str, settings: LabSettings, *, fetch: Fetc
     """(workshop slug, image ref) for WORKSHOP; builds the image when the archive has a newer spec."""
     commit, ws = resolve_workshop(workdir, ref, settings, fetch=fetch)
     if ws is not None:
-        from pipeline.lab.image import engine
+        from pipeline.lab.image import engine, provision
 
         settings = provision.with_archive(workdir, settings)
         client = client or engine.client()

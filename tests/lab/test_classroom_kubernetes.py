@@ -23,7 +23,9 @@ from pipeline.lab.classroom.kube_manifests import K8S_VERSION, dump_yaml, manife
 from pipeline.lab.classroom.kube_seats import KubernetesBackend, _api_client, dry_run_yaml
 from pipeline.lab.labels import LAUNCHER_ORIGIN
 from pipeline.lab.settings import LabSettings
-from tests.support.kube_server import KubeServer, schema_errors
+from tests.support.kube_server import KubeServer, schema_errors, server
+
+__all__ = ["server"]  # the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGEST = "registry.example.org:5000/docpipe/intro@sha256:" + "ab" * 32
@@ -184,11 +186,6 @@ def test_rbac_validates_and_grants_only_what_docpipe_uses() -> None:
 # ------------------------------------------------------------------------------ 2: test API server
 
 
-@pytest.fixture()
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeServer]:
-    with KubeServer(secrets.token_hex(16)) as srv:
-        monkeypatch.setenv("KUBECONFIG", str(srv.kubeconfig(tmp_path / "kubeconfig")))
-        yield srv
 
 
 def objects(srv: KubeServer, plural: str) -> dict[str, str]:

@@ -16,16 +16,13 @@ import pytest
 from pipeline.lab.classroom.kube_manifests import K8S_VERSION, manifests
 from pipeline.lab.classroom.kube_seats import KubernetesBackend
 from tests.lab.test_classroom_kubernetes import DIGEST, SETTINGS, klass, seat
-from tests.support.kube_server import KubeServer, schema_errors
+from tests.support.kube_server import KubeServer, schema_errors, server
+
+__all__ = ["server"]  # the fixture
 
 HOST = "lab.example.org"
 
 
-@pytest.fixture()
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeServer]:
-    with KubeServer(secrets.token_hex(16)) as srv:
-        monkeypatch.setenv("KUBECONFIG", str(srv.kubeconfig(tmp_path / "kubeconfig")))
-        yield srv
 
 
 def test_the_agent_is_routed_on_the_desktops_host_only(server: KubeServer) -> None:

@@ -25,16 +25,13 @@ from pipeline.lab.classroom import progress
 from pipeline.lab.classroom.kube_seats import ExecFailed, KubernetesBackend, pod_exec
 from pipeline.lab.settings import LabSettings
 from tests.lab.test_classroom_kubernetes import SETTINGS, klass, seat
-from tests.support.kube_server import KubeServer
+from tests.support.kube_server import KubeServer, server
+
+__all__ = ["server"]  # the fixture
 
 HOST = "lab.example.org"
 
 
-@pytest.fixture()
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeServer]:
-    with KubeServer(secrets.token_hex(16)) as srv:
-        monkeypatch.setenv("KUBECONFIG", str(srv.kubeconfig(tmp_path / "kubeconfig")))
-        yield srv
 
 
 def pod_of(srv: KubeServer, seat_name: str) -> str:

@@ -25,7 +25,9 @@ from pipeline.lab.launcher.seats import ClassroomSeats
 from pipeline.lab.launcher.serve import parse_images
 from pipeline.lab.launcher.store import Store
 from pipeline.lab.settings import LabSettings
-from tests.support.kube_server import KubeServer
+from tests.support.kube_server import KubeServer, server
+
+__all__ = ["server"]  # the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGEST = "registry.example.org:5000/docpipe/intro@sha256:" + "ab" * 32
@@ -76,11 +78,6 @@ def test_the_systemd_unit_runs_lab_serve() -> None:
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
-@pytest.fixture()
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeServer]:
-    with KubeServer(secrets.token_hex(16)) as srv:
-        monkeypatch.setenv("KUBECONFIG", str(srv.kubeconfig(tmp_path / "kubeconfig")))
-        yield srv
 
 
 def test_launcher_seats_on_the_kubernetes_backend(server: KubeServer, tmp_path: Path) -> None:

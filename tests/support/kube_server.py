@@ -26,12 +26,13 @@ import struct
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
 import jsonschema
+import pytest
 import yaml
 from kubernetes_validate import utils as kv_utils
 from referencing import Registry, Resource
@@ -576,3 +577,13 @@ class KubeServer(ThreadingHTTPServer):
         }
         path.write_text(yaml.safe_dump(config))
         return path
+
+
+@pytest.fixture()
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KubeServer]:
+    """A test API server for one test, with KUBECONFIG pointing at it (as a user's would)."""
+    import secrets
+
+    with KubeServer(secrets.token_hex(16)) as srv:
+        monkeypatch.setenv("KUBECONFIG", str(srv.kubeconfig(tmp_path / "kubeconfig")))
+        yield srv

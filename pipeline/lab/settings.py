@@ -9,7 +9,7 @@ nothing again. A field named like a [lab] key takes that key's value.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,10 +59,7 @@ class LabSettings:
 
     @property
     def upload_limit_bytes(self) -> int:
-        size = size_bytes(self.upload_limit)
-        if size is None:  # only settings made in code can get here: config refuses a bad size
-            raise ValueError(f"lab upload_limit {self.upload_limit!r} is not a size")
-        return size
+        return _parsed(size_bytes, self.upload_limit, "upload_limit", "a size")
 
     # `lab serve` (pipeline/lab/launcher/)
     warm: int = 0  # started seats kept ready per workshop
@@ -71,10 +68,7 @@ class LabSettings:
 
     @property
     def keep_home_seconds(self) -> int:
-        seconds = duration_seconds(self.keep_home)
-        if seconds is None:  # config refuses a bad keep_home
-            raise ValueError(f"lab keep_home {self.keep_home!r} is not a duration")
-        return seconds
+        return _parsed(duration_seconds, self.keep_home, "keep_home", "a duration")
 
     def repo(self, workshop_slug: str) -> str:
         path = f"{self.prefix}/{workshop_slug}"
@@ -82,10 +76,16 @@ class LabSettings:
 
     @property
     def ttl_seconds(self) -> int:
-        seconds = duration_seconds(self.ttl)
-        if seconds is None:  # only settings made in code can get here: config refuses a bad ttl
-            raise ValueError(f"lab ttl {self.ttl!r} is not a duration")
-        return seconds
+        return _parsed(duration_seconds, self.ttl, "ttl", "a duration")
+
+
+def _parsed(parse: Callable[[str], int | None], value: str, key: str, what: str) -> int:
+    """A quantity setting's number; only settings made in code can fail here (config refuses a
+    bad value with its own one-line error first)."""
+    number = parse(value)
+    if number is None:
+        raise ValueError(f"lab {key} {value!r} is not {what}")
+    return number
 
 
 def _public_url(url: str | None) -> str:

@@ -15,7 +15,7 @@ import http.client
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -252,9 +252,8 @@ class DockerBackend:
         from pipeline.lab.classroom import progress
 
         lines = progress.summaries(self.workdir, workshop)
-        return tuple(sorted((seat_info(c).student or seat_info(c).seat, lines[(c.labels or {}).get(SEAT_LABEL, "")])
-                            for c in self._containers(**{WORKSHOP_LABEL: workshop})
-                            if (c.labels or {}).get(SEAT_LABEL, "") in lines))
+        infos = [seat_info(c) for c in self._containers(**{WORKSHOP_LABEL: workshop})]
+        return tuple(sorted((i.student or i.seat, lines[i.seat]) for i in infos if i.seat in lines))
 
     def refresh_pages(self) -> None:
         """Rewrite the gateway's pages (after `lab progress`)."""
@@ -540,7 +539,9 @@ class DockerBackend:
                     done.append(collect.Collected(seat, "", "", 0, detail))
         return sorted(done, key=lambda d: d.seat)
 
-    def _volume_stream(self, workshop: str, volume: str) -> list[bytes]:
+    def _volume_stream(self, workshop: str, volume: str) -> Iterator[bytes]:
+        """The home in `volume` as a tar stream, read through a helper container that is created
+        (never started) with it mounted read-only, and removed once the stream is read or fails."""
         from pipeline.lab.labels import WORKSHOP_IMAGE_LABEL
 
         images = self.client.images.list(filters={"label": f"{WORKSHOP_IMAGE_LABEL}={workshop}"})
@@ -553,7 +554,7 @@ class DockerBackend:
             labels={MANAGED_LABEL: MANAGER, WORKDIR_LABEL: self.lab})
         try:
             stream, _ = helper.get_archive(home)
-            return list(stream)
+            yield from stream  # as it comes: a home is never held in memory whole
         finally:
             helper.remove(force=True)
 

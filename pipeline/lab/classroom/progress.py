@@ -58,6 +58,10 @@ def parse(out: bytes) -> tuple[dict[str, Any], ...]:
     return tuple(checks)
 
 
+NOT_FOUND = (126, 127)  # the shell's "cannot run" and "no such command"
+NO_RUNNER = "this seat's image has no docpipe-check (no checks, or built before them)"
+
+
 def docker_exec(client: Any) -> Callable[[SeatInfo], bytes]:
     def run(seat: SeatInfo) -> bytes:
         container = client.containers.get(seat.container)
@@ -66,9 +70,10 @@ def docker_exec(client: Any) -> Callable[[SeatInfo], bytes]:
         profile = profile_for((container.labels or {}).get(BASE_LABEL) or DEFAULT_BASE, "")
         user = profile.user or str(profile.uid)  # the student, never root
         code, out = container.exec_run([RUNNER], user=user, stdout=True, stderr=False, demux=False)
+        if code in NOT_FOUND:
+            raise RuntimeError(NO_RUNNER)
         if code != 0:
-            raise RuntimeError(f"docpipe-check exited with {code}: {' '.join(out.decode(errors='replace').split())[:200]}"
-                               if code != 126 and code != 127 else "this seat's image has no docpipe-check (no checks, or built before them)")
+            raise RuntimeError(f"docpipe-check exited with {code}: {' '.join(out.decode(errors='replace').split())[:200]}")
         return bytes(out)
     return run
 
@@ -88,8 +93,8 @@ def kube_exec(api_client: Any, namespace: str, selector: Callable[[SeatInfo], st
         try:
             return b"".join(pod_exec(api_client, namespace, names[0], [RUNNER], timeout=RUNNER_TIMEOUT))
         except ExecFailed as exc:
-            if exc.code in (126, 127):
-                raise RuntimeError("this seat's image has no docpipe-check (no checks, or built before them)") from None
+            if exc.code in NOT_FOUND:
+                raise RuntimeError(NO_RUNNER) from None
             raise
     return run
 

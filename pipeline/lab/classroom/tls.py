@@ -111,8 +111,8 @@ def server_names(host: str) -> list[str]:
 
 
 def local_cert(ca_dir: Path, host: str, *, until: dt.datetime) -> Pem:
-    """A fresh server certificate for `host` and `*.host` (or the IP address), signed by the local
-    CA, valid at least until `until` (the class's last expiry)."""
+    """A server certificate for `host` and `*.host` (or the IP address), signed by the local CA,
+    valid at least until `until` (the class's last expiry): the one made before while it fits."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -128,8 +128,9 @@ def local_cert(ca_dir: Path, host: str, *, until: dt.datetime) -> Pem:
     kept = ca_dir / "server.pem"
     if kept.exists():
         try:
-            old_key = serialization.load_pem_private_key(kept.read_bytes(), None)
-            old = x509.load_pem_x509_certificate(kept.read_bytes())
+            data = kept.read_bytes()  # key_pem + cert_pem, as written below
+            old_key = serialization.load_pem_private_key(data, None)
+            old = x509.load_pem_x509_certificate(data)
             if (old.issuer == ca_cert.subject and old.not_valid_after_utc >= until
                     and old.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
                     == x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
